@@ -1,0 +1,2 @@
+/* Builds llhttp's api.c from the directory configure found (--with-llhttp). */
+#include <api.c>

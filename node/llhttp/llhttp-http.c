@@ -1,0 +1,2 @@
+/* Builds llhttp's http.c from the directory configure found (--with-llhttp). */
+#include <http.c>

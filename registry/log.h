@@ -1,0 +1,49 @@
+/*
+ * Leveled logging shared by every zkrouter program.
+ *
+ * Lines go to stderr (with a UTC timestamp, the program name and the level)
+ * or to syslog. The macros check the level before formatting, so a debug
+ * line on a hot path costs one comparison when debug is off. Callers that
+ * have context (a connection, a request id, an app) put it at the start of
+ * the message; see node/ for per-connection wrappers.
+ */
+#ifndef ZKR_LOG_H
+#define ZKR_LOG_H
+
+#include <stdbool.h>
+#include <stdarg.h>
+
+enum zkr_log_level {
+	ZKR_LOG_ERROR = 0,
+	ZKR_LOG_WARN,
+	ZKR_LOG_INFO,
+	ZKR_LOG_DEBUG,
+};
+
+extern enum zkr_log_level zkr_log_threshold;
+
+/* Sets the program name shown on each line and where lines go. */
+void zkr_log_init(const char *ident, enum zkr_log_level level, bool use_syslog);
+void zkr_log_set_level(enum zkr_log_level level);
+
+/* Parses "error", "warn", "info" or "debug"; returns false on anything else. */
+bool zkr_log_parse_level(const char *name, enum zkr_log_level *out);
+const char *zkr_log_level_name(enum zkr_log_level level);
+
+void zkr_log_write(enum zkr_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void zkr_log_vwrite(enum zkr_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+#define zkr_log_at(lvl, ...) \
+	do { \
+		if ((lvl) <= zkr_log_threshold) \
+			zkr_log_write((lvl), __VA_ARGS__); \
+	} while (0)
+
+#define log_error(...) zkr_log_at(ZKR_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  zkr_log_at(ZKR_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  zkr_log_at(ZKR_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) zkr_log_at(ZKR_LOG_DEBUG, __VA_ARGS__)
+
+#endif

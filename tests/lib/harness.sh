@@ -1,0 +1,137 @@
+# Shared helpers for the process-level tests (sourced, not run).
+#
+# Each test gets its own temp directory ($T), starts real processes with
+# `spawn`, and on exit ends exactly those processes, by pid. Ports are
+# picked at run time. On failure the logs of every process are printed.
+# Exit codes follow automake: 0 pass, 1 fail, 77 skip, 99 hard error.
+
+: "${top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+export top_builddir top_srcdir
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/zkrtest.XXXXXX") || exit 99
+HARNESS_PIDS=""
+HARNESS_FAILED=0
+
+harness_cleanup() {
+	local rc=$?
+	local pid
+	for pid in $HARNESS_PIDS; do
+		kill -CONT "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in $HARNESS_PIDS; do
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		for f in "$T"/*.log; do
+			[ -f "$f" ] || continue
+			echo "----- $f (last 60 lines)"
+			tail -n 60 "$f"
+		done
+	fi
+	rm -rf "$T"
+	exit "$rc"
+}
+trap harness_cleanup EXIT
+trap 'exit 1' INT TERM
+
+log() { echo "# $*"; }
+fail() { echo "FAIL: $*"; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+hard_error() { echo "ERROR: $*"; exit 99; }
+
+# Prints one free loopback port (or N with an argument).
+free_port() { "$top_builddir/tests/freeport" "$@"; }
+
+# spawn NAME CMD...: runs CMD in the background, output to $T/NAME.log;
+# sets SPAWNED_PID. The process is ended on exit.
+spawn() {
+	local name=$1
+	shift
+	"$@" >"$T/$name.log" 2>&1 &
+	SPAWNED_PID=$!
+	HARNESS_PIDS="$HARNESS_PIDS $SPAWNED_PID"
+}
+
+# wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
+wait_for() {
+	local deadline=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ $(( $(date +%s%N) / 1000000 )) -lt "$deadline" ] || return 1
+		sleep 0.1
+	done
+}
+
+# Milliseconds since the epoch.
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+
+# ---- ZooKeeper -------------------------------------------------------------
+
+ZK_CLASSPATH=/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/zookeeper-jute.jar:/usr/share/java/slf4j-api.jar:/usr/share/java/slf4j-simple.jar
+
+zk_require() {
+	[ -f /usr/share/java/zookeeper.jar ] || skip "ZooKeeper not installed (apt-get install zookeeper)"
+	command -v java >/dev/null || skip "java not installed (apt-get install default-jre-headless)"
+}
+
+# Sends a four-letter word to 127.0.0.1:PORT and prints the answer.
+zk_4lw() {
+	exec 3<>"/dev/tcp/127.0.0.1/$1" || return 1
+	printf '%s' "$2" >&3
+	timeout 2 cat <&3
+	exec 3<&-
+}
+
+# Serving, not just listening: srvr names a Mode only then.
+zk_ready() { zk_4lw "$1" srvr 2>/dev/null | grep -q "^Mode:"; }
+
+# zk_start [TICK_MS]: a standalone server on a free port. Sets ZK_PORT,
+# ZK_PID, ZK_DIR and ZK (the connect string, no chroot). Session timeouts
+# may be negotiated between 2 and 20 ticks.
+zk_start() {
+	zk_require
+	local tick=${1:-500}
+	ZK_DIR=$T/zk
+	mkdir -p "$ZK_DIR/data"
+	ZK_PORT=$(free_port)
+	cat >"$ZK_DIR/zoo.cfg" <<CFG
+tickTime=$tick
+dataDir=$ZK_DIR/data
+clientPort=$ZK_PORT
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,stat,mntr,cons
+maxClientCnxns=0
+minSessionTimeout=$(( tick * 2 ))
+maxSessionTimeout=$(( tick * 60 ))
+CFG
+	zk_resume
+}
+
+# zk_resume: starts the server again on the same port and data.
+zk_resume() {
+	spawn zookeeper java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+		-Dzookeeper.log.dir="$ZK_DIR" -cp "$ZK_CLASSPATH" \
+		org.apache.zookeeper.server.ZooKeeperServerMain "$ZK_DIR/zoo.cfg"
+	ZK_PID=$SPAWNED_PID
+	ZK=127.0.0.1:$ZK_PORT
+	wait_for 60 zk_ready "$ZK_PORT" || hard_error "ZooKeeper did not start on port $ZK_PORT"
+}
+
+# zk_stop: stops the server (the data stays for zk_resume).
+zk_stop() {
+	kill -TERM "$ZK_PID" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "$ZK_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$ZK_PID" 2>/dev/null
+	wait "$ZK_PID" 2>/dev/null
+}
