@@ -1,0 +1,49 @@
+/*
+ * What zkrouterd needs from the registry, behind one object: a ZooKeeper
+ * session, the watched table of apps (published as route_table snapshots)
+ * and this router's own ephemeral /routers/<node-id> node.
+ *
+ * on_table runs inside the event loop each time a new snapshot is
+ * complete; the callee takes its own reference if it keeps the table.
+ * While ZooKeeper is unreachable nothing is published and the last table
+ * stays in force (fail static).
+ */
+#ifndef ZKR_ROUTER_H
+#define ZKR_ROUTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "registry/table.h"
+
+struct zkr_router_opts {
+	const char *connect;       /* ZooKeeper connect string, with optional /chroot */
+	const char *auth;          /* digest "user:password", or NULL */
+	int session_timeout_ms;
+	const char *node_id;
+	const char *const *listen; /* advertised client addresses */
+	size_t n_listen;
+	const char *admin;         /* admin address, or NULL */
+	const char *version;
+};
+
+struct zkr_router;
+
+typedef void (*zkr_router_table_cb)(struct route_table *t, void *arg);
+
+struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_router_opts *opts,
+				  zkr_router_table_cb on_table, void *arg, char *why, size_t whylen);
+
+/* Removes /routers/<node-id> now (start of a drain); the session stays. */
+void zkr_router_leave(struct zkr_router *r);
+
+/* Closes the session (which also removes the node) and frees everything. */
+void zkr_router_free(struct zkr_router *r);
+
+/* True once a complete table has been published at least once. */
+bool zkr_router_has_table(const struct zkr_router *r);
+bool zkr_router_connected(const struct zkr_router *r);
+
+#endif
