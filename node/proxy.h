@@ -1,0 +1,75 @@
+/*
+ * The request path of zkrouterd: listeners, client connections, routing by
+ * Host against the current route_table snapshot, balancing, backend
+ * connections and the streaming of heads and bodies in both directions.
+ *
+ * main.c creates one proxy per event loop, opens its listeners, feeds it
+ * table snapshots from the registry and asks it to stop listening on
+ * SIGTERM; admin.c reads the counters and per-instance state below.
+ * Everything runs inside the loop's thread.
+ */
+#ifndef ZKR_PROXY_H
+#define ZKR_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "node/config.h"
+#include "registry/table.h"
+
+struct proxy;
+struct accesslog;
+
+/* A proxy on `base` with the limits of `cfg` (copied; the caller keeps
+ * cfg). `log` may be NULL (no access log); the proxy does not own it. */
+struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
+			struct accesslog *log);
+
+/* Opens a listener on "ADDR:PORT" ("[v6]:PORT" for IPv6). On failure
+ * returns false with a reason in `why`. May be called more than once. */
+bool proxy_listen(struct proxy *p, const char *addr_port, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
+
+/* Publishes a new snapshot for new requests; takes its own reference.
+ * Requests in flight keep the app they started with. Instances gone from
+ * the table stop getting requests and their idle connections close. */
+void proxy_set_table(struct proxy *p, struct route_table *t);
+
+/* The current snapshot, borrowed (NULL before the first one). */
+struct route_table *proxy_table(struct proxy *p);
+
+/* Applies the reloadable options of `cfg` (timeouts, limits, pools). */
+void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg);
+
+/* Closes every listener (SIGTERM drain); connections in flight go on,
+ * keep-alive clients are closed after their current response. */
+void proxy_stop_listening(struct proxy *p);
+
+size_t proxy_active_requests(const struct proxy *p);
+size_t proxy_client_connections(const struct proxy *p);
+
+struct backend_info {
+	bool ejected;
+	uint64_t ejected_until_ms;      /* monotonic ms, 0 when not ejected */
+	unsigned outstanding;
+	unsigned consecutive_failures;
+	bool health_down;
+	unsigned idle_pooled;
+};
+
+/* Runtime state of one instance; false if the proxy has none for it
+ * (never routed to and never health-marked). */
+bool proxy_backend_info(struct proxy *p, const char *domain, const char *instance_id,
+			struct backend_info *out);
+
+/* Active health checks (health.c) mark an instance down or up again. */
+void proxy_backend_set_health(struct proxy *p, const char *domain, const char *instance_id,
+			      bool up);
+
+/* Closes every connection and listener and frees the proxy. */
+void proxy_free(struct proxy *p);
+
+#endif
