@@ -1,0 +1,109 @@
+/*
+ * zkrouterd's configuration: one struct filled from a declarative table of
+ * options (config.c). The same table drives the command line, the config
+ * file, the defaults, the bounds checks and --help, so an option can never
+ * exist in one place and not the other.
+ *
+ * Precedence: built-in default < config file < command line. SIGHUP
+ * re-reads the file and applies only the options marked reloadable; the
+ * command line still wins over the file after a reload.
+ *
+ * Note on includes: this file is named like autoconf's config.h. Files in
+ * node/ include autoconf's header as <config.h> and this one as
+ * "node/config.h". This header pulls in <config.h> itself, so a node/ file
+ * that writes "config.h" still gets autoconf's definitions.
+ */
+#ifndef ZKR_NODE_CONFIG_H
+#define ZKR_NODE_CONFIG_H
+
+#include <config.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct zkr_config {
+	char *config_file;                /* --config; NULL: none */
+
+	/* ZooKeeper and identity */
+	char *zk_connect;                 /* "h:p,h:p[/chroot]" */
+	char *zk_auth;                    /* digest "user:password", NULL: none */
+	char *node_id;                    /* default: the host name */
+	int zk_session_timeout_ms;        /* default 10000 */
+
+	/* listeners */
+	char **listen;                    /* "ADDR:PORT", may repeat; NULL-terminated too */
+	size_t n_listen;
+	char *admin;                      /* "ADDR:PORT", default 127.0.0.1:9901; "off" disables */
+
+	/* logging */
+	char *access_log;                 /* path, "-" for stdout, NULL off */
+	char *log_level;                  /* error, warn, info, debug */
+	bool syslog;
+
+	/* request limits */
+	size_t max_head_bytes;            /* 431 past it; default 32768 */
+	unsigned max_headers;             /* 431 past it; default 100 */
+	size_t max_target_bytes;          /* 414 past it; default 8192 */
+
+	/* timeouts */
+	unsigned head_timeout_ms;         /* 408; default 10000 */
+	unsigned client_idle_timeout_ms;  /* keep-alive idle; default 60000 */
+	unsigned connect_timeout_ms;      /* default 2000 */
+	unsigned response_timeout_ms;     /* first response byte, 504; default 60000 */
+	unsigned tunnel_idle_timeout_ms;  /* default 300000 */
+
+	/* connections and upstreams */
+	unsigned max_client_connections;  /* default 10000 */
+	unsigned upstream_idle_timeout_ms;/* pooled conn idle; default 4000 */
+	unsigned upstream_pool_max_idle;  /* per instance; default 32 */
+	unsigned retries;                 /* other instances tried; default 3 */
+	unsigned retry_budget_ms;         /* total time for retries; default 10000 */
+	unsigned eject_base_ms;           /* passive ejection backoff; default 1000 */
+	unsigned eject_max_ms;            /* default 30000 */
+	unsigned drain_timeout_ms;        /* SIGTERM drain; default 30000 */
+	size_t buffer_high_bytes;         /* bufferevent high watermark; default 65536 */
+
+	/* active health checks (apps with a health_path) */
+	unsigned health_timeout_ms;       /* per check; default 2000 */
+	unsigned health_fall;             /* failures in a row to mark down; default 2 */
+	unsigned health_rise;             /* successes in a row to mark up; default 2 */
+};
+
+enum config_result {
+	CONFIG_OK,                        /* run */
+	CONFIG_EXIT,                      /* --help or --version printed: exit 0 */
+	CONFIG_ERROR,                     /* `why` says what; exit 2 */
+};
+
+/* Fills every field with its default (allocates strings). */
+bool config_init(struct zkr_config *c);
+void config_free(struct zkr_config *c);
+
+/*
+ * The whole load: defaults, then the file named by --config (if any), then
+ * the command line. Writes --help/--version to `out`. On error, `why` names
+ * the option, or the file, line and text.
+ */
+enum config_result config_load(struct zkr_config *c, int argc, char **argv, FILE *out,
+			       char *why, size_t whylen);
+
+/* Applies one file on top of `c` (every option). */
+bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t whylen);
+
+/*
+ * SIGHUP: re-reads c->config_file into a fresh copy, re-applies the
+ * command line (kept from config_load), and copies only the reloadable
+ * options into `c`. A file that no longer parses changes nothing. Options
+ * that changed but cannot be reloaded are named in `why` as a warning
+ * (return true, why non-empty).
+ */
+bool config_reload(struct zkr_config *c, char *why, size_t whylen);
+
+/* Whether the option named `name` is applied on SIGHUP. */
+bool config_option_reloadable(const char *name);
+
+/* The --help text, generated from the option table. */
+void config_usage(FILE *out, const char *prog);
+
+#endif
