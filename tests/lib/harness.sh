@@ -26,7 +26,7 @@ harness_cleanup() {
 			sleep 0.1
 		done
 		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		{ wait "$pid"; } 2>/dev/null
 	done
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		for f in "$T"/*.log; do
@@ -57,6 +57,21 @@ spawn() {
 	"$@" >"$T/$name.log" 2>&1 &
 	SPAWNED_PID=$!
 	HARNESS_PIDS="$HARNESS_PIDS $SPAWNED_PID"
+}
+
+# stop_pid PID [SIGNAL]: ends a process this test spawned (default
+# SIGTERM, then SIGKILL after 10 s), reaps it, and forgets it.
+stop_pid() {
+	local pid=$1 sig=${2:-TERM}
+	kill -CONT "$pid" 2>/dev/null
+	kill "-$sig" "$pid" 2>/dev/null
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null
+	{ wait "$pid"; } 2>/dev/null
+	HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $pid / /")
 }
 
 # wait_for SECONDS CMD...: polls CMD every 0.1 s until it succeeds.
@@ -127,11 +142,80 @@ zk_resume() {
 
 # zk_stop: stops the server (the data stays for zk_resume).
 zk_stop() {
-	kill -TERM "$ZK_PID" 2>/dev/null
-	for _ in $(seq 1 100); do
-		kill -0 "$ZK_PID" 2>/dev/null || break
-		sleep 0.1
+	stop_pid "$ZK_PID"
+}
+
+# ---- a ZooKeeper ensemble ---------------------------------------------------
+
+# zk_ensemble_start N [TICK_MS]: N quorum members on loopback. Sets
+# ZK (the connect string), ZKE_N, and per member i (1..N) ZKE_PORT_i,
+# ZKE_PID_i. Returns once every member reports a Mode.
+zk_ensemble_start() {
+	zk_require
+	ZKE_N=$1
+	local tick=${2:-500} i servers="" ports
+	ports=$(free_port $((ZKE_N * 3))) || hard_error "no free ports"
+	set -- $ports
+	for i in $(seq 1 "$ZKE_N"); do
+		eval "ZKE_PORT_$i=\$1"
+		servers="${servers}server.$i=127.0.0.1:$2:$3
+"
+		shift 3
 	done
-	kill -KILL "$ZK_PID" 2>/dev/null
-	wait "$ZK_PID" 2>/dev/null
+	ZK=""
+	for i in $(seq 1 "$ZKE_N"); do
+		local dir=$T/zk$i port
+		eval "port=\$ZKE_PORT_$i"
+		mkdir -p "$dir/data"
+		echo "$i" >"$dir/data/myid"
+		cat >"$dir/zoo.cfg" <<CFG
+tickTime=$tick
+initLimit=20
+syncLimit=5
+dataDir=$dir/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,stat,mntr,cons
+maxClientCnxns=0
+minSessionTimeout=$(( tick * 2 ))
+maxSessionTimeout=$(( tick * 60 ))
+$servers
+CFG
+		ZK="${ZK:+$ZK,}127.0.0.1:$port"
+		zk_member_start "$i"
+	done
+	for i in $(seq 1 "$ZKE_N"); do
+		eval "port=\$ZKE_PORT_$i"
+		wait_for 90 zk_ready "$port" || hard_error "ensemble member $i did not join"
+	done
+}
+
+# zk_member_start I: (re)starts member I of the ensemble.
+zk_member_start() {
+	local dir=$T/zk$1
+	spawn "zk$1" java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+		-Dzookeeper.log.dir="$dir" -cp "$ZK_CLASSPATH" \
+		org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg"
+	eval "ZKE_PID_$1=\$SPAWNED_PID"
+}
+
+# zk_member_stop I [SIGNAL]: stops member I (default SIGKILL: a crash).
+zk_member_stop() {
+	local pid
+	eval "pid=\$ZKE_PID_$1"
+	stop_pid "$pid" "${2:-KILL}"
+}
+
+# zk_leader: prints the index of the member that is the leader now.
+zk_leader() {
+	local i port
+	for i in $(seq 1 "$ZKE_N"); do
+		eval "port=\$ZKE_PORT_$i"
+		if zk_4lw "$port" srvr 2>/dev/null | grep -q '^Mode: leader'; then
+			echo "$i"
+			return 0
+		fi
+	done
+	return 1
 }
