@@ -1,0 +1,845 @@
+/*
+ * The test backend: a small single-threaded HTTP/1.1 server that the
+ * process-level tests and the benchmark put behind zkrouterd (and behind
+ * HAProxy and nginx in the benchmark). It frames requests with llhttp, so
+ * keep-alive, pipelining (answered strictly in order), HTTP/1.0 and chunked
+ * request bodies are handled the way a real app server would.
+ *
+ * What it does is chosen by the request path:
+ *   /echo            method, target, peer, every header and the body, as text
+ *   /slow?ms=N       the plain answer after N ms
+ *   /close           closes the connection without answering
+ *   /stream?chunks=N&delay=MS   a chunked answer, one chunk every MS
+ *   /big?bytes=N     an N-byte body of numbered 16-byte lines, sent with
+ *                    backpressure (never held whole in memory)
+ *   /status?code=N   an answer with that status
+ *   /upload          streams any body, answers with its size and SHA-256
+ *   /hop             an answer carrying hop-by-hop headers a proxy must drop
+ *   /ws              101 Switching Protocols, then echoes every byte back
+ *   anything else    a small fast answer ("ok <id>"), for the benchmark
+ * Every answer carries `X-Backend-Id: <id>` and names the id in its body, so
+ * tests can tell instances apart. Each request is logged on stdout as
+ * "req <id> <conn> <method> <target>" (unless --quiet), parse errors as
+ * "parse-error ...", so a test can prove what reached the backend and what
+ * did not. `--idle-close MS` closes keep-alive connections idle for MS, the
+ * way app servers retire pooled connections under a proxy.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/evp.h>
+
+#include <llhttp.h>
+
+#define ECHO_BODY_MAX (16u * 1024 * 1024)
+#define BIG_PIECE (64u * 1024)
+#define WRITE_LOW_MARK (64u * 1024)
+#define OUT_FILL_MARK (256u * 1024)
+
+enum route {
+	R_PLAIN, R_ECHO, R_SLOW, R_CLOSE, R_STREAM, R_BIG, R_STATUS,
+	R_UPLOAD, R_HOP, R_WS,
+};
+
+/* What the connection is doing between requests and while answering. */
+enum conn_state {
+	C_READING,   /* parsing requests; answers so far are complete */
+	C_ANSWERING, /* an answer is in progress (timer or backpressure) */
+	C_TUNNEL,    /* after 101: echo bytes */
+	C_CLOSING,   /* flush the output, then close */
+};
+
+struct server {
+	struct event_base *base;
+	const char *id;
+	unsigned idle_close_ms;
+	bool quiet;
+	llhttp_settings_t settings;
+	unsigned long long next_conn;
+	unsigned long long requests;
+};
+
+struct conn {
+	struct server *srv;
+	struct bufferevent *bev;
+	llhttp_t parser;
+	unsigned long long id;
+	char peer[64];
+	enum conn_state state;
+	bool in_message;     /* between message begin and complete */
+	bool message_done;   /* set by on_message_complete, handled after execute */
+	bool peer_eof;
+	struct event *timer; /* slow/stream delays */
+	struct event *idle;  /* --idle-close */
+
+	/* The request being read. */
+	struct evbuffer *url, *hname, *hvalue, *headers, *body;
+	bool in_value;
+	bool expect_continue;
+	enum route route;
+	uint64_t body_bytes;
+	EVP_MD_CTX *sha;
+	bool keep_alive;
+	bool http10;
+	char method[24];
+
+	/* The answer being sent. */
+	long stream_left, stream_delay_ms, stream_index;
+	uint64_t big_left, big_off;
+	bool chunked_out;
+};
+
+static void conn_free(struct conn *c);
+static bool conn_parse(struct conn *c);
+static void conn_answer_done(struct conn *c);
+
+static const char *reason_phrase(int code)
+{
+	switch (code) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Status";
+	}
+}
+
+/* The value of query argument NAME in URL as a number, or DEF. */
+static long query_long(const char *url, const char *name, long def)
+{
+	const char *q = strchr(url, '?');
+	size_t n = strlen(name);
+	while (q) {
+		q++;
+		if (strncmp(q, name, n) == 0 && q[n] == '=') {
+			char *end;
+			long v = strtol(q + n + 1, &end, 10);
+			return end == q + n + 1 ? def : v;
+		}
+		q = strchr(q, '&');
+	}
+	return def;
+}
+
+static enum route route_of(const char *url)
+{
+	static const struct { const char *path; enum route r; } table[] = {
+		{ "/echo", R_ECHO }, { "/slow", R_SLOW }, { "/close", R_CLOSE },
+		{ "/stream", R_STREAM }, { "/big", R_BIG }, { "/status", R_STATUS },
+		{ "/upload", R_UPLOAD }, { "/hop", R_HOP }, { "/ws", R_WS },
+	};
+	/* Absolute-form targets are matched on their path. */
+	const char *p = url;
+	if (strncasecmp(p, "http://", 7) == 0) {
+		p = strchr(p + 7, '/');
+		if (!p)
+			return R_PLAIN;
+	}
+	size_t len = strcspn(p, "?");
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strlen(table[i].path) == len && strncmp(p, table[i].path, len) == 0)
+			return table[i].r;
+	return R_PLAIN;
+}
+
+static const char *evbuf_str(struct evbuffer *b)
+{
+	evbuffer_add(b, "", 1);
+	const char *s = (const char *)evbuffer_pullup(b, -1);
+	return s ? s : "";
+}
+
+/* Writes a status line and the headers every answer carries. */
+static void write_head(struct conn *c, int code, const char *extra, long long length)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nX-Backend-Id: %s\r\n", code,
+			    reason_phrase(code), c->srv->id);
+	if (length >= 0)
+		evbuffer_add_printf(out, "Content-Length: %lld\r\n", length);
+	if (!c->keep_alive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (c->http10)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	if (extra)
+		evbuffer_add(out, extra, strlen(extra));
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void answer_text(struct conn *c, int code, const char *extra, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void answer_text(struct conn *c, int code, const char *extra, const char *fmt, ...)
+{
+	char body[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(body))
+		n = sizeof(body) - 1;
+	bool bodyless = code == 204 || code == 304 || (code >= 100 && code < 200) ||
+			strcmp(c->method, "HEAD") == 0;
+	write_head(c, code, extra ? extra : "Content-Type: text/plain\r\n",
+		   code == 204 || code == 304 ? -1 : n);
+	if (!bodyless)
+		evbuffer_add(bufferevent_get_output(c->bev), body, n);
+	conn_answer_done(c);
+}
+
+static void answer_echo(struct conn *c)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (!b) {
+		c->state = C_CLOSING;
+		return;
+	}
+	evbuffer_add_printf(b, "backend=%s\nmethod=%s\ntarget=%s\nversion=HTTP/%d.%d\npeer=%s\n",
+			    c->srv->id, c->method, evbuf_str(c->url),
+			    c->parser.http_major, c->parser.http_minor, c->peer);
+	evbuffer_add_buffer(b, c->headers);
+	evbuffer_add_printf(b, "body-bytes=%llu\n\n", (unsigned long long)c->body_bytes);
+	evbuffer_add_buffer(b, c->body);
+	write_head(c, 200, "Content-Type: text/plain\r\n", (long long)evbuffer_get_length(b));
+	evbuffer_add_buffer(bufferevent_get_output(c->bev), b);
+	evbuffer_free(b);
+	conn_answer_done(c);
+}
+
+static void answer_upload(struct conn *c)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	if (!c->sha || EVP_DigestFinal_ex(c->sha, md, &mdlen) != 1) {
+		answer_text(c, 500, NULL, "digest failed %s\n", c->srv->id);
+		return;
+	}
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	hex[2 * mdlen] = '\0';
+	answer_text(c, 200, NULL, "bytes=%llu sha256=%s backend=%s\n",
+		    (unsigned long long)c->body_bytes, hex, c->srv->id);
+}
+
+/* Tops up the output with numbered lines until the mark or the end. */
+static void big_fill(struct conn *c)
+{
+	static char piece[BIG_PIECE];
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	while (c->big_left > 0 && evbuffer_get_length(out) < OUT_FILL_MARK) {
+		size_t n = c->big_left < BIG_PIECE ? (size_t)c->big_left : BIG_PIECE;
+		/* Offsets stay multiples of 16, so every line starts whole. */
+		for (size_t i = 0; i < BIG_PIECE; i += 16) {
+			char line[17];
+			snprintf(line, sizeof(line), "%015llx\n",
+				 (unsigned long long)(c->big_off + i));
+			memcpy(piece + i, line, 16);
+		}
+		evbuffer_add(out, piece, n);
+		c->big_left -= n;
+		c->big_off += n;
+	}
+	if (c->big_left == 0)
+		conn_answer_done(c);
+}
+
+static void stream_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	char chunk[128];
+	int n = snprintf(chunk, sizeof(chunk), "chunk %ld of %s\n", c->stream_index, c->srv->id);
+	if (c->chunked_out)
+		evbuffer_add_printf(out, "%x\r\n%s\r\n", n, chunk);
+	else
+		evbuffer_add(out, chunk, n);
+	c->stream_index++;
+	if (--c->stream_left > 0) {
+		struct timeval tv = { c->stream_delay_ms / 1000, (c->stream_delay_ms % 1000) * 1000 };
+		evtimer_add(c->timer, &tv);
+		return;
+	}
+	if (c->chunked_out)
+		evbuffer_add(out, "0\r\n\r\n", 5);
+	conn_answer_done(c);
+	if (c->state == C_READING)
+		conn_parse(c);
+}
+
+static void slow_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	answer_text(c, 200, NULL, "slow %s\n", c->srv->id);
+	if (c->state == C_READING)
+		conn_parse(c);
+}
+
+static void arm_timer(struct conn *c, long ms, event_callback_fn fn)
+{
+	if (ms < 0)
+		ms = 0;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	if (c->timer)
+		event_free(c->timer);
+	c->timer = evtimer_new(c->srv->base, fn, c);
+	if (!c->timer || evtimer_add(c->timer, &tv) != 0) {
+		c->state = C_CLOSING;
+		return;
+	}
+	c->state = C_ANSWERING;
+}
+
+/* Starts the answer to the request just read; called outside llhttp. */
+static void conn_dispatch(struct conn *c)
+{
+	const char *url = evbuf_str(c->url);
+	c->srv->requests++;
+	if (!c->srv->quiet)
+		printf("req %s %llu %s %s\n", c->srv->id, c->id, c->method, url);
+
+	switch (c->route) {
+	case R_ECHO:
+		answer_echo(c);
+		break;
+	case R_SLOW:
+		arm_timer(c, query_long(url, "ms", 1000), slow_fire);
+		break;
+	case R_CLOSE:
+		c->state = C_CLOSING;
+		evbuffer_drain(bufferevent_get_output(c->bev), (size_t)-1);
+		break;
+	case R_STREAM: {
+		c->stream_left = query_long(url, "chunks", 5);
+		c->stream_delay_ms = query_long(url, "delay", 100);
+		c->stream_index = 0;
+		if (c->stream_left < 1)
+			c->stream_left = 1;
+		c->chunked_out = !c->http10;
+		if (c->http10)
+			c->keep_alive = false;
+		write_head(c, 200, c->chunked_out ?
+			   "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n" :
+			   "Content-Type: text/plain\r\n", -1);
+		arm_timer(c, 0, stream_tick);
+		break;
+	}
+	case R_BIG: {
+		long long n = query_long(url, "bytes", 1048576);
+		if (n < 0)
+			n = 0;
+		c->big_left = (uint64_t)n;
+		c->big_off = 0;
+		write_head(c, 200, "Content-Type: application/octet-stream\r\n", n);
+		c->state = C_ANSWERING;
+		big_fill(c);
+		break;
+	}
+	case R_STATUS: {
+		long code = query_long(url, "code", 200);
+		if (code < 200 || code > 999)
+			code = 200;
+		answer_text(c, (int)code, NULL, "status %ld %s\n", code, c->srv->id);
+		break;
+	}
+	case R_UPLOAD:
+		answer_upload(c);
+		break;
+	case R_HOP:
+		answer_text(c, 200,
+			    "Content-Type: text/plain\r\nConnection: X-Hop-Secret\r\n"
+			    "X-Hop-Secret: must-not-pass\r\nKeep-Alive: timeout=30\r\n"
+			    "Proxy-Authenticate: Basic realm=\"hop\"\r\nX-End-To-End: kept\r\n",
+			    "hop %s\n", c->srv->id);
+		break;
+	case R_WS:
+		/* Reached only for a /ws request without Upgrade. */
+		answer_text(c, 426, NULL, "upgrade required %s\n", c->srv->id);
+		break;
+	case R_PLAIN:
+	default:
+		answer_text(c, 200, NULL, "ok %s\n", c->srv->id);
+		break;
+	}
+}
+
+static void idle_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (c->state != C_READING || c->in_message) {
+		struct timeval tv = { c->srv->idle_close_ms / 1000, (c->srv->idle_close_ms % 1000) * 1000 };
+		evtimer_add(c->idle, &tv);
+		return;
+	}
+	if (!c->srv->quiet)
+		printf("idle-close %s %llu\n", c->srv->id, c->id);
+	conn_free(c);
+}
+
+static void idle_rearm(struct conn *c)
+{
+	if (!c->idle)
+		return;
+	struct timeval tv = { c->srv->idle_close_ms / 1000, (c->srv->idle_close_ms % 1000) * 1000 };
+	evtimer_add(c->idle, &tv);
+}
+
+/* An answer has been queued whole (or its last byte): next request or close. */
+static void conn_answer_done(struct conn *c)
+{
+	if (c->state == C_CLOSING)
+		return;
+	c->state = c->keep_alive ? C_READING : C_CLOSING;
+	if (c->state == C_READING)
+		idle_rearm(c);
+}
+
+static void request_reset(struct conn *c)
+{
+	evbuffer_drain(c->url, (size_t)-1);
+	evbuffer_drain(c->hname, (size_t)-1);
+	evbuffer_drain(c->hvalue, (size_t)-1);
+	evbuffer_drain(c->headers, (size_t)-1);
+	evbuffer_drain(c->body, (size_t)-1);
+	c->in_value = false;
+	c->expect_continue = false;
+	c->body_bytes = 0;
+	c->route = R_PLAIN;
+	c->method[0] = '\0';
+}
+
+/* ---- llhttp callbacks: they only record; answers start after execute. */
+
+static int on_message_begin(llhttp_t *p)
+{
+	struct conn *c = p->data;
+	request_reset(c);
+	c->in_message = true;
+	return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	return evbuffer_add(c->url, at, len) == 0 ? 0 : -1;
+}
+
+static void header_commit(struct conn *c)
+{
+	const char *name = evbuf_str(c->hname);
+	const char *value = evbuf_str(c->hvalue);
+	if (strcasecmp(name, "expect") == 0 && strcasecmp(value, "100-continue") == 0)
+		c->expect_continue = true;
+	evbuffer_add_printf(c->headers, "h: %s: %s\n", name, value);
+	evbuffer_drain(c->hname, (size_t)-1);
+	evbuffer_drain(c->hvalue, (size_t)-1);
+	c->in_value = false;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	if (c->in_value)
+		header_commit(c);
+	return evbuffer_add(c->hname, at, len) == 0 ? 0 : -1;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	c->in_value = true;
+	return evbuffer_add(c->hvalue, at, len) == 0 ? 0 : -1;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+	if (c->in_value || evbuffer_get_length(c->hname) > 0)
+		header_commit(c);
+	snprintf(c->method, sizeof(c->method), "%s", llhttp_method_name(llhttp_get_method(p)));
+	c->route = route_of(evbuf_str(c->url));
+	c->http10 = p->http_major == 1 && p->http_minor == 0;
+	if (c->route == R_UPLOAD) {
+		if (!c->sha)
+			c->sha = EVP_MD_CTX_new();
+		if (!c->sha || EVP_DigestInit_ex(c->sha, EVP_sha256(), NULL) != 1)
+			return -1;
+	}
+	/* The client waits for this before sending the body. */
+	if (c->expect_continue && !c->http10 && c->route != R_CLOSE)
+		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = p->data;
+	c->body_bytes += len;
+	if (c->route == R_UPLOAD)
+		return EVP_DigestUpdate(c->sha, at, len) == 1 ? 0 : -1;
+	if (c->route == R_ECHO && evbuffer_get_length(c->body) + len <= ECHO_BODY_MAX)
+		return evbuffer_add(c->body, at, len) == 0 ? 0 : -1;
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	struct conn *c = p->data;
+	c->in_message = false;
+	c->message_done = true;
+	c->keep_alive = llhttp_should_keep_alive(p);
+	/* An upgrade ends parsing by itself (HPE_PAUSED_UPGRADE). */
+	return p->upgrade ? 0 : HPE_PAUSED;
+}
+
+static void start_tunnel(struct conn *c)
+{
+	c->srv->requests++;
+	if (!c->srv->quiet)
+		printf("req %s %llu %s %s\nupgrade %s %llu\n", c->srv->id, c->id, c->method,
+		       evbuf_str(c->url), c->srv->id, c->id);
+	evbuffer_add_printf(bufferevent_get_output(c->bev),
+			    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+			    "Connection: Upgrade\r\nX-Backend-Id: %s\r\n\r\n", c->srv->id);
+	c->state = C_TUNNEL;
+	if (c->idle)
+		evtimer_del(c->idle);
+	/* Bytes pipelined behind the upgrade request are tunnel data. */
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_add_buffer(bufferevent_get_output(c->bev), in);
+}
+
+/*
+ * Feeds buffered input to llhttp until a request is complete and its answer
+ * has to wait, the input runs out, or the connection must close. Returns
+ * false when the connection was freed.
+ */
+static bool conn_parse(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	while (c->state == C_READING && evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		const char *base = v.iov_base;
+		c->message_done = false;
+		enum llhttp_errno err = llhttp_execute(&c->parser, base, v.iov_len);
+		size_t used = v.iov_len;
+		if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+			used = (size_t)(llhttp_get_error_pos(&c->parser) - base);
+		} else if (err != HPE_OK) {
+			if (!c->srv->quiet)
+				printf("parse-error %s %llu %s: %s\n", c->srv->id, c->id,
+				       llhttp_errno_name(err), llhttp_get_error_reason(&c->parser));
+			evbuffer_drain(in, (size_t)-1);
+			c->keep_alive = false;
+			c->method[0] = '\0';
+			answer_text(c, 400, NULL, "bad request %s\n", c->srv->id);
+			c->state = C_CLOSING;
+			break;
+		}
+		evbuffer_drain(in, used);
+		if (err == HPE_PAUSED_UPGRADE) {
+			if (c->route == R_WS) {
+				start_tunnel(c);
+				break;
+			}
+			llhttp_resume_after_upgrade(&c->parser);
+		} else if (err == HPE_PAUSED) {
+			llhttp_resume(&c->parser);
+		}
+		if (c->message_done) {
+			c->message_done = false;
+			conn_dispatch(c);
+		}
+	}
+	if (c->state == C_READING && c->peer_eof && !c->in_message)
+		c->state = C_CLOSING;
+	if (c->state == C_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_free(c);
+		return false;
+	}
+	return true;
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->state == C_TUNNEL) {
+		evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
+		return;
+	}
+	if (c->idle)
+		evtimer_del(c->idle);
+	if (conn_parse(c) && c->state == C_READING && !c->in_message)
+		idle_rearm(c);
+}
+
+static void conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (c->state == C_ANSWERING && c->big_left > 0) {
+		big_fill(c);
+		if (c->state == C_READING)
+			conn_parse(c);
+		return;
+	}
+	if (c->state == C_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		conn_free(c);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & BEV_EVENT_EOF) {
+		c->peer_eof = true;
+		/* Half-closed by the client: finish what was asked, then close. */
+		if (c->state == C_TUNNEL || c->state == C_READING) {
+			if (c->state == C_TUNNEL)
+				c->state = C_CLOSING;
+			if (!conn_parse(c))
+				return;
+		}
+		if (c->state == C_ANSWERING)
+			return;
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+			conn_free(c);
+			return;
+		}
+		c->state = C_CLOSING;
+		return;
+	}
+	conn_free(c);
+}
+
+static void conn_free(struct conn *c)
+{
+	if (c->timer)
+		event_free(c->timer);
+	if (c->idle)
+		event_free(c->idle);
+	bufferevent_free(c->bev);
+	evbuffer_free(c->url);
+	evbuffer_free(c->hname);
+	evbuffer_free(c->hvalue);
+	evbuffer_free(c->headers);
+	evbuffer_free(c->body);
+	if (c->sha)
+		EVP_MD_CTX_free(c->sha);
+	free(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct server *srv = arg;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->srv = srv;
+	c->id = ++srv->next_conn;
+	c->state = C_READING;
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+		char a[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &sin->sin_addr, a, sizeof(a));
+		snprintf(c->peer, sizeof(c->peer), "%s:%u", a, ntohs(sin->sin_port));
+	} else {
+		snprintf(c->peer, sizeof(c->peer), "?");
+	}
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->url = evbuffer_new();
+	c->hname = evbuffer_new();
+	c->hvalue = evbuffer_new();
+	c->headers = evbuffer_new();
+	c->body = evbuffer_new();
+	if (srv->idle_close_ms)
+		c->idle = evtimer_new(srv->base, idle_fire, c);
+	if (!c->bev || !c->url || !c->hname || !c->hvalue || !c->headers || !c->body ||
+	    (srv->idle_close_ms && !c->idle)) {
+		if (!c->bev)
+			evutil_closesocket(fd);
+		c->timer = NULL;
+		if (c->bev)
+			conn_free(c);
+		else
+			free(c);
+		return;
+	}
+	llhttp_init(&c->parser, HTTP_REQUEST, &srv->settings);
+	c->parser.data = c;
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_MARK, 0);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	idle_rearm(c);
+	if (!srv->quiet)
+		printf("conn %s %llu %s\n", srv->id, c->id, c->peer);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: backend [--listen ADDR:PORT | --port PORT] [--id NAME] [--idle-close MS]\n"
+		"               [--ready-file PATH] [--quiet]\n"
+		"A test HTTP/1.1 backend. Paths: /echo /slow?ms=N /close\n"
+		"/stream?chunks=N&delay=MS /big?bytes=N /status?code=N /upload /hop /ws;\n"
+		"anything else answers \"ok <id>\". Port 0 picks a free port; the bound\n"
+		"address is printed (\"listening ADDR:PORT\") and written to --ready-file.\n");
+}
+
+static bool parse_listen(const char *s, struct sockaddr_in *sin)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return false;
+	memcpy(host, s, colon - s);
+	host[colon - s] = '\0';
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 0 || port > 65535)
+		return false;
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)port);
+	return inet_pton(AF_INET, host[0] ? host : "127.0.0.1", &sin->sin_addr) == 1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "id", required_argument, NULL, 'i' },
+		{ "idle-close", required_argument, NULL, 'c' },
+		{ "ready-file", required_argument, NULL, 'r' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct server srv = { .id = "backend" };
+	struct sockaddr_in sin;
+	const char *listen_at = "127.0.0.1:0", *ready_file = NULL;
+	char portbuf[32];
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "l:p:i:c:r:qh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l': listen_at = optarg; break;
+		case 'p':
+			snprintf(portbuf, sizeof(portbuf), "127.0.0.1:%s", optarg);
+			listen_at = portbuf;
+			break;
+		case 'i': srv.id = optarg; break;
+		case 'c': srv.idle_close_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'r': ready_file = optarg; break;
+		case 'q': srv.quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || !parse_listen(listen_at, &sin)) {
+		usage(stderr);
+		return 2;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+
+	llhttp_settings_init(&srv.settings);
+	srv.settings.on_message_begin = on_message_begin;
+	srv.settings.on_url = on_url;
+	srv.settings.on_header_field = on_header_field;
+	srv.settings.on_header_value = on_header_value;
+	srv.settings.on_headers_complete = on_headers_complete;
+	srv.settings.on_body = on_body;
+	srv.settings.on_message_complete = on_message_complete;
+
+	srv.base = event_base_new();
+	if (!srv.base) {
+		fprintf(stderr, "backend: event_base_new failed\n");
+		return 1;
+	}
+	struct evconnlistener *l = evconnlistener_new_bind(srv.base, on_accept, &srv,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4096,
+		(struct sockaddr *)&sin, sizeof(sin));
+	if (!l) {
+		fprintf(stderr, "backend: cannot listen on %s: %s\n", listen_at, strerror(errno));
+		return 1;
+	}
+	socklen_t slen = sizeof(sin);
+	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &slen) != 0) {
+		fprintf(stderr, "backend: getsockname: %s\n", strerror(errno));
+		return 1;
+	}
+	char addr[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &sin.sin_addr, addr, sizeof(addr));
+	printf("listening %s:%u\n", addr, ntohs(sin.sin_port));
+	if (ready_file) {
+		char tmp[4096];
+		snprintf(tmp, sizeof(tmp), "%s.tmp", ready_file);
+		FILE *f = fopen(tmp, "w");
+		if (!f || fprintf(f, "%u\n", ntohs(sin.sin_port)) < 0 || fclose(f) != 0 ||
+		    rename(tmp, ready_file) != 0) {
+			fprintf(stderr, "backend: cannot write %s: %s\n", ready_file, strerror(errno));
+			return 1;
+		}
+	}
+	struct event *sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
+	struct event *sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+	if (!sigterm || !sigint || evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL)) {
+		fprintf(stderr, "backend: cannot install signal handlers\n");
+		return 1;
+	}
+	event_base_dispatch(srv.base);
+	if (!srv.quiet)
+		printf("exit %s requests=%llu connections=%llu\n", srv.id, srv.requests, srv.next_conn);
+	event_free(sigterm);
+	event_free(sigint);
+	evconnlistener_free(l);
+	event_base_free(srv.base);
+	return 0;
+}
