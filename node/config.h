@@ -68,6 +68,10 @@ struct zkr_config {
 	unsigned health_timeout_ms;       /* per check; default 2000 */
 	unsigned health_fall;             /* failures in a row to mark down; default 2 */
 	unsigned health_rise;             /* successes in a row to mark up; default 2 */
+
+	/* kept by config_load so config_reload can let the command line win again */
+	int cli_argc;
+	char **cli_argv;
 };
 
 enum config_result {
@@ -102,6 +106,10 @@ bool config_reload(struct zkr_config *c, char *why, size_t whylen);
 
 /* Whether the option named `name` is applied on SIGHUP. */
 bool config_option_reloadable(const char *name);
+
+/* Splits "ADDR:PORT" or "[V6]:PORT" (port 1-65535) into a NUL-terminated
+ * address and a port. False on anything else. */
+bool config_split_addr(const char *s, char *addr, size_t addrsz, unsigned short *port);
 
 /* The --help text, generated from the option table. */
 void config_usage(FILE *out, const char *prog);

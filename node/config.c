@@ -1,0 +1,831 @@
+/*
+ * zkrouterd's options, declared once in `options[]` below. Each entry names
+ * the option (the same word on the command line, "--name", and in the
+ * file, "name = value"), its type and place in struct zkr_config, its
+ * default (as text, parsed by the same code as user input, so a default
+ * can never escape its own bounds), its bounds, whether SIGHUP applies it,
+ * and its --help line. The command-line parser, the file parser, the
+ * defaults, the reload and the usage text are all loops over that table.
+ *
+ * File syntax: one "name = value" per line; '#' starts a comment at the
+ * start of a line or after whitespace; a value may be double-quoted to keep
+ * '#' or surrounding spaces; '_' and '-' are the same in names; a
+ * repeatable option (listen) may appear on several lines.
+ */
+#include <config.h>
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/config.h"
+#include "registry/log.h"
+#include "registry/record.h"
+
+#define CONFIG_LINE_MAX 4096
+
+enum opt_type {
+	OPT_STR,       /* char *; "" stays "" */
+	OPT_STR_OFF,   /* char *; "off" or "" means NULL */
+	OPT_LIST,      /* char **, repeatable; count at count_off */
+	OPT_UINT,      /* unsigned */
+	OPT_INT,       /* int */
+	OPT_SIZE,      /* size_t; accepts k/m suffixes (x1024) */
+	OPT_BOOL,      /* bool; a flag on the command line */
+	OPT_LEVEL,     /* char *, one of the log levels */
+};
+
+struct option_def {
+	const char *name;
+	enum opt_type type;
+	size_t off;
+	size_t count_off;          /* OPT_LIST only */
+	const char *def;           /* NULL: unset */
+	uint64_t min, max;         /* numbers only */
+	bool reloadable;
+	bool cli_only;             /* not allowed in the file */
+	const char *metavar;
+	const char *help;
+};
+
+#define F(field) offsetof(struct zkr_config, field)
+#define NOBOUND 0, 0
+
+static const struct option_def options[] = {
+	{ "config", OPT_STR_OFF, F(config_file), 0, NULL, NOBOUND, false, true, "FILE",
+	  "read options from FILE (\"name = value\" lines); the command line wins" },
+	{ "zk", OPT_STR, F(zk_connect), 0, NULL, NOBOUND, false, false, "CONNECT",
+	  "ZooKeeper connect string host:port[,host:port...][/chroot] (required; chroot default /zkrouter)" },
+	{ "auth", OPT_STR_OFF, F(zk_auth), 0, NULL, NOBOUND, false, false, "USER:PASS",
+	  "ZooKeeper digest credentials" },
+	{ "node-id", OPT_STR_OFF, F(node_id), 0, NULL, NOBOUND, false, false, "ID",
+	  "this router's name under /routers (default: the host name)" },
+	{ "zk-session-timeout-ms", OPT_INT, F(zk_session_timeout_ms), 0, "10000", 1000, 600000, false, false, "MS",
+	  "requested ZooKeeper session timeout" },
+	{ "listen", OPT_LIST, F(listen), F(n_listen), "0.0.0.0:8080", NOBOUND, false, false, "ADDR:PORT",
+	  "client listener, [v6]:port for IPv6; repeat for several" },
+	{ "admin", OPT_STR_OFF, F(admin), 0, "127.0.0.1:9901", NOBOUND, false, false, "ADDR:PORT",
+	  "admin endpoint (/healthz, /routes, /metrics); \"off\" disables it" },
+	{ "access-log", OPT_STR_OFF, F(access_log), 0, NULL, NOBOUND, false, false, "PATH",
+	  "access log file, \"-\" for stdout, \"off\" for none (default none); reopened on SIGHUP" },
+	{ "log-level", OPT_LEVEL, F(log_level), 0, "info", NOBOUND, true, false, "LEVEL",
+	  "error, warn, info or debug" },
+	{ "syslog", OPT_BOOL, F(syslog), 0, "no", NOBOUND, false, false, NULL,
+	  "log to syslog instead of stderr" },
+	{ "max-head-bytes", OPT_SIZE, F(max_head_bytes), 0, "32768", 1024, 1048576, true, false, "BYTES",
+	  "largest request head; 431 past it" },
+	{ "max-headers", OPT_UINT, F(max_headers), 0, "100", 1, 1000, true, false, "N",
+	  "most request header fields; 431 past it" },
+	{ "max-target-bytes", OPT_SIZE, F(max_target_bytes), 0, "8192", 64, 1048576, true, false, "BYTES",
+	  "longest request target; 414 past it" },
+	{ "head-timeout-ms", OPT_UINT, F(head_timeout_ms), 0, "10000", 100, 3600000, true, false, "MS",
+	  "time to receive a request head; 408 past it" },
+	{ "client-idle-timeout-ms", OPT_UINT, F(client_idle_timeout_ms), 0, "60000", 100, 86400000, true, false, "MS",
+	  "keep-alive idle time of a client connection" },
+	{ "connect-timeout-ms", OPT_UINT, F(connect_timeout_ms), 0, "2000", 10, 600000, true, false, "MS",
+	  "backend connect timeout (then retry or 502)" },
+	{ "response-timeout-ms", OPT_UINT, F(response_timeout_ms), 0, "60000", 100, 3600000, true, false, "MS",
+	  "time to the first response byte; 504 past it" },
+	{ "tunnel-idle-timeout-ms", OPT_UINT, F(tunnel_idle_timeout_ms), 0, "300000", 1000, 86400000, true, false, "MS",
+	  "idle time of an upgraded (WebSocket) tunnel" },
+	{ "max-client-connections", OPT_UINT, F(max_client_connections), 0, "10000", 1, 1000000, true, false, "N",
+	  "client connections held at once; accepting pauses past it" },
+	{ "upstream-idle-timeout-ms", OPT_UINT, F(upstream_idle_timeout_ms), 0, "4000", 100, 3600000, true, false, "MS",
+	  "idle time of a pooled backend connection" },
+	{ "upstream-pool-max-idle", OPT_UINT, F(upstream_pool_max_idle), 0, "32", 0, 10000, true, false, "N",
+	  "idle backend connections kept per instance" },
+	{ "retries", OPT_UINT, F(retries), 0, "3", 0, 10, true, false, "N",
+	  "other instances tried after a connect failure (apps may override)" },
+	{ "retry-budget-ms", OPT_UINT, F(retry_budget_ms), 0, "10000", 0, 600000, true, false, "MS",
+	  "total time a request may spend on retries" },
+	{ "eject-base-ms", OPT_UINT, F(eject_base_ms), 0, "1000", 10, 600000, true, false, "MS",
+	  "first passive ejection of a failing instance; doubles per failure" },
+	{ "eject-max-ms", OPT_UINT, F(eject_max_ms), 0, "30000", 10, 3600000, true, false, "MS",
+	  "longest passive ejection" },
+	{ "drain-timeout-ms", OPT_UINT, F(drain_timeout_ms), 0, "30000", 0, 3600000, true, false, "MS",
+	  "on SIGTERM, time given to requests in flight" },
+	{ "buffer-high-bytes", OPT_SIZE, F(buffer_high_bytes), 0, "65536", 4096, 16777216, true, false, "BYTES",
+	  "per-direction buffer before reading pauses (backpressure)" },
+	{ "health-timeout-ms", OPT_UINT, F(health_timeout_ms), 0, "2000", 10, 600000, true, false, "MS",
+	  "timeout of one active health check" },
+	{ "health-fall", OPT_UINT, F(health_fall), 0, "2", 1, 100, true, false, "N",
+	  "failed checks in a row that mark an instance down" },
+	{ "health-rise", OPT_UINT, F(health_rise), 0, "2", 1, 100, true, false, "N",
+	  "passed checks in a row that mark it up again" },
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+	if (why == NULL || whylen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* Option names compare with '_' and '-' as the same character. */
+static bool name_eq(const char *a, const char *b, size_t blen)
+{
+	size_t i;
+	for (i = 0; i < blen; i++) {
+		char ca = a[i] == '_' ? '-' : a[i];
+		char cb = b[i] == '_' ? '-' : b[i];
+		if (ca == '\0' || ca != cb)
+			return false;
+	}
+	return a[i] == '\0';
+}
+
+static const struct option_def *find_option(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (name_eq(options[i].name, name, len))
+			return &options[i];
+	return NULL;
+}
+
+static void *field(struct zkr_config *c, size_t off)
+{
+	return (char *)c + off;
+}
+
+static void free_list(struct zkr_config *c, const struct option_def *o)
+{
+	char ***list = field(c, o->off);
+	size_t *n = field(c, o->count_off);
+	if (*list != NULL)
+		for (size_t i = 0; i < *n; i++)
+			free((*list)[i]);
+	free(*list);
+	*list = NULL;
+	*n = 0;
+}
+
+static bool parse_u64(const char *s, uint64_t *out, bool size_suffix)
+{
+	char *end;
+	if (!isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return false;
+	if (size_suffix && (*end == 'k' || *end == 'K' || *end == 'm' || *end == 'M')) {
+		unsigned long long mul = (*end == 'k' || *end == 'K') ? 1024ULL : 1024ULL * 1024ULL;
+		if (v > UINT64_MAX / mul)
+			return false;
+		v *= mul;
+		end++;
+	}
+	if (*end != '\0')
+		return false;
+	*out = v;
+	return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * Sets one option from its text. `first` is true for the first occurrence
+ * of a repeatable option in this source (file or command line), which
+ * replaces what an earlier source set rather than adding to it.
+ */
+static bool set_option(struct zkr_config *c, const struct option_def *o, const char *val,
+		       bool first, char *why, size_t whylen)
+{
+	uint64_t n;
+	char *dup;
+
+	if (!printable(val)) {
+		set_why(why, whylen, "%s: control characters in value", o->name);
+		return false;
+	}
+	switch (o->type) {
+	case OPT_STR:
+	case OPT_STR_OFF:
+	case OPT_LEVEL: {
+		char **p = field(c, o->off);
+		if (o->type == OPT_STR && *val == '\0') {
+			set_why(why, whylen, "%s: empty value", o->name);
+			return false;
+		}
+		if (o->type == OPT_LEVEL) {
+			enum zkr_log_level lvl;
+			if (!zkr_log_parse_level(val, &lvl)) {
+				set_why(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug",
+					o->name, val);
+				return false;
+			}
+		}
+		if (o->type == OPT_STR_OFF && (*val == '\0' || strcmp(val, "off") == 0)) {
+			free(*p);
+			*p = NULL;
+			return true;
+		}
+		if ((dup = strdup(val)) == NULL)
+			goto nomem;
+		free(*p);
+		*p = dup;
+		return true;
+	}
+	case OPT_LIST: {
+		char ***list = field(c, o->off);
+		size_t *cnt = field(c, o->count_off);
+		if (*val == '\0') {
+			set_why(why, whylen, "%s: empty value", o->name);
+			return false;
+		}
+		if (first)
+			free_list(c, o);
+		/* One spare slot keeps the list NULL-terminated as well. */
+		char **grown = realloc(*list, (*cnt + 2) * sizeof(char *));
+		if (grown == NULL)
+			goto nomem;
+		*list = grown;
+		if ((grown[*cnt] = strdup(val)) == NULL)
+			goto nomem;
+		(*cnt)++;
+		grown[*cnt] = NULL;
+		return true;
+	}
+	case OPT_BOOL: {
+		bool b;
+		if (!parse_bool(val, &b)) {
+			set_why(why, whylen, "%s: \"%s\" is not yes/no, true/false, on/off or 1/0",
+				o->name, val);
+			return false;
+		}
+		*(bool *)field(c, o->off) = b;
+		return true;
+	}
+	case OPT_UINT:
+	case OPT_INT:
+	case OPT_SIZE:
+		if (!parse_u64(val, &n, o->type == OPT_SIZE)) {
+			set_why(why, whylen, "%s: \"%s\" is not a whole number%s", o->name, val,
+				o->type == OPT_SIZE ? " (k and m suffixes allowed)" : "");
+			return false;
+		}
+		if (n < o->min || n > o->max) {
+			set_why(why, whylen, "%s: %" PRIu64 " out of range %" PRIu64 "-%" PRIu64,
+				o->name, n, o->min, o->max);
+			return false;
+		}
+		if (o->type == OPT_UINT)
+			*(unsigned *)field(c, o->off) = (unsigned)n;
+		else if (o->type == OPT_INT)
+			*(int *)field(c, o->off) = (int)n;
+		else
+			*(size_t *)field(c, o->off) = (size_t)n;
+		return true;
+	}
+	set_why(why, whylen, "%s: unknown option type", o->name);
+	return false;
+nomem:
+	set_why(why, whylen, "%s: out of memory", o->name);
+	return false;
+}
+
+bool config_init(struct zkr_config *c)
+{
+	char why[128];
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *o = &options[i];
+		if (o->def != NULL && !set_option(c, o, o->def, true, why, sizeof(why))) {
+			log_error("config: default of %s: %s", o->name, why);
+			config_free(c);
+			return false;
+		}
+	}
+	return true;
+}
+
+void config_free(struct zkr_config *c)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *o = &options[i];
+		if (o->type == OPT_LIST) {
+			free_list(c, o);
+		} else if (o->type == OPT_STR || o->type == OPT_STR_OFF || o->type == OPT_LEVEL) {
+			char **p = field(c, o->off);
+			free(*p);
+			*p = NULL;
+		}
+	}
+}
+
+bool config_option_reloadable(const char *name)
+{
+	const struct option_def *o = find_option(name, strlen(name));
+	return o != NULL && o->reloadable;
+}
+
+bool config_split_addr(const char *s, char *addr, size_t addrsz, unsigned short *port)
+{
+	const char *colon, *host = s;
+	size_t hlen;
+	uint64_t p;
+
+	if (s == NULL)
+		return false;
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+		if (close == NULL || close[1] != ':')
+			return false;
+		host = s + 1;
+		hlen = (size_t)(close - host);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || memchr(s, ':', (size_t)(colon - s)) != NULL)
+			return false;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= addrsz || !parse_u64(colon + 1, &p, false) || p < 1 || p > 65535)
+		return false;
+	memcpy(addr, host, hlen);
+	addr[hlen] = '\0';
+	if (*s == '[') {
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, addr, &a6) != 1)
+			return false;
+	} else if (!record_valid_host(addr)) {
+		return false;
+	}
+	*port = (unsigned short)p;
+	return true;
+}
+
+/* Checks that involve several options, or values beyond their own range. */
+static bool config_check(struct zkr_config *c, char *why, size_t whylen)
+{
+	char addr[256];
+	unsigned short port;
+
+	if (c->zk_connect == NULL) {
+		set_why(why, whylen, "zk: no ZooKeeper connect string (--zk HOST:PORT or \"zk = ...\")");
+		return false;
+	}
+	if (c->node_id == NULL) {
+		char hn[256];
+		if (gethostname(hn, sizeof(hn)) != 0) {
+			set_why(why, whylen, "node-id: not set and the host name is unknown");
+			return false;
+		}
+		hn[sizeof(hn) - 1] = '\0';
+		if ((c->node_id = strdup(hn)) == NULL) {
+			set_why(why, whylen, "node-id: out of memory");
+			return false;
+		}
+	}
+	if (!record_valid_znode_name(c->node_id)) {
+		set_why(why, whylen, "node-id: \"%s\" is not a valid znode name (1-%d printable bytes, no '/')",
+			c->node_id, RECORD_ID_MAX);
+		return false;
+	}
+	if (c->zk_auth != NULL && strchr(c->zk_auth, ':') == NULL) {
+		set_why(why, whylen, "auth: expected USER:PASSWORD");
+		return false;
+	}
+	if (c->n_listen == 0) {
+		set_why(why, whylen, "listen: at least one address is needed");
+		return false;
+	}
+	for (size_t i = 0; i < c->n_listen; i++) {
+		if (!config_split_addr(c->listen[i], addr, sizeof(addr), &port)) {
+			set_why(why, whylen, "listen: \"%s\" is not ADDR:PORT or [V6]:PORT", c->listen[i]);
+			return false;
+		}
+	}
+	if (c->admin != NULL && !config_split_addr(c->admin, addr, sizeof(addr), &port)) {
+		set_why(why, whylen, "admin: \"%s\" is not ADDR:PORT, [V6]:PORT or off", c->admin);
+		return false;
+	}
+	if (c->max_target_bytes > c->max_head_bytes) {
+		set_why(why, whylen, "max-target-bytes (%zu) is larger than max-head-bytes (%zu)",
+			c->max_target_bytes, c->max_head_bytes);
+		return false;
+	}
+	if (c->eject_max_ms < c->eject_base_ms) {
+		set_why(why, whylen, "eject-max-ms (%u) is smaller than eject-base-ms (%u)",
+			c->eject_max_ms, c->eject_base_ms);
+		return false;
+	}
+	return true;
+}
+
+/* Removes leading and trailing blanks in place; returns the new start. */
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Splits one line into name and value. Returns 0 for a blank or comment
+ * line, 1 for an option, -1 (with why) for a malformed line. */
+static int split_line(char *line, char **name, char **value, char *why, size_t whylen)
+{
+	char *s = trim(line), *eq, *v;
+	if (*s == '\0' || *s == '#')
+		return 0;
+	if ((eq = strchr(s, '=')) == NULL) {
+		set_why(why, whylen, "expected \"name = value\"");
+		return -1;
+	}
+	*eq = '\0';
+	*name = trim(s);
+	v = trim(eq + 1);
+	if (*v == '"') {
+		char *close = strchr(v + 1, '"');
+		if (close == NULL) {
+			set_why(why, whylen, "unterminated quoted value");
+			return -1;
+		}
+		*close = '\0';
+		char *rest = trim(close + 1);
+		if (*rest != '\0' && *rest != '#') {
+			set_why(why, whylen, "text after the quoted value");
+			return -1;
+		}
+		v++;
+	} else {
+		/* A comment starts at '#' after a blank; "a#b" stays a value. */
+		for (char *h = v; (h = strchr(h, '#')) != NULL; h++) {
+			if (h > v && (h[-1] == ' ' || h[-1] == '\t')) {
+				*h = '\0';
+				v = trim(v);
+				break;
+			}
+		}
+	}
+	if (**name == '\0') {
+		set_why(why, whylen, "missing option name before '='");
+		return -1;
+	}
+	*value = v;
+	return 1;
+}
+
+bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t whylen)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL, *copy = NULL;
+	size_t cap = 0;
+	ssize_t got;
+	unsigned lineno = 0;
+	bool seen[N_OPTIONS] = { false };
+	char what[256];
+	bool ok = false;
+
+	if (f == NULL) {
+		set_why(why, whylen, "%s: cannot open: %s", path, strerror(errno));
+		return false;
+	}
+	while ((got = getline(&line, &cap, f)) != -1) {
+		char *name, *value;
+		lineno++;
+		free(copy);
+		if ((copy = strdup(line)) == NULL) {
+			set_why(why, whylen, "%s:%u: out of memory", path, lineno);
+			goto failed;
+		}
+		copy[strcspn(copy, "\r\n")] = '\0';
+		if ((size_t)got != strlen(line)) {
+			set_why(why, whylen, "%s:%u: NUL byte in line", path, lineno);
+			goto failed;
+		}
+		if (got > CONFIG_LINE_MAX) {
+			set_why(why, whylen, "%s:%u: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX);
+			goto failed;
+		}
+		int r = split_line(line, &name, &value, what, sizeof(what));
+		if (r == 0)
+			continue;
+		if (r < 0) {
+			set_why(why, whylen, "%s:%u: %s: %s", path, lineno, what, copy);
+			goto failed;
+		}
+		const struct option_def *o = find_option(name, strlen(name));
+		if (o == NULL || o->cli_only) {
+			set_why(why, whylen, "%s:%u: unknown option \"%s\": %s", path, lineno, name, copy);
+			goto failed;
+		}
+		size_t idx = (size_t)(o - options);
+		if (seen[idx] && o->type != OPT_LIST) {
+			set_why(why, whylen, "%s:%u: %s set twice: %s", path, lineno, o->name, copy);
+			goto failed;
+		}
+		if (!set_option(c, o, value, !seen[idx], what, sizeof(what))) {
+			set_why(why, whylen, "%s:%u: %s: %s", path, lineno, what, copy);
+			goto failed;
+		}
+		seen[idx] = true;
+	}
+	if (ferror(f)) {
+		set_why(why, whylen, "%s: read error: %s", path, strerror(errno));
+		goto failed;
+	}
+	ok = true;
+failed:
+	free(copy);
+	free(line);
+	fclose(f);
+	return ok;
+}
+
+/* getopt_long's table, built from options[] (plus help and version). */
+static struct option *long_options(void)
+{
+	struct option *lo = calloc(N_OPTIONS + 3, sizeof(*lo));
+	if (lo == NULL)
+		return NULL;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		lo[i].name = options[i].name;
+		lo[i].has_arg = options[i].type == OPT_BOOL ? no_argument : required_argument;
+		lo[i].val = 1000 + (int)i;
+	}
+	lo[N_OPTIONS].name = "help";
+	lo[N_OPTIONS].val = 'h';
+	lo[N_OPTIONS + 1].name = "version";
+	lo[N_OPTIONS + 1].val = 'V';
+	return lo;
+}
+
+/*
+ * One pass over argv. With only_config, reads nothing but --config (so the
+ * file can be loaded before the rest of the command line overrides it).
+ */
+static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv, bool only_config,
+				     FILE *out, char *why, size_t whylen)
+{
+	struct option *lo = long_options();
+	bool seen[N_OPTIONS] = { false };
+	enum config_result res = CONFIG_ERROR;
+	char what[256];
+	int ch, idx;
+
+	if (lo == NULL) {
+		set_why(why, whylen, "out of memory");
+		return CONFIG_ERROR;
+	}
+	optind = 0;        /* GNU: restart and re-initialise, for the second pass */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+:c:hV", lo, &idx)) != -1) {
+		const char *bad = argv[optind - 1];
+		if (ch == 'h' || ch == 'V') {
+			if (!only_config) {
+				if (ch == 'h')
+					config_usage(out, argv[0]);
+				else
+					fprintf(out, "zkrouterd (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+				res = CONFIG_EXIT;
+				goto done;
+			}
+			continue;
+		}
+		if (ch == 'c')
+			ch = 1000;        /* -c is --config, the first entry */
+		if (ch == ':') {
+			set_why(why, whylen, "option --%s needs a value (see --help)",
+				optopt >= 1000 ? options[optopt - 1000].name : "config");
+			goto done;
+		}
+		if (ch == '?') {
+			if (optopt > 0 && optopt < 1000)
+				set_why(why, whylen, "unknown option -%c (see --help)", optopt);
+			else if (optopt >= 1000)
+				set_why(why, whylen, "option --%s takes no value (see --help)",
+					options[optopt - 1000].name);
+			else
+				set_why(why, whylen, "unknown option %s (see --help)", bad);
+			goto done;
+		}
+		const struct option_def *o = &options[ch - 1000];
+		if (only_config != (o->off == F(config_file)))
+			continue;
+		size_t i = (size_t)(o - options);
+		if (seen[i] && o->type != OPT_LIST) {
+			set_why(why, whylen, "--%s given twice", o->name);
+			goto done;
+		}
+		if (!set_option(c, o, o->type == OPT_BOOL ? "yes" : optarg, !seen[i], what, sizeof(what))) {
+			set_why(why, whylen, "--%s", what);
+			goto done;
+		}
+		seen[i] = true;
+	}
+	if (optind < argc) {
+		set_why(why, whylen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+		goto done;
+	}
+	res = CONFIG_OK;
+done:
+	free(lo);
+	return res;
+}
+
+/* Defaults, then the file, then the command line: the full precedence. */
+static enum config_result load_into(struct zkr_config *c, int argc, char **argv, FILE *out,
+				    char *why, size_t whylen)
+{
+	enum config_result r;
+	if (!config_init(c)) {
+		set_why(why, whylen, "out of memory");
+		return CONFIG_ERROR;
+	}
+	if ((r = parse_argv(c, argc, argv, true, out, why, whylen)) != CONFIG_OK)
+		return r;
+	if (c->config_file != NULL && !config_parse_file(c, c->config_file, why, whylen))
+		return CONFIG_ERROR;
+	if ((r = parse_argv(c, argc, argv, false, out, why, whylen)) != CONFIG_OK)
+		return r;
+	if (!config_check(c, why, whylen))
+		return CONFIG_ERROR;
+	c->cli_argc = argc;
+	c->cli_argv = argv;
+	return CONFIG_OK;
+}
+
+enum config_result config_load(struct zkr_config *c, int argc, char **argv, FILE *out,
+			       char *why, size_t whylen)
+{
+	enum config_result r = load_into(c, argc, argv, out, why, whylen);
+	if (r != CONFIG_OK)
+		config_free(c);
+	return r;
+}
+
+static bool option_equal(const struct zkr_config *a, const struct zkr_config *b,
+			 const struct option_def *o)
+{
+	const char *pa = (const char *)a + o->off, *pb = (const char *)b + o->off;
+	switch (o->type) {
+	case OPT_STR:
+	case OPT_STR_OFF:
+	case OPT_LEVEL: {
+		const char *sa = *(char *const *)pa, *sb = *(char *const *)pb;
+		return (sa == NULL && sb == NULL) || (sa != NULL && sb != NULL && strcmp(sa, sb) == 0);
+	}
+	case OPT_LIST: {
+		size_t na = *(const size_t *)((const char *)a + o->count_off);
+		size_t nb = *(const size_t *)((const char *)b + o->count_off);
+		char *const *la = *(char **const *)pa, *const *lb = *(char **const *)pb;
+		if (na != nb)
+			return false;
+		for (size_t i = 0; i < na; i++)
+			if (strcmp(la[i], lb[i]) != 0)
+				return false;
+		return true;
+	}
+	case OPT_BOOL:
+		return *(const bool *)pa == *(const bool *)pb;
+	case OPT_UINT:
+		return *(const unsigned *)pa == *(const unsigned *)pb;
+	case OPT_INT:
+		return *(const int *)pa == *(const int *)pb;
+	case OPT_SIZE:
+		return *(const size_t *)pa == *(const size_t *)pb;
+	}
+	return false;
+}
+
+/* Moves option o's value from src to dst (dst's old value is freed). */
+static void option_move(struct zkr_config *dst, struct zkr_config *src, const struct option_def *o)
+{
+	switch (o->type) {
+	case OPT_STR:
+	case OPT_STR_OFF:
+	case OPT_LEVEL: {
+		char **d = field(dst, o->off), **s = field(src, o->off);
+		free(*d);
+		*d = *s;
+		*s = NULL;
+		return;
+	}
+	case OPT_LIST:
+		/* No list is reloadable today; keep dst as it is. */
+		return;
+	case OPT_BOOL:
+		*(bool *)field(dst, o->off) = *(bool *)field(src, o->off);
+		return;
+	case OPT_UINT:
+		*(unsigned *)field(dst, o->off) = *(unsigned *)field(src, o->off);
+		return;
+	case OPT_INT:
+		*(int *)field(dst, o->off) = *(int *)field(src, o->off);
+		return;
+	case OPT_SIZE:
+		*(size_t *)field(dst, o->off) = *(size_t *)field(src, o->off);
+		return;
+	}
+}
+
+bool config_reload(struct zkr_config *c, char *why, size_t whylen)
+{
+	struct zkr_config fresh;
+	FILE *devnull;
+	char ignored[512] = "";
+	size_t used = 0;
+
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	if (c->config_file == NULL)
+		return true;
+	if ((devnull = fopen("/dev/null", "w")) == NULL) {
+		set_why(why, whylen, "cannot open /dev/null: %s", strerror(errno));
+		return false;
+	}
+	enum config_result r = load_into(&fresh, c->cli_argc, c->cli_argv, devnull, why, whylen);
+	fclose(devnull);
+	if (r != CONFIG_OK) {
+		config_free(&fresh);
+		return false;
+	}
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *o = &options[i];
+		if (option_equal(c, &fresh, o))
+			continue;
+		if (o->reloadable) {
+			option_move(c, &fresh, o);
+		} else if (used < sizeof(ignored)) {
+			int n = snprintf(ignored + used, sizeof(ignored) - used, "%s%s",
+					 used ? ", " : "", o->name);
+			if (n > 0)
+				used += (size_t)n;
+		}
+	}
+	config_free(&fresh);
+	if (used > 0)
+		set_why(why, whylen, "changed but not reloadable (restart to apply): %s", ignored);
+	return true;
+}
+
+void config_usage(FILE *out, const char *prog)
+{
+	fprintf(out,
+		"Usage: %s --zk CONNECT [--listen ADDR:PORT]... [OPTION]...\n"
+		"The zkrouter HTTP routing daemon: routes requests by Host to the app\n"
+		"instances registered in ZooKeeper.\n\n"
+		"Every option may also be set in the --config file as \"name = value\";\n"
+		"the command line wins. [R] marks options SIGHUP reloads from the file.\n\n",
+		prog);
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *o = &options[i];
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->metavar ? " " : "",
+			 o->metavar ? o->metavar : "");
+		fprintf(out, "  %-34s %s%s", left, o->reloadable ? "[R] " : "", o->help);
+		if (o->def != NULL && o->type != OPT_BOOL)
+			fprintf(out, " (default %s)", o->def);
+		if (o->max > 0)
+			fprintf(out, " [%" PRIu64 "-%" PRIu64 "]", o->min, o->max);
+		fputc('\n', out);
+	}
+	fprintf(out, "  %-34s %s\n  %-34s %s\n\n"
+		"Signals: HUP reopens the access log and reloads [R] options;\n"
+		"TERM or INT drains (healthz 503, leave /routers, finish requests) and exits.\n"
+		"See zkrouterd(8).\n",
+		"--help", "show this help and exit", "--version", "show the version and exit");
+}
