@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 #include <zookeeper/zookeeper.h>
@@ -49,5 +50,40 @@ bool zkr_session_connected(const struct zkr_session *s);
 /* Re-arm the loop's interest after issuing requests from outside a
  * ZooKeeper callback (a timer, a signal), so queued writes go out. */
 void zkr_session_kick(struct zkr_session *s);
+
+/* ---- additions: helpers for the modules built on the session ---------- */
+
+/*
+ * Closes the handle now and stops reconnecting: the server drops this
+ * session's ephemerals at once, and every pending completion runs (with
+ * ZCLOSING) before this returns. Subscribers stay registered but hear
+ * nothing more. Call it before freeing objects whose completions may still
+ * be queued; zkr_session_free does it too. Not from a ZooKeeper callback.
+ */
+void zkr_session_close(struct zkr_session *s);
+
+/* The chroot in use ("/zkrouter" by default), for messages. */
+const char *zkr_session_chroot(const struct zkr_session *s);
+
+/* The server-assigned session id of the live handle, 0 if none. Compare it
+ * with Stat.ephemeralOwner to tell our own ephemeral from a stale one. */
+int64_t zkr_session_id(const struct zkr_session *s);
+
+/* Called once with ZOK or the first ZooKeeper error (ZCLOSING if the
+ * handle closed meanwhile). */
+typedef void (*zkr_session_done_cb)(int rc, void *arg);
+
+/*
+ * Creates every missing component of `path` (persistent, empty data, with
+ * `acl`, NULL meaning world-readable-and-writable), like `mkdir -p`.
+ * ZNODEEXISTS on any component counts as success. Returns false, without
+ * calling `done`, if nothing could be issued (no live handle, bad path, no
+ * memory). Safe from inside a ZooKeeper callback.
+ */
+bool zkr_session_ensure_path(struct zkr_session *s, const char *path, const struct ACL_vector *acl,
+			     zkr_session_done_cb done, void *arg);
+
+/* A short name for a ZooKeeper return code ("ZNONODE"), for log lines. */
+const char *zkr_zerror_name(int rc);
 
 #endif

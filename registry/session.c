@@ -1,0 +1,854 @@
+/*
+ * A ZooKeeper session inside a libevent loop (see session.h).
+ *
+ * The single-threaded client does no I/O of its own: zookeeper_interest()
+ * says which fd to watch, for what, and until when; zookeeper_process()
+ * does the reading, writing, pinging and runs watchers and completions.
+ * One libevent event carries that fd/interest/deadline; when it fires we
+ * call zookeeper_process and then ask for the interest again ("re-arm").
+ *
+ *        +---------- session_arm() <-----------------+
+ *        v                                           |
+ *   zookeeper_interest --> event(fd, R/W, tv) --> session_io()
+ *                                                    |
+ *                                     zookeeper_process (watchers,
+ *                                       completions, subscribers)
+ *
+ * Callbacks run inside zookeeper_process (and, on a socket error, inside
+ * zookeeper_interest). A callback that issues requests calls
+ * zkr_session_kick(); inside a callback that only sets a flag and the
+ * outer code re-arms once the library has returned, so the library is
+ * never entered re-entrantly.
+ *
+ * Lifecycle of one session:
+ *
+ *   BOOT (handle without chroot: create the chroot path)
+ *     -> MAIN handle with chroot, CONNECTING
+ *     -> CONNECTED (subscribers: NEW)
+ *     <-> DISCONNECTED (library reconnects; subscribers: DISCONNECTED,
+ *         then RECONNECTED on the same session)
+ *     -> EXPIRED / AUTH_FAILED (subscribers: EXPIRED) -> backoff timer
+ *     -> close the dead handle from the timer -> BOOT again
+ *
+ * Why a separate bootstrap handle for the chroot: the client prefixes
+ * every path with the chroot but does not create it, and a chrooted
+ * handle cannot reach the path above its root. Prefixing paths ourselves
+ * would leak into every module that uses the handle (agent, ctl, tests);
+ * a short-lived plain handle keeps the chroot invisible to all of them,
+ * costs one extra connect per new session, and also repairs a chroot an
+ * operator deleted while we were expired.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "registry/log.h"
+#include "registry/session.h"
+
+#define SESSION_CHROOT_DEFAULT "/zkrouter"
+#define SESSION_BACKOFF_FIRST_MS 200
+#define SESSION_BACKOFF_MAX_MS 30000
+#define SESSION_TIMEOUT_MIN_MS 1000
+#define SESSION_TIMEOUT_MAX_MS 600000
+
+enum session_state {
+	SESSION_IDLE,          /* no handle: waiting for the backoff timer */
+	SESSION_BOOT,          /* plain handle, creating the chroot */
+	SESSION_CONNECTING,    /* chrooted handle, never connected yet */
+	SESSION_CONNECTED,
+	SESSION_DISCONNECTED,  /* was connected; the library reconnects */
+	SESSION_DEAD,          /* expired or auth failed; timer pending */
+	SESSION_CLOSED,        /* zkr_session_close: no more handles */
+};
+
+static const char *const state_names[] = {
+	[SESSION_IDLE] = "idle",
+	[SESSION_BOOT] = "boot",
+	[SESSION_CONNECTING] = "connecting",
+	[SESSION_CONNECTED] = "connected",
+	[SESSION_DISCONNECTED] = "disconnected",
+	[SESSION_DEAD] = "dead",
+	[SESSION_CLOSED] = "closed",
+};
+
+struct subscriber {
+	zkr_session_cb cb;
+	void *arg;
+};
+
+struct zkr_session {
+	struct event_base *base;
+	char *hosts;               /* connect string without the chroot */
+	char *chroot;              /* "/zkrouter"; "" when the root is used */
+	char *connect;             /* hosts + chroot, for the main handle */
+	char *auth;                /* "user:password" or NULL */
+	int timeout_ms;
+
+	enum session_state state;
+	zhandle_t *zh;             /* current handle (boot or main), or NULL */
+	struct event *io;          /* the one event driving the client */
+	struct event *retry;       /* backoff timer: (re)open a handle */
+
+	bool in_zk;                /* inside zookeeper_interest/_process/_close */
+	bool rearm;                /* a kick arrived while in_zk */
+	unsigned attempts;         /* consecutive failed sessions, for backoff */
+	uint64_t rng;
+
+	struct subscriber *subs;
+	size_t n_subs, cap_subs;
+	size_t notifying;          /* >0 while subscribers are being called */
+	bool subs_dirty;           /* an unsubscribe happened during notify */
+};
+
+static void session_arm(struct zkr_session *s);
+static void session_open(struct zkr_session *s, bool boot);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	if (why == NULL || whylen == 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
+static void session_set_state(struct zkr_session *s, enum session_state st)
+{
+	if (s->state == st)
+		return;
+	log_debug("zk session: %s -> %s", state_names[s->state], state_names[st]);
+	s->state = st;
+}
+
+/* xorshift64*: jitter only needs to decorrelate routers, not be secret. */
+static uint64_t session_rand(struct zkr_session *s)
+{
+	s->rng ^= s->rng >> 12;
+	s->rng ^= s->rng << 25;
+	s->rng ^= s->rng >> 27;
+	return s->rng * 2685821657736338717ULL;
+}
+
+/*
+ * Full jitter over an exponential window: a fleet of routers that lost
+ * their sessions together (a long partition) come back spread out instead
+ * of reconnecting and re-reading the whole tree in one burst.
+ */
+static int session_backoff_ms(struct zkr_session *s)
+{
+	unsigned shift = s->attempts < 8 ? s->attempts : 8;
+	long window = (long)SESSION_BACKOFF_FIRST_MS << shift;
+	if (window > SESSION_BACKOFF_MAX_MS)
+		window = SESSION_BACKOFF_MAX_MS;
+	s->attempts++;
+	return (int)(window / 4 + (long)(session_rand(s) % (uint64_t)(window * 3 / 4 + 1)));
+}
+
+const char *zkr_zerror_name(int rc)
+{
+	switch (rc) {
+	case ZOK: return "ZOK";
+	case ZSYSTEMERROR: return "ZSYSTEMERROR";
+	case ZRUNTIMEINCONSISTENCY: return "ZRUNTIMEINCONSISTENCY";
+	case ZDATAINCONSISTENCY: return "ZDATAINCONSISTENCY";
+	case ZCONNECTIONLOSS: return "ZCONNECTIONLOSS";
+	case ZMARSHALLINGERROR: return "ZMARSHALLINGERROR";
+	case ZUNIMPLEMENTED: return "ZUNIMPLEMENTED";
+	case ZOPERATIONTIMEOUT: return "ZOPERATIONTIMEOUT";
+	case ZBADARGUMENTS: return "ZBADARGUMENTS";
+	case ZINVALIDSTATE: return "ZINVALIDSTATE";
+	case ZNONODE: return "ZNONODE";
+	case ZNOAUTH: return "ZNOAUTH";
+	case ZBADVERSION: return "ZBADVERSION";
+	case ZNOCHILDRENFOREPHEMERALS: return "ZNOCHILDRENFOREPHEMERALS";
+	case ZNODEEXISTS: return "ZNODEEXISTS";
+	case ZNOTEMPTY: return "ZNOTEMPTY";
+	case ZSESSIONEXPIRED: return "ZSESSIONEXPIRED";
+	case ZINVALIDCALLBACK: return "ZINVALIDCALLBACK";
+	case ZINVALIDACL: return "ZINVALIDACL";
+	case ZAUTHFAILED: return "ZAUTHFAILED";
+	case ZCLOSING: return "ZCLOSING";
+	case ZNOTHING: return "ZNOTHING";
+	case ZSESSIONMOVED: return "ZSESSIONMOVED";
+	case ZNOTREADONLY: return "ZNOTREADONLY";
+	case ZNEWCONFIGNOQUORUM: return "ZNEWCONFIGNOQUORUM";
+	case ZRECONFIGINPROGRESS: return "ZRECONFIGINPROGRESS";
+	default: return "ZUNKNOWN";
+	}
+}
+
+/* ---- ZooKeeper's own log, through ours ---------------------------------- */
+
+/*
+ * While no server answers, the client retries every timeout/60 ms and logs
+ * two lines per attempt. The first of each distinct line is worth a
+ * warning; repeats within LOG_REPEAT_S are demoted to debug, so an outage
+ * costs a few lines a minute instead of dozens a second. Messages are
+ * hashed with digits dropped, since ports and counters vary.
+ */
+#define LOG_REPEAT_SLOTS 8
+#define LOG_REPEAT_S 60
+
+static bool session_zk_log_repeated(const char *text, size_t len)
+{
+	static struct { uint64_t hash; time_t at; } seen[LOG_REPEAT_SLOTS];
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] >= '0' && text[i] <= '9')
+			continue;
+		h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	size_t oldest = 0;
+	for (size_t i = 0; i < LOG_REPEAT_SLOTS; i++) {
+		if (seen[i].hash == h && now.tv_sec - seen[i].at < LOG_REPEAT_S)
+			return true;
+		if (seen[i].at < seen[oldest].at)
+			oldest = i;
+	}
+	seen[oldest].hash = h;
+	seen[oldest].at = now.tv_sec;
+	return false;
+}
+
+/*
+ * The client formats "time:pid:ZOO_LEVEL@func@line: message". We keep the
+ * level (mapped to ours) and the message; the function name helps when
+ * reading a trace, so it stays in debug mode only.
+ */
+static void session_zk_log(const char *message)
+{
+	enum zkr_log_level lvl = ZKR_LOG_INFO;
+	const char *p = strstr(message, ":ZOO_");
+	const char *text = message;
+	if (p != NULL) {
+		p += 5;
+		if (strncmp(p, "ERROR@", 6) == 0)
+			lvl = ZKR_LOG_WARN;  /* connection refused etc.: we retry, not fatal */
+		else if (strncmp(p, "WARN@", 5) == 0)
+			lvl = ZKR_LOG_WARN;
+		else if (strncmp(p, "INFO@", 5) == 0)
+			lvl = ZKR_LOG_INFO;
+		else
+			lvl = ZKR_LOG_DEBUG;
+		const char *colon = strstr(p, ": ");
+		if (colon != NULL && zkr_log_threshold < ZKR_LOG_DEBUG)
+			text = colon + 2;
+		else
+			text = p;
+	}
+	size_t len = strlen(text);
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+		len--;
+	if (lvl <= ZKR_LOG_WARN && session_zk_log_repeated(text, len))
+		lvl = ZKR_LOG_DEBUG;
+	zkr_log_at(lvl, "zookeeper: %.*s", (int)len, text);
+}
+
+/* The client's level is global; follow ours, one step quieter, because its
+ * INFO reports every connect attempt and its DEBUG every packet. */
+static void session_zk_log_level(void)
+{
+	ZooLogLevel l = ZOO_LOG_LEVEL_WARN;
+	if (zkr_log_threshold >= ZKR_LOG_DEBUG)
+		l = ZOO_LOG_LEVEL_INFO;
+	else if (zkr_log_threshold <= ZKR_LOG_ERROR)
+		l = ZOO_LOG_LEVEL_ERROR;
+	zoo_set_debug_level(l);
+}
+
+/* ---- subscribers ------------------------------------------------------ */
+
+static void session_notify(struct zkr_session *s, enum zkr_session_event ev)
+{
+	s->notifying++;
+	/* n_subs may grow during the loop; new subscribers hear this event too,
+	 * which is harmless. Removed ones have cb == NULL until compaction. */
+	for (size_t i = 0; i < s->n_subs; i++) {
+		if (s->subs[i].cb != NULL)
+			s->subs[i].cb(s, ev, s->subs[i].arg);
+	}
+	s->notifying--;
+	if (s->notifying == 0 && s->subs_dirty) {
+		size_t j = 0;
+		for (size_t i = 0; i < s->n_subs; i++)
+			if (s->subs[i].cb != NULL)
+				s->subs[j++] = s->subs[i];
+		s->n_subs = j;
+		s->subs_dirty = false;
+	}
+}
+
+bool zkr_session_subscribe(struct zkr_session *s, zkr_session_cb cb, void *arg)
+{
+	if (s->n_subs == s->cap_subs) {
+		size_t cap = s->cap_subs ? s->cap_subs * 2 : 4;
+		struct subscriber *n = realloc(s->subs, cap * sizeof(*n));
+		if (n == NULL)
+			return false;
+		s->subs = n;
+		s->cap_subs = cap;
+	}
+	s->subs[s->n_subs++] = (struct subscriber){ cb, arg };
+	return true;
+}
+
+void zkr_session_unsubscribe(struct zkr_session *s, zkr_session_cb cb, void *arg)
+{
+	for (size_t i = 0; i < s->n_subs; i++) {
+		if (s->subs[i].cb == cb && s->subs[i].arg == arg) {
+			if (s->notifying > 0) {
+				/* Don't shift the array under the notify loop. */
+				s->subs[i].cb = NULL;
+				s->subs_dirty = true;
+			} else {
+				memmove(&s->subs[i], &s->subs[i + 1], (s->n_subs - i - 1) * sizeof(s->subs[0]));
+				s->n_subs--;
+			}
+			return;
+		}
+	}
+}
+
+/* ---- ensure_path: mkdir -p over async creates ------------------------- */
+
+struct ensure_ctx {
+	zhandle_t *zh;
+	char *path;
+	size_t end;                /* length of the prefix being created */
+	struct ACL_vector acl;     /* deep copy: later steps run after the caller returned */
+	zkr_session_done_cb done;
+	void *arg;
+};
+
+static void ensure_ctx_free(struct ensure_ctx *c)
+{
+	for (int32_t i = 0; i < c->acl.count; i++) {
+		free(c->acl.data[i].id.scheme);
+		free(c->acl.data[i].id.id);
+	}
+	free(c->acl.data);
+	free(c->path);
+	free(c);
+}
+
+static bool ensure_copy_acl(struct ensure_ctx *c, const struct ACL_vector *acl)
+{
+	if (acl->count <= 0)
+		return false;
+	c->acl.data = calloc((size_t)acl->count, sizeof(c->acl.data[0]));
+	if (c->acl.data == NULL)
+		return false;
+	c->acl.count = acl->count;
+	for (int32_t i = 0; i < acl->count; i++) {
+		c->acl.data[i].perms = acl->data[i].perms;
+		c->acl.data[i].id.scheme = strdup(acl->data[i].id.scheme);
+		c->acl.data[i].id.id = strdup(acl->data[i].id.id);
+		if (c->acl.data[i].id.scheme == NULL || c->acl.data[i].id.id == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Issues the create of the next component of c->path. */
+static int ensure_issue(struct ensure_ctx *c);
+
+static void ensure_finish(struct ensure_ctx *c, int rc)
+{
+	zkr_session_done_cb done = c->done;
+	void *arg = c->arg;
+	ensure_ctx_free(c);
+	done(rc, arg);
+}
+
+static void ensure_created(int rc, const char *value, const void *data)
+{
+	struct ensure_ctx *c = (struct ensure_ctx *)data;
+	(void)value;
+	if (rc != ZOK && rc != ZNODEEXISTS) {
+		ensure_finish(c, rc);
+		return;
+	}
+	if (c->path[c->end] == '\0') {
+		ensure_finish(c, ZOK);
+		return;
+	}
+	rc = ensure_issue(c);
+	if (rc != ZOK)
+		ensure_finish(c, rc);
+}
+
+static int ensure_issue(struct ensure_ctx *c)
+{
+	const char *next = strchr(c->path + c->end + 1, '/');
+	c->end = next ? (size_t)(next - c->path) : strlen(c->path);
+	char save = c->path[c->end];
+	c->path[c->end] = '\0';
+	int rc = zoo_acreate(c->zh, c->path, NULL, -1, &c->acl, 0, ensure_created, c);
+	c->path[c->end] = save;
+	return rc;
+}
+
+static bool ensure_valid_path(const char *path)
+{
+	if (path == NULL || path[0] != '/' || path[1] == '\0')
+		return false;
+	size_t len = strlen(path);
+	if (path[len - 1] == '/' || strstr(path, "//") != NULL)
+		return false;
+	return true;
+}
+
+/*
+ * Shared by the public helper and the chroot bootstrap. One create per
+ * component, parent first; ZNODEEXISTS moves on. `done` is not called
+ * when this returns false.
+ */
+static bool ensure_path(zhandle_t *zh, const char *path, const struct ACL_vector *acl,
+			zkr_session_done_cb done, void *arg)
+{
+	if (zh == NULL || !ensure_valid_path(path))
+		return false;
+	struct ensure_ctx *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return false;
+	c->zh = zh;
+	c->done = done;
+	c->arg = arg;
+	c->path = strdup(path);
+	if (c->path == NULL || !ensure_copy_acl(c, acl ? acl : &ZOO_OPEN_ACL_UNSAFE)) {
+		ensure_ctx_free(c);
+		return false;
+	}
+	int rc = ensure_issue(c);
+	if (rc != ZOK) {
+		log_warn("zk: create %s: %s", path, zerror(rc));
+		ensure_ctx_free(c);
+		return false;
+	}
+	return true;
+}
+
+bool zkr_session_ensure_path(struct zkr_session *s, const char *path, const struct ACL_vector *acl,
+			     zkr_session_done_cb done, void *arg)
+{
+	zhandle_t *zh = zkr_session_zh(s);
+	if (zh == NULL)
+		return false;
+	if (!ensure_path(zh, path, acl, done, arg))
+		return false;
+	zkr_session_kick(s);
+	return true;
+}
+
+/* ---- handle lifecycle ------------------------------------------------- */
+
+/* Closes the current handle. Its pending completions run in here (with
+ * ZCLOSING), so the in_zk guard keeps their kicks from re-entering. */
+static void session_close_handle(struct zkr_session *s)
+{
+	if (s->zh == NULL)
+		return;
+	if (s->io != NULL)
+		event_del(s->io);
+	zhandle_t *zh = s->zh;
+	bool was_in = s->in_zk;
+	s->in_zk = true;
+	int rc = zookeeper_close(zh);
+	s->in_zk = was_in;
+	s->zh = NULL;
+	s->rearm = false;
+	if (rc != ZOK)
+		log_debug("zk: close: %s", zerror(rc));
+}
+
+static void session_schedule_open(struct zkr_session *s, int delay_ms)
+{
+	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
+	event_add(s->retry, &tv);
+}
+
+/* The handle is dead (expired, auth refused, or the bootstrap failed):
+ * close it from the timer, never from the callback that noticed. */
+static void session_dead(struct zkr_session *s, const char *why)
+{
+	if (s->state == SESSION_DEAD || s->state == SESSION_CLOSED)
+		return;
+	bool was_main = s->state != SESSION_BOOT && s->state != SESSION_IDLE;
+	session_set_state(s, SESSION_DEAD);
+	int delay = session_backoff_ms(s);
+	log_warn("zk: %s; new session in %d ms", why, delay);
+	session_schedule_open(s, delay);
+	if (was_main)
+		session_notify(s, ZKR_SESSION_EXPIRED);
+}
+
+static void session_boot_done(int rc, void *arg)
+{
+	struct zkr_session *s = arg;
+	if (rc == ZCLOSING || s->state != SESSION_BOOT)
+		return;
+	if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT) {
+		/* The library reconnects; the CONNECTED event restarts the chain. */
+		return;
+	}
+	if (rc != ZOK) {
+		log_error("zk: cannot create the chroot %s: %s", s->chroot, zerror(rc));
+		session_dead(s, "chroot bootstrap failed");
+		return;
+	}
+	log_debug("zk: chroot %s present", s->chroot);
+	/* Switch handles from the main loop: we are inside a completion. */
+	session_set_state(s, SESSION_IDLE);
+	session_schedule_open(s, 0);
+}
+
+static void session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+{
+	struct zkr_session *s = ctx;
+	(void)path;
+	if (type != ZOO_SESSION_EVENT || zh != s->zh)
+		return;
+
+	if (state == ZOO_EXPIRED_SESSION_STATE) {
+		session_dead(s, "session expired");
+		return;
+	}
+	if (state == ZOO_AUTH_FAILED_STATE) {
+		log_error("zk: authentication refused for the digest identity given");
+		session_dead(s, "authentication failed");
+		return;
+	}
+
+	if (s->state == SESSION_BOOT) {
+		if (state == ZOO_CONNECTED_STATE &&
+		    !ensure_path(zh, s->chroot, NULL, session_boot_done, s))
+			session_dead(s, "cannot issue the chroot bootstrap");
+		return;
+	}
+
+	if (state == ZOO_CONNECTED_STATE) {
+		enum session_state was = s->state;
+		session_set_state(s, SESSION_CONNECTED);
+		s->attempts = 0;
+		const clientid_t *id = zoo_client_id(zh);
+		if (was == SESSION_CONNECTING) {
+			log_info("zk: connected, session 0x%llx, timeout %d ms, chroot %s",
+				 (unsigned long long)id->client_id, zoo_recv_timeout(zh),
+				 s->chroot[0] ? s->chroot : "/");
+			session_notify(s, ZKR_SESSION_NEW);
+		} else if (was == SESSION_DISCONNECTED) {
+			log_info("zk: reconnected, session 0x%llx", (unsigned long long)id->client_id);
+			session_notify(s, ZKR_SESSION_RECONNECTED);
+		}
+	} else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
+		if (s->state == SESSION_CONNECTED) {
+			session_set_state(s, SESSION_DISCONNECTED);
+			log_warn("zk: disconnected; keeping state, the client reconnects");
+			session_notify(s, ZKR_SESSION_DISCONNECTED);
+		}
+	}
+}
+
+/* Makes the next handle: the bootstrap one (no chroot) or the main one. */
+static void session_open(struct zkr_session *s, bool boot)
+{
+	if (s->state == SESSION_CLOSED)
+		return;
+	session_close_handle(s);
+	session_zk_log_level();
+	if (s->chroot[0] == '\0')
+		boot = false;
+
+	const char *hosts = boot ? s->hosts : s->connect;
+	/* zookeeper_init resolves names with a blocking getaddrinfo; IP
+	 * literals in the connect string avoid that stall. */
+	zhandle_t *zh = zookeeper_init2(hosts, session_watcher, s->timeout_ms, NULL, s, 0,
+					session_zk_log);
+	if (zh == NULL) {
+		int delay = session_backoff_ms(s);
+		log_error("zk: cannot create a handle for %s: %s; retrying in %d ms", hosts,
+			  strerror(errno), delay);
+		session_set_state(s, SESSION_DEAD);
+		session_schedule_open(s, delay);
+		return;
+	}
+	s->zh = zh;
+	if (s->auth != NULL) {
+		/* Queued now, sent right after the handshake, and re-sent by the
+		 * library on every reconnect of this handle. A refusal arrives as
+		 * ZOO_AUTH_FAILED_STATE in the watcher. */
+		int rc = zoo_add_auth(zh, "digest", s->auth, (int)strlen(s->auth), NULL, NULL);
+		if (rc != ZOK)
+			log_error("zk: add_auth: %s", zerror(rc));
+	}
+	session_set_state(s, boot ? SESSION_BOOT : SESSION_CONNECTING);
+	session_arm(s);
+}
+
+/*
+ * The retry timer. IDLE: the bootstrap finished, open the main handle.
+ * DEAD: start over with a bootstrap. The old handle is closed while the
+ * state still hides it from zkr_session_zh, so completions that run
+ * inside the close cannot pick it up again.
+ */
+static void session_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct zkr_session *s = arg;
+	(void)fd;
+	(void)what;
+	bool boot = s->state == SESSION_DEAD;
+	session_close_handle(s);
+	session_open(s, boot);
+}
+
+/* ---- driving the client ----------------------------------------------- */
+
+static void session_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct zkr_session *s = arg;
+	(void)fd;
+	if (s->zh == NULL)
+		return;
+	int events = 0;
+	if (what & EV_READ)
+		events |= ZOOKEEPER_READ;
+	if (what & EV_WRITE)
+		events |= ZOOKEEPER_WRITE;
+	s->in_zk = true;
+	int rc = zookeeper_process(s->zh, events);
+	s->in_zk = false;
+	/* ZNOTHING (nothing to read yet), ZCONNECTIONLOSS and ZINVALIDSTATE
+	 * during reconnect backoff are routine. Whether the session is gone is
+	 * decided by the session event alone, never from this code. */
+	if (rc != ZOK && rc != ZNOTHING)
+		log_debug("zk: process: %s", zerror(rc));
+	session_arm(s);
+}
+
+static void session_arm(struct zkr_session *s)
+{
+	if (s->in_zk) {
+		s->rearm = true;
+		return;
+	}
+	if (s->zh == NULL || s->state == SESSION_DEAD || s->state == SESSION_CLOSED) {
+		event_del(s->io);
+		return;
+	}
+	int fd = -1, interest = 0;
+	struct timeval tv = { 0, 0 };
+	int rc = ZOK;
+	/* A socket error inside zookeeper_interest runs completions (with
+	 * ZCONNECTIONLOSS) and those may kick: ask again so that requests they
+	 * queued are reflected. Bounded, to stay out of a loop. */
+	for (int round = 0; round < 4; round++) {
+		s->rearm = false;
+		s->in_zk = true;
+		rc = zookeeper_interest(s->zh, &fd, &interest, &tv);
+		s->in_zk = false;
+		if (!s->rearm || s->zh == NULL || s->state == SESSION_DEAD)
+			break;
+	}
+	if (s->zh == NULL || s->state == SESSION_DEAD || s->state == SESSION_CLOSED) {
+		event_del(s->io);
+		return;
+	}
+	if (rc == ZINVALIDSTATE) {
+		/* Unrecoverable handle: the session event that says so is queued
+		 * and runs in the next zookeeper_process; give it a turn. */
+		int st = zoo_state(s->zh);
+		if (st == ZOO_EXPIRED_SESSION_STATE || st == ZOO_AUTH_FAILED_STATE) {
+			session_watcher(s->zh, ZOO_SESSION_EVENT, st, "", s);
+			event_del(s->io);
+			return;
+		}
+	} else if (rc != ZOK) {
+		log_debug("zk: interest: %s", zerror(rc));
+	}
+
+	short flags = 0;
+	if (fd >= 0) {
+		if (interest & ZOOKEEPER_READ)
+			flags |= EV_READ;
+		if (interest & ZOOKEEPER_WRITE)
+			flags |= EV_WRITE;
+	} else {
+		fd = -1;
+	}
+	/* A zero deadline happens right after a socket error: process once
+	 * more (it notices fd -1) and the next interest picks a server or a
+	 * backoff. The library adds its own delay after cycling all servers. */
+	event_del(s->io);
+	if (event_assign(s->io, s->base, fd, flags, session_io, s) != 0 ||
+	    event_add(s->io, &tv) != 0) {
+		log_error("zk: cannot arm the session event (fd %d)", fd);
+		/* Fall back to a plain timer so the client keeps being driven. */
+		struct timeval again = { 0, 100000 };
+		if (event_assign(s->io, s->base, -1, 0, session_io, s) == 0)
+			event_add(s->io, &again);
+	}
+}
+
+void zkr_session_kick(struct zkr_session *s)
+{
+	session_arm(s);
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+/* Splits "h:p,h:p/chroot" into hosts and chroot, defaulting the chroot. */
+static bool session_parse_connect(struct zkr_session *s, const char *connect, char *why, size_t whylen)
+{
+	const char *slash = strchr(connect, '/');
+	size_t hlen = slash ? (size_t)(slash - connect) : strlen(connect);
+	if (hlen == 0) {
+		set_why(why, whylen, "connect string '%s' names no server", connect);
+		return false;
+	}
+	const char *root = slash ? slash : SESSION_CHROOT_DEFAULT;
+	if (strcmp(root, "/") == 0)
+		root = "";  /* explicit "/": use the server's root, no chroot */
+	else if (!ensure_valid_path(root) || strstr(root, "/.") != NULL) {
+		set_why(why, whylen, "bad chroot '%s' in the connect string", root);
+		return false;
+	}
+	s->hosts = strndup(connect, hlen);
+	s->chroot = strdup(root);
+	if (s->hosts == NULL || s->chroot == NULL ||
+	    asprintf(&s->connect, "%s%s", s->hosts, s->chroot) < 0) {
+		s->connect = NULL;
+		set_why(why, whylen, "out of memory");
+		return false;
+	}
+	return true;
+}
+
+struct zkr_session *zkr_session_new(struct event_base *base, const struct zkr_session_opts *opts,
+				    char *why, size_t whylen)
+{
+	if (opts == NULL || opts->connect == NULL || opts->connect[0] == '\0') {
+		set_why(why, whylen, "no ZooKeeper connect string");
+		return NULL;
+	}
+	if (opts->auth != NULL && strchr(opts->auth, ':') == NULL) {
+		set_why(why, whylen, "auth must be user:password");
+		return NULL;
+	}
+	struct zkr_session *s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		set_why(why, whylen, "out of memory");
+		return NULL;
+	}
+	s->base = base;
+	s->state = SESSION_CONNECTING;
+	s->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
+	if (s->timeout_ms < SESSION_TIMEOUT_MIN_MS)
+		s->timeout_ms = SESSION_TIMEOUT_MIN_MS;
+	if (s->timeout_ms > SESSION_TIMEOUT_MAX_MS)
+		s->timeout_ms = SESSION_TIMEOUT_MAX_MS;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	s->rng = ((uint64_t)now.tv_nsec << 20) ^ (uint64_t)now.tv_sec ^ ((uint64_t)getpid() << 40) ^
+		 (uint64_t)(uintptr_t)s;
+	if (s->rng == 0)
+		s->rng = 0x9e3779b97f4a7c15ULL;
+
+	if (!session_parse_connect(s, opts->connect, why, whylen))
+		goto failed;
+	if (opts->auth != NULL && (s->auth = strdup(opts->auth)) == NULL) {
+		set_why(why, whylen, "out of memory");
+		goto failed;
+	}
+	s->io = event_new(base, -1, 0, session_io, s);
+	s->retry = evtimer_new(base, session_retry_cb, s);
+	if (s->io == NULL || s->retry == NULL) {
+		set_why(why, whylen, "cannot create libevent events");
+		goto failed;
+	}
+
+	session_open(s, true);
+	if (s->zh == NULL) {
+		/* The first handle failing is a configuration error (a host that
+		 * does not parse); say so instead of retrying forever. */
+		set_why(why, whylen, "cannot use connect string '%s'", opts->connect);
+		goto failed;
+	}
+	return s;
+
+failed:
+	zkr_session_free(s);
+	return NULL;
+}
+
+void zkr_session_close(struct zkr_session *s)
+{
+	if (s == NULL || s->state == SESSION_CLOSED)
+		return;
+	if (s->retry != NULL)
+		event_del(s->retry);
+	session_set_state(s, SESSION_CLOSED);
+	session_close_handle(s);
+}
+
+void zkr_session_free(struct zkr_session *s)
+{
+	if (s == NULL)
+		return;
+	zkr_session_close(s);
+	if (s->io != NULL)
+		event_free(s->io);
+	if (s->retry != NULL)
+		event_free(s->retry);
+	free(s->subs);
+	free(s->hosts);
+	free(s->chroot);
+	free(s->connect);
+	if (s->auth != NULL) {
+		explicit_bzero(s->auth, strlen(s->auth));
+		free(s->auth);
+	}
+	free(s);
+}
+
+zhandle_t *zkr_session_zh(struct zkr_session *s)
+{
+	switch (s->state) {
+	case SESSION_CONNECTING:
+	case SESSION_CONNECTED:
+	case SESSION_DISCONNECTED:
+		return s->zh;
+	default:
+		return NULL;
+	}
+}
+
+bool zkr_session_connected(const struct zkr_session *s)
+{
+	return s->state == SESSION_CONNECTED;
+}
+
+const char *zkr_session_chroot(const struct zkr_session *s)
+{
+	return s->chroot[0] ? s->chroot : "/";
+}
+
+int64_t zkr_session_id(const struct zkr_session *s)
+{
+	if (s->zh == NULL || s->state == SESSION_BOOT || s->state == SESSION_IDLE)
+		return 0;
+	const clientid_t *id = zoo_client_id(s->zh);
+	return id ? id->client_id : 0;
+}
