@@ -1,0 +1,365 @@
+/*
+ * The admin endpoint (see admin.h). It reads the proxy's current snapshot
+ * and per-instance state and renders them; it never changes routing. The
+ * handlers run inside the same loop as the proxy, so everything they read
+ * is consistent for the length of one answer; a /routes of a large table
+ * is built into one evbuffer and sent without copying.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "node/admin.h"
+#include "node/config.h"
+#include "node/proxy.h"
+#include "registry/log.h"
+#include "registry/record.h"
+#include "registry/router.h"
+#include "registry/table.h"
+
+/* Small, bounded requests only: the admin port is for probes and humans. */
+#define ADMIN_MAX_HEADERS_BYTES 8192
+#define ADMIN_TIMEOUT_S 10
+
+struct admin {
+	struct evhttp *http;
+	struct proxy *proxy;
+	struct zkr_router *router;
+	char *node_id;
+	bool draining;
+};
+
+void admin_json_string(struct evbuffer *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+	evbuffer_add(out, "\"", 1);
+	while (*p) {
+		unsigned char c;
+		const unsigned char *run = p;
+		/* Copy runs of plain ASCII in one call. */
+		while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+			p++;
+		if (p > run) {
+			evbuffer_add(out, run, (size_t)(p - run));
+			continue;
+		}
+		c = *p++;
+		if (c == '"' || c == '\\') {
+			char esc[2] = { '\\', (char)c };
+			evbuffer_add(out, esc, 2);
+		} else if (c == '\n') {
+			evbuffer_add(out, "\\n", 2);
+		} else if (c == '\r') {
+			evbuffer_add(out, "\\r", 2);
+		} else if (c == '\t') {
+			evbuffer_add(out, "\\t", 2);
+		} else {
+			/* Controls, DEL and every byte >= 0x80: our strings come from
+			 * validated records, so this only guards the output's validity. */
+			char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+			evbuffer_add(out, esc, 6);
+		}
+	}
+	evbuffer_add(out, "\"", 1);
+}
+
+static void json_key(struct evbuffer *out, const char *key, bool *first)
+{
+	if (!*first)
+		evbuffer_add(out, ",", 1);
+	*first = false;
+	admin_json_string(out, key);
+	evbuffer_add(out, ":", 1);
+}
+
+static void json_str(struct evbuffer *out, const char *key, const char *v, bool *first)
+{
+	json_key(out, key, first);
+	if (v == NULL)
+		evbuffer_add(out, "null", 4);
+	else
+		admin_json_string(out, v);
+}
+
+static void json_u64(struct evbuffer *out, const char *key, uint64_t v, bool *first)
+{
+	json_key(out, key, first);
+	evbuffer_add_printf(out, "%" PRIu64, v);
+}
+
+static void json_bool(struct evbuffer *out, const char *key, bool v, bool *first)
+{
+	json_key(out, key, first);
+	evbuffer_add_printf(out, "%s", v ? "true" : "false");
+}
+
+static void send_text(struct evhttp_request *req, int code, const char *reason, const char *ctype,
+		      struct evbuffer *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(req, code, reason, body);
+}
+
+static void reply_plain(struct evhttp_request *req, int code, const char *reason, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (b == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+		return;
+	}
+	evbuffer_add_printf(b, "%s\n", text);
+	send_text(req, code, reason, "text/plain; charset=utf-8", b);
+	evbuffer_free(b);
+}
+
+static void handle_healthz(struct admin *a, struct evhttp_request *req)
+{
+	struct route_table *t = proxy_table(a->proxy);
+	if (a->draining)
+		reply_plain(req, 503, "Service Unavailable", "draining");
+	else if (t == NULL)
+		reply_plain(req, 503, "Service Unavailable", "no routing table loaded yet");
+	else
+		reply_plain(req, 200, "OK", "ok");
+}
+
+static void render_config(struct evbuffer *b, const struct route_app_config *c)
+{
+	bool f = true;
+	evbuffer_add(b, "{", 1);
+	json_str(b, "balance", record_balance_name(c->balance), &f);
+	json_str(b, "hash_key", c->hash_key, &f);
+	json_u64(b, "connect_timeout_ms", c->connect_timeout_ms, &f);
+	json_u64(b, "response_timeout_ms", c->response_timeout_ms, &f);
+	json_u64(b, "idle_timeout_ms", c->idle_timeout_ms, &f);
+	json_str(b, "health_path", c->health_path, &f);
+	json_u64(b, "health_interval_ms", c->health_interval_ms, &f);
+	json_str(b, "sticky_cookie", c->sticky_cookie, &f);
+	json_bool(b, "redirect_https", c->redirect_https, &f);
+	json_u64(b, "max_connections", c->max_connections, &f);
+	json_u64(b, "max_body_bytes", c->max_body_bytes, &f);
+	json_key(b, "retries", &f);
+	if (c->retries < 0)
+		evbuffer_add(b, "null", 4);
+	else
+		evbuffer_add_printf(b, "%d", c->retries);
+	evbuffer_add(b, "}", 1);
+}
+
+static void render_instance(struct admin *a, struct evbuffer *b, const struct route_app *app,
+			    const struct route_instance *in)
+{
+	struct backend_info bi;
+	bool f = true;
+	evbuffer_add(b, "{", 1);
+	json_str(b, "id", in->id, &f);
+	json_str(b, "host", in->host, &f);
+	json_u64(b, "port", in->port, &f);
+	json_u64(b, "weight", in->weight, &f);
+	json_str(b, "zone", in->zone, &f);
+	json_str(b, "state", in->draining ? "DRAINING" : "UP", &f);
+	json_u64(b, "registered_at_ms", in->registered_at_ms, &f);
+	memset(&bi, 0, sizeof(bi));
+	bool known = proxy_backend_info(a->proxy, app->domain, in->id, &bi);
+	json_key(b, "runtime", &f);
+	f = true;
+	evbuffer_add(b, "{", 1);
+	json_bool(b, "known", known, &f);
+	json_bool(b, "ejected", bi.ejected, &f);
+	json_u64(b, "ejected_until_ms", bi.ejected_until_ms, &f);
+	json_u64(b, "outstanding", bi.outstanding, &f);
+	json_u64(b, "consecutive_failures", bi.consecutive_failures, &f);
+	json_bool(b, "health_down", bi.health_down, &f);
+	json_u64(b, "idle_pooled", bi.idle_pooled, &f);
+	evbuffer_add(b, "}}", 2);
+}
+
+static void handle_routes(struct admin *a, struct evhttp_request *req)
+{
+	struct route_table *t = proxy_table(a->proxy);
+	struct evbuffer *b = evbuffer_new();
+	bool f = true;
+
+	if (b == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+		return;
+	}
+	evbuffer_add(b, "{", 1);
+	json_str(b, "node_id", a->node_id, &f);
+	json_bool(b, "table_loaded", t != NULL, &f);
+	json_u64(b, "generation", t ? t->generation : 0, &f);
+	json_str(b, "digest", t ? t->digest_hex : NULL, &f);
+	json_bool(b, "draining", a->draining, &f);
+	if (a->router != NULL)
+		json_bool(b, "zk_connected", zkr_router_connected(a->router), &f);
+	json_key(b, "apps", &f);
+	evbuffer_add(b, "[", 1);
+	for (size_t i = 0; t != NULL && i < t->n_apps; i++) {
+		const struct route_app *app = t->apps[i];
+		char hex[ROUTE_DIGEST_HEX_LEN + 1];
+		bool af = true;
+		for (size_t k = 0; k < ROUTE_DIGEST_LEN; k++)
+			snprintf(hex + 2 * k, 3, "%02x", app->digest[k]);
+		evbuffer_add(b, i ? ",{" : "{", i ? 2 : 1);
+		json_str(b, "domain", app->domain, &af);
+		json_str(b, "digest", hex, &af);
+		json_key(b, "config", &af);
+		render_config(b, &app->config);
+		json_key(b, "instances", &af);
+		evbuffer_add(b, "[", 1);
+		for (size_t j = 0; j < app->n_instances; j++) {
+			if (j)
+				evbuffer_add(b, ",", 1);
+			render_instance(a, b, app, &app->instances[j]);
+		}
+		evbuffer_add(b, "]}", 2);
+	}
+	evbuffer_add(b, "]}\n", 3);
+	send_text(req, 200, "OK", "application/json", b);
+	evbuffer_free(b);
+}
+
+static void metric(struct evbuffer *b, const char *name, const char *type, const char *help,
+		   uint64_t v)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
+			    name, v);
+}
+
+static void handle_metrics(struct admin *a, struct evhttp_request *req)
+{
+	struct route_table *t = proxy_table(a->proxy);
+	struct evbuffer *b = evbuffer_new();
+	uint64_t instances = 0, ejected = 0, health_down = 0;
+
+	if (b == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+		return;
+	}
+	for (size_t i = 0; t != NULL && i < t->n_apps; i++) {
+		const struct route_app *app = t->apps[i];
+		instances += app->n_instances;
+		for (size_t j = 0; j < app->n_instances; j++) {
+			struct backend_info bi;
+			if (!proxy_backend_info(a->proxy, app->domain, app->instances[j].id, &bi))
+				continue;
+			ejected += bi.ejected;
+			health_down += bi.health_down;
+		}
+	}
+	evbuffer_add_printf(b, "# HELP zkrouter_build_info Version of this zkrouterd.\n"
+			    "# TYPE zkrouter_build_info gauge\n"
+			    "zkrouter_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+	metric(b, "zkrouter_ready", "gauge", "1 while /healthz answers 200.",
+	       t != NULL && !a->draining);
+	metric(b, "zkrouter_draining", "gauge", "1 after SIGTERM.", a->draining);
+	if (a->router != NULL)
+		metric(b, "zkrouter_zk_connected", "gauge", "1 while the ZooKeeper session is connected.",
+		       zkr_router_connected(a->router));
+	metric(b, "zkrouter_client_connections", "gauge", "Open client connections.",
+	       proxy_client_connections(a->proxy));
+	metric(b, "zkrouter_active_requests", "gauge", "Requests in flight.",
+	       proxy_active_requests(a->proxy));
+	metric(b, "zkrouter_table_generation", "gauge", "Generation of the routing table in use.",
+	       t ? t->generation : 0);
+	metric(b, "zkrouter_apps", "gauge", "Apps in the routing table.", t ? t->n_apps : 0);
+	metric(b, "zkrouter_instances", "gauge", "Instances in the routing table.", instances);
+	metric(b, "zkrouter_instances_ejected", "gauge", "Instances passively ejected now.", ejected);
+	metric(b, "zkrouter_instances_health_down", "gauge", "Instances failing active checks.",
+	       health_down);
+	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+	evbuffer_free(b);
+}
+
+static void handle(struct evhttp_request *req, void *arg)
+{
+	struct admin *a = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		reply_plain(req, 405, "Method Not Allowed", "only GET and HEAD");
+		return;
+	}
+	if (path == NULL) {
+		reply_plain(req, 400, "Bad Request", "bad request target");
+		return;
+	}
+	if (strcmp(path, "/healthz") == 0)
+		handle_healthz(a, req);
+	else if (strcmp(path, "/routes") == 0)
+		handle_routes(a, req);
+	else if (strcmp(path, "/metrics") == 0)
+		handle_metrics(a, req);
+	else
+		reply_plain(req, 404, "Not Found", "not found; try /healthz, /routes or /metrics");
+}
+
+struct admin *admin_new(struct event_base *base, const char *addr_port, struct proxy *proxy,
+			const char *node_id, char *why, size_t whylen)
+{
+	char addr[256];
+	unsigned short port;
+	struct admin *a;
+
+	if (!config_split_addr(addr_port, addr, sizeof(addr), &port)) {
+		snprintf(why, whylen, "admin address \"%s\" is not ADDR:PORT", addr_port);
+		return NULL;
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL || (a->node_id = strdup(node_id)) == NULL)
+		goto nomem;
+	a->proxy = proxy;
+	if ((a->http = evhttp_new(base)) == NULL)
+		goto nomem;
+	evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS_BYTES);
+	evhttp_set_max_body_size(a->http, 0);
+	evhttp_set_timeout(a->http, ADMIN_TIMEOUT_S);
+	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_gencb(a->http, handle, a);
+	if (evhttp_bind_socket_with_handle(a->http, addr, port) == NULL) {
+		snprintf(why, whylen, "admin: cannot listen on %s: %s", addr_port, strerror(errno));
+		admin_free(a);
+		return NULL;
+	}
+	log_info("admin endpoint on http://%s/ (healthz, routes, metrics)", addr_port);
+	return a;
+nomem:
+	snprintf(why, whylen, "admin: out of memory");
+	admin_free(a);
+	return NULL;
+}
+
+void admin_set_router(struct admin *a, struct zkr_router *router)
+{
+	a->router = router;
+}
+
+void admin_set_draining(struct admin *a, bool draining)
+{
+	a->draining = draining;
+}
+
+void admin_free(struct admin *a)
+{
+	if (a == NULL)
+		return;
+	if (a->http != NULL)
+		evhttp_free(a->http);
+	free(a->node_id);
+	free(a);
+}

@@ -1,0 +1,43 @@
+/*
+ * The admin endpoint of zkrouterd, on libevent's evhttp, by default on a
+ * loopback address:
+ *
+ *   GET /healthz   200 "ok" once a routing table is loaded and while not
+ *                  draining; 503 with the reason otherwise. Load balancers
+ *                  and DNS health checkers poll this.
+ *   GET /routes    JSON: node_id, generation, digest, and every app with
+ *                  its config and instances, each with the proxy's runtime
+ *                  state (ejection, outstanding requests, health).
+ *   GET /metrics   Prometheus text format: connections, requests in flight,
+ *                  table generation, apps, instances, ejections.
+ */
+#ifndef ZKR_ADMIN_H
+#define ZKR_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+struct admin;
+struct proxy;
+struct zkr_router;
+
+/* Listens on "ADDR:PORT" ("[V6]:PORT"); false with a reason on failure. */
+struct admin *admin_new(struct event_base *base, const char *addr_port, struct proxy *proxy,
+			const char *node_id, char *why, size_t whylen);
+
+/* Lets /healthz and /metrics report the ZooKeeper connection (optional). */
+void admin_set_router(struct admin *a, struct zkr_router *router);
+
+/* SIGTERM: /healthz answers 503 "draining" from now on. */
+void admin_set_draining(struct admin *a, bool draining);
+
+void admin_free(struct admin *a);
+
+/* Appends s as a JSON string literal (quoted, escaped; bytes that are not
+ * valid UTF-8 become \u00XX). Exposed for the tests. */
+void admin_json_string(struct evbuffer *out, const char *s);
+
+#endif
