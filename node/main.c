@@ -1,0 +1,298 @@
+/*
+ * zkrouterd: the router daemon. This file only wires the parts together
+ * and owns the process's life:
+ *
+ *   config ──> log, access log, proxy (listeners), admin, health checks
+ *   zkr_router (ZooKeeper) ──on_table──> proxy_set_table, health_set_table
+ *   SIGHUP  ──> reopen the access log, reload reloadable options
+ *   SIGTERM ──> /healthz 503, leave /routers, close listeners, wait for
+ *               requests in flight (at most drain-timeout-ms), exit 0
+ *
+ * Everything runs in one libevent loop; signals arrive as loop events, so
+ * no handler ever races the request path.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "node/accesslog.h"
+#include "node/admin.h"
+#include "node/config.h"
+#include "node/health.h"
+#include "node/proxy.h"
+#include "registry/log.h"
+#include "registry/router.h"
+
+#define DRAIN_POLL_MS 100
+
+struct daemon {
+	struct zkr_config cfg;
+	struct event_base *base;
+	struct accesslog *alog;
+	struct proxy *proxy;
+	struct admin *admin;
+	struct health *health;
+	struct zkr_router *router;
+	struct event *sig_hup, *sig_term, *sig_int, *drain_timer;
+	bool draining;
+	struct timespec drain_started;
+	int exit_code;
+};
+
+static uint64_t elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64_t)(now.tv_sec - since->tv_sec) * 1000 +
+	       (uint64_t)((now.tv_nsec - since->tv_nsec) / 1000000);
+}
+
+/* 10,000 idle clients plus their backend connections need far more than
+ * the usual soft limit of 1024 descriptors. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("setrlimit(RLIMIT_NOFILE, %llu): %s", (unsigned long long)rl.rlim_max,
+				 strerror(errno));
+		else
+			log_debug("file descriptor limit raised from %llu to %llu",
+				  (unsigned long long)was, (unsigned long long)rl.rlim_max);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < 2ULL * 10000 + 64)
+		log_warn("only %llu file descriptors: fewer than two per client connection at "
+			 "10,000 clients (raise the hard limit, e.g. LimitNOFILE=)",
+			 (unsigned long long)rl.rlim_cur);
+}
+
+static void apply_log_level(const struct zkr_config *cfg)
+{
+	enum zkr_log_level lvl;
+	if (zkr_log_parse_level(cfg->log_level, &lvl))
+		zkr_log_set_level(lvl);
+}
+
+static void on_table(struct route_table *t, void *arg)
+{
+	struct daemon *d = arg;
+	log_info("routing table generation %llu: %zu apps, digest %.16s",
+		 (unsigned long long)t->generation, t->n_apps, t->digest_hex);
+	proxy_set_table(d->proxy, t);
+	if (d->health != NULL)
+		health_set_table(d->health, t);
+}
+
+static void on_hup(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	char why[512];
+
+	log_info("SIGHUP: reopening the access log and reloading %s",
+		 d->cfg.config_file ? d->cfg.config_file : "(no config file)");
+	if (d->alog != NULL)
+		accesslog_reopen(d->alog);
+	if (!config_reload(&d->cfg, why, sizeof(why))) {
+		log_error("reload failed, keeping the running configuration: %s", why);
+		return;
+	}
+	if (why[0] != '\0')
+		log_warn("%s", why);
+	apply_log_level(&d->cfg);
+	proxy_apply_config(d->proxy, &d->cfg);
+	if (d->health != NULL)
+		health_apply_config(d->health, &d->cfg);
+}
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	size_t active = proxy_active_requests(d->proxy);
+	uint64_t ms = elapsed_ms(&d->drain_started);
+
+	if (active == 0) {
+		log_info("drained in %llu ms; exiting", (unsigned long long)ms);
+		event_base_loopexit(d->base, NULL);
+	} else if (ms >= d->cfg.drain_timeout_ms) {
+		log_warn("drain timeout (%u ms): %zu requests still in flight are cut off",
+			 d->cfg.drain_timeout_ms, active);
+		event_base_loopexit(d->base, NULL);
+	}
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval poll = { 0, DRAIN_POLL_MS * 1000 };
+
+	if (d->draining) {
+		log_warn("signal %d during the drain: exiting now", (int)sig);
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	d->draining = true;
+	clock_gettime(CLOCK_MONOTONIC, &d->drain_started);
+	log_info("signal %d: draining (%zu requests in flight, at most %u ms)", (int)sig,
+		 proxy_active_requests(d->proxy), d->cfg.drain_timeout_ms);
+	if (d->admin != NULL)
+		admin_set_draining(d->admin, true);
+	if (d->router != NULL)
+		zkr_router_leave(d->router);
+	proxy_stop_listening(d->proxy);
+	d->drain_timer = event_new(d->base, -1, EV_PERSIST, drain_tick, d);
+	if (d->drain_timer == NULL || event_add(d->drain_timer, &poll) != 0) {
+		log_error("cannot arm the drain timer; exiting now");
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	drain_tick(-1, 0, d);
+}
+
+static bool add_signal(struct daemon *d, struct event **ev, int sig, event_callback_fn cb)
+{
+	*ev = evsignal_new(d->base, sig, cb, d);
+	if (*ev == NULL || event_add(*ev, NULL) != 0) {
+		log_error("cannot watch signal %d", sig);
+		return false;
+	}
+	return true;
+}
+
+static bool start(struct daemon *d)
+{
+	char why[512];
+	struct zkr_config *c = &d->cfg;
+
+	raise_nofile();
+	if ((d->base = event_base_new()) == NULL) {
+		log_error("cannot create the event loop");
+		return false;
+	}
+	if (c->access_log != NULL) {
+		if ((d->alog = accesslog_open(c->access_log, why, sizeof(why))) == NULL) {
+			log_error("access log: %s", why);
+			return false;
+		}
+		if (!accesslog_attach(d->alog, d->base))
+			log_warn("access log: no flush timer; writing each line at once");
+	}
+	if ((d->proxy = proxy_new(d->base, c, d->alog)) == NULL) {
+		log_error("cannot create the proxy (out of memory?)");
+		return false;
+	}
+	for (size_t i = 0; i < c->n_listen; i++) {
+		if (!proxy_listen(d->proxy, c->listen[i], why, sizeof(why))) {
+			log_error("listen %s: %s", c->listen[i], why);
+			return false;
+		}
+		log_info("listening on %s", c->listen[i]);
+	}
+	if (c->admin != NULL &&
+	    (d->admin = admin_new(d->base, c->admin, d->proxy, c->node_id, why, sizeof(why))) == NULL) {
+		log_error("%s", why);
+		return false;
+	}
+	if ((d->health = health_new(d->base, d->proxy, c)) == NULL) {
+		log_error("cannot create the health checker (out of memory?)");
+		return false;
+	}
+	if (!add_signal(d, &d->sig_hup, SIGHUP, on_hup) || !add_signal(d, &d->sig_term, SIGTERM, on_term) ||
+	    !add_signal(d, &d->sig_int, SIGINT, on_term))
+		return false;
+
+	struct zkr_router_opts ro = {
+		.connect = c->zk_connect,
+		.auth = c->zk_auth,
+		.session_timeout_ms = c->zk_session_timeout_ms,
+		.node_id = c->node_id,
+		.listen = (const char *const *)c->listen,
+		.n_listen = c->n_listen,
+		.admin = c->admin,
+		.version = PACKAGE_VERSION,
+	};
+	if ((d->router = zkr_router_new(d->base, &ro, on_table, d, why, sizeof(why))) == NULL) {
+		log_error("ZooKeeper: %s", why);
+		return false;
+	}
+	if (d->admin != NULL)
+		admin_set_router(d->admin, d->router);
+	log_info("zkrouterd %s started as node %s, ZooKeeper %s", PACKAGE_VERSION, c->node_id,
+		 c->zk_connect);
+	return true;
+}
+
+static void stop(struct daemon *d)
+{
+	/* Order: nothing may call into a part already freed. The router goes
+	 * before the proxy it publishes to; the access log after the proxy
+	 * that writes it. */
+	if (d->drain_timer != NULL)
+		event_free(d->drain_timer);
+	if (d->sig_hup != NULL)
+		event_free(d->sig_hup);
+	if (d->sig_term != NULL)
+		event_free(d->sig_term);
+	if (d->sig_int != NULL)
+		event_free(d->sig_int);
+	health_free(d->health);
+	admin_free(d->admin);
+	if (d->router != NULL)
+		zkr_router_free(d->router);
+	if (d->proxy != NULL)
+		proxy_free(d->proxy);
+	accesslog_close(d->alog);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	config_free(&d->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d;
+	char why[512];
+	enum zkr_log_level lvl;
+
+	zkr_log_init("zkrouterd", ZKR_LOG_INFO, false);
+	switch (config_load(&d.cfg, argc, argv, stdout, why, sizeof(why))) {
+	case CONFIG_EXIT:
+		return 0;
+	case CONFIG_ERROR:
+		/* A usage error, before the daemon starts: the person at the
+		 * terminal reads this, so it is plain text, not a log line. */
+		fprintf(stderr, "zkrouterd: %s\n", why);
+		return 2;
+	case CONFIG_OK:
+		break;
+	}
+	if (!zkr_log_parse_level(d.cfg.log_level, &lvl))
+		lvl = ZKR_LOG_INFO;
+	zkr_log_init("zkrouterd", lvl, d.cfg.syslog);
+	/* A client or backend that goes away mid-write must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+
+	d.exit_code = 1;
+	if (start(&d)) {
+		if (event_base_dispatch(d.base) < 0)
+			log_error("event loop failed");
+		else
+			d.exit_code = 0;
+	}
+	stop(&d);
+	return d.exit_code;
+}
