@@ -13,6 +13,8 @@
  *   --sleep MS      pause (a slowloris, or pieces of a pipeline)
  *   --expect TEXT   wait until the bytes received so far contain TEXT
  *   --shut          half-close (shutdown the write side)
+ *   --stdin         send what arrives on stdin, as it arrives, until EOF
+ *                   (a test drives a WebSocket tunnel through a fifo)
  *
  * Then it reads until the peer closes or nothing arrives for --timeout MS.
  * The exit status says how the connection ended, so a test can assert
@@ -42,7 +44,7 @@
 
 enum { EXIT_CLOSED = 0, EXIT_USAGE = 1, EXIT_TIMEOUT = 2, EXIT_RESET = 3, EXIT_NOT_MET = 4 };
 
-enum step_kind { S_SEND, S_FILE, S_SLEEP, S_EXPECT, S_SHUT };
+enum step_kind { S_SEND, S_FILE, S_SLEEP, S_EXPECT, S_SHUT, S_STDIN };
 
 struct step {
 	enum step_kind kind;
@@ -271,12 +273,37 @@ static bool send_all(struct conn *c, const char *data, size_t len)
 	return true;
 }
 
+/* Forwards stdin to the connection until stdin ends or the connection does. */
+static void relay_stdin(struct conn *c)
+{
+	char buf[16384];
+	while (!c->eof && !c->reset) {
+		struct pollfd p[2] = { { .fd = 0, .events = POLLIN }, { .fd = c->fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		if (p[1].revents & (POLLIN | POLLHUP | POLLERR))
+			take_input(c);
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t r = read(0, buf, sizeof(buf));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				return;
+			if (!send_all(c, buf, (size_t)r))
+				return;
+		}
+	}
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: hclient [--timeout MS] [--quiet] ADDR:PORT STEP...\n"
 		"steps: TEXT (C escapes \\r \\n \\t \\\\ \\0 \\xHH) | --file PATH | --sleep MS |\n"
-		"       --expect TEXT | --shut\n"
+		"       --expect TEXT | --shut | --stdin\n"
 		"Prints the bytes received. Exit: 0 closed by peer, 2 still open at the\n"
 		"idle timeout (default 2000 ms), 3 reset, 4 --expect not met, 1 error.\n");
 }
@@ -350,6 +377,8 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 		} else if (strcmp(a, "--shut") == 0) {
 			s->kind = S_SHUT;
+		} else if (strcmp(a, "--stdin") == 0) {
+			s->kind = S_STDIN;
 		} else if (strncmp(a, "--", 2) == 0) {
 			fprintf(stderr, "hclient: unknown step %s\n", a);
 			usage(stderr);
@@ -396,6 +425,9 @@ int main(int argc, char **argv)
 				fprintf(stderr, "hclient: did not receive the expected bytes (%zu received)\n", c.got_len);
 				rc = EXIT_NOT_MET;
 			}
+			break;
+		case S_STDIN:
+			relay_stdin(&c);
 			break;
 		case S_SHUT:
 			if (shutdown(c.fd, SHUT_WR) != 0)

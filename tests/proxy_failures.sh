@@ -1,0 +1,87 @@
+#!/bin/bash
+# Backend failures seen by zkrouterd: 502 backend_failed when the only
+# instance refuses connections or closes without answering; no client error
+# when one of two instances is dead (registered but refusing) or is killed
+# while the router holds pooled connections to it (retry on another
+# instance); 504 backend_timeout past --response-timeout-ms; a backend's own
+# 5xx passes through untouched; a backend that closes idle keep-alive
+# connections (tests/backend --idle-close) causes no client-visible error.
+. "$(dirname "$0")/lib/harness.sh"
+. "$(dirname "$0")/proxy_common.sh"
+
+proxy_setup --response-timeout-ms 1000 --connect-timeout-ms 500 --retries 3
+DEAD_PORT=$(free_port)
+start_backend a1; PA1=$BACKEND_PORT
+start_backend k1; PK1=$BACKEND_PORT
+start_backend k2; PK2=$BACKEND_PORT
+start_backend s1; PS1=$BACKEND_PORT
+start_backend ic1 --idle-close 200; PIC=$BACKEND_PORT
+for d in dead.test mixed.test kill.test slow.test idle.test; do app_add "$d"; done
+register dead.test dead1 "$DEAD_PORT"
+register mixed.test a1 "$PA1"
+register mixed.test dead2 "$DEAD_PORT"
+register kill.test k1 "$PK1"
+register kill.test k2 "$PK2"
+register slow.test s1 "$PS1"
+register idle.test ic1 "$PIC"
+for i in dead1 a1 dead2 k1 k2 s1 ic1; do wait_instance any "$i"; done
+
+log "the only instance refuses connections: 502 backend_failed"
+t0=$(now_ms)
+pcurl dead.test / -D "$T/h502" -o "$T/b502" >/dev/null
+ms=$(( $(now_ms) - t0 ))
+[ "$(first_status "$T/h502")" = 502 ] || fail "dead instance: $(cat "$T/h502")"
+grep -qi '^x-zkrouter-error: backend_failed' "$T/h502" || fail "502 without X-Zkrouter-Error: backend_failed"
+grep -qi '^x-request-id: .' "$T/h502" || fail "502 without X-Request-Id"
+[ "$ms" -lt 5000 ] || fail "502 took $ms ms"
+
+log "one of two instances refuses: 40 requests, no error"
+for i in $(seq 1 40); do
+	out=$(pcurl mixed.test "/?n=$i")
+	[ "$out" = "ok a1" ] || fail "request $i with a dead instance: '$out'"
+done
+
+log "an instance killed under load: no error (retried on the other)"
+for i in $(seq 1 20); do
+	out=$(pcurl kill.test /)
+	case $out in "ok k1" | "ok k2") ;; *) fail "kill.test warm-up: '$out'" ;; esac
+done
+grep -q '^req k2' "$T/backend-k2.log" || fail "k2 never got traffic before the kill"
+stop_pid "$(backend_pid k2)" KILL
+for i in $(seq 1 40); do
+	out=$(pcurl kill.test "/?after-kill=$i")
+	[ "$out" = "ok k1" ] || fail "request $i after k2 died: '$out'"
+done
+
+log "the instance closes without answering: 502"
+code=$(pcurl slow.test /close -o /dev/null -w '%{http_code}')
+[ "$code" = 502 ] || fail "/close gave $code"
+
+log "no first byte within 1 s: 504 backend_timeout"
+t0=$(now_ms)
+pcurl slow.test '/slow?ms=4000' -D "$T/h504" -o /dev/null >/dev/null
+ms=$(( $(now_ms) - t0 ))
+[ "$(first_status "$T/h504")" = 504 ] || fail "slow backend: $(cat "$T/h504")"
+grep -qi '^x-zkrouter-error: backend_timeout' "$T/h504" || fail "504 without X-Zkrouter-Error: backend_timeout"
+[ "$ms" -ge 900 ] && [ "$ms" -lt 3500 ] || fail "504 after $ms ms (response timeout 1000 ms)"
+out=$(pcurl slow.test '/slow?ms=300')
+[ "$out" = "slow s1" ] || fail "a slow answer inside the timeout: '$out'"
+
+log "a backend's own 503 passes through, not as a router error"
+pcurl slow.test '/status?code=503' -D "$T/h503" -o "$T/b503" >/dev/null
+[ "$(first_status "$T/h503")" = 503 ] || fail "backend 503: $(cat "$T/h503")"
+grep -qi '^x-zkrouter-error' "$T/h503" && fail "backend 503 marked as a router error"
+[ "$(cat "$T/b503")" = "status 503 s1" ] || fail "backend 503 body: $(cat "$T/b503")"
+
+log "backend closes idle pooled connections after 200 ms: requests every 120-280 ms see no error"
+for i in $(seq 1 40); do
+	out=$(pcurl idle.test "/?i=$i")
+	[ "$out" = "ok ic1" ] || fail "request $i to an idle-closing backend: '$out'"
+	sleep "0.$(( 12 + RANDOM % 17 ))"
+done
+closes=$(grep -c '^idle-close' "$T/backend-ic1.log")
+log "the backend closed $closes idle connections"
+[ "$closes" -ge 5 ] || fail "the backend closed only $closes idle connections: the case was not exercised"
+
+router_alive
+log "ok"

@@ -1,0 +1,80 @@
+#!/bin/bash
+# Hostile requests get 400 and a closed connection, and nothing of them
+# reaches the backend: Content-Length with Transfer-Encoding, repeated or
+# malformed Content-Length, Transfer-Encoding not ending in chunked,
+# obs-fold, whitespace before a colon, invalid bytes, missing or repeated
+# Host, a TLS ClientHello on the plain port. A valid request pipelined
+# before a smuggling attempt is answered, the attempt is not. The router
+# keeps serving afterwards.
+. "$(dirname "$0")/lib/harness.sh"
+. "$(dirname "$0")/proxy_common.sh"
+
+proxy_setup
+start_backend a1
+app_add a.test
+register a.test a1 "$BACKEND_PORT"
+wait_instance a.test a1
+[ "$(pcurl a.test /)" = "ok a1" ] || fail "a.test not routed"
+
+H='Host: a.test\r\n'
+# name | request bytes (hclient escapes). Every target names "hostile", so
+# the backend's log proves none of it arrived.
+CASES=(
+	"cl+te|POST /hostile-clte HTTP/1.1\r\n${H}Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nX"
+	"te+cl|POST /hostile-tecl HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nContent-Length: 6\r\n\r\n0\r\n\r\nX"
+	"cl twice|POST /hostile-cl2 HTTP/1.1\r\n${H}Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"
+	"cl twice, same value|POST /hostile-cl2s HTTP/1.1\r\n${H}Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"
+	"cl list|POST /hostile-cllist HTTP/1.1\r\n${H}Content-Length: 3, 3\r\n\r\nabc"
+	"cl not a number|POST /hostile-clx HTTP/1.1\r\n${H}Content-Length: 3x\r\n\r\nabc"
+	"cl negative|POST /hostile-clneg HTTP/1.1\r\n${H}Content-Length: -1\r\n\r\nabc"
+	"cl with sign|POST /hostile-clplus HTTP/1.1\r\n${H}Content-Length: +3\r\n\r\nabc"
+	"te gzip|POST /hostile-tegzip HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\nabc"
+	"te chunked, gzip|POST /hostile-techg HTTP/1.1\r\n${H}Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n"
+	"te xchunked|POST /hostile-tex HTTP/1.1\r\n${H}Transfer-Encoding: xchunked\r\n\r\n0\r\n\r\n"
+	"obs-fold|GET /hostile-fold HTTP/1.1\r\n${H}X-Folded: a\r\n b\r\n\r\n"
+	"obs-fold tab|GET /hostile-foldtab HTTP/1.1\r\n${H}X-Folded: a\r\n\tb\r\n\r\n"
+	"space before colon|GET /hostile-sp HTTP/1.1\r\nHost : a.test\r\n\r\n"
+	"space before colon, cl|POST /hostile-spcl HTTP/1.1\r\n${H}Content-Length : 3\r\n\r\nabc"
+	"control byte in name|GET /hostile-name HTTP/1.1\r\n${H}X-B\x01d: v\r\n\r\n"
+	"nul in value|GET /hostile-nul HTTP/1.1\r\n${H}X-Bad: a\x00b\r\n\r\n"
+	"control byte in value|GET /hostile-ctl HTTP/1.1\r\n${H}X-Bad: a\x01b\r\n\r\n"
+	"control byte in target|GET /hostile\x01t HTTP/1.1\r\n${H}\r\n"
+	"no host|GET /hostile-nohost HTTP/1.1\r\n\r\n"
+	"host twice|GET /hostile-host2 HTTP/1.1\r\n${H}${H}\r\n"
+	"host twice, different|GET /hostile-host2d HTTP/1.1\r\n${H}Host: b.test\r\n\r\n"
+	"tls clienthello|\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03\x5a\x1b\x2c\x3d\x4e\x5f\x60\x71\x82\x93\xa4\xb5\xc6\xd7\xe8\xf9\x0a\x1b\x2c\x3d\x4e\x5f\x60\x71\x82\x93\xa4\xb5\xc6\xd7\xe8\xf9\x00\x00\x02\x13\x01\x01\x00"
+	"garbage line|\x00\x01\x02 hostile\r\n\r\n"
+)
+
+n=0
+for c in "${CASES[@]}"; do
+	name=${c%%|*}
+	req=${c#*|}
+	n=$((n + 1))
+	hc --timeout 5000 "$req" >"$T/case$n.out" 2>"$T/case$n.err"
+	rc=$?
+	st=$(first_status "$T/case$n.out")
+	[ "$st" = 400 ] || fail "$name: answered '$(head -c 200 "$T/case$n.out")' (want 400)"
+	# 0: closed, 3: reset after the answer; 2 would mean the connection stayed open.
+	[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "$name: connection not closed after 400 (hclient exit $rc)"
+	[ "$(grep -c '^HTTP/1' "$T/case$n.out")" = 1 ] || fail "$name: more than one answer: $(cat "$T/case$n.out")"
+	log "$name: 400, closed"
+done
+
+log "a valid request pipelined before a smuggling attempt"
+hc --timeout 5000 "GET /ok-first HTTP/1.1\r\n${H}\r\nPOST /hostile-pipe HTTP/1.1\r\n${H}Content-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hostile-smuggled HTTP/1.1\r\n${H}\r\n" >"$T/pipe.out"
+rc=$?
+grep -q '^ok a1' "$T/pipe.out" || fail "the valid first request was not answered: $(cat "$T/pipe.out")"
+[ "$(grep -c '^HTTP/1.1 400' "$T/pipe.out")" = 1 ] || fail "smuggling attempt not answered 400: $(cat "$T/pipe.out")"
+[ "$(grep -c '^HTTP/1' "$T/pipe.out")" = 2 ] || fail "more than two answers: $(cat "$T/pipe.out")"
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection not closed after the smuggling attempt (exit $rc)"
+
+log "nothing hostile reached the backend"
+if grep -a 'hostile\|parse-error' "$T/backend-a1.log"; then
+	fail "the backend saw hostile bytes (above)"
+fi
+grep -q 'GET /ok-first' "$T/backend-a1.log" || fail "the backend never saw /ok-first"
+
+router_alive
+[ "$(pcurl a.test /)" = "ok a1" ] || fail "router stopped serving after hostile input"
+log "ok"

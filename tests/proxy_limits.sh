@@ -1,0 +1,88 @@
+#!/bin/bash
+# Request limits and client timeouts of zkrouterd, set small on its command
+# line: 431 for a head over --max-head-bytes or more than --max-headers
+# headers, 414 for a target over --max-target-bytes, 408 for a head not
+# received within --head-timeout-ms (also when it trickles in, slowloris),
+# and idle keep-alive connections closed after --client-idle-timeout-ms.
+# Requests just under the limits pass intact; nothing over them reaches the
+# backend.
+. "$(dirname "$0")/lib/harness.sh"
+. "$(dirname "$0")/proxy_common.sh"
+
+proxy_setup --max-head-bytes 4096 --max-headers 20 --max-target-bytes 1024 \
+	--head-timeout-ms 1000 --client-idle-timeout-ms 1500
+start_backend a1
+app_add a.test
+register a.test a1 "$BACKEND_PORT"
+wait_instance a.test a1
+H='Host: a.test\r\n'
+
+# elapsed_hc OUT ARGS...: runs hclient, sets RC and MS (how long it took).
+elapsed_hc() {
+	local out=$1 t0
+	shift
+	t0=$(now_ms)
+	hc "$@" >"$out" 2>/dev/null
+	RC=$?
+	MS=$(( $(now_ms) - t0 ))
+}
+
+big=$(head -c 6000 /dev/zero | tr '\0' 'v')
+ok=$(head -c 3000 /dev/zero | tr '\0' 'v')
+longpath=/limit-$(head -c 2000 /dev/zero | tr '\0' 'p')
+okpath="/echo?$(head -c 900 /dev/zero | tr '\0' 'p')"
+
+log "a 3000-byte header passes intact"
+out=$(pcurl a.test /echo -H "X-Big: $ok")
+echo "$out" | grep -q "^h: X-Big: $ok\$" || fail "3000-byte header not forwarded intact"
+
+log "a 6000-byte header: 431"
+elapsed_hc "$T/431.out" --timeout 5000 "GET /limit-head HTTP/1.1\r\n${H}X-Big: $big\r\n\r\n"
+[ "$(first_status "$T/431.out")" = 431 ] || fail "big head: $(head -c 300 "$T/431.out")"
+
+log "20 headers pass, 31 headers: 431"
+many=""
+for i in $(seq 1 18); do many="${many}X-H$i: $i\r\n"; done
+hc --timeout 3000 "GET /echo HTTP/1.1\r\n${H}${many}Connection: close\r\n\r\n" >"$T/h19.out"
+[ "$(first_status "$T/h19.out")" = 200 ] || fail "20 headers refused: $(head -c 300 "$T/h19.out")"
+for i in $(seq 19 30); do many="${many}X-H$i: $i\r\n"; done
+hc --timeout 3000 "GET /limit-count HTTP/1.1\r\n${H}${many}\r\n" >"$T/h30.out"
+[ "$(first_status "$T/h30.out")" = 431 ] || fail "31 headers: $(head -c 300 "$T/h30.out")"
+
+log "a 900-byte target passes, a 2000-byte target: 414"
+out=$(pcurl a.test "$okpath")
+echo "$out" | grep -q "^target=$okpath\$" || fail "900-byte target not forwarded intact"
+hc --timeout 3000 "GET $longpath HTTP/1.1\r\n${H}\r\n" >"$T/414.out"
+[ "$(first_status "$T/414.out")" = 414 ] || fail "long target: $(head -c 300 "$T/414.out")"
+
+log "an unfinished head: 408 after about 1 s, then closed"
+elapsed_hc "$T/408.out" --timeout 6000 "GET /limit-slow HTTP/1.1\r\n${H}X-Never: ends"
+[ "$(first_status "$T/408.out")" = 408 ] || fail "unfinished head: '$(head -c 300 "$T/408.out")' after $MS ms"
+[ "$RC" = 0 ] || [ "$RC" = 3 ] || fail "connection open after 408 (exit $RC)"
+[ "$MS" -ge 800 ] && [ "$MS" -lt 4000 ] || fail "408 after $MS ms (head timeout 1000 ms)"
+
+log "slowloris: a header line every 250 ms still gets 408 at about 1 s"
+steps=()
+for i in $(seq 1 20); do steps+=(--sleep 250 "X-Drip-$i: x\r\n"); done
+elapsed_hc "$T/loris.out" --timeout 6000 "GET /limit-loris HTTP/1.1\r\n${H}" "${steps[@]}"
+[ "$(first_status "$T/loris.out")" = 408 ] || fail "slowloris: '$(head -c 300 "$T/loris.out")' after $MS ms"
+[ "$MS" -lt 4000 ] || fail "slowloris held the connection $MS ms (head timeout 1000 ms)"
+
+log "a connection that sends nothing is closed"
+elapsed_hc "$T/silent.out" --timeout 8000
+[ "$RC" = 0 ] || [ "$RC" = 3 ] || fail "silent connection still open after $MS ms"
+[ "$MS" -lt 4000 ] || fail "silent connection closed only after $MS ms"
+
+log "an idle keep-alive connection is closed after about 1.5 s"
+elapsed_hc "$T/idle.out" --timeout 8000 "GET / HTTP/1.1\r\n${H}\r\n"
+grep -q '^ok a1' "$T/idle.out" || fail "keep-alive request not answered"
+[ "$RC" = 0 ] || [ "$RC" = 3 ] || fail "idle keep-alive connection still open after $MS ms"
+[ "$MS" -ge 1200 ] && [ "$MS" -lt 5000 ] || fail "idle keep-alive connection closed after $MS ms (want ~1500)"
+
+log "nothing over a limit reached the backend"
+if grep 'limit-' "$T/backend-a1.log"; then
+	fail "the backend saw a request over a limit (above)"
+fi
+router_alive
+[ "$(pcurl a.test /)" = "ok a1" ] || fail "router stopped serving"
+log "ok"

@@ -1,0 +1,62 @@
+#!/bin/bash
+# A WebSocket-style tunnel through zkrouterd survives 100 table changes:
+# after the backend's 101 the pair is a byte tunnel, and adding or removing
+# instances of the same app and of other apps never touches it. Every
+# message sent after each change comes back, in order, and the tunnel is
+# still open at the end. Ordinary requests keep working beside it.
+. "$(dirname "$0")/lib/harness.sh"
+. "$(dirname "$0")/proxy_common.sh"
+
+proxy_setup
+start_backend w1; PW1=$BACKEND_PORT
+start_backend w2; PW2=$BACKEND_PORT
+app_add ws.test
+app_add other.test
+register ws.test w1 "$PW1"
+wait_instance ws.test w1
+
+log "open the tunnel"
+mkfifo "$T/ws.in"
+hc --timeout 3000 "GET /ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" \
+	--expect '\r\n\r\n' --stdin <"$T/ws.in" >"$T/ws.out" 2>"$T/ws.err" &
+ws_pid=$!
+exec 7>"$T/ws.in"
+wait_for 5 grep -q '^HTTP/1.1 101' "$T/ws.out" || fail "no 101: $(cat "$T/ws.out")"
+grep -qi '^upgrade: websocket' "$T/ws.out" || fail "101 without Upgrade: websocket"
+echo "hello-0" >&7
+wait_for 5 grep -q '^hello-0$' "$T/ws.out" || fail "tunnel does not echo"
+
+log "100 table changes, a message through the tunnel after each"
+t0=$(now_ms)
+for i in $(seq 1 100); do
+	case $((i % 4)) in
+	1) zkput mk /apps/ws.test/instances/w2 "instance:host=127.0.0.1,port=$PW2,id=w2" >>"$T/zkput.log" 2>&1 ;;
+	2) zkput mk /apps/other.test/instances/o1 "instance:host=127.0.0.1,port=$PW2,id=o1" >>"$T/zkput.log" 2>&1 ;;
+	3) zkput rm /apps/ws.test/instances/w2 >>"$T/zkput.log" 2>&1 ;;
+	0) zkput rm /apps/other.test/instances/o1 >>"$T/zkput.log" 2>&1 ;;
+	esac || hard_error "zkput failed at change $i"
+	case $((i % 4)) in
+	1) wait_instance ws.test w2 ;;
+	2) wait_instance other.test o1 ;;
+	3) wait_instance ws.test w2 gone ;;
+	0) wait_instance other.test o1 gone ;;
+	esac
+	echo "msg-$i" >&7
+	wait_for 5 grep -q "^msg-$i\$" "$T/ws.out" || fail "tunnel lost after table change $i"
+done
+log "100 changes in $(( $(now_ms) - t0 )) ms"
+
+log "ordinary requests beside the tunnel"
+[ "$(pcurl ws.test /)" = "ok w1" ] || fail "ws.test not served beside the tunnel"
+
+exec 7>&-
+wait "$ws_pid"
+rc=$?
+[ "$rc" = 2 ] || fail "tunnel closed before the end (hclient exit $rc)"
+got=$(grep -c '^msg-[0-9]*$' "$T/ws.out")
+[ "$got" = 100 ] || fail "$got of 100 messages came back"
+seq 1 100 | sed 's/^/msg-/' >"$T/want"
+grep '^msg-[0-9]*$' "$T/ws.out" | cmp -s - "$T/want" || fail "messages out of order or duplicated"
+[ "$(grep -c '^upgrade w1' "$T/backend-w1.log")" = 1 ] || fail "the backend did not see exactly one upgrade"
+router_alive
+log "ok"
