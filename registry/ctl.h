@@ -1,0 +1,73 @@
+/*
+ * What zkrouterctl's command files share: the parsed global options, the
+ * ZooKeeper connection, exit codes, and the output helpers (human tables
+ * and JSON) so that every command prints in the same way.
+ */
+#ifndef ZKR_CTL_H
+#define ZKR_CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "registry/ctl_zk.h"
+#include "registry/record.h"
+
+/* Exit codes, documented in --help. */
+enum {
+	CTL_EXIT_OK = 0,
+	CTL_EXIT_CHECK = 1,        /* ran, but the answer is "no" (routers disagree, no routers) */
+	CTL_EXIT_USAGE = 2,        /* bad command line */
+	CTL_EXIT_FAIL = 3,         /* ZooKeeper unreachable, refused, unknown domain, ... */
+};
+
+struct ctl {
+	const char *zk;            /* connect string as given */
+	const char *auth;          /* operator "user:password" or NULL */
+	bool json;
+	int timeout_ms;
+	struct ctl_zk conn;
+	bool opened;
+};
+
+/* Connects on first use; prints the error and returns false on failure. */
+bool ctl_connect(struct ctl *c);
+
+/* Prints "zkrouterctl: <msg>" to stderr. */
+void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* ctl_err plus "try --help"; returns CTL_EXIT_USAGE. */
+int ctl_usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reports a failed ZooKeeper request on path; returns CTL_EXIT_FAIL. */
+int ctl_zk_fail(const char *what, const char *path, int rc);
+
+/* Checks a domain argument; prints why not and returns false. */
+bool ctl_check_domain(const char *domain);
+
+/* Strict number parsing for options: whole string, within [lo, hi]. */
+bool ctl_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
+/* JSON output. */
+void json_str(FILE *f, const char *s);
+void json_strn(FILE *f, const char *s, size_t n);
+
+/* "2026-11-26T23:04:05.123Z" for a Unix time in ms (0 -> "-"). */
+void ctl_format_time(uint64_t ms, char *out, size_t outlen);
+uint64_t ctl_now_ms(void);
+
+/* Human and JSON renderings of records. */
+void ctl_print_app_config_json(FILE *f, const record_app_config *cfg);
+/* The members of an instance object, without the braces. */
+void ctl_print_instance_fields(FILE *f, const char *id, const record_instance *r);
+/* One-line summaries for tables and `watch`. */
+void ctl_app_config_summary(const record_app_config *cfg, char *out, size_t outlen);
+
+/* Commands. argv[0] is the command word. */
+int ctl_cmd_init(struct ctl *c, int argc, char **argv);
+int ctl_cmd_app(struct ctl *c, int argc, char **argv);
+int ctl_cmd_apps(struct ctl *c, int argc, char **argv);
+int ctl_cmd_instances(struct ctl *c, int argc, char **argv);
+int ctl_cmd_routers(struct ctl *c, int argc, char **argv);
+int ctl_cmd_dns(struct ctl *c, int argc, char **argv);
+int ctl_cmd_watch(struct ctl *c, int argc, char **argv);
+
+#endif
