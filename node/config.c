@@ -762,12 +762,22 @@ static void option_move(struct zkr_config *dst, struct zkr_config *src, const st
 	}
 }
 
+/* Appends ", name" (or "name" first) to a bounded list of names. */
+static void name_list_add(char *list, size_t size, size_t *used, const char *name)
+{
+	if (*used >= size)
+		return;
+	int n = snprintf(list + *used, size - *used, "%s%s", *used ? ", " : "", name);
+	if (n > 0)
+		*used += (size_t)n;
+}
+
 bool config_reload(struct zkr_config *c, char *why, size_t whylen)
 {
 	struct zkr_config fresh;
 	FILE *devnull;
-	char ignored[512] = "";
-	size_t used = 0;
+	char applied[512] = "", ignored[512] = "";
+	size_t n_applied = 0, n_ignored = 0;
 
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
@@ -789,16 +799,15 @@ bool config_reload(struct zkr_config *c, char *why, size_t whylen)
 			continue;
 		if (o->reloadable) {
 			option_move(c, &fresh, o);
-		} else if (used < sizeof(ignored)) {
-			int n = snprintf(ignored + used, sizeof(ignored) - used, "%s%s",
-					 used ? ", " : "", o->name);
-			if (n > 0)
-				used += (size_t)n;
+			name_list_add(applied, sizeof(applied), &n_applied, o->name);
+		} else {
+			name_list_add(ignored, sizeof(ignored), &n_ignored, o->name);
 		}
 	}
 	config_free(&fresh);
-	if (used > 0)
-		set_why(why, whylen, "changed but not reloadable (restart to apply): %s", ignored);
+	if (n_applied > 0 || n_ignored > 0)
+		set_why(why, whylen, "applied: %s%s%s", n_applied ? applied : "nothing",
+			n_ignored ? "; changed but not reloadable (restart to apply): " : "", ignored);
 	return true;
 }
 

@@ -98,9 +98,10 @@ bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t
 /*
  * SIGHUP: re-reads c->config_file into a fresh copy, re-applies the
  * command line (kept from config_load), and copies only the reloadable
- * options into `c`. A file that no longer parses changes nothing. Options
- * that changed but cannot be reloaded are named in `why` as a warning
- * (return true, why non-empty).
+ * options into `c`. A file that no longer parses changes nothing (false,
+ * with the file:line error in `why`). On success `why` is "" when nothing
+ * changed, else "applied: a, b" and, for changed options that cannot be
+ * reloaded, "; changed but not reloadable (restart to apply): c".
  */
 bool config_reload(struct zkr_config *c, char *why, size_t whylen);
 

@@ -112,8 +112,12 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 		log_error("reload failed, keeping the running configuration: %s", why);
 		return;
 	}
-	if (why[0] != '\0')
-		log_warn("%s", why);
+	if (strstr(why, "not reloadable") != NULL)
+		log_warn("reload %s", why);
+	else if (why[0] != '\0')
+		log_info("reload %s", why);
+	else
+		log_info("reload: no option changed");
 	apply_log_level(&d->cfg);
 	proxy_apply_config(d->proxy, &d->cfg);
 	if (d->health != NULL)
