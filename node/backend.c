@@ -1,0 +1,383 @@
+/*
+ * Per-instance runtime state across table snapshots (see backend.h), and
+ * the map from a snapshot's apps to that state, rebuilt on every snapshot
+ * by walking the old and the new app lists side by side: an unchanged app
+ * (same pointer, apps are shared between snapshots) costs one lookup.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/util.h>
+
+#include "node/backend.h"
+#include "node/upstream.h"
+#include "registry/log.h"
+
+uint64_t backend_now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Numeric hosts need no lookup; names are resolved once, here, when the
+ * instance first appears (instances normally register IP literals). */
+static void backend_resolve(struct backend *b)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[8];
+	int rc;
+
+	snprintf(port, sizeof(port), "%u", (unsigned)b->port);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+	rc = getaddrinfo(b->host, port, &hints, &res);
+	if (rc == EAI_NONAME) {
+		hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+		rc = getaddrinfo(b->host, port, &hints, &res);
+	}
+	if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(b->addr)) {
+		log_warn("app %s instance %s: cannot resolve %s: %s", b->domain, b->id, b->host,
+			 rc ? gai_strerror(rc) : "no address");
+		if (res)
+			freeaddrinfo(res);
+		b->addrlen = 0;
+		return;
+	}
+	memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
+	b->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+}
+
+static uint64_t backend_hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+struct backend *backend_new(const char *domain, const struct route_instance *inst)
+{
+	struct backend *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	b->refs = 1;
+	b->id = strdup(inst->id);
+	b->domain = strdup(domain);
+	b->host = strdup(inst->host);
+	if (b->id == NULL || b->domain == NULL || b->host == NULL) {
+		free(b->id);
+		free(b->domain);
+		free(b->host);
+		free(b);
+		return NULL;
+	}
+	b->port = inst->port;
+	b->weight = inst->weight ? inst->weight : 1;
+	b->draining = inst->draining;
+	/* The seed depends on the id only, so every router hashes alike. */
+	b->hash_seed = backend_hash_str(inst->id);
+	TAILQ_INIT(&b->idle);
+	if (strchr(b->host, ':'))
+		snprintf(b->name, sizeof(b->name), "[%s]:%u", b->host, (unsigned)b->port);
+	else
+		snprintf(b->name, sizeof(b->name), "%s:%u", b->host, (unsigned)b->port);
+	backend_resolve(b);
+	return b;
+}
+
+struct backend *backend_ref(struct backend *b)
+{
+	b->refs++;
+	return b;
+}
+
+void backend_unref(struct backend *b)
+{
+	if (b == NULL || --b->refs > 0)
+		return;
+	upstream_pool_close(b);
+	free(b->id);
+	free(b->domain);
+	free(b->host);
+	free(b);
+}
+
+bool backend_routable(const struct backend *b)
+{
+	return !b->draining && !b->removed && b->addrlen != 0;
+}
+
+bool backend_ejected(const struct backend *b, uint64_t now_ms)
+{
+	return b->ejected_until_ms > now_ms;
+}
+
+void backend_record_failure(struct backend *b, uint64_t now_ms, unsigned base_ms, unsigned max_ms)
+{
+	uint64_t d = base_ms ? base_ms : 1;
+	unsigned i;
+
+	b->consecutive_failures++;
+	for (i = 1; i < b->consecutive_failures && d < max_ms; i++)
+		d *= 2;
+	if (d > max_ms)
+		d = max_ms;
+	b->ejected_until_ms = now_ms + d;
+	log_info("app %s instance %s (%s): ejected for %llu ms after %u failure(s)", b->domain,
+		 b->id, b->name, (unsigned long long)d, b->consecutive_failures);
+}
+
+void backend_record_success(struct backend *b)
+{
+	if (b->consecutive_failures && b->ejected_until_ms)
+		log_info("app %s instance %s (%s): back in service", b->domain, b->id, b->name);
+	b->consecutive_failures = 0;
+	b->ejected_until_ms = 0;
+}
+
+void backend_retire(struct backend *b)
+{
+	if (b->removed)
+		return;
+	b->removed = true;
+	log_debug("app %s instance %s (%s): retired, %u in flight", b->domain, b->id, b->name,
+		  b->outstanding);
+	upstream_pool_close(b);
+}
+
+/* ---- app states -------------------------------------------------------- */
+
+struct app_state *app_state_ref(struct app_state *s)
+{
+	s->refs++;
+	return s;
+}
+
+void app_state_unref(struct app_state *s)
+{
+	size_t i;
+
+	if (s == NULL || --s->refs > 0)
+		return;
+	for (i = 0; i < s->n; i++)
+		backend_unref(s->bes[i]);
+	free(s->bes);
+	route_app_unref(s->app);
+	free(s);
+}
+
+struct backend *app_state_find(const struct app_state *s, const char *id)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(id, s->bes[mid]->id);
+
+		if (c == 0)
+			return s->bes[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+static bool same_endpoint(const struct backend *b, const struct route_instance *inst)
+{
+	return b->port == inst->port && strcmp(b->host, inst->host) == 0;
+}
+
+/* A new app_state for `app`, carrying over the backends of `old` (may be
+ * NULL) whose instance still exists at the same address. */
+static struct app_state *app_state_build(struct route_app *app, const struct app_state *old)
+{
+	struct app_state *s = calloc(1, sizeof(*s));
+	size_t i;
+
+	if (s == NULL)
+		return NULL;
+	s->refs = 1;
+	s->bes = calloc(app->n_instances ? app->n_instances : 1, sizeof(*s->bes));
+	if (s->bes == NULL) {
+		free(s);
+		return NULL;
+	}
+	for (i = 0; i < app->n_instances; i++) {
+		const struct route_instance *inst = &app->instances[i];
+		struct backend *b = old ? app_state_find(old, inst->id) : NULL;
+
+		if (b != NULL && same_endpoint(b, inst) && !b->removed) {
+			backend_ref(b);
+			b->weight = inst->weight ? inst->weight : 1;
+			b->draining = inst->draining;
+			if (b->draining)
+				upstream_pool_close(b);
+		} else {
+			b = backend_new(app->domain, inst);
+			if (b == NULL)
+				goto failed;
+		}
+		s->bes[s->n++] = b;
+	}
+	s->app = route_app_ref(app);
+	return s;
+failed:
+	for (i = 0; i < s->n; i++)
+		backend_unref(s->bes[i]);
+	free(s->bes);
+	free(s);
+	return NULL;
+}
+
+/* Retires the backends of `old` that `repl` (may be NULL) does not hold. */
+static void app_state_retire_missing(const struct app_state *old, const struct app_state *repl)
+{
+	size_t i;
+
+	for (i = 0; i < old->n; i++) {
+		struct backend *b = old->bes[i];
+
+		if (repl == NULL || app_state_find(repl, b->id) != b)
+			backend_retire(b);
+	}
+}
+
+void backend_map_init(struct backend_map *m)
+{
+	memset(m, 0, sizeof(*m));
+}
+
+static size_t ptr_hash(const void *p, size_t cap)
+{
+	uint64_t x = (uint64_t)(uintptr_t)p;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return (size_t)x & (cap - 1);
+}
+
+struct app_state *backend_map_get(const struct backend_map *m, const struct route_app *app)
+{
+	size_t i;
+
+	if (m->cap == 0)
+		return NULL;
+	for (i = ptr_hash(app, m->cap);; i = (i + 1) & (m->cap - 1)) {
+		struct app_state *s = m->slots[i];
+
+		if (s == NULL)
+			return NULL;
+		if (s->app == app)
+			return s;
+	}
+}
+
+static void map_put(struct app_state **slots, size_t cap, struct app_state *s)
+{
+	size_t i;
+
+	for (i = ptr_hash(s->app, cap); slots[i] != NULL; i = (i + 1) & (cap - 1))
+		;
+	slots[i] = s;
+}
+
+static void map_release(struct backend_map *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->cap; i++)
+		app_state_unref(m->slots[i]);
+	free(m->slots);
+	backend_map_init(m);
+}
+
+bool backend_map_update(struct backend_map *m, const struct route_table *old,
+			const struct route_table *t)
+{
+	struct backend_map nm;
+	size_t i, j;
+
+	backend_map_init(&nm);
+	nm.cap = 16;
+	while (nm.cap < 2 * (t->n_apps + 1))
+		nm.cap *= 2;
+	nm.slots = calloc(nm.cap, sizeof(*nm.slots));
+	if (nm.slots == NULL)
+		return false;
+
+	/* Both app lists are sorted by domain: a merge walk pairs each app
+	 * with its previous version; shared (unchanged) apps keep their state. */
+	for (i = 0, j = 0; i < t->n_apps; i++) {
+		struct route_app *app = t->apps[i];
+		struct app_state *s = backend_map_get(m, app);
+		struct app_state *prev = NULL;
+		int c = 1;
+
+		while (old && j < old->n_apps &&
+		       (c = strcmp(old->apps[j]->domain, app->domain)) < 0)
+			j++;
+		if (old && j < old->n_apps && c == 0)
+			prev = backend_map_get(m, old->apps[j]);
+		if (s != NULL) {
+			app_state_ref(s);
+		} else {
+			s = app_state_build(app, prev);
+			if (s == NULL) {
+				map_release(&nm);
+				return false;
+			}
+		}
+		map_put(nm.slots, nm.cap, s);
+		nm.count++;
+	}
+	/* Retire the backends that left: those of apps replaced or removed
+	 * that the new app_state does not carry over. */
+	if (old) {
+		for (i = 0, j = 0; i < old->n_apps; i++) {
+			struct app_state *o = backend_map_get(m, old->apps[i]);
+			struct app_state *repl = NULL;
+			int c = 1;
+
+			if (o == NULL)
+				continue;
+			while (j < t->n_apps && (c = strcmp(t->apps[j]->domain, o->app->domain)) < 0)
+				j++;
+			if (j < t->n_apps && c == 0)
+				repl = backend_map_get(&nm, t->apps[j]);
+			if (repl != o)
+				app_state_retire_missing(o, repl);
+		}
+	}
+	map_release(m);
+	*m = nm;
+	return true;
+}
+
+void backend_map_clear(struct backend_map *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->cap; i++)
+		if (m->slots[i])
+			app_state_retire_missing(m->slots[i], NULL);
+	map_release(m);
+}

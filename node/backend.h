@@ -1,0 +1,112 @@
+/*
+ * Runtime state of app instances, kept across table snapshots.
+ *
+ * Table snapshots are immutable and replaced on every change, but what the
+ * proxy learns about an instance (requests in flight, failures, passive
+ * ejection, health, its pool of idle connections) must outlive them. A
+ * `backend` holds that state for one instance of one app; an `app_state`
+ * pairs a route_app of the table with the backends of its instances (same
+ * order). When a new snapshot arrives, apps that did not change keep their
+ * app_state; a changed app gets a new one that carries the backends of the
+ * instances it still has (matched by id); instances that left are marked
+ * removed: no new requests, in-flight ones complete, idle connections close.
+ *
+ *   proxy --> app map (route_app* -> app_state) --> backends[] --> idle pool
+ *
+ * Requests hold a reference on their app_state and on the backend they use,
+ * so nothing they point at is freed while they run.
+ */
+#ifndef ZKR_BACKEND_H
+#define ZKR_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "registry/table.h"
+
+struct upstream;
+
+struct backend {
+	unsigned refs;
+	char *id;                  /* instance id (znode name) */
+	char *domain;              /* the app's domain, for logs */
+	char name[300];            /* "host:port", for logs and the access log */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;         /* 0: the host did not resolve */
+	char *host;
+	uint16_t port;
+	uint32_t weight;
+	bool draining;             /* instance state DRAINING */
+	bool removed;              /* gone from the table */
+	bool health_down;          /* failed active checks */
+	unsigned outstanding;      /* requests in flight */
+	unsigned consecutive_failures;
+	uint64_t ejected_until_ms; /* monotonic; 0 when not ejected */
+	int64_t swrr_current;      /* smooth weighted round-robin state */
+	uint64_t hash_seed;        /* per-instance seed for rendezvous hashing */
+	TAILQ_HEAD(, upstream) idle;
+	unsigned n_idle;
+};
+
+struct app_state {
+	unsigned refs;
+	struct route_app *app;     /* reference held */
+	size_t n;
+	struct backend **bes;      /* parallel to app->instances */
+};
+
+/* Monotonic milliseconds (coarse clock: cheap enough for every request). */
+uint64_t backend_now_ms(void);
+
+/* A backend for `inst` of app `domain`; resolves its host now (numeric
+ * addresses without any lookup). NULL on allocation failure. */
+struct backend *backend_new(const char *domain, const struct route_instance *inst);
+struct backend *backend_ref(struct backend *b);
+void backend_unref(struct backend *b);
+
+/* True when the backend may take a new request at all (not draining, not
+ * removed, resolved). Ejection and health are looked at by the balancer. */
+bool backend_routable(const struct backend *b);
+bool backend_ejected(const struct backend *b, uint64_t now_ms);
+
+/* Passive ejection: a failed connect or reset ejects the instance for
+ * base * 2^(failures-1) ms, capped at max_ms. A success clears it. */
+void backend_record_failure(struct backend *b, uint64_t now_ms, unsigned base_ms, unsigned max_ms);
+void backend_record_success(struct backend *b);
+
+/* Marks a backend removed and closes its idle connections. */
+void backend_retire(struct backend *b);
+
+/* ---- app states -------------------------------------------------------- */
+
+struct app_state *app_state_ref(struct app_state *s);
+void app_state_unref(struct app_state *s);
+
+/* The backend of instance `id` in `s`, or NULL (binary search by id). */
+struct backend *app_state_find(const struct app_state *s, const char *id);
+
+/*
+ * A map from the route_app pointers of one snapshot to their app_states.
+ * backend_map_update builds the map for `t` from the map of `old` (the
+ * previous snapshot, NULL at first): unchanged
+ * apps keep their app_state, changed apps get one that carries matching
+ * backends over, and backends that left the table are retired. On
+ * allocation failure returns false and leaves `m` as it was.
+ */
+struct backend_map {
+	size_t cap;                /* power of two, 0 when empty */
+	size_t count;
+	struct app_state **slots;
+};
+
+void backend_map_init(struct backend_map *m);
+bool backend_map_update(struct backend_map *m, const struct route_table *old,
+			const struct route_table *t);
+struct app_state *backend_map_get(const struct backend_map *m, const struct route_app *app);
+/* Retires every backend and empties the map. */
+void backend_map_clear(struct backend_map *m);
+
+#endif

@@ -1,0 +1,221 @@
+/*
+ * The balancing policies (see balancer.h). Every pick is O(instances) at
+ * worst and allocates nothing: candidates are filtered on the fly.
+ */
+#include <config.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "node/balancer.h"
+
+uint64_t balancer_random(uint64_t *state)
+{
+	uint64_t x = *state;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*state = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+static bool was_tried(const struct balancer_args *a, const struct backend *b)
+{
+	size_t i;
+
+	for (i = 0; i < a->n_tried; i++)
+		if (a->tried[i] == b)
+			return true;
+	return false;
+}
+
+/* Level 0: healthy candidates only; level 1: fail open (ejected or down
+ * ones too). */
+static bool eligible(const struct balancer_args *a, const struct backend *b, int level)
+{
+	if (!backend_routable(b) || was_tried(a, b))
+		return false;
+	if (level == 0 && (b->health_down || backend_ejected(b, a->now_ms)))
+		return false;
+	return true;
+}
+
+static size_t count_eligible(const struct balancer_args *a, int level)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < a->n; i++)
+		if (eligible(a, a->bes[i], level))
+			n++;
+	return n;
+}
+
+static struct backend *nth_eligible(const struct balancer_args *a, int level, size_t k)
+{
+	size_t i;
+
+	for (i = 0; i < a->n; i++)
+		if (eligible(a, a->bes[i], level) && k-- == 0)
+			return a->bes[i];
+	return NULL;
+}
+
+/* outstanding/weight compared without division. */
+static bool less_loaded(const struct backend *x, const struct backend *y)
+{
+	uint64_t lx = (uint64_t)(x->outstanding + 1) * y->weight;
+	uint64_t ly = (uint64_t)(y->outstanding + 1) * x->weight;
+
+	return lx < ly;
+}
+
+static struct backend *pick_p2c(const struct balancer_args *a, int level, size_t n)
+{
+	size_t i, j;
+	struct backend *x, *y;
+
+	if (n == 1)
+		return nth_eligible(a, level, 0);
+	i = balancer_random(a->rng) % n;
+	j = balancer_random(a->rng) % (n - 1);
+	if (j >= i)
+		j++;
+	x = nth_eligible(a, level, i);
+	y = nth_eligible(a, level, j);
+	if (less_loaded(y, x))
+		return y;
+	if (less_loaded(x, y))
+		return x;
+	/* A tie: the heavier weight, else the first draw (already random). */
+	return y->weight > x->weight ? y : x;
+}
+
+static struct backend *pick_swrr(const struct balancer_args *a, int level)
+{
+	struct backend *best = NULL;
+	int64_t total = 0;
+	size_t i;
+
+	for (i = 0; i < a->n; i++) {
+		struct backend *b = a->bes[i];
+
+		if (!eligible(a, b, level))
+			continue;
+		b->swrr_current += b->weight;
+		total += b->weight;
+		if (best == NULL || b->swrr_current > best->swrr_current)
+			best = b;
+	}
+	if (best)
+		best->swrr_current -= total;
+	return best;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return x;
+}
+
+uint64_t balancer_hash_key(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return mix64(h);
+}
+
+/* Weighted rendezvous: score = -weight / ln(u), u in (0,1) from the hash of
+ * (key, instance). The highest score wins; removing an instance moves only
+ * the keys it had. */
+static struct backend *pick_hash(const struct balancer_args *a, int level)
+{
+	uint64_t kh = a->key_hash;
+	struct backend *best = NULL;
+	double best_score = 0;
+	size_t i;
+
+	for (i = 0; i < a->n; i++) {
+		struct backend *b = a->bes[i];
+		uint64_t h;
+		double u, score;
+
+		if (!eligible(a, b, level))
+			continue;
+		h = mix64(kh ^ b->hash_seed);
+		u = ((double)(h >> 11) + 0.5) / 9007199254740992.0;   /* (0,1) */
+		score = -(double)b->weight / log(u);
+		if (best == NULL || score > best_score ||
+		    (score == best_score && strcmp(b->id, best->id) < 0)) {
+			best = b;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
+struct backend *balancer_pick(const struct balancer_args *a)
+{
+	int level;
+
+	for (level = 0; level < 2; level++) {
+		size_t n = count_eligible(a, level);
+
+		if (n == 0)
+			continue;
+		switch (a->policy) {
+		case ZKROUTER__APP_CONFIG__BALANCE__ROUND_ROBIN:
+			return pick_swrr(a, level);
+		case ZKROUTER__APP_CONFIG__BALANCE__HASH_HEADER:
+		case ZKROUTER__APP_CONFIG__BALANCE__HASH_COOKIE:
+			if (a->has_key)
+				return pick_hash(a, level);
+			return pick_p2c(a, level, n);
+		default:
+			return pick_p2c(a, level, n);
+		}
+	}
+	return NULL;
+}
+
+bool balancer_cookie_value(const char *cookie, size_t len, const char *name,
+			   const char **val, size_t *vlen)
+{
+	size_t nlen = strlen(name);
+	const char *p = cookie, *end = cookie + len;
+
+	while (p < end) {
+		const char *semi, *eq;
+
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ';'))
+			p++;
+		semi = memchr(p, ';', (size_t)(end - p));
+		if (semi == NULL)
+			semi = end;
+		eq = memchr(p, '=', (size_t)(semi - p));
+		if (eq && (size_t)(eq - p) == nlen && memcmp(p, name, nlen) == 0) {
+			const char *v = eq + 1, *ve = semi;
+
+			while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if (ve - v >= 2 && *v == '"' && ve[-1] == '"') {
+				v++;
+				ve--;
+			}
+			*val = v;
+			*vlen = (size_t)(ve - v);
+			return true;
+		}
+		p = semi;
+	}
+	return false;
+}

@@ -1,0 +1,212 @@
+/*
+ * Re-serialization of heads with the forwarding headers (see headers.h).
+ * Everything is appended to the destination evbuffer; the values copied
+ * are the ones http.c validated (no CR, LF or other control bytes).
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "node/balancer.h"
+#include "node/headers.h"
+
+bool headers_is_hop(enum http_hdr_kind kind, bool tunnel)
+{
+	switch (kind) {
+	case HDR_CONNECTION:
+	case HDR_KEEP_ALIVE:
+	case HDR_PROXY_CONNECTION:
+	case HDR_TE:
+	case HDR_TRAILER:
+	case HDR_TRANSFER_ENCODING:
+	case HDR_CONTENT_LENGTH:
+	case HDR_CONNECTION_LISTED:
+		return true;
+	case HDR_UPGRADE:
+		return !tunnel;
+	default:
+		return false;
+	}
+}
+
+/* A small append helper: all the pieces go through one checked path. */
+struct out {
+	struct evbuffer *b;
+	bool failed;
+};
+
+static void put(struct out *o, const void *p, size_t len)
+{
+	if (!o->failed && len && evbuffer_add(o->b, p, len) != 0)
+		o->failed = true;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void put_hdr(struct out *o, const struct http_hdr *hd)
+{
+	put(o, hd->name, hd->nlen);
+	put(o, ": ", 2);
+	put(o, hd->value, hd->vlen);
+	put(o, "\r\n", 2);
+}
+
+static void put_framing(struct out *o, enum body_framing framing, uint64_t len)
+{
+	char num[32];
+
+	if (framing == FRAME_LENGTH) {
+		int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)len);
+
+		puts_(o, "Content-Length: ");
+		put(o, num, (size_t)n);
+		put(o, "\r\n", 2);
+	} else if (framing == FRAME_CHUNKED) {
+		puts_(o, "Transfer-Encoding: chunked\r\n");
+	}
+}
+
+bool headers_write_request(struct evbuffer *out, const struct http_head *h,
+			   const struct fwd_request *f)
+{
+	struct out o = {out, false};
+	const char *method = llhttp_method_name((llhttp_method_t)h->method);
+	bool xff_done = false;
+	bool tunnel = h->upgrade;
+	char num[16];
+	unsigned i;
+	int n;
+
+	puts_(&o, method);
+	put(&o, " ", 1);
+	if (h->path_len == 0 || (h->path[0] != '/' && h->path[0] != '*'))
+		put(&o, "/", 1);
+	put(&o, h->path, h->path_len);
+	puts_(&o, " HTTP/1.1\r\nHost: ");
+	put(&o, f->host, f->host_len);
+	put(&o, "\r\n", 2);
+
+	for (i = 0; i < h->n_hdrs; i++) {
+		const struct http_hdr *hd = &h->hdrs[i];
+
+		if (headers_is_hop(hd->kind, tunnel))
+			continue;
+		switch (hd->kind) {
+		case HDR_HOST:
+		case HDR_X_FORWARDED_PROTO:
+		case HDR_X_FORWARDED_HOST:
+		case HDR_X_FORWARDED_PORT:
+			continue;
+		case HDR_X_REQUEST_ID:
+			if (f->request_id_present && hd->value == f->request_id)
+				put_hdr(&o, hd);
+			continue;
+		case HDR_X_FORWARDED_FOR: {
+			/* All X-Forwarded-For lines joined in order, then ours. */
+			unsigned k;
+			bool first = true;
+
+			if (xff_done)
+				continue;
+			xff_done = true;
+			puts_(&o, "X-Forwarded-For: ");
+			for (k = i; k < h->n_hdrs; k++) {
+				if (h->hdrs[k].kind != HDR_X_FORWARDED_FOR || h->hdrs[k].vlen == 0)
+					continue;
+				if (!first)
+					put(&o, ", ", 2);
+				put(&o, h->hdrs[k].value, h->hdrs[k].vlen);
+				first = false;
+			}
+			if (!first)
+				put(&o, ", ", 2);
+			puts_(&o, f->client_ip);
+			put(&o, "\r\n", 2);
+			continue;
+		}
+		default:
+			put_hdr(&o, hd);
+		}
+	}
+	if (!xff_done) {
+		puts_(&o, "X-Forwarded-For: ");
+		puts_(&o, f->client_ip);
+		put(&o, "\r\n", 2);
+	}
+	puts_(&o, "X-Forwarded-Proto: ");
+	puts_(&o, f->proto);
+	puts_(&o, "\r\nX-Forwarded-Host: ");
+	put(&o, f->host, f->host_len);
+	n = snprintf(num, sizeof(num), "%u", f->local_port);
+	puts_(&o, "\r\nX-Forwarded-Port: ");
+	put(&o, num, (size_t)n);
+	put(&o, "\r\n", 2);
+	if (!f->request_id_present) {
+		puts_(&o, "X-Request-Id: ");
+		put(&o, f->request_id, f->request_id_len);
+		put(&o, "\r\n", 2);
+	}
+	if (tunnel)
+		puts_(&o, "Connection: upgrade\r\n");
+	put_framing(&o, f->framing, f->content_length);
+	put(&o, "\r\n", 2);
+	return !o.failed;
+}
+
+bool headers_write_response(struct evbuffer *out, const struct http_head *h,
+			    const struct fwd_response *f)
+{
+	struct out o = {out, false};
+	bool has_rid = false;
+	char line[48];
+	unsigned i;
+	int n;
+
+	n = snprintf(line, sizeof(line), "HTTP/1.%d %03d ", f->client_http10 ? 0 : 1, h->status);
+	put(&o, line, (size_t)n);
+	if (h->reason_len)
+		put(&o, h->reason, h->reason_len);
+	put(&o, "\r\n", 2);
+	for (i = 0; i < h->n_hdrs; i++) {
+		const struct http_hdr *hd = &h->hdrs[i];
+
+		if (headers_is_hop(hd->kind, f->tunnel))
+			continue;
+		if (hd->kind == HDR_X_REQUEST_ID)
+			has_rid = true;
+		put_hdr(&o, hd);
+	}
+	if (!has_rid && f->request_id) {
+		puts_(&o, "X-Request-Id: ");
+		put(&o, f->request_id, f->request_id_len);
+		put(&o, "\r\n", 2);
+	}
+	if (f->tunnel)
+		puts_(&o, "Connection: upgrade\r\n");
+	else if (!f->keep_alive)
+		puts_(&o, "Connection: close\r\n");
+	else if (f->client_http10)
+		puts_(&o, "Connection: keep-alive\r\n");
+	put_framing(&o, f->framing, f->content_length);
+	put(&o, "\r\n", 2);
+	return !o.failed;
+}
+
+void headers_request_id(uint64_t *rng, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t a = balancer_random(rng), b = balancer_random(rng);
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		out[i] = hex[(a >> (60 - 4 * i)) & 0xf];
+		out[16 + i] = hex[(b >> (60 - 4 * i)) & 0xf];
+	}
+	out[32] = '\0';
+}

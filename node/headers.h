@@ -1,0 +1,70 @@
+/*
+ * Writing heads back out. The proxy never forwards the bytes it received:
+ * it writes a fresh request line or status line and copies only the
+ * end-to-end headers it validated, then adds its own framing and the
+ * forwarding headers. So a backend can only ever read what we read.
+ *
+ * Removed on the way (hop-by-hop): Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding and Content-Length
+ * (replaced by our framing), Upgrade unless tunnelling, and every header
+ * named by Connection. Replaced: X-Forwarded-Proto/-Host/-Port (the router
+ * is the edge, what a client claims there is not trusted). Appended to:
+ * X-Forwarded-For. Kept or generated: X-Request-Id.
+ */
+#ifndef ZKR_HEADERS_H
+#define ZKR_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node/http.h"
+
+struct evbuffer;
+
+/* How a body follows the head we write. */
+enum body_framing {
+	FRAME_NONE,                /* no body */
+	FRAME_LENGTH,              /* Content-Length: n */
+	FRAME_CHUNKED,             /* Transfer-Encoding: chunked */
+	FRAME_CLOSE,               /* until the connection closes (responses) */
+};
+
+struct fwd_request {
+	const char *client_ip;     /* the peer's address, text */
+	const char *proto;         /* "http" or "https" */
+	unsigned local_port;       /* the port the client connected to */
+	const char *host;          /* the Host to send (authority or Host value) */
+	size_t host_len;
+	const char *request_id;
+	size_t request_id_len;
+	bool request_id_present;   /* the client sent X-Request-Id: keep it */
+	enum body_framing framing;
+	uint64_t content_length;
+};
+
+/* Writes the request head for the backend. False on allocation failure. */
+bool headers_write_request(struct evbuffer *out, const struct http_head *h,
+			   const struct fwd_request *f);
+
+struct fwd_response {
+	bool client_http10;        /* the client spoke HTTP/1.0 */
+	bool keep_alive;           /* we keep the client connection open */
+	bool tunnel;               /* 101 Switching Protocols: keep Upgrade */
+	enum body_framing framing;
+	uint64_t content_length;
+	const char *request_id;    /* added when the backend sent none */
+	size_t request_id_len;
+};
+
+/* Writes the response head for the client. False on allocation failure. */
+bool headers_write_response(struct evbuffer *out, const struct http_head *h,
+			    const struct fwd_response *f);
+
+/* Writes a 128-bit random request id as 32 hex digits (+ NUL) into out. */
+void headers_request_id(uint64_t *rng, char out[33]);
+
+/* True when a header of this kind is hop-by-hop for the given direction. */
+bool headers_is_hop(enum http_hdr_kind kind, bool tunnel);
+
+#endif

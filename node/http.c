@@ -1,0 +1,589 @@
+/*
+ * Parsing and validating HTTP/1.x heads (see http.h).
+ *
+ * llhttp runs in strict mode over a complete head held in one piece. Its
+ * callbacks only record where things are; the rules llhttp does not
+ * enforce (or that we want to hold whatever llhttp's version) are checked
+ * afterwards in one place, validate(), over the recorded headers: exactly
+ * one Host, no Content-Length with Transfer-Encoding, a single well-formed
+ * Content-Length, Transfer-Encoding exactly "chunked", no obs-fold, no bare
+ * CR or LF, nothing but tokens in names and visible bytes in values.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "node/http.h"
+
+struct pctx {
+	struct http_head *h;
+	const struct http_limits *lim;
+	struct evbuffer *body_out;
+	enum http_result err;
+	const char *why;
+	bool field_open;
+	bool headers_done;
+	bool message_done;
+	bool skip_body;            /* response to HEAD */
+	bool body_error;
+};
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct pctx *c = p->data;
+
+	if (c->h == NULL)
+		return 0;
+	if (c->h->target == NULL)
+		c->h->target = at;
+	c->h->target_len += len;
+	if (c->h->target_len > c->lim->max_target_bytes) {
+		c->err = HTTP_TARGET_TOO_LONG;
+		c->why = "request target too long";
+		return -1;
+	}
+	return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+	struct pctx *c = p->data;
+
+	if (c->h == NULL)
+		return 0;
+	if (c->h->reason == NULL)
+		c->h->reason = at;
+	c->h->reason_len += len;
+	return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct pctx *c = p->data;
+	struct http_hdr *hd;
+
+	if (c->h == NULL || c->headers_done)   /* trailers: dropped */
+		return 0;
+	if (!c->field_open) {
+		if (c->h->n_hdrs >= c->h->max_hdrs) {
+			c->err = HTTP_TOO_MANY_HEADERS;
+			c->why = "too many header fields";
+			return -1;
+		}
+		hd = &c->h->hdrs[c->h->n_hdrs++];
+		hd->name = at;
+		hd->nlen = 0;
+		hd->value = NULL;
+		hd->vlen = 0;
+		hd->kind = HDR_OTHER;
+		c->field_open = true;
+	}
+	c->h->hdrs[c->h->n_hdrs - 1].nlen += (uint32_t)len;
+	return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+	struct pctx *c = p->data;
+
+	c->field_open = false;
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct pctx *c = p->data;
+	struct http_hdr *hd;
+
+	if (c->h == NULL || c->headers_done || c->h->n_hdrs == 0)
+		return 0;
+	hd = &c->h->hdrs[c->h->n_hdrs - 1];
+	if (hd->value == NULL)
+		hd->value = at;
+	hd->vlen += (uint32_t)len;
+	return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct pctx *c = p->data;
+
+	c->headers_done = true;
+	if (c->skip_body)
+		return 1;
+	return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct pctx *c = p->data;
+
+	if (c->body_out && evbuffer_add(c->body_out, at, len) != 0) {
+		c->body_error = true;
+		return -1;
+	}
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	struct pctx *c = p->data;
+
+	c->message_done = true;
+	/* Stop right after the message: what follows belongs to the next one. */
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+	.on_url = on_url,
+	.on_status = on_status,
+	.on_header_field = on_header_field,
+	.on_header_field_complete = on_header_field_complete,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+size_t http_head_end(const char *buf, size_t len)
+{
+	const char *e = memmem(buf, len, "\r\n\r\n", 4);
+
+	return e ? (size_t)(e - buf) + 4 : 0;
+}
+
+/* RFC 9110 tchar. */
+static const unsigned char tchar[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+	['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
+	['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
+	['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
+	['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+	['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
+	['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
+	['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
+	['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
+	['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+};
+
+static bool ieq(const char *a, size_t alen, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return alen == n && strncasecmp(a, lit, n) == 0;
+}
+
+bool http_name_is(const struct http_hdr *hd, const char *name)
+{
+	return ieq(hd->name, hd->nlen, name);
+}
+
+int http_find(const struct http_head *h, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < h->n_hdrs; i++)
+		if (http_name_is(&h->hdrs[i], name))
+			return (int)i;
+	return -1;
+}
+
+static enum http_hdr_kind classify(const struct http_hdr *hd)
+{
+	static const struct {
+		const char *name;
+		enum http_hdr_kind kind;
+	} known[] = {
+		{"host", HDR_HOST},
+		{"content-length", HDR_CONTENT_LENGTH},
+		{"transfer-encoding", HDR_TRANSFER_ENCODING},
+		{"connection", HDR_CONNECTION},
+		{"keep-alive", HDR_KEEP_ALIVE},
+		{"proxy-connection", HDR_PROXY_CONNECTION},
+		{"te", HDR_TE},
+		{"trailer", HDR_TRAILER},
+		{"upgrade", HDR_UPGRADE},
+		{"expect", HDR_EXPECT},
+		{"x-forwarded-for", HDR_X_FORWARDED_FOR},
+		{"x-forwarded-proto", HDR_X_FORWARDED_PROTO},
+		{"x-forwarded-host", HDR_X_FORWARDED_HOST},
+		{"x-forwarded-port", HDR_X_FORWARDED_PORT},
+		{"x-request-id", HDR_X_REQUEST_ID},
+		{"cookie", HDR_COOKIE},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (ieq(hd->name, hd->nlen, known[i].name))
+			return known[i].kind;
+	return HDR_OTHER;
+}
+
+/* Line structure of the raw bytes: every LF preceded by CR, every CR
+ * followed by LF, no NUL, and no line after the first beginning with
+ * whitespace (obs-fold), which llhttp versions treat differently. */
+static bool scan_lines(const char *buf, size_t len, const char **why)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+
+		if (ch == 0) {
+			*why = "NUL byte in head";
+			return false;
+		}
+		if (ch == '\r' && i + 1 < len && buf[i + 1] != '\n') {
+			*why = "bare CR in head";
+			return false;
+		}
+		if (ch == '\n') {
+			if (i == 0 || buf[i - 1] != '\r') {
+				*why = "bare LF in head";
+				return false;
+			}
+			if (i + 1 < len && (buf[i + 1] == ' ' || buf[i + 1] == '\t')) {
+				*why = "obs-fold (line folding) in head";
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* Comma-separated tokens of a Connection value: the flags, and the other
+ * headers it names become hop-by-hop. */
+static void connection_tokens(struct http_head *h, const struct http_hdr *hd)
+{
+	const char *p = hd->value, *end = hd->value + hd->vlen;
+
+	while (p < end) {
+		const char *t, *te;
+		unsigned i;
+
+		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+			p++;
+		t = p;
+		while (p < end && *p != ',')
+			p++;
+		te = p;
+		while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
+			te--;
+		if (te == t)
+			continue;
+		if (ieq(t, (size_t)(te - t), "close"))
+			h->conn_close = true;
+		else if (ieq(t, (size_t)(te - t), "keep-alive"))
+			h->conn_keep_alive = true;
+		else if (ieq(t, (size_t)(te - t), "upgrade"))
+			h->conn_upgrade = true;
+		for (i = 0; i < h->n_hdrs; i++)
+			if (h->hdrs[i].kind == HDR_OTHER && h->hdrs[i].nlen == (size_t)(te - t) &&
+			    strncasecmp(h->hdrs[i].name, t, (size_t)(te - t)) == 0)
+				h->hdrs[i].kind = HDR_CONNECTION_LISTED;
+	}
+}
+
+static bool parse_content_length(const char *v, size_t len, uint64_t *out)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	if (len == 0 || len > 18)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return false;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	*out = n;
+	return true;
+}
+
+/* The checks on the recorded headers, shared by requests and responses. */
+static enum http_result validate_headers(struct http_head *h, bool request, const char **why)
+{
+	unsigned i, n_cl = 0, n_te = 0, n_host = 0;
+	bool has_upgrade_hdr = false;
+
+	for (i = 0; i < h->n_hdrs; i++) {
+		struct http_hdr *hd = &h->hdrs[i];
+		uint32_t k;
+
+		if (hd->nlen == 0) {
+			*why = "empty header name";
+			return HTTP_BAD;
+		}
+		for (k = 0; k < hd->nlen; k++) {
+			if (!tchar[(unsigned char)hd->name[k]]) {
+				*why = "invalid byte in header name";
+				return HTTP_BAD;
+			}
+		}
+		if (hd->value == NULL)
+			hd->value = hd->name + hd->nlen;   /* empty value */
+		while (hd->vlen && (hd->value[hd->vlen - 1] == ' ' || hd->value[hd->vlen - 1] == '\t'))
+			hd->vlen--;
+		while (hd->vlen && (hd->value[0] == ' ' || hd->value[0] == '\t')) {
+			hd->value++;
+			hd->vlen--;
+		}
+		for (k = 0; k < hd->vlen; k++) {
+			unsigned char ch = (unsigned char)hd->value[k];
+
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+				*why = "invalid byte in header value";
+				return HTTP_BAD;
+			}
+		}
+		hd->kind = classify(hd);
+		switch (hd->kind) {
+		case HDR_HOST:
+			n_host++;
+			h->host_idx = (int)i;
+			break;
+		case HDR_CONTENT_LENGTH:
+			if (++n_cl > 1) {
+				*why = "repeated Content-Length";
+				return HTTP_BAD;
+			}
+			if (!parse_content_length(hd->value, hd->vlen, &h->content_length)) {
+				*why = "malformed Content-Length";
+				return HTTP_BAD;
+			}
+			h->has_content_length = true;
+			break;
+		case HDR_TRANSFER_ENCODING:
+			if (++n_te > 1) {
+				*why = "repeated Transfer-Encoding";
+				return HTTP_BAD;
+			}
+			/* Anything but exactly "chunked" would need codings we
+			 * neither apply nor can re-frame faithfully. */
+			if (!ieq(hd->value, hd->vlen, "chunked")) {
+				*why = "Transfer-Encoding other than chunked";
+				return HTTP_BAD;
+			}
+			h->chunked = true;
+			break;
+		case HDR_UPGRADE:
+			has_upgrade_hdr = true;
+			break;
+		case HDR_EXPECT:
+			if (ieq(hd->value, hd->vlen, "100-continue"))
+				h->expect_continue = true;
+			break;
+		default:
+			break;
+		}
+	}
+	if (n_cl && n_te) {
+		*why = "Content-Length together with Transfer-Encoding";
+		return HTTP_BAD;
+	}
+	if (request && n_host > 1) {
+		*why = "repeated Host";
+		return HTTP_BAD;
+	}
+	if (request && n_host == 0 && h->minor >= 1) {
+		*why = "missing Host";
+		return HTTP_BAD;
+	}
+	for (i = 0; i < h->n_hdrs; i++)
+		if (h->hdrs[i].kind == HDR_CONNECTION)
+			connection_tokens(h, &h->hdrs[i]);
+	h->upgrade = has_upgrade_hdr && h->conn_upgrade;
+	return HTTP_OK;
+}
+
+/* Splits the target into authority and path, and checks its bytes. */
+static enum http_result validate_target(struct http_head *h, const char **why)
+{
+	const char *t = h->target;
+	size_t len = h->target_len, i, skip = 0;
+
+	if (t == NULL || len == 0) {
+		*why = "empty request target";
+		return HTTP_BAD;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)t[i];
+
+		if (ch <= 0x20 || ch >= 0x7f) {
+			*why = "invalid byte in request target";
+			return HTTP_BAD;
+		}
+	}
+	if (t[0] == '/') {
+		h->path = t;
+		h->path_len = len;
+		return HTTP_OK;
+	}
+	if (len == 1 && t[0] == '*' && h->method == HTTP_OPTIONS) {
+		h->path = t;
+		h->path_len = 1;
+		return HTTP_OK;
+	}
+	if (len > 7 && strncasecmp(t, "http://", 7) == 0)
+		skip = 7;
+	else if (len > 8 && strncasecmp(t, "https://", 8) == 0)
+		skip = 8;
+	if (skip == 0) {
+		*why = "request target is not origin- or absolute-form";
+		return HTTP_BAD;
+	}
+	h->authority = t + skip;
+	for (i = skip; i < len && t[i] != '/' && t[i] != '?' && t[i] != '#'; i++) {
+		if (t[i] == '@') {
+			*why = "userinfo in request target";
+			return HTTP_BAD;
+		}
+	}
+	h->authority_len = i - skip;
+	if (h->authority_len == 0) {
+		*why = "empty authority in request target";
+		return HTTP_BAD;
+	}
+	if (i < len && t[i] == '/') {
+		h->path = t + i;
+		h->path_len = len - i;
+	} else {
+		/* "http://host?x" is "/?x" in origin form; the caller writes
+		 * the "/" when path does not start with one. */
+		h->path = t + i;
+		h->path_len = len - i;
+	}
+	return HTTP_OK;
+}
+
+static void head_reset(struct http_head *h)
+{
+	struct http_hdr *hdrs = h->hdrs;
+	unsigned max = h->max_hdrs;
+
+	memset(h, 0, sizeof(*h));
+	h->hdrs = hdrs;
+	h->max_hdrs = max;
+	h->host_idx = -1;
+}
+
+static enum http_result run(llhttp_t *parser, llhttp_type_t type, const char *buf, size_t len,
+			    bool partial, const struct http_limits *lim, bool head_request,
+			    struct http_head *h, const char **why)
+{
+	struct pctx c;
+	llhttp_errno_t e;
+
+	head_reset(h);
+	*why = NULL;
+	if (len > lim->max_head_bytes) {
+		*why = "head larger than the limit";
+		return HTTP_HEAD_TOO_LARGE;
+	}
+	if (!scan_lines(buf, len, why))
+		return HTTP_BAD;
+	memset(&c, 0, sizeof(c));
+	c.h = h;
+	c.lim = lim;
+	c.skip_body = head_request;
+	llhttp_init(parser, type, &settings);
+	parser->data = &c;
+	e = llhttp_execute(parser, buf, len);
+	parser->data = NULL;
+	if (c.err != HTTP_OK) {
+		*why = c.why;
+		return c.err;
+	}
+	if (e != HPE_OK && e != HPE_PAUSED && e != HPE_PAUSED_UPGRADE) {
+		*why = llhttp_get_error_reason(parser);
+		if (*why == NULL)
+			*why = llhttp_errno_name(e);
+		return HTTP_BAD;
+	}
+	if (!c.headers_done) {
+		if (partial)
+			return HTTP_INCOMPLETE;
+		*why = "head ended early";
+		return HTTP_BAD;
+	}
+	h->head_len = len;
+	h->major = llhttp_get_http_major(parser);
+	h->minor = llhttp_get_http_minor(parser);
+	if (h->major != 1) {
+		*why = "unsupported HTTP version";
+		return HTTP_BAD_VERSION;
+	}
+	return HTTP_OK;
+}
+
+enum http_result http_parse_request(llhttp_t *parser, const char *buf, size_t len, bool partial,
+				    const struct http_limits *lim, struct http_head *h,
+				    const char **why)
+{
+	enum http_result r = run(parser, HTTP_REQUEST, buf, len, partial, lim, false, h, why);
+
+	if (r != HTTP_OK)
+		return r;
+	h->method = llhttp_get_method(parser);
+	if (h->method == HTTP_CONNECT || h->method == HTTP_PRI) {
+		*why = "method not supported by a reverse proxy";
+		return HTTP_BAD_METHOD;
+	}
+	r = validate_target(h, why);
+	if (r != HTTP_OK)
+		return r;
+	return validate_headers(h, true, why);
+}
+
+enum http_result http_parse_response(llhttp_t *parser, const char *buf, size_t len, bool partial,
+				     const struct http_limits *lim, bool head_request,
+				     struct http_head *h, const char **why)
+{
+	enum http_result r = run(parser, HTTP_RESPONSE, buf, len, partial, lim, head_request, h, why);
+
+	if (r != HTTP_OK)
+		return r;
+	h->status = llhttp_get_status_code(parser);
+	return validate_headers(h, false, why);
+}
+
+bool http_response_has_body(const struct http_head *h, bool head_request)
+{
+	if (head_request || (h->status >= 100 && h->status < 200) || h->status == 204 ||
+	    h->status == 304)
+		return false;
+	return true;
+}
+
+bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbuffer *out,
+		      size_t *used, bool *done, const char **why)
+{
+	struct pctx c;
+	llhttp_errno_t e;
+
+	memset(&c, 0, sizeof(c));
+	c.body_out = out;
+	c.headers_done = true;
+	parser->data = &c;
+	e = llhttp_execute(parser, buf, len);
+	parser->data = NULL;
+	*done = c.message_done;
+	if (e == HPE_PAUSED) {
+		*used = (size_t)(llhttp_get_error_pos(parser) - buf);
+		return true;
+	}
+	if (e != HPE_OK || c.body_error) {
+		*why = c.body_error ? "out of memory" : llhttp_get_error_reason(parser);
+		if (*why == NULL)
+			*why = llhttp_errno_name(e);
+		*used = 0;
+		return false;
+	}
+	*used = len;
+	return true;
+}

@@ -1,0 +1,139 @@
+/*
+ * HTTP/1.x message heads: framing with llhttp (strict, no lenient flags)
+ * plus the checks llhttp leaves to us, so that a head we accept can only be
+ * read one way: by us and by the backend we re-serialize it for.
+ *
+ * A head is parsed only once it is complete (up to the blank line) and
+ * contiguous in memory; the parsed head points into that memory. Partial
+ * heads can be probed, so garbage is refused at its first bytes instead of
+ * after a timeout. Bodies are not part of the head: Content-Length bodies
+ * are moved as bytes, chunked bodies are decoded with http_body_decode and
+ * framed again by the caller.
+ */
+#ifndef ZKR_HTTP_H
+#define ZKR_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llhttp.h>
+
+struct evbuffer;
+
+/* Headers whose meaning the proxy acts on; everything else is HDR_OTHER. */
+enum http_hdr_kind {
+	HDR_OTHER = 0,
+	HDR_HOST,
+	HDR_CONTENT_LENGTH,
+	HDR_TRANSFER_ENCODING,
+	HDR_CONNECTION,
+	HDR_KEEP_ALIVE,
+	HDR_PROXY_CONNECTION,
+	HDR_TE,
+	HDR_TRAILER,
+	HDR_UPGRADE,
+	HDR_EXPECT,
+	HDR_X_FORWARDED_FOR,
+	HDR_X_FORWARDED_PROTO,
+	HDR_X_FORWARDED_HOST,
+	HDR_X_FORWARDED_PORT,
+	HDR_X_REQUEST_ID,
+	HDR_COOKIE,
+	HDR_CONNECTION_LISTED,     /* named by a Connection header: hop-by-hop */
+};
+
+struct http_hdr {
+	const char *name;
+	const char *value;         /* leading and trailing whitespace trimmed */
+	uint32_t nlen;
+	uint32_t vlen;
+	enum http_hdr_kind kind;
+};
+
+struct http_head {
+	/* request line */
+	uint8_t method;            /* llhttp_method_t */
+	const char *target;
+	size_t target_len;
+	const char *authority;     /* of an absolute-form target, else NULL */
+	size_t authority_len;
+	const char *path;          /* the origin-form part of the target */
+	size_t path_len;
+	/* status line */
+	int status;
+	const char *reason;
+	size_t reason_len;
+
+	uint8_t major, minor;
+	struct http_hdr *hdrs;     /* caller's array of max_hdrs entries */
+	unsigned n_hdrs, max_hdrs;
+	int host_idx;              /* index of the Host header, -1 if none */
+	size_t head_len;           /* bytes up to and including the blank line */
+
+	bool has_content_length;
+	uint64_t content_length;
+	bool chunked;              /* Transfer-Encoding: chunked */
+	bool conn_close, conn_keep_alive, conn_upgrade;
+	bool upgrade;              /* request: Upgrade + Connection: upgrade */
+	bool expect_continue;
+};
+
+enum http_result {
+	HTTP_OK = 0,
+	HTTP_INCOMPLETE,           /* nothing wrong so far, need more bytes */
+	HTTP_BAD,                  /* 400 (requests) / 502 (responses) */
+	HTTP_HEAD_TOO_LARGE,       /* 431 */
+	HTTP_TOO_MANY_HEADERS,     /* 431 */
+	HTTP_TARGET_TOO_LONG,      /* 414 */
+	HTTP_BAD_METHOD,           /* 405: CONNECT and the like */
+	HTTP_BAD_VERSION,          /* 505 */
+};
+
+struct http_limits {
+	size_t max_head_bytes;
+	unsigned max_headers;
+	size_t max_target_bytes;
+};
+
+/* Where the head ends in buf (bytes up to and including "\r\n\r\n"), or 0
+ * when it is not complete yet. */
+size_t http_head_end(const char *buf, size_t len);
+
+/*
+ * Parses and validates the request head in buf[0..len). len is the head's
+ * length (from http_head_end), or all there is so far when probing a
+ * partial head (`partial`): then HTTP_INCOMPLETE means "nothing wrong yet".
+ * `h->hdrs` and `h->max_hdrs` must be set by the caller. On failure *why
+ * is a short static reason for the log.
+ */
+enum http_result http_parse_request(llhttp_t *parser, const char *buf, size_t len, bool partial,
+				    const struct http_limits *lim, struct http_head *h,
+				    const char **why);
+
+/* Parses and validates a response head (from a backend). `head_request`:
+ * the request was HEAD, so the response has no body whatever it says. */
+enum http_result http_parse_response(llhttp_t *parser, const char *buf, size_t len, bool partial,
+				     const struct http_limits *lim, bool head_request,
+				     struct http_head *h, const char **why);
+
+/* True when the message has a body to frame after the head. For
+ * responses, HEAD/1xx/204/304 have none. */
+bool http_response_has_body(const struct http_head *h, bool head_request);
+
+/*
+ * Decodes chunked body bytes (the parser continues from the head it
+ * parsed). Chunk data is appended to `out` as-is (un-chunked); *used gets
+ * the bytes consumed and *done whether the final chunk and trailers were
+ * seen (trailers are dropped). Returns false on malformed input.
+ */
+bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbuffer *out,
+		      size_t *used, bool *done, const char **why);
+
+/* Case-insensitive comparison of a header name with a literal. */
+bool http_name_is(const struct http_hdr *hd, const char *name);
+
+/* The index of the first header named `name`, or -1. */
+int http_find(const struct http_head *h, const char *name);
+
+#endif

@@ -1,0 +1,247 @@
+/*
+ * Types shared by the request-path files (proxy.c, upstream.c, tunnel.c);
+ * not for the rest of the daemon, which uses proxy.h.
+ *
+ *   listener --accept--> client --head--> request --pick--> backend
+ *                          |                 |                 |
+ *                     bufferevent      app_state ref      idle pool
+ *                          |                 |                 |
+ *                          +----- bytes ---->+---- upstream ---+
+ *                          +<---- bytes -----+<--- response ---+
+ *
+ * One request at a time per client connection: pipelined requests wait in
+ * the client's input buffer (bounded by its read watermark) and are
+ * answered in order. A request object and its header arrays come from a
+ * free list, so steady-state traffic allocates nothing per request.
+ */
+#ifndef ZKR_PROXY_T_H
+#define ZKR_PROXY_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+
+#include "node/backend.h"
+#include "node/config.h"
+#include "node/headers.h"
+#include "node/host.h"
+#include "node/http.h"
+#include "registry/log.h"
+#include "registry/table.h"
+
+#define CLIENT_MAGIC 0x7a6b636cu   /* "zkcl" */
+#define UPSTREAM_MAGIC 0x7a6b7570u /* "zkup" */
+#define MAX_TRIED 12
+#define REQUEST_ID_MAX 128
+
+struct proxy;
+struct request;
+struct tunnel;
+
+enum client_state {
+	CS_IDLE,                   /* waiting for (the rest of) a request head */
+	CS_REQUEST,                /* a request is in flight */
+	CS_TUNNEL,                 /* upgraded: bytes both ways */
+	CS_CLOSING,                /* flushing the last bytes */
+	CS_LINGER,                 /* written side shut, discarding input briefly
+				    * so a reset cannot destroy our answer */
+	CS_DEAD,                   /* waiting for the reaper */
+};
+
+struct client {
+	uint32_t magic;
+	enum client_state state;
+	uint64_t id;
+	struct proxy *p;
+	struct bufferevent *bev;
+	struct request *req;
+	struct tunnel *tun;
+	uint64_t head_start_ms;    /* first byte of the pending head, 0: none */
+	uint64_t idle_since_ms;
+	unsigned n_requests;
+	bool processing;           /* inside client_process: no re-entry */
+	bool read_paused;          /* backpressure: the destination is full */
+	unsigned short local_port;
+	char ip[INET6_ADDRSTRLEN];
+	char peer[INET6_ADDRSTRLEN + 8];
+	TAILQ_ENTRY(client) link;
+};
+
+enum upstream_state {
+	US_CONNECTING,
+	US_ACTIVE,                 /* carrying a request */
+	US_IDLE,                   /* in its backend's pool */
+	US_TUNNEL,
+	US_DEAD,
+};
+
+struct upstream {
+	uint32_t magic;
+	enum upstream_state state;
+	uint64_t id;
+	struct proxy *p;
+	struct bufferevent *bev;
+	struct backend *be;        /* reference held */
+	struct request *req;
+	bool reused;               /* taken from the pool for this request */
+	TAILQ_ENTRY(upstream) link;        /* backend idle pool */
+	TAILQ_ENTRY(upstream) reap_link;
+};
+
+enum request_state {
+	RQ_ROUTING,
+	RQ_CONNECTING,
+	RQ_SENDING,                /* head sent, body going */
+	RQ_WAITING,                /* request complete, no response byte yet */
+	RQ_RESPONDING,
+	RQ_DONE,
+};
+
+struct request {
+	enum request_state state;
+	struct client *c;
+	struct request *next_free;
+	uint64_t n;                /* the n-th request on its connection */
+
+	struct http_head head;     /* points into the client's input until drained */
+	struct http_head rhead;    /* points into the upstream's input */
+	llhttp_t parser;           /* request body (chunked) */
+	llhttp_t rparser;          /* response */
+	struct evbuffer *head_out; /* the head we send, kept for retries */
+
+	char rid[REQUEST_ID_MAX + 1];
+	size_t rid_len;
+	char host[HOST_MAX + 1];
+	size_t host_len;
+	char method[24];
+	char *target;              /* copy for the access log */
+	size_t target_cap;
+	bool head_request, http10, keep_alive, upgrade;
+	bool has_key;              /* balancer hash key found (HASH_*) */
+	uint64_t key_hash;
+
+	struct app_state *as;      /* reference held */
+	struct backend *be;        /* reference held while counted outstanding */
+	struct upstream *up;
+	struct backend *tried[MAX_TRIED];
+	unsigned n_tried, attempts;
+	bool fresh_retry_done;
+	uint64_t first_attempt_ms;
+
+	enum body_framing req_framing;
+	uint64_t req_remaining;
+	bool req_body_done;
+	uint64_t body_moved;
+
+	enum body_framing resp_framing;
+	uint64_t resp_remaining;
+	bool resp_started;         /* a response byte arrived: no retry */
+	bool resp_head_done;
+	bool resp_reusable;        /* the upstream may go back to the pool */
+	bool resp_paused;          /* backpressure: the client's output is full */
+	bool dechunk_raw;          /* chunked response to an HTTP/1.0 client */
+	int status;
+
+	uint64_t bytes_in, bytes_out;
+	struct timeval start_tv;
+	uint64_t start_ms, upstream_start_ms;
+};
+
+struct listener {
+	struct proxy *p;
+	struct evconnlistener *l;
+	unsigned short port;
+};
+
+struct proxy {
+	struct event_base *base;
+	struct zkr_config cfg;     /* scalar options only; strings not kept */
+	struct http_limits lim;
+	struct accesslog *log;
+	struct listener *listeners;
+	size_t n_listeners;
+	struct event *accept_timer;
+	bool accept_paused;
+	bool stopping;
+
+	struct route_table *table;
+	struct backend_map map;
+
+	TAILQ_HEAD(, client) clients;
+	size_t n_clients;
+	size_t n_active;           /* requests in flight */
+	uint64_t next_id;
+	uint64_t rng;
+
+	struct request *free_reqs;
+	size_t n_free_reqs;
+	struct evbuffer *scratch;
+
+	/* Objects closed inside a callback are freed here, from the loop. */
+	struct event *reaper;
+	TAILQ_HEAD(, client) dead_clients;
+	TAILQ_HEAD(, upstream) dead_upstreams;
+};
+
+/* Per-connection logging: connection id (and request number) first. */
+#define clog_at(lvl, c, fmt, ...) \
+	zkr_log_at((lvl), "c%llu %s: " fmt, (unsigned long long)(c)->id, (c)->peer, ##__VA_ARGS__)
+#define clog_debug(c, ...) clog_at(ZKR_LOG_DEBUG, c, __VA_ARGS__)
+#define clog_info(c, ...) clog_at(ZKR_LOG_INFO, c, __VA_ARGS__)
+#define clog_warn(c, ...) clog_at(ZKR_LOG_WARN, c, __VA_ARGS__)
+#define rlog_at(lvl, r, fmt, ...) \
+	zkr_log_at((lvl), "c%llu rid=%s %s: " fmt, (unsigned long long)(r)->c->id, (r)->rid, \
+		   (r)->host, ##__VA_ARGS__)
+#define rlog_debug(r, ...) rlog_at(ZKR_LOG_DEBUG, r, __VA_ARGS__)
+#define rlog_info(r, ...) rlog_at(ZKR_LOG_INFO, r, __VA_ARGS__)
+#define rlog_warn(r, ...) rlog_at(ZKR_LOG_WARN, r, __VA_ARGS__)
+
+/* ---- proxy.c: the client side ----------------------------------------- */
+
+void client_set_state(struct client *c, enum client_state s);
+/* Closes now (CS_DEAD); the memory goes at the next reaper run. */
+void client_close(struct client *c);
+/* Answers a request the proxy handles itself (errors): status, the
+ * X-Zkrouter-Error code and a one-line body. Ends the request. */
+void request_fail(struct request *r, int status, const char *code, const char *msg);
+/* The response (or the request) is over; logs it and either readies the
+ * connection for the next request or closes it after flushing. */
+void request_finish(struct request *r);
+void request_set_state(struct request *r, enum request_state s);
+/* Reads and routes pipelined heads waiting in the client's input. */
+void client_process(struct client *c);
+void proxy_reap_later(struct proxy *p);
+
+/* ---- upstream.c: the backend side -------------------------------------- */
+
+/* Picks an instance and sends the request there (or fails it). */
+void upstream_attempt(struct request *r);
+/* Moves request body bytes from the client toward the backend. */
+void upstream_pump_request(struct request *r);
+/* The client went away or the request is abandoned: drop the backend
+ * connection without pooling it. */
+void upstream_abandon(struct request *r);
+/* The request is over: the connection goes back to its pool when
+ * `reusable` and the exchange ended cleanly, else it is closed. */
+void upstream_release(struct request *r, bool reusable);
+void upstream_free_dead(struct proxy *p);
+/* Closes a connection now; its memory goes at the next reaper run. */
+void upstream_close(struct upstream *up);
+/* Response body moving resumes once the client drained its output. */
+void upstream_resume_response(struct request *r);
+
+/* ---- tunnel.c ---------------------------------------------------------- */
+
+/* Turns the client and the upstream into a byte tunnel (after a 101). */
+bool tunnel_start(struct client *c, struct upstream *up);
+/* Stops the tunnel (closes its upstream); client_close calls it. */
+void tunnel_stop(struct tunnel *t);
+/* Frees its memory; from the reaper only. */
+void tunnel_free(struct tunnel *t);
+
+#endif

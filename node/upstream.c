@@ -1,0 +1,716 @@
+/*
+ * The backend side of a request (see upstream.h): picking an instance,
+ * reusing or opening a connection, sending the head and streaming the
+ * body, reading the response head and streaming the response body back,
+ * then pooling or closing the connection. Retries and passive ejection
+ * are decided here, where the failure is seen.
+ */
+#include <config.h>
+
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "node/balancer.h"
+#include "node/proxy-t.h"
+#include "node/upstream.h"
+
+static const char *const up_state_names[] = {
+	[US_CONNECTING] = "connecting", [US_ACTIVE] = "active", [US_IDLE] = "idle",
+	[US_TUNNEL] = "tunnel", [US_DEAD] = "dead",
+};
+
+static void up_set_state(struct upstream *up, enum upstream_state s)
+{
+	if (up->state == s)
+		return;
+	log_debug("u%llu %s: state %s -> %s", (unsigned long long)up->id, up->be->name,
+		  up_state_names[up->state], up_state_names[s]);
+	up->state = s;
+}
+
+static void set_timeouts(struct bufferevent *bev, unsigned read_ms, unsigned write_ms)
+{
+	struct timeval r = {read_ms / 1000, (read_ms % 1000) * 1000};
+	struct timeval w = {write_ms / 1000, (write_ms % 1000) * 1000};
+
+	bufferevent_set_timeouts(bev, read_ms ? &r : NULL, write_ms ? &w : NULL);
+}
+
+static unsigned app_or(unsigned app_value, unsigned dflt)
+{
+	return app_value ? app_value : dflt;
+}
+
+void upstream_close(struct upstream *up)
+{
+	struct proxy *p = up->p;
+
+	if (up->state == US_DEAD)
+		return;
+	if (up->state == US_IDLE) {
+		TAILQ_REMOVE(&up->be->idle, up, link);
+		up->be->n_idle--;
+	}
+	up_set_state(up, US_DEAD);
+	up->req = NULL;
+	bufferevent_disable(up->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
+	TAILQ_INSERT_TAIL(&p->dead_upstreams, up, reap_link);
+	proxy_reap_later(p);
+}
+
+void upstream_free_dead(struct proxy *p)
+{
+	struct upstream *up;
+
+	while ((up = TAILQ_FIRST(&p->dead_upstreams)) != NULL) {
+		TAILQ_REMOVE(&p->dead_upstreams, up, reap_link);
+		bufferevent_free(up->bev);
+		backend_unref(up->be);
+		up->magic = 0;
+		free(up);
+	}
+}
+
+void upstream_pool_close(struct backend *b)
+{
+	struct upstream *up;
+
+	while ((up = TAILQ_FIRST(&b->idle)) != NULL)
+		upstream_close(up);
+}
+
+/* ---- the response ------------------------------------------------------ */
+
+static void response_complete(struct request *r)
+{
+	struct upstream *up = r->up;
+
+	if (up && evbuffer_get_length(bufferevent_get_input(up->bev)) > 0)
+		r->resp_reusable = false;      /* bytes past the response: unsafe */
+	if (!r->req_body_done) {
+		/* Answered before the body was all sent: neither stream is
+		 * framed any more. */
+		r->resp_reusable = false;
+		r->keep_alive = false;
+	}
+	request_finish(r);
+}
+
+static void response_fail(struct request *r, int status, const char *code, const char *msg)
+{
+	r->resp_reusable = false;
+	request_fail(r, status, code, msg);
+}
+
+/* Writes the response head for the client and decides the framing. */
+static bool response_head(struct request *r, size_t end)
+{
+	struct client *c = r->c;
+	struct upstream *up = r->up;
+	struct http_head *h = &r->rhead;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct fwd_response f;
+	size_t before = evbuffer_get_length(out);
+	bool has_body = http_response_has_body(h, r->head_request);
+
+	memset(&f, 0, sizeof(f));
+	f.client_http10 = r->http10;
+	f.request_id = r->rid;
+	f.request_id_len = r->rid_len;
+	if (!has_body) {
+		r->resp_framing = FRAME_NONE;
+		/* A HEAD or 304 answer states the length of what it stands for. */
+		if (h->has_content_length) {
+			f.framing = FRAME_LENGTH;
+			f.content_length = h->content_length;
+		} else if (h->chunked && !r->http10) {
+			f.framing = FRAME_CHUNKED;
+		}
+	} else if (h->chunked) {
+		r->resp_framing = FRAME_CHUNKED;
+		r->dechunk_raw = r->http10;
+		f.framing = r->http10 ? FRAME_CLOSE : FRAME_CHUNKED;
+	} else if (h->has_content_length) {
+		r->resp_framing = FRAME_LENGTH;
+		r->resp_remaining = h->content_length;
+		f.framing = FRAME_LENGTH;
+		f.content_length = h->content_length;
+	} else {
+		r->resp_framing = FRAME_CLOSE;
+		f.framing = FRAME_CLOSE;
+	}
+	if (f.framing == FRAME_CLOSE || !r->req_body_done)
+		r->keep_alive = false;
+	f.keep_alive = r->keep_alive && !c->p->stopping;
+	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
+			   r->resp_framing != FRAME_CLOSE;
+	if (!headers_write_response(out, h, &f))
+		return false;
+	evbuffer_drain(bufferevent_get_input(up->bev), end);
+	r->bytes_out += evbuffer_get_length(out) - before;
+	r->status = h->status;
+	r->resp_head_done = true;
+	request_set_state(r, RQ_RESPONDING);
+	return true;
+}
+
+/* An interim 1xx (100 Continue): passed on to HTTP/1.1 clients only. */
+static bool response_interim(struct request *r, size_t end)
+{
+	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+	struct fwd_response f;
+	size_t before = evbuffer_get_length(out);
+
+	memset(&f, 0, sizeof(f));
+	f.keep_alive = true;
+	f.framing = FRAME_NONE;
+	if (!r->http10 && !headers_write_response(out, &r->rhead, &f))
+		return false;
+	evbuffer_drain(bufferevent_get_input(r->up->bev), end);
+	r->bytes_out += evbuffer_get_length(out) - before;
+	r->resp_started = false;   /* the final response is still to come */
+	return true;
+}
+
+static void response_upgrade(struct request *r, size_t end)
+{
+	struct client *c = r->c;
+	struct upstream *up = r->up;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct fwd_response f;
+	size_t before = evbuffer_get_length(out);
+
+	memset(&f, 0, sizeof(f));
+	f.tunnel = true;
+	f.keep_alive = true;
+	f.request_id = r->rid;
+	f.request_id_len = r->rid_len;
+	if (!headers_write_response(out, &r->rhead, &f)) {
+		response_fail(r, 502, "backend_failed", "out of memory");
+		return;
+	}
+	evbuffer_drain(bufferevent_get_input(up->bev), end);
+	r->bytes_out += evbuffer_get_length(out) - before;
+	r->status = 101;
+	r->resp_head_done = true;
+	backend_record_success(r->be);
+	/* The connection leaves the request for the tunnel. */
+	r->up = NULL;
+	up->req = NULL;
+	if (!tunnel_start(c, up)) {
+		upstream_close(up);
+		client_close(c);
+	}
+	request_finish(r);
+}
+
+/* Moves what the backend sent toward the client, as far as the client's
+ * output allows. */
+static void response_read(struct request *r)
+{
+	struct proxy *p = r->c->p;
+	struct upstream *up = r->up;
+	struct evbuffer *in = bufferevent_get_input(up->bev);
+	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+
+	while (!r->resp_head_done) {
+		size_t len = evbuffer_get_length(in), n, end;
+		const char *data, *why = NULL;
+
+		if (len == 0)
+			return;
+		r->resp_started = true;
+		n = len < p->lim.max_head_bytes ? len : p->lim.max_head_bytes;
+		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+		if (data == NULL) {
+			response_fail(r, 502, "backend_failed", "out of memory");
+			return;
+		}
+		end = http_head_end(data, n);
+		if (end == 0) {
+			if (len >= p->lim.max_head_bytes)
+				response_fail(r, 502, "backend_failed", "response head too large");
+			return;
+		}
+		if (http_parse_response(&r->rparser, data, end, false, &p->lim, r->head_request,
+					&r->rhead, &why) != HTTP_OK) {
+			rlog_warn(r, "invalid response from %s: %s", up->be->name, why ? why : "?");
+			response_fail(r, 502, "backend_failed", "invalid response from the backend");
+			return;
+		}
+		if (r->rhead.status == 101) {
+			if (!r->upgrade) {
+				response_fail(r, 502, "backend_failed", "unexpected 101 from the backend");
+				return;
+			}
+			response_upgrade(r, end);
+			return;
+		}
+		if (r->rhead.status < 200) {
+			if (!response_interim(r, end)) {
+				response_fail(r, 502, "backend_failed", "out of memory");
+				return;
+			}
+			continue;
+		}
+		if (!response_head(r, end)) {
+			response_fail(r, 502, "backend_failed", "out of memory");
+			return;
+		}
+		backend_record_success(up->be);
+		if (r->resp_framing == FRAME_NONE) {
+			response_complete(r);
+			return;
+		}
+	}
+
+	while (evbuffer_get_length(in) > 0) {
+		size_t len = evbuffer_get_length(in);
+
+		if (r->resp_framing == FRAME_LENGTH) {
+			size_t n = len < r->resp_remaining ? len : (size_t)r->resp_remaining;
+			int moved = evbuffer_remove_buffer(in, out, n);
+
+			if (moved < 0) {
+				response_fail(r, 502, "backend_failed", "out of memory");
+				return;
+			}
+			r->resp_remaining -= (size_t)moved;
+			r->bytes_out += (size_t)moved;
+			if (r->resp_remaining == 0) {
+				response_complete(r);
+				return;
+			}
+		} else if (r->resp_framing == FRAME_CHUNKED) {
+			struct evbuffer_iovec v;
+			size_t used = 0, dlen;
+			bool done = false;
+			const char *why = NULL;
+
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				break;
+			if (!http_body_decode(&r->rparser, v.iov_base, v.iov_len, p->scratch, &used,
+					      &done, &why)) {
+				rlog_warn(r, "bad chunked body from %s: %s", up->be->name, why ? why : "?");
+				response_fail(r, 502, "backend_failed", "invalid chunked body");
+				return;
+			}
+			dlen = evbuffer_get_length(p->scratch);
+			if (dlen) {
+				if (!r->dechunk_raw)
+					evbuffer_add_printf(out, "%zx\r\n", dlen);
+				evbuffer_add_buffer(out, p->scratch);
+				if (!r->dechunk_raw)
+					evbuffer_add(out, "\r\n", 2);
+				r->bytes_out += dlen;
+			}
+			evbuffer_drain(in, used);
+			if (done) {
+				if (!r->dechunk_raw)
+					evbuffer_add(out, "0\r\n\r\n", 5);
+				response_complete(r);
+				return;
+			}
+			if (used == 0)
+				break;
+		} else {
+			r->bytes_out += len;
+			evbuffer_add_buffer(out, in);
+		}
+	}
+	if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
+		/* The client reads slower than the backend writes. */
+		r->resp_paused = true;
+		bufferevent_disable(up->bev, EV_READ);
+	}
+}
+
+void upstream_resume_response(struct request *r)
+{
+	struct upstream *up = r->up;
+
+	if (up == NULL || !r->resp_paused ||
+	    evbuffer_get_length(bufferevent_get_output(r->c->bev)) >= r->c->p->cfg.buffer_high_bytes)
+		return;
+	r->resp_paused = false;
+	bufferevent_enable(up->bev, EV_READ);
+	response_read(r);
+}
+
+/* ---- the request ------------------------------------------------------- */
+
+void upstream_pump_request(struct request *r)
+{
+	struct client *c = r->c;
+	struct proxy *p = c->p;
+	struct upstream *up = r->up;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out;
+
+	if (up == NULL || up->state != US_ACTIVE)
+		return;
+	out = bufferevent_get_output(up->bev);
+	while (!r->req_body_done && evbuffer_get_length(in) > 0 &&
+	       evbuffer_get_length(out) < p->cfg.buffer_high_bytes) {
+		size_t len = evbuffer_get_length(in);
+
+		if (r->req_framing == FRAME_LENGTH) {
+			size_t n = len < r->req_remaining ? len : (size_t)r->req_remaining;
+			int moved = evbuffer_remove_buffer(in, out, n);
+
+			if (moved <= 0)
+				break;
+			r->req_remaining -= (size_t)moved;
+			r->body_moved += (size_t)moved;
+			r->bytes_in += (size_t)moved;
+			if (r->req_remaining == 0)
+				r->req_body_done = true;
+		} else {
+			struct evbuffer_iovec v;
+			size_t used = 0, dlen;
+			bool done = false;
+			const char *why = NULL;
+
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				break;
+			if (!http_body_decode(&r->parser, v.iov_base, v.iov_len, p->scratch, &used, &done,
+					      &why)) {
+				evbuffer_drain(in, evbuffer_get_length(in));
+				request_fail(r, 400, "bad_request", "malformed chunked body");
+				return;
+			}
+			dlen = evbuffer_get_length(p->scratch);
+			if (dlen) {
+				evbuffer_add_printf(out, "%zx\r\n", dlen);
+				evbuffer_add_buffer(out, p->scratch);
+				evbuffer_add(out, "\r\n", 2);
+			}
+			evbuffer_drain(in, used);
+			r->body_moved += used;
+			r->bytes_in += used;
+			if (done) {
+				evbuffer_add(out, "0\r\n\r\n", 5);
+				r->req_body_done = true;
+			}
+			if (used == 0)
+				break;
+		}
+	}
+	if (r->req_body_done) {
+		if (r->state == RQ_SENDING)
+			request_set_state(r, RQ_WAITING);
+	} else if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes && !c->read_paused) {
+		/* The backend reads slower than the client sends. */
+		c->read_paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+static void request_send(struct request *r)
+{
+	struct upstream *up = r->up;
+	struct evbuffer *out = bufferevent_get_output(up->bev);
+	const struct route_app_config *ac = &r->as->app->config;
+	unsigned rt = app_or(ac->response_timeout_ms, r->c->p->cfg.response_timeout_ms);
+	size_t len = evbuffer_get_length(r->head_out);
+	unsigned char *head = evbuffer_pullup(r->head_out, -1);
+
+	if (head == NULL || evbuffer_add(out, head, len) != 0) {
+		request_fail(r, 502, "backend_failed", "out of memory");
+		return;
+	}
+	set_timeouts(up->bev, rt, rt);
+	if (r->upstream_start_ms == 0)
+		r->upstream_start_ms = backend_now_ms();
+	request_set_state(r, r->req_body_done ? RQ_WAITING : RQ_SENDING);
+	upstream_pump_request(r);
+}
+
+/* ---- callbacks --------------------------------------------------------- */
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct upstream *up = arg;
+
+	if (up->state == US_ACTIVE && up->req) {
+		response_read(up->req);
+		return;
+	}
+	/* Bytes on an idle connection: nothing we asked for, so unusable. */
+	upstream_close(up);
+}
+
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct upstream *up = arg;
+	struct request *r = up->req;
+
+	if (up->state != US_ACTIVE || r == NULL || !r->c->read_paused || r->state != RQ_SENDING)
+		return;
+	r->c->read_paused = false;
+	bufferevent_enable(r->c->bev, EV_READ);
+	upstream_pump_request(r);
+}
+
+static void retry_or_fail(struct request *r, bool timeout);
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct upstream *up = arg;
+	struct request *r = up->req;
+
+	if (up->state == US_IDLE || r == NULL) {
+		upstream_close(up);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		evutil_socket_t fd = bufferevent_getfd(bev);
+		int one = 1;
+
+		if (fd >= 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		up_set_state(up, US_ACTIVE);
+		bufferevent_enable(bev, EV_READ);
+		request_send(r);
+		return;
+	}
+	if (up->state == US_CONNECTING) {
+		rlog_info(r, "connect to %s failed: %s", up->be->name,
+			  (what & BEV_EVENT_TIMEOUT) ? "timed out"
+						     : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+				       r->c->p->cfg.eject_max_ms);
+		retry_or_fail(r, (what & BEV_EVENT_TIMEOUT) != 0);
+		return;
+	}
+	if (r->resp_head_done) {
+		if (r->resp_framing == FRAME_CLOSE && (what & BEV_EVENT_EOF) &&
+		    !(what & BEV_EVENT_ERROR)) {
+			evbuffer_add_buffer(bufferevent_get_output(r->c->bev), bufferevent_get_input(bev));
+			r->resp_reusable = false;
+			r->keep_alive = false;
+			request_finish(r);
+			return;
+		}
+		rlog_info(r, "%s cut the response short", up->be->name);
+		response_fail(r, 502, "backend_failed", "backend cut the response short");
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		response_fail(r, 504, "backend_timeout", "the backend did not answer in time");
+		return;
+	}
+	if (!r->resp_started && up->reused && !r->fresh_retry_done && r->body_moved == 0) {
+		/* A pooled connection the app had closed: nothing reached it. */
+		rlog_debug(r, "pooled connection to %s was closed; retrying on a fresh one",
+			   up->be->name);
+		r->fresh_retry_done = true;
+		retry_or_fail(r, false);
+		return;
+	}
+	response_fail(r, 502, "backend_failed", "the backend closed the connection");
+}
+
+/* ---- picking and connecting ------------------------------------------- */
+
+static void detach_backend(struct request *r)
+{
+	if (r->be) {
+		r->be->outstanding--;
+		backend_unref(r->be);
+		r->be = NULL;
+	}
+}
+
+static struct upstream *upstream_connect(struct proxy *p, struct backend *be, unsigned timeout_ms)
+{
+	struct upstream *up = calloc(1, sizeof(*up));
+
+	if (up == NULL)
+		return NULL;
+	up->magic = UPSTREAM_MAGIC;
+	up->p = p;
+	up->id = ++p->next_id;
+	up->bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (up->bev == NULL) {
+		free(up);
+		return NULL;
+	}
+	up->be = backend_ref(be);
+	up->state = US_CONNECTING;
+	bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, up);
+	bufferevent_setwatermark(up->bev, EV_WRITE, p->cfg.buffer_high_bytes / 2, 0);
+	bufferevent_setwatermark(up->bev, EV_READ, 0, p->cfg.buffer_high_bytes);
+	set_timeouts(up->bev, 0, timeout_ms);
+	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0) {
+		bufferevent_free(up->bev);
+		backend_unref(be);
+		free(up);
+		return NULL;
+	}
+	return up;
+}
+
+static struct upstream *pool_take(struct backend *be)
+{
+	struct upstream *up = TAILQ_FIRST(&be->idle);
+
+	if (up == NULL)
+		return NULL;
+	TAILQ_REMOVE(&be->idle, up, link);
+	be->n_idle--;
+	up->reused = true;
+	up_set_state(up, US_ACTIVE);
+	return up;
+}
+
+/* Sends the request to `be`, on a pooled connection unless `fresh`. */
+static bool attempt_on(struct request *r, struct backend *be, bool fresh)
+{
+	struct proxy *p = r->c->p;
+	const struct route_app_config *ac = &r->as->app->config;
+	struct upstream *up = fresh ? NULL : pool_take(be);
+
+	r->be = backend_ref(be);
+	be->outstanding++;
+	r->attempts++;
+	if (r->first_attempt_ms == 0)
+		r->first_attempt_ms = backend_now_ms();
+	if (up != NULL) {
+		r->up = up;
+		up->req = r;
+		rlog_debug(r, "reusing u%llu to %s", (unsigned long long)up->id, be->name);
+		request_send(r);
+		return true;
+	}
+	up = upstream_connect(p, be, app_or(ac->connect_timeout_ms, p->cfg.connect_timeout_ms));
+	if (up == NULL) {
+		rlog_info(r, "cannot connect to %s", be->name);
+		backend_record_failure(be, backend_now_ms(), p->cfg.eject_base_ms, p->cfg.eject_max_ms);
+		detach_backend(r);
+		return false;
+	}
+	r->up = up;
+	up->req = r;
+	request_set_state(r, RQ_CONNECTING);
+	return true;
+}
+
+void upstream_attempt(struct request *r)
+{
+	struct proxy *p = r->c->p;
+	const struct route_app_config *ac = &r->as->app->config;
+	unsigned retries = ac->retries >= 0 ? (unsigned)ac->retries : p->cfg.retries;
+
+	for (;;) {
+		struct balancer_args a;
+		struct backend *be;
+		uint64_t now = backend_now_ms();
+
+		if (r->attempts > 0 &&
+		    (r->attempts > retries || now - r->first_attempt_ms >= p->cfg.retry_budget_ms)) {
+			request_fail(r, 502, "backend_failed", "no instance could be reached");
+			return;
+		}
+		memset(&a, 0, sizeof(a));
+		a.policy = ac->balance;
+		a.bes = r->as->bes;
+		a.n = r->as->n;
+		a.tried = r->tried;
+		a.n_tried = r->n_tried;
+		a.has_key = r->has_key;
+		a.key_hash = r->key_hash;
+		a.now_ms = now;
+		a.rng = &p->rng;
+		be = balancer_pick(&a);
+		if (be == NULL) {
+			if (r->attempts == 0)
+				request_fail(r, 503, "no_instances", "the app has no live instance");
+			else
+				request_fail(r, 502, "backend_failed", "no instance could be reached");
+			return;
+		}
+		if (r->n_tried < MAX_TRIED)
+			r->tried[r->n_tried++] = be;
+		if (attempt_on(r, be, false))
+			return;
+	}
+}
+
+/* The current attempt failed before anything reached the app. */
+static void retry_or_fail(struct request *r, bool timeout)
+{
+	struct backend *be = r->be;
+	struct upstream *up = r->up;
+	bool same = r->fresh_retry_done && up && up->reused;
+
+	r->up = NULL;
+	if (up)
+		upstream_close(up);
+	if (r->body_moved > 0) {
+		detach_backend(r);
+		request_fail(r, 502, "backend_failed", "the backend failed during the request body");
+		return;
+	}
+	if (same && be) {
+		backend_ref(be);
+		detach_backend(r);
+		r->attempts--;   /* the fresh connection is the same attempt */
+		if (attempt_on(r, be, true)) {
+			backend_unref(be);
+			return;
+		}
+		backend_unref(be);
+	} else {
+		detach_backend(r);
+	}
+	(void)timeout;
+	upstream_attempt(r);
+}
+
+void upstream_release(struct request *r, bool reusable)
+{
+	struct upstream *up = r->up;
+	struct proxy *p = r->c->p;
+
+	if (up != NULL) {
+		struct backend *be = up->be;
+
+		r->up = NULL;
+		up->req = NULL;
+		if (reusable && r->req_body_done && up->state == US_ACTIVE &&
+		    backend_routable(be) && !be->health_down &&
+		    be->n_idle < p->cfg.upstream_pool_max_idle &&
+		    evbuffer_get_length(bufferevent_get_input(up->bev)) == 0 &&
+		    evbuffer_get_length(bufferevent_get_output(up->bev)) == 0) {
+			const struct route_app_config *ac = &r->as->app->config;
+			unsigned idle = p->cfg.upstream_idle_timeout_ms;
+
+			if (ac->idle_timeout_ms && ac->idle_timeout_ms < idle)
+				idle = ac->idle_timeout_ms;
+			up_set_state(up, US_IDLE);
+			up->reused = false;
+			TAILQ_INSERT_HEAD(&be->idle, up, link);
+			be->n_idle++;
+			set_timeouts(up->bev, idle, 0);
+			/* Reading stays on: an idle close is noticed at once. */
+			bufferevent_enable(up->bev, EV_READ);
+		} else {
+			upstream_close(up);
+		}
+	}
+	detach_backend(r);
+}
+
+void upstream_abandon(struct request *r)
+{
+	upstream_release(r, false);
+}
