@@ -698,12 +698,7 @@ struct zkr_agent *zkr_agent_new(struct event_base *base, const struct zkr_agent_
 		snprintf(why, whylen, "out of memory");
 		goto failed;
 	}
-	if (!record_valid_znode_name(a->id)) {
-		snprintf(why, whylen, "id \"%s\" is not a valid node name (1-%d printable bytes, no '/')",
-			 a->id, RECORD_ID_MAX);
-		goto failed;
-	}
-	/* Refuse now what a router would refuse later. */
+	/* Refuse now what a router would refuse later (the id included). */
 	char rwhy[RECORD_WHY_MAX];
 	size_t len;
 	uint8_t *buf = encode_record(a, &len, rwhy, sizeof(rwhy));

@@ -74,10 +74,11 @@ static const char usage_text[] =
 "  --syslog                log to syslog instead of stderr\n"
 "  -h, --help, --version\n"
 "\n"
-"-- CMD ARGS: run the app as a child (in its own process group, killed if the\n"
-"agent dies); register once HOST:PORT accepts connections (or the HTTP check\n"
-"passes); on SIGTERM/SIGINT deregister first, then SIGTERM the child and wait.\n"
-"If the child exits, deregister and exit with its status (128+N for signal N).\n"
+"-- CMD ARGS: run the app as a child (in its own process group, which gets\n"
+"SIGTERM if the agent dies); register once HOST:PORT accepts connections (or\n"
+"the HTTP check passes); on SIGTERM/SIGINT deregister first, then SIGTERM the\n"
+"child's process group and wait. If the child exits, deregister, end what is\n"
+"left of its group, and exit with its status (128+N for signal N).\n"
 "\n"
 "exit status: 0 stopped by a signal; the child's status with CMD; 1 runtime\n"
 "error; 2 bad arguments or invalid instance record; 3 registration refused:\n"
@@ -168,7 +169,9 @@ static void begin_stop(struct prog *p, int code_without_child)
 		evtimer_del(p->probe_timer);
 	if (p->child > 0) {
 		log_info("stopping the app (pid %ld) with SIGTERM", (long)p->child);
-		kill(p->child, SIGTERM);
+		/* The whole group: a wrapper shell may not pass signals on. */
+		if (kill(-p->child, SIGTERM) != 0)
+			kill(p->child, SIGTERM);
 		struct timeval tv = { p->stop_timeout_ms / 1000, (p->stop_timeout_ms % 1000) * 1000 };
 		evtimer_add(p->kill_timer, &tv);
 		p->exit_code = code_without_child;
@@ -183,7 +186,8 @@ static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
 	if (p->child > 0) {
 		log_warn("the app (pid %ld) did not stop within %d ms; sending SIGKILL", (long)p->child,
 			 p->stop_timeout_ms);
-		kill(p->child, SIGKILL);
+		if (kill(-p->child, SIGKILL) != 0)
+			kill(p->child, SIGKILL);
 	}
 }
 
@@ -202,6 +206,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if (pid != p->child)
 			continue;
+		/* What the app left behind in its process group goes with it. */
+		kill(-pid, SIGTERM);
 		p->child = 0;
 		int code = WIFEXITED(status) ? WEXITSTATUS(status)
 			 : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
@@ -563,8 +569,6 @@ int main(int argc, char **argv)
 
 	zkr_log_init("zkrouter-agent", level, use_syslog);
 	signal(SIGPIPE, SIG_IGN);
-	if (!resolve(&p))
-		return EXIT_USAGE;
 	p.base = event_base_new();
 	if (p.base == NULL) {
 		log_error("cannot create the event loop");
@@ -587,6 +591,11 @@ int main(int argc, char **argv)
 	p.agent = zkr_agent_new(p.base, &ao, on_agent, &p, why, sizeof(why));
 	if (p.agent == NULL) {
 		fprintf(stderr, "zkrouter-agent: %s\n", why);
+		return EXIT_USAGE;
+	}
+	/* Only the local probes need the address, resolved once. */
+	if ((p.check_path != NULL || p.cmd != NULL) && !resolve(&p)) {
+		zkr_agent_free(p.agent);
 		return EXIT_USAGE;
 	}
 	log_info("instance %s of %s at %s:%u (%s)", zkr_agent_path(p.agent), ao.domain, ao.host, ao.port,
