@@ -1,0 +1,100 @@
+#!/bin/bash
+# Issue 5, cluster scenarios a and e, on a real 3-member ensemble and three
+# zkrouterd routers:
+#  a. after each registration and each deregistration (zkrouter-agent
+#     start / SIGTERM), every router publishes the same table digest, has
+#     (or lacks) the instance, and serves the change (200 from that
+#     instance / 503 once the app is empty); prints p50/p99 time to
+#     converge. A steady app is under load meanwhile: no request fails.
+#  e. a router SIGKILLed: its /routers node vanishes after its session
+#     timeout; `zkrouterctl routers` lists the other two and reports them
+#     converged (exit 0); they keep serving and converging.
+# make check runs 10 + 10 changes; CLUSTER_FULL=1 runs 100 + 100.
+. "$(dirname "$0")/lib/harness.sh"
+. "$(dirname "$0")/cluster_common.sh"
+
+CHANGES=10
+[ "$CLUSTER_FULL" = 1 ] && CHANGES=100
+
+cluster_setup 3
+start_backend b1
+start_backend b2
+start_backend s1
+app_add conv.test
+app_add steady.test
+agent_start s1 steady.test "$(backend_port s1)"
+wait_converged 30 s1 present || fail "the routers never agreed on the steady app"
+loadgen_start steady --host steady.test --rate 300 --connections 6 --progress 5
+
+# ---- a: convergence after each change -----------------------------------
+: >"$T/reg.ms"
+: >"$T/dereg.ms"
+for k in $(seq 1 "$CHANGES"); do
+	b=b$(( (k % 2) + 1 ))
+	id=c$k
+	agent_start "$id" conv.test "$(backend_port "$b")"
+	wait_converged 20 "$id" present || {
+		cat "$T"/routes.*
+		fail "change $k: the routers did not converge on the registration of $id"
+	}
+	at=$(registered_at "$id")
+	[ -n "$at" ] && [ "$at" -gt 0 ] || fail "instance $id shows no registered_at_ms"
+	echo $(( CONVERGED_AT - at )) >>"$T/reg.ms"
+	every_router_serves conv.test 200 "$b" || fail "change $k: registration of $id not served"
+
+	t0=$(now_ms)
+	kill -TERM "$(agent_pid "$id")"
+	wait_converged 20 "$id" absent || {
+		cat "$T"/routes.*
+		fail "change $k: the routers did not converge on the deregistration of $id"
+	}
+	echo $(( CONVERGED_AT - t0 )) >>"$T/dereg.ms"
+	agent_stop "$id"
+	every_router_serves conv.test 503 || fail "change $k: deregistration of $id not served"
+	routers_alive
+done
+cat "$T/reg.ms" "$T/dereg.ms" >"$T/all.ms"
+log "convergence after $CHANGES registrations: p50 $(percentile 50 "$T/reg.ms") ms," \
+	"p99 $(percentile 99 "$T/reg.ms") ms, max $(percentile 100 "$T/reg.ms") ms"
+log "convergence after $CHANGES deregistrations: p50 $(percentile 50 "$T/dereg.ms") ms," \
+	"p99 $(percentile 99 "$T/dereg.ms") ms, max $(percentile 100 "$T/dereg.ms") ms"
+echo "figure: converge changes=$((2 * CHANGES)) p50_ms=$(percentile 50 "$T/all.ms")" \
+	"p99_ms=$(percentile 99 "$T/all.ms") max_ms=$(percentile 100 "$T/all.ms")"
+
+# Their /routers nodes say the same (the update is rate-limited: wait).
+wait_for 20 ctl routers || { ctl routers; fail "zkrouterctl routers does not report convergence"; }
+ctl routers
+
+loadgen_stop steady
+loadgen_assert_clean steady
+echo "figure: converge-load $(grep '^result:' "$T/lg-steady.log")"
+
+# ---- e: a router SIGKILLed ----------------------------------------------
+# Load on the two routers that stay.
+TARGETS_ALL=$TARGETS
+TARGETS="--target 127.0.0.1:$(r_port 1) --target 127.0.0.1:$(r_port 2)"
+loadgen_start two --host steady.test --rate 200 --connections 4
+stop_pid "$(r_pid 3)" KILL
+killed_at=$(now_ms)
+R_PID_3=""
+gone() { ctl --json routers 2>/dev/null | tr -d ' \n' | grep -q '"count":2,'; }
+wait_for $(( ROUTER_SESSION_MS / 1000 + 15 )) gone || { ctl routers; fail "r3's /routers node did not vanish"; }
+log "r3's /routers node vanished $(( $(now_ms) - killed_at )) ms after SIGKILL" \
+	"(session timeout $ROUTER_SESSION_MS ms)"
+ctl routers >"$T/routers.out" 2>&1
+rc=$?
+cat "$T/routers.out"
+[ "$rc" -eq 0 ] || fail "zkrouterctl routers exit $rc with two live, agreeing routers"
+grep -q '^r1 ' "$T/routers.out" && grep -q '^r2 ' "$T/routers.out" || fail "r1 or r2 missing from zkrouterctl routers"
+grep -q '^r3 ' "$T/routers.out" && fail "r3 still listed after its session expired"
+grep -qi '^converged' "$T/routers.out" || fail "zkrouterctl routers does not say converged"
+
+# The survivors still converge on changes.
+agent_start after-e conv.test "$(backend_port b1)"
+wait_converged 20 after-e present || fail "r1 and r2 did not converge after r3 died"
+every_router_serves conv.test 200 b1 || fail "r1/r2 do not serve the change made after r3 died"
+TARGETS=$TARGETS_ALL
+loadgen_stop two
+loadgen_assert_clean two
+routers_alive
+log "ok"
