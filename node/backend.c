@@ -19,13 +19,17 @@
 #include "node/upstream.h"
 #include "registry/log.h"
 
-uint64_t backend_now_ms(void)
+uint64_t backend_now_us(void)
 {
 	struct timespec ts;
 
-	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0)
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t backend_now_ms(void)
+{
+	return backend_now_us() / 1000u;
 }
 
 /* Numeric hosts need no lookup; names are resolved once, here, when the

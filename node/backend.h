@@ -58,8 +58,9 @@ struct app_state {
 	struct backend **bes;      /* parallel to app->instances */
 };
 
-/* Monotonic milliseconds (coarse clock: cheap enough for every request). */
+/* Monotonic time (a vDSO call: cheap enough for every request). */
 uint64_t backend_now_ms(void);
+uint64_t backend_now_us(void);
 
 /* A backend for `inst` of app `domain`; resolves its host now (numeric
  * addresses without any lookup). NULL on allocation failure. */

@@ -38,6 +38,7 @@
 #define UPSTREAM_MAGIC 0x7a6b7570u /* "zkup" */
 #define MAX_TRIED 12
 #define REQUEST_ID_MAX 128
+#define REQUEST_POOL_MAX 256      /* free request objects kept for reuse */
 
 struct proxy;
 struct request;
@@ -149,7 +150,7 @@ struct request {
 
 	uint64_t bytes_in, bytes_out;
 	struct timeval start_tv;
-	uint64_t start_ms, upstream_start_ms;
+	uint64_t start_us, upstream_start_us;
 };
 
 struct listener {
@@ -201,11 +202,17 @@ struct proxy {
 #define rlog_info(r, ...) rlog_at(ZKR_LOG_INFO, r, __VA_ARGS__)
 #define rlog_warn(r, ...) rlog_at(ZKR_LOG_WARN, r, __VA_ARGS__)
 
-/* ---- proxy.c: the client side ----------------------------------------- */
+/* ---- proxy.c: client connections -------------------------------------- */
 
 void client_set_state(struct client *c, enum client_state s);
 /* Closes now (CS_DEAD); the memory goes at the next reaper run. */
 void client_close(struct client *c);
+/* Closes once the output is flushed (after a final answer). */
+void client_close_after_flush(struct client *c);
+void proxy_reap_later(struct proxy *p);
+
+/* ---- proxy-request.c: requests ---------------------------------------- */
+
 /* Answers a request the proxy handles itself (errors): status, the
  * X-Zkrouter-Error code and a one-line body. Ends the request. */
 void request_fail(struct request *r, int status, const char *code, const char *msg);
@@ -215,7 +222,11 @@ void request_finish(struct request *r);
 void request_set_state(struct request *r, enum request_state s);
 /* Reads and routes pipelined heads waiting in the client's input. */
 void client_process(struct client *c);
-void proxy_reap_later(struct proxy *p);
+/* Answers `status` to a head that failed (to parse, or to arrive in time)
+ * and closes the connection. */
+void client_reject(struct client *c, int status, const char *code, const char *why);
+/* Frees the free list of request objects. */
+void request_pool_clear(struct proxy *p);
 
 /* ---- upstream.c: the backend side -------------------------------------- */
 

@@ -404,6 +404,12 @@ void upstream_pump_request(struct request *r)
 				break;
 		}
 	}
+	if (r->as->app->config.max_body_bytes && r->body_moved > r->as->app->config.max_body_bytes) {
+		/* Only a chunked body gets here: a declared length was checked
+		 * before anything was sent. */
+		request_fail(r, 413, "body_too_large", "request body larger than the app allows");
+		return;
+	}
 	if (r->req_body_done) {
 		if (r->state == RQ_SENDING)
 			request_set_state(r, RQ_WAITING);
@@ -428,8 +434,8 @@ static void request_send(struct request *r)
 		return;
 	}
 	set_timeouts(up->bev, rt, rt);
-	if (r->upstream_start_ms == 0)
-		r->upstream_start_ms = backend_now_ms();
+	if (r->upstream_start_us == 0)
+		r->upstream_start_us = backend_now_us();
 	request_set_state(r, r->req_body_done ? RQ_WAITING : RQ_SENDING);
 	upstream_pump_request(r);
 }
