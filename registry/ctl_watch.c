@@ -105,6 +105,8 @@ static void print_note(struct watch *w, const char *msg)
 static void print_app(struct watch *w, const char *event, const char *domain, const char *data, int len)
 {
 	char why[RECORD_WHY_MAX] = "";
+	if (data == NULL && len < 0 && strcmp(event, "app-") != 0)
+		snprintf(why, sizeof(why), "config not readable with these credentials");
 	record_app_config *cfg = data != NULL || len == 0
 		? record_app_config_decode((const uint8_t *)(data ? data : ""), (size_t)len, why, sizeof(why))
 		: NULL;
@@ -123,9 +125,9 @@ static void print_app(struct watch *w, const char *event, const char *domain, co
 		char sum[512] = "";
 		if (cfg != NULL)
 			ctl_app_config_summary(cfg, sum, sizeof(sum));
-		printf(" %s%s%s%s", domain, sum[0] ? " " : "", sum, why[0] ? " INVALID: " : "");
+		printf(" %s%s%s", domain, sum[0] ? " " : "", sum);
 		if (why[0])
-			printf("%s", why);
+			printf(" (%s)", why);
 	}
 	record_app_config_free(cfg);
 	event_end(w);
@@ -200,6 +202,13 @@ static void print_router(struct watch *w, const char *event, const char *id, con
 
 /* ---- model -------------------------------------------------------------- */
 
+/* Worth another try later; anything else (ZNOAUTH...) is reported once. */
+static bool transient(int rc)
+{
+	return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZSESSIONEXPIRED ||
+	       rc == ZCLOSING || rc == ZINVALIDSTATE || rc == ZBADARGUMENTS;
+}
+
 static struct wapp *find_app(struct watch *w, const char *domain)
 {
 	for (int i = 0; i < w->n_apps; i++)
@@ -223,10 +232,17 @@ static bool read_instances(struct watch *w, struct wapp *a, bool announce)
 	snprintf(ipath, sizeof(ipath), "/apps/%s/instances", a->domain);
 	struct String_vector now;
 	int rc = ctl_zk_wchildren(&w->c->conn, ipath, watcher, w, &now);
-	if (rc == ZNONODE)
-		memset(&now, 0, sizeof(now));  /* the app's data watch reports the removal */
-	else if (rc != ZOK)
+	if (rc == ZNONODE || (rc != ZOK && !transient(rc))) {
+		/* ZNONODE: the app's data watch reports the removal. */
+		if (rc != ZNONODE && !a->listed) {
+			char msg[PATH_LEN + 80];
+			snprintf(msg, sizeof(msg), "cannot list %s: %s", ipath, ctl_zk_strerror(rc));
+			print_note(w, msg);
+		}
+		memset(&now, 0, sizeof(now));
+	} else if (rc != ZOK) {
 		return false;
+	}
 	for (int i = 0; i < a->ids.count; i++)
 		if (!in_sorted(&now, a->ids.data[i]))
 			print_instance(w, "instance-", a->domain, a->ids.data[i], NULL, NULL);
@@ -276,8 +292,14 @@ static bool read_app(struct watch *w, const char *domain)
 		}
 		return true;
 	}
-	if (rc != ZOK)
+	if (rc != ZOK && transient(rc))
 		return false;
+	if (rc != ZOK) {
+		/* Unreadable (an ACL): show the app once, with the reason. */
+		free(data);
+		data = NULL;
+		len = -1;
+	}
 	if (a == NULL) {
 		struct wapp *na = realloc(w->apps, sizeof(*na) * (size_t)(w->n_apps + 1));
 		if (na == NULL)
