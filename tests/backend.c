@@ -22,7 +22,10 @@
  * "req <id> <conn> <method> <target>" (unless --quiet), parse errors as
  * "parse-error ...", so a test can prove what reached the backend and what
  * did not. `--idle-close MS` closes keep-alive connections idle for MS, the
- * way app servers retire pooled connections under a proxy.
+ * way app servers retire pooled connections under a proxy. `--idle-drop MS`
+ * is the same race made certain: a connection idle for MS stays open, but
+ * the next request on it is dropped (read, then the connection closed with
+ * no answer), as when a request crosses the server's close on the wire.
  */
 #include "config.h"
 
@@ -73,6 +76,7 @@ struct server {
 	struct event_base *base;
 	const char *id;
 	unsigned idle_close_ms;
+	bool idle_drop;      /* --idle-drop: mark idle connections stale instead */
 	bool quiet;
 	llhttp_settings_t settings;
 	unsigned long long next_conn;
@@ -89,6 +93,7 @@ struct conn {
 	bool in_message;     /* between message begin and complete */
 	bool message_done;   /* set by on_message_complete, handled after execute */
 	bool peer_eof;
+	bool stale;          /* --idle-drop: the next request is dropped */
 	struct event *timer; /* slow/stream delays */
 	struct event *idle;  /* --idle-close */
 
@@ -405,6 +410,10 @@ static void idle_fire(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(c->idle, &tv);
 		return;
 	}
+	if (c->srv->idle_drop) {
+		c->stale = true;
+		return;
+	}
 	if (!c->srv->quiet)
 		printf("idle-close %s %llu\n", c->srv->id, c->id);
 	conn_free(c);
@@ -603,6 +612,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
 		return;
 	}
+	if (c->stale) {
+		if (!c->srv->quiet)
+			printf("idle-drop %s %llu\n", c->srv->id, c->id);
+		conn_free(c);
+		return;
+	}
 	if (c->idle)
 		evtimer_del(c->idle);
 	if (conn_parse(c) && c->state == C_READING && !c->in_message)
@@ -723,7 +738,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: backend [--listen ADDR:PORT | --port PORT] [--id NAME] [--idle-close MS]\n"
+		"usage: backend [--listen ADDR:PORT | --port PORT] [--id NAME]\n"
+		"               [--idle-close MS | --idle-drop MS]\n"
 		"               [--ready-file PATH] [--quiet]\n"
 		"A test HTTP/1.1 backend. Paths: /echo /slow?ms=N /close\n"
 		"/stream?chunks=N&delay=MS /big?bytes=N /status?code=N /upload /hop /ws;\n"
@@ -756,6 +772,7 @@ int main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "id", required_argument, NULL, 'i' },
 		{ "idle-close", required_argument, NULL, 'c' },
+		{ "idle-drop", required_argument, NULL, 'd' },
 		{ "ready-file", required_argument, NULL, 'r' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -767,7 +784,7 @@ int main(int argc, char **argv)
 	char portbuf[32];
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "l:p:i:c:r:qh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "l:p:i:c:d:r:qh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l': listen_at = optarg; break;
 		case 'p':
@@ -776,6 +793,10 @@ int main(int argc, char **argv)
 			break;
 		case 'i': srv.id = optarg; break;
 		case 'c': srv.idle_close_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'd':
+			srv.idle_close_ms = (unsigned)strtoul(optarg, NULL, 10);
+			srv.idle_drop = true;
+			break;
 		case 'r': ready_file = optarg; break;
 		case 'q': srv.quiet = true; break;
 		case 'h': usage(stdout); return 0;

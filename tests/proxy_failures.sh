@@ -5,7 +5,11 @@
 # while the router holds pooled connections to it (retry on another
 # instance); 504 backend_timeout past --response-timeout-ms; a backend's own
 # 5xx passes through untouched; a backend that closes idle keep-alive
-# connections (tests/backend --idle-close) causes no client-visible error.
+# connections (tests/backend --idle-close) causes no client-visible error,
+# not even when each request on a pooled connection crosses the backend's
+# close (--idle-drop: the request is read, then the connection closed with
+# no answer), because nothing reached the app and the router retries on a
+# fresh connection.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -16,7 +20,8 @@ start_backend k1; PK1=$BACKEND_PORT
 start_backend k2; PK2=$BACKEND_PORT
 start_backend s1; PS1=$BACKEND_PORT
 start_backend ic1 --idle-close 200; PIC=$BACKEND_PORT
-for d in dead.test mixed.test kill.test slow.test idle.test; do app_add "$d"; done
+start_backend id1 --idle-drop 250; PID1=$BACKEND_PORT
+for d in dead.test mixed.test kill.test slow.test idle.test drop.test; do app_add "$d"; done
 register dead.test dead1 "$DEAD_PORT"
 register mixed.test a1 "$PA1"
 register mixed.test dead2 "$DEAD_PORT"
@@ -24,7 +29,8 @@ register kill.test k1 "$PK1"
 register kill.test k2 "$PK2"
 register slow.test s1 "$PS1"
 register idle.test ic1 "$PIC"
-for i in dead1 a1 dead2 k1 k2 s1 ic1; do wait_instance any "$i"; done
+register drop.test id1 "$PID1"
+for i in dead1 a1 dead2 k1 k2 s1 ic1 id1; do wait_instance any "$i"; done
 
 log "the only instance refuses connections: 502 backend_failed"
 t0=$(now_ms)
@@ -82,6 +88,16 @@ done
 closes=$(grep -c '^idle-close' "$T/backend-ic1.log")
 log "the backend closed $closes idle connections"
 [ "$closes" -ge 5 ] || fail "the backend closed only $closes idle connections: the case was not exercised"
+
+log "a request on a pooled connection the backend dropped: retried on a fresh one"
+for i in $(seq 1 10); do
+	out=$(pcurl drop.test "/?d=$i")
+	[ "$out" = "ok id1" ] || fail "request $i on a dropped pooled connection: '$out'"
+	sleep 0.4
+done
+drops=$(grep -c '^idle-drop' "$T/backend-id1.log")
+log "the backend dropped $drops requests on stale connections"
+[ "$drops" -ge 5 ] || fail "only $drops drops: the router did not reuse pooled connections, case not exercised"
 
 router_alive
 log "ok"

@@ -23,7 +23,7 @@ H='Host: a.test\r\n'
 line_of() { grep -n -a -m1 -- "$1" "$2" | cut -d: -f1 | grep . || echo 0; }
 
 log "pipelining: four requests in one write, answered in order"
-hc --timeout 5000 "GET /slow?ms=400 HTTP/1.1\r\n${H}\r\nGET /echo?n=2 HTTP/1.1\r\n${H}\r\nPOST /echo?n=3 HTTP/1.1\r\n${H}Content-Length: 7\r\n\r\nbody-n3GET /?n=4 HTTP/1.1\r\n${H}Connection: close\r\n\r\n" >"$T/pipe.out"
+hc --timeout 5000 "GET /slow?ms=400 HTTP/1.1\r\n${H}\r\nGET /echo?n=2 HTTP/1.1\r\n${H}\r\nPOST /echo?n=3 HTTP/1.1\r\n${H}Content-Length: 8\r\n\r\nbody-n3\nGET /?n=4 HTTP/1.1\r\n${H}Connection: close\r\n\r\n" >"$T/pipe.out"
 rc=$?
 [ "$rc" = 0 ] || fail "pipelined Connection: close did not close (exit $rc)"
 [ "$(grep -c -a '^HTTP/1.1 200' "$T/pipe.out")" = 4 ] || fail "want 4 answers: $(cat "$T/pipe.out")"
