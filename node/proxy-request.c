@@ -155,6 +155,8 @@ void request_finish(struct request *r)
 	struct proxy *p = c->p;
 	bool keep = r->keep_alive && r->req_body_done && !p->stopping && c->state == CS_REQUEST;
 
+	if (c->state != CS_DEAD)
+		conn_flush(c->bev);
 	request_set_state(r, RQ_DONE);
 	request_log(r);
 	upstream_release(r, r->resp_reusable);

@@ -210,6 +210,17 @@ void client_close(struct client *c);
 /* Closes once the output is flushed (after a final answer). */
 void client_close_after_flush(struct client *c);
 void proxy_reap_later(struct proxy *p);
+/*
+ * Writes a connection's pending output now, from the caller, instead of
+ * arming a write event first: small answers then cost one writev and no
+ * epoll_ctl pair. Only what the socket does not take waits for the write
+ * event (armed here, disarmed by the write callback once drained), so
+ * EV_WRITE is enabled on client and backend connections only while bytes
+ * are stuck. Call after filling a connection's output.
+ */
+void conn_flush(struct bufferevent *bev);
+/* From a write callback: disarms EV_WRITE once the output is empty. */
+void conn_write_done(struct bufferevent *bev);
 
 /* ---- proxy-request.c: requests ---------------------------------------- */
 

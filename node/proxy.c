@@ -43,6 +43,29 @@ void client_set_state(struct client *c, enum client_state s)
 	c->state = s;
 }
 
+void conn_flush(struct bufferevent *bev)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
+		return;
+	/* A socket bufferevent keeps its output's start frozen outside its
+	 * own write callback; we write the way that callback does. A hard
+	 * error leaves the bytes in place: the write event then meets the
+	 * same error and reports it through the event callback. */
+	evbuffer_unfreeze(out, 1);
+	evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
+void conn_write_done(struct bufferevent *bev)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_disable(bev, EV_WRITE);
+}
+
 /* ---- reaping ----------------------------------------------------------- */
 
 static void client_destroy(struct client *c);
@@ -115,6 +138,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
+	conn_write_done(bev);
 	if (c->state == CS_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			client_linger(c);
@@ -286,6 +310,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	c->idle_since_ms = backend_now_ms();
 	TAILQ_INSERT_TAIL(&p->clients, c, link);
 	p->n_clients++;
+	/* Writes go out directly (conn_flush); EV_WRITE only when stuck. */
+	bufferevent_disable(c->bev, EV_WRITE);
 	if (bufferevent_enable(c->bev, EV_READ) != 0) {
 		client_close(c);
 		return;

@@ -214,7 +214,7 @@ static void response_upgrade(struct request *r, size_t end)
 
 /* Moves what the backend sent toward the client, as far as the client's
  * output allows. */
-static void response_read(struct request *r)
+static void response_read_some(struct request *r)
 {
 	struct proxy *p = r->c->p;
 	struct upstream *up = r->up;
@@ -326,11 +326,22 @@ static void response_read(struct request *r)
 			evbuffer_add_buffer(out, in);
 		}
 	}
+	conn_flush(r->c->bev);
 	if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
 		/* The client reads slower than the backend writes. */
 		r->resp_paused = true;
 		bufferevent_disable(up->bev, EV_READ);
 	}
+}
+
+static void response_read(struct request *r)
+{
+	struct client *c = r->c;
+
+	response_read_some(r);
+	/* Whatever path it took (interim 100, error, end), send it now. */
+	if (c->state != CS_DEAD)
+		conn_flush(c->bev);
 }
 
 void upstream_resume_response(struct request *r)
@@ -404,6 +415,7 @@ void upstream_pump_request(struct request *r)
 				break;
 		}
 	}
+	conn_flush(up->bev);
 	if (r->as->app->config.max_body_bytes && r->body_moved > r->as->app->config.max_body_bytes) {
 		/* Only a chunked body gets here: a declared length was checked
 		 * before anything was sent. */
@@ -459,6 +471,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 	struct upstream *up = arg;
 	struct request *r = up->req;
 
+	conn_write_done(bev);
 	if (up->state != US_ACTIVE || r == NULL || !r->c->read_paused || r->state != RQ_SENDING)
 		return;
 	r->c->read_paused = false;
@@ -484,6 +497,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (fd >= 0)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		up_set_state(up, US_ACTIVE);
+		bufferevent_disable(bev, EV_WRITE);   /* see conn_flush */
 		bufferevent_enable(bev, EV_READ);
 		request_send(r);
 		return;
