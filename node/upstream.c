@@ -7,6 +7,7 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -571,9 +572,12 @@ static struct upstream *upstream_connect(struct proxy *p, struct backend *be, un
 	bufferevent_setwatermark(up->bev, EV_READ, 0, p->cfg.buffer_high_bytes);
 	set_timeouts(up->bev, 0, timeout_ms);
 	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0) {
+		int err = errno;   /* the caller tells EMFILE from a refusal */
+
 		bufferevent_free(up->bev);
 		backend_unref(be);
 		free(up);
+		errno = err;
 		return NULL;
 	}
 	return up;
@@ -612,6 +616,14 @@ static bool attempt_on(struct request *r, struct backend *be, bool fresh)
 		return true;
 	}
 	up = upstream_connect(p, be, app_or(ac->connect_timeout_ms, p->cfg.connect_timeout_ms));
+	if (up == NULL && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+		/* Our own shortage, not the instance's fault: no ejection,
+		 * and no point trying the others. */
+		rlog_warn(r, "cannot open a connection to %s: %s", be->name, strerror(errno));
+		detach_backend(r);
+		request_fail(r, 503, "overloaded", "the router is out of connections");
+		return true;
+	}
 	if (up == NULL) {
 		rlog_info(r, "cannot connect to %s", be->name);
 		backend_record_failure(be, backend_now_ms(), p->cfg.eject_base_ms, p->cfg.eject_max_ms);
