@@ -55,6 +55,7 @@ struct zkr_agent {
 	Zkrouter__Label **label_ptrs;
 	size_t n_labels;
 	bool wait_for_app;
+	bool warned_app;
 
 	struct event *timer;       /* retries and re-checks */
 	struct event *recycle;     /* closes and reopens the session, from the loop */
@@ -382,6 +383,10 @@ static void created(int rc, const char *value, const void *data)
 	}
 	case ZNONODE:
 		if (a->wait_for_app) {
+			if (!a->warned_app)
+				log_warn("agent %s: app %s does not exist yet; retrying every %d ms", a->path,
+					 a->domain, AGENT_APP_WAIT_MS);
+			a->warned_app = true;
 			set_state(a, ZKR_AGENT_REGISTERING, rc,
 				  "app %s does not exist yet (no /apps/%s/instances); waiting for "
 				  "`zkrouterctl app add %s`", a->domain, a->domain, a->domain);
@@ -449,6 +454,10 @@ static void do_register(struct zkr_agent *a)
 		retry_later(a, ZSYSTEMERROR, why);
 		return;
 	}
+	/* Anyone may read the record (host and port, nothing secret), no one
+	 * may change it; deletion is governed by the parent's ACL. Copying the
+	 * parent's readers is not possible: ZooKeeper hides digest hashes from
+	 * a getACL without ADMIN, which an app's owner must not have. */
 	struct agent_req *r = req_new(a);
 	int rc = r != NULL ? zoo_acreate(zh, a->path, (const char *)buf, (int)len, &ZOO_READ_ACL_UNSAFE,
 					 ZOO_EPHEMERAL, created, r)

@@ -129,7 +129,7 @@ bool ctl_app_acls(const char *owner, const char *router, const char *operator_au
 	/* Without an owner anyone may register, as without ACLs at all. */
 	ok = ok && (owner != NULL
 		    ? acl_add(&out->instances, "digest", owner_id,
-			      ZOO_PERM_CREATE | ZOO_PERM_DELETE | ZOO_PERM_READ)
+			      ZOO_PERM_CREATE | ZOO_PERM_DELETE)
 		    : acl_add(&out->instances, "world", "anyone", ZOO_PERM_CREATE | ZOO_PERM_DELETE));
 	if (!ok)
 		goto oom;

@@ -3,10 +3,12 @@
  *
  * ZooKeeper's digest scheme names an identity "user:base64(sha1(user:password))".
  * An app created with an owner gets, on /apps/<domain>/instances:
- *   owner    create + delete + read  (its agents register and replace stale nodes)
- *   routers  read                    (the --router-auth identity, or anyone)
- *   operator all                     (the --auth identity of zkrouterctl)
+ *   owner    create + delete  (its agents register and replace stale nodes)
+ *   routers  read             (the --router-auth identity, or anyone)
+ *   operator all              (the --auth identity of zkrouterctl)
  * and on /apps/<domain> itself the operator has all and the readers read.
+ * The instance nodes themselves are readable by anyone (see agent.c): an
+ * owned app hides its list of instances, not the records.
  */
 #ifndef ZKR_CTL_ACL_H
 #define ZKR_CTL_ACL_H

@@ -152,9 +152,10 @@ static void finish(struct prog *p, int code)
 static void deregister_now(struct prog *p)
 {
 	if (p->agent != NULL) {
+		bool was = zkr_agent_state(p->agent) == ZKR_AGENT_REGISTERED;
 		zkr_agent_free(p->agent);
 		p->agent = NULL;
-		log_info("deregistered (session closed)");
+		log_info(was ? "deregistered (session closed)" : "session closed");
 	}
 }
 

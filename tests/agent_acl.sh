@@ -17,7 +17,7 @@ grep -q -- "--auth" "$T/out" || fail "unclear message: $(cat "$T/out")"
 ctl --auth "$OP" app add "$D" --owner shop:shop-secret --router-auth router:rt-secret >/dev/null ||
 	fail "app add with owner"
 ctl --auth "$OP" app show "$D" >"$T/show" || fail "app show"
-grep -q "digest:shop:.* cdr$" "$T/show" || fail "owner ACL missing: $(cat "$T/show")"
+grep -q "digest:shop:.* cd$" "$T/show" || fail "owner ACL missing: $(cat "$T/show")"
 grep -q "digest:router:.* r$" "$T/show" || fail "router ACL missing: $(cat "$T/show")"
 
 list() { ctl --auth router:rt-secret --json instances "$D"; }
@@ -55,7 +55,8 @@ log "reading is for the router identity and the operator only"
 ctl instances "$D" >"$T/anon-read" 2>&1
 expect_eq "$?" 3 "anonymous read of an owned app"
 grep -q "permission denied" "$T/anon-read" || fail "unclear: $(cat "$T/anon-read")"
-ctl --auth "$OP" instances "$D" | grep -q "^shop-1 " || fail "operator cannot read"
+ctl --auth "$OP" instances "$D" | grep -q "^shop-1 .*127.0.0.1:$P " || fail "operator cannot read the record"
+list | grep -qF '"id":"shop-1","host":"127.0.0.1","port":'"$P" || fail "router cannot read the record: $(list)"
 
 log "app rm needs the operator and refuses while instances are registered"
 ctl app rm "$D" >/dev/null 2>&1

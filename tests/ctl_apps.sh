@@ -90,4 +90,11 @@ expect_eq "$?" 3 "agent exit status after app rm --force"
 grep -q "does not exist" "$T/agent.log" || fail "agent did not say why"
 ctl app rm '*.apps.localhost' >/dev/null || fail "app rm"
 expect_eq "$(ctl --json apps)" '{"apps":[]}' "apps after removing both"
+log "an agent with --wait-app waits for its app instead of exiting"
+spawn late "$AGENT" --zk "$ZK" --domain late.localhost --host 127.0.0.1 --port "$P" --id l1 --wait-app
+L=$SPAWNED_PID
+wait_for 10 grep -q "app late.localhost does not exist yet" "$T/late.log" || fail "no waiting message"
+kill -0 "$L" || fail "the agent with --wait-app exited"
+ctl app add late.localhost >/dev/null || fail "app add late.localhost"
+wait_for 15 has_instances late.localhost 1 || fail "the waiting agent did not register"
 log "ok"

@@ -71,7 +71,7 @@ static void test_app_acls_owner_and_router(void)
 	CU_ASSERT_EQUAL(perms_of(&a.instances, "digest", op), ZOO_PERM_ALL);
 	CU_ASSERT_EQUAL(perms_of(&a.instances, "digest", rt), ZOO_PERM_READ);
 	CU_ASSERT_EQUAL(perms_of(&a.instances, "digest", owner),
-			ZOO_PERM_CREATE | ZOO_PERM_DELETE | ZOO_PERM_READ);
+			ZOO_PERM_CREATE | ZOO_PERM_DELETE);
 	CU_ASSERT_EQUAL(perms_of(&a.instances, "world", "anyone"), -1);
 
 	CU_ASSERT_EQUAL(a.app.count, 2);
