@@ -84,9 +84,24 @@ restarted_at=$(now_ms)
 back() { ctl --json routers 2>/dev/null | tr -d ' \n' | grep -q '"count":3,"converged":true'; }
 wait_for 60 back || { ctl routers; fail "the routers did not re-create their /routers nodes and converge"; }
 log "all three routers back in /routers, $(( $(now_ms) - restarted_at )) ms after the restart"
+zk_connected() {
+	local i
+	fetch_routes
+	for i in $(seq 1 "$N_ROUTERS"); do
+		tr -d ' \n' <"$T/routes.$i" | grep -q '"zk_connected":true' || return 1
+	done
+}
+wait_for 60 zk_connected || fail "a router did not reconnect to ZooKeeper"
 agent_start i4 fault.test "$(backend_port i4)"
 wait_converged 60 i4 present || fail "a change after the outage did not reach every router"
 every_router_serves fault.test 200 || fail "not serving after the outage"
+# Nodes left from sessions that did not survive the outage expire within
+# one session timeout: the routers' nodes must still be there after it.
+sleep $(( ROUTER_SESSION_MS / 1000 + 1 ))
+back || { ctl routers; fail "a router's /routers node went after the outage and was not re-created"; }
+for i in $(seq 1 "$N_ROUTERS"); do
+	grep -E 'expired|new session' "$T/r$i.log" | tail -n 3
+done
 sleep 1
 loadgen_stop c
 stop_pid "$healthz_pid"

@@ -16,25 +16,34 @@ command -v curl >/dev/null || skip "curl not installed"
 command -v ss >/dev/null || skip "ss not installed (iproute2)"
 
 listening() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
+# Any socket on the port, a client connection's local end included.
+in_use() { [ -n "$(ss -Htan exclude time-wait "sport = :$1" 2>/dev/null)" ]; }
 
-# consecutive N: the first of N consecutive free ports.
+# consecutive N: the first of N consecutive unused ports, below the
+# ephemeral range so that no client connection takes one meanwhile.
 consecutive() {
 	local n=$1 p i ok
-	for _ in $(seq 1 50); do
-		p=$(free_port)
+	for _ in $(seq 1 100); do
+		p=$(( 20000 + RANDOM % 12000 ))
 		ok=1
 		for i in $(seq 0 $((n - 1))); do
-			[ $((p + i)) -le 65535 ] && ! listening $((p + i)) || ok=0
+			in_use $((p + i)) && ok=0
+			[[ " $CHOSEN " == *" $((p + i)) "* ]] && ok=0
 		done
-		[ "$ok" = 1 ] && { echo "$p"; return 0; }
+		if [ "$ok" = 1 ]; then
+			for i in $(seq 0 $((n - 1))); do CHOSEN="$CHOSEN $((p + i))"; done
+			echo "$p"
+			return 0
+		fi
 	done
 	return 1
 }
 
-BASE=$(consecutive 3) || hard_error "no free ports"
-ADMIN=$(consecutive 3) || hard_error "no free ports"
-APP=$(consecutive 2) || hard_error "no free ports"
-ZKP=$(free_port)
+CHOSEN=""
+consecutive 3 >"$T/p" || hard_error "no free ports"; BASE=$(cat "$T/p")
+consecutive 3 >"$T/p" || hard_error "no free ports"; ADMIN=$(cat "$T/p")
+consecutive 2 >"$T/p" || hard_error "no free ports"; APP=$(cat "$T/p")
+consecutive 1 >"$T/p" || hard_error "no free ports"; ZKP=$(cat "$T/p")
 PORTS="$BASE $((BASE + 1)) $((BASE + 2)) $ADMIN $((ADMIN + 1)) $((ADMIN + 2)) $APP $((APP + 1)) $ZKP"
 for p in $PORTS; do
 	listening "$p" && hard_error "port $p taken meanwhile"
@@ -50,7 +59,9 @@ log "quickstart on $BASE/$ADMIN, ZooKeeper $ZKP, app $APP"
 spawn quickstart "$QS" --no-build --build-dir "$top_builddir" --routers 3 --base-port "$BASE" \
 	--admin-base-port "$ADMIN" --zk-port "$ZKP" --app-port "$APP"
 QS_PID=$SPAWNED_PID
-wait_for 120 grep -q '^ready$' "$T/quickstart.log" || fail "quickstart never became ready"
+up() { grep -q '^ready$' "$T/quickstart.log" || ! kill -0 "$QS_PID" 2>/dev/null; }
+wait_for 150 up
+grep -q '^ready$' "$T/quickstart.log" || fail "quickstart never became ready"
 cat "$T/quickstart.log"
 PIDS=$(sed -n 's/^pids: //p' "$T/quickstart.log")
 [ "$(echo "$PIDS" | wc -w)" -eq 6 ] || fail "expected 6 pids (ZooKeeper, 3 routers, 2 agents): '$PIDS'"
