@@ -58,7 +58,7 @@ static uint64_t elapsed_ms(const struct timespec *since)
 
 /* 10,000 idle clients plus their backend connections need far more than
  * the usual soft limit of 1024 descriptors. */
-static void raise_nofile(void)
+static void raise_nofile(unsigned max_clients)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
@@ -75,11 +75,13 @@ static void raise_nofile(void)
 			log_debug("file descriptor limit raised from %llu to %llu",
 				  (unsigned long long)was, (unsigned long long)rl.rlim_max);
 	}
+	/* Below one descriptor per allowed client, max-client-connections
+	 * cannot be reached at all; say so now rather than at the first EMFILE. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < 2ULL * 10000 + 64)
-		log_warn("only %llu file descriptors: fewer than two per client connection at "
-			 "10,000 clients (raise the hard limit, e.g. LimitNOFILE=)",
-			 (unsigned long long)rl.rlim_cur);
+	    rl.rlim_cur < (rlim_t)max_clients + 64)
+		log_warn("only %llu file descriptors for max-client-connections %u plus backends "
+			 "(raise the hard limit, e.g. LimitNOFILE=)",
+			 (unsigned long long)rl.rlim_cur, max_clients);
 }
 
 static void apply_log_level(const struct zkr_config *cfg)
@@ -183,7 +185,7 @@ static bool start(struct daemon *d)
 	char why[512];
 	struct zkr_config *c = &d->cfg;
 
-	raise_nofile();
+	raise_nofile(c->max_client_connections);
 	if ((d->base = event_base_new()) == NULL) {
 		log_error("cannot create the event loop");
 		return false;
@@ -205,7 +207,6 @@ static bool start(struct daemon *d)
 			log_error("listen %s: %s", c->listen[i], why);
 			return false;
 		}
-		log_info("listening on %s", c->listen[i]);
 	}
 	if (c->admin != NULL &&
 	    (d->admin = admin_new(d->base, c->admin, d->proxy, c->node_id, why, sizeof(why))) == NULL) {
