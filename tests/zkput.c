@@ -9,6 +9,8 @@
  *   eph PATH DATA    create ephemeral (parents created empty); implies --hold
  *   set PATH DATA    set data
  *   rm PATH          delete recursively (missing is fine)
+ *   get PATH         print "owner=0x.. len=N" and, for a RouterNode,
+ *                    "node=ID generation=G digest=D"; fails on ZNONODE
  *
  * DATA is one of:
  *   -                         empty
@@ -283,6 +285,25 @@ static void parents_cb(int rc, void *arg)
 
 static void rm_step(struct tool *t);
 
+static void got_cb(int rc, const char *value, int len, const struct Stat *stat, const void *data)
+{
+	struct tool *t = (struct tool *)data;
+	if (rc == ZOK) {
+		printf("owner=0x%llx len=%d", (unsigned long long)stat->ephemeralOwner, len);
+		record_router_node *rn = len > 0 ? record_router_node_decode((const uint8_t *)value,
+									     (size_t)len, NULL, 0)
+						 : NULL;
+		if (rn != NULL)
+			printf(" node=%s generation=%llu digest=%s", rn->node_id,
+			       (unsigned long long)rn->table_generation,
+			       rn->table_digest ? rn->table_digest : "-");
+		record_router_node_free(rn);
+		printf("\n");
+		fflush(stdout);
+	}
+	op_done(rc, "get", t);
+}
+
 static void rm_deleted(int rc, const void *data)
 {
 	struct tool *t = (struct tool *)data;
@@ -369,6 +390,8 @@ static void tool_next(struct tool *t)
 			rc = ZBADARGUMENTS;
 	} else if (strcmp(o->verb, "set") == 0) {
 		rc = zoo_aset(zh, o->path, (const char *)o->data, o->len, -1, stat_cb, t);
+	} else if (strcmp(o->verb, "get") == 0) {
+		rc = zoo_aget(zh, o->path, 0, got_cb, t);
 	} else {
 		char *p = strdup(o->path);
 		if (p == NULL || !rm_push(t, p)) {
@@ -417,7 +440,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 static int usage(void)
 {
 	fprintf(stderr, "usage: zkput --zk CONNECT [--auth U:P] [--timeout MS] [--hold] "
-			"{mk|eph|set PATH DATA | rm PATH}...\n");
+			"{mk|eph|set PATH DATA | rm|get PATH}...\n");
 	return 2;
 }
 
@@ -449,7 +472,7 @@ int main(int argc, char **argv)
 		o->verb = argv[i++];
 		bool takes_data = strcmp(o->verb, "mk") == 0 || strcmp(o->verb, "eph") == 0 ||
 				  strcmp(o->verb, "set") == 0;
-		if (!takes_data && strcmp(o->verb, "rm") != 0)
+		if (!takes_data && strcmp(o->verb, "rm") != 0 && strcmp(o->verb, "get") != 0)
 			return usage();
 		if (i >= argc || argv[i][0] != '/')
 			return usage();

@@ -1,0 +1,107 @@
+/*
+ * The registry facade zkrouterd uses (see router.h): one ZooKeeper
+ * session, the watcher that turns /apps into route_table snapshots, and
+ * the membership that keeps /routers/<node-id> current with the table.
+ *
+ *   zkr_session --events--> zkr_watcher --snapshot--> on_table (zkrouterd)
+ *        |                                    \
+ *        +--events--> zkr_membership <--------- generation, digest
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry/log.h"
+#include "registry/membership.h"
+#include "registry/router.h"
+#include "registry/session.h"
+#include "registry/watcher.h"
+
+struct zkr_router {
+	struct zkr_session *s;
+	struct zkr_watcher *w;
+	struct zkr_membership *m;
+	zkr_router_table_cb on_table;
+	void *arg;
+};
+
+static void router_on_table(struct route_table *t, void *arg)
+{
+	struct zkr_router *r = arg;
+	/* Membership first: the record reflects the table being served, and
+	 * a slow consumer callback does not delay it. */
+	if (r->m != NULL)
+		zkr_membership_update(r->m, t);
+	if (r->on_table != NULL)
+		r->on_table(t, r->arg);
+}
+
+struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_router_opts *opts,
+				  zkr_router_table_cb on_table, void *arg, char *why, size_t whylen)
+{
+	struct zkr_router *r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return NULL;
+	}
+	r->on_table = on_table;
+	r->arg = arg;
+
+	struct zkr_session_opts so = {
+		.connect = opts->connect,
+		.auth = opts->auth,
+		.timeout_ms = opts->session_timeout_ms,
+	};
+	struct zkr_membership_opts mo = {
+		.node_id = opts->node_id,
+		.listen = opts->listen,
+		.n_listen = opts->n_listen,
+		.admin = opts->admin,
+		.version = opts->version,
+	};
+	/* The session connects asynchronously, so the order below cannot
+	 * miss its first event: nothing runs until the loop does. */
+	r->s = zkr_session_new(base, &so, why, whylen);
+	if (r->s == NULL)
+		goto failed;
+	r->m = zkr_membership_new(base, r->s, &mo, why, whylen);
+	if (r->m == NULL)
+		goto failed;
+	r->w = zkr_watcher_new(base, r->s, NULL, router_on_table, r, why, whylen);
+	if (r->w == NULL)
+		goto failed;
+	return r;
+failed:
+	zkr_router_free(r);
+	return NULL;
+}
+
+void zkr_router_leave(struct zkr_router *r)
+{
+	zkr_membership_leave(r->m);
+}
+
+void zkr_router_free(struct zkr_router *r)
+{
+	if (r == NULL)
+		return;
+	/* Close first: our ephemeral goes at once, and every queued reply
+	 * runs now, while the watcher and membership can still drop them. */
+	zkr_session_close(r->s);
+	zkr_watcher_free(r->w);
+	zkr_membership_free(r->m);
+	zkr_session_free(r->s);
+	free(r);
+}
+
+bool zkr_router_has_table(const struct zkr_router *r)
+{
+	return zkr_watcher_table(r->w) != NULL;
+}
+
+bool zkr_router_connected(const struct zkr_router *r)
+{
+	return zkr_session_connected(r->s);
+}
