@@ -645,11 +645,10 @@ static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv
 		const struct option_def *o = &options[ch - 1000];
 		if (only_config != (o->off == F(config_file)))
 			continue;
+		/* On the command line the last of a repeated option wins (as with
+		 * most tools, so wrappers can append overrides); a repeatable
+		 * option adds up instead. */
 		size_t i = (size_t)(o - options);
-		if (seen[i] && o->type != OPT_LIST) {
-			set_why(why, whylen, "--%s given twice", o->name);
-			goto done;
-		}
 		if (!set_option(c, o, o->type == OPT_BOOL ? "yes" : optarg, !seen[i], what, sizeof(what))) {
 			set_why(why, whylen, "--%s", what);
 			goto done;

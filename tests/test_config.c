@@ -127,7 +127,6 @@ static void test_bad_command_lines(void)
 		{ { "--zk", "z:1", "stray" }, "unexpected argument \"stray\"" },
 		{ { "--zk", "z:1", "--syslog=yes" }, "takes no value" },
 		{ { "--zk", "z:1", "--auth=nocolon" }, "USER:PASSWORD" },
-		{ { "--zk", "z:1", "--zk=again" }, "given twice" },
 		{ { "--zk", "z:1", "--config=/nonexistent/zkr.conf" }, "/nonexistent/zkr.conf: cannot open" },
 		{ { "--zk", "z:1", "--eject-max-ms=20" }, "eject-max-ms" },
 	};
@@ -139,6 +138,16 @@ static void test_bad_command_lines(void)
 			fprintf(stderr, "case %zu: \"%s\" lacks \"%s\"\n", i, why, cases[i].word);
 		CU_ASSERT_PTR_NOT_NULL(strstr(why, cases[i].word));
 	}
+}
+
+static void test_last_wins_on_command_line(void)
+{
+	struct zkr_config c;
+	char **argv = ARGV("--zk", "z:1", "--retries", "1", "--node-id", "a", "--retries=2", "--zk=z:2");
+	CU_ASSERT_EQUAL_FATAL(load(&c, 9, argv), CONFIG_OK);
+	CU_ASSERT_STRING_EQUAL(c.zk_connect, "z:2");
+	CU_ASSERT_EQUAL(c.retries, 2);
+	config_free(&c);
 }
 
 static void test_help_and_version(void)
@@ -341,6 +350,7 @@ void unit_register(void)
 	UNIT_TEST(s, test_node_id_defaults_to_hostname);
 	UNIT_TEST(s, test_zk_required);
 	UNIT_TEST(s, test_bad_command_lines);
+	UNIT_TEST(s, test_last_wins_on_command_line);
 	UNIT_TEST(s, test_help_and_version);
 	UNIT_TEST(s, test_file_and_precedence);
 	UNIT_TEST(s, test_file_errors);

@@ -37,7 +37,7 @@ wait_for 30 curl -sf --max-time 2 -o /dev/null "http://$ADMIN/healthz" || fail "
 log "an app with two instances shows in /routes"
 start_backend i1; P1=$BACKEND_PORT
 start_backend i2; P2=$BACKEND_PORT
-app_add hello.test "app:balance=round_robin,retries=2,connect_timeout_ms=1500"
+app_add hello.test "app:balance=round-robin,retries=2,connect_timeout_ms=1500"
 register hello.test i1 "$P1"
 register hello.test i2 "$P2" "weight=7,zone=z-b"
 wait_instance hello.test i1

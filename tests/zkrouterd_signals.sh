@@ -10,18 +10,18 @@
 # zk_ls PATH: the children of PATH, or "Node does not exist".
 zk_ls() {
 	java -cp "$ZK_CLASSPATH" org.apache.zookeeper.ZooKeeperMain -server "$ZK" ls "$1" 2>&1 |
-		grep -E '^\[|Node does not exist' | tail -n 1
+		grep -E '^\[.*\]$|Node does not exist' | tail -n 1
 }
 
 routers_empty() { [ "$(zk_ls /zkrouter/routers)" = "[]" ]; }
 
-NODE=signals-$$
+NODE=test-$$     # the node id proxy_setup gives
 cat >"$T/zkrouterd.conf" <<EOF
 # the test router
 log-level = info
 drain-timeout-ms = 15000
 EOF
-proxy_setup --config "$T/zkrouterd.conf" --node-id "$NODE"
+proxy_setup --config "$T/zkrouterd.conf"
 start_backend s1
 app_add sig.test
 register sig.test s1 "$BACKEND_PORT"
