@@ -15,6 +15,9 @@
  *   /status?code=N   an answer with that status
  *   /upload          streams any body, answers with its size and SHA-256
  *   /hop             an answer carrying hop-by-hop headers a proxy must drop
+ *   /badresp?kind=K  a broken answer, then close: K is clte (Content-Length
+ *                    with chunked), dupcl (two lengths), garbage (not HTTP),
+ *                    short (fewer body bytes than announced)
  *   /ws              101 Switching Protocols, then echoes every byte back
  *   anything else    a small fast answer ("ok <id>"), for the benchmark
  * Every answer carries `X-Backend-Id: <id>` and names the id in its body, so
@@ -61,7 +64,7 @@
 
 enum route {
 	R_PLAIN, R_ECHO, R_SLOW, R_CLOSE, R_STREAM, R_BIG, R_STATUS,
-	R_UPLOAD, R_HOP, R_WS,
+	R_UPLOAD, R_HOP, R_WS, R_BADRESP,
 };
 
 /* What the connection is doing between requests and while answering. */
@@ -164,6 +167,7 @@ static enum route route_of(const char *url)
 		{ "/echo", R_ECHO }, { "/slow", R_SLOW }, { "/close", R_CLOSE },
 		{ "/stream", R_STREAM }, { "/big", R_BIG }, { "/status", R_STATUS },
 		{ "/upload", R_UPLOAD }, { "/hop", R_HOP }, { "/ws", R_WS },
+		{ "/badresp", R_BADRESP },
 	};
 	/* Absolute-form targets are matched on their path. */
 	const char *p = url;
@@ -391,6 +395,25 @@ static void conn_dispatch(struct conn *c)
 			    "Proxy-Authenticate: Basic realm=\"hop\"\r\nX-End-To-End: kept\r\n",
 			    "hop %s\n", c->srv->id);
 		break;
+	case R_BADRESP: {
+		static const struct { const char *kind, *bytes; } bad[] = {
+			{ "clte", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+				  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" },
+			{ "dupcl", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+				   "Content-Length: 7\r\n\r\nbadrespXX" },
+			{ "garbage", "\x16\x03\x01 this is not http\r\n\r\n" },
+			{ "short", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nbadresp-short" },
+		};
+		const char *q = strstr(url, "kind=");
+		const char *bytes = bad[0].bytes;
+		for (size_t i = 0; q && i < sizeof(bad) / sizeof(bad[0]); i++)
+			if (strncmp(q + 5, bad[i].kind, strlen(bad[i].kind)) == 0 &&
+			    (q[5 + strlen(bad[i].kind)] == '\0' || q[5 + strlen(bad[i].kind)] == '&'))
+				bytes = bad[i].bytes;
+		evbuffer_add(bufferevent_get_output(c->bev), bytes, strlen(bytes));
+		c->state = C_CLOSING;
+		break;
+	}
 	case R_WS:
 		/* Reached only for a /ws request without Upgrade. */
 		answer_text(c, 426, NULL, "upgrade required %s\n", c->srv->id);

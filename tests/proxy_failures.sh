@@ -4,7 +4,10 @@
 # when one of two instances is dead (registered but refusing) or is killed
 # while the router holds pooled connections to it (retry on another
 # instance); 504 backend_timeout past --response-timeout-ms; a backend's own
-# 5xx passes through untouched; a backend that closes idle keep-alive
+# 5xx passes through untouched; a broken answer (Content-Length with
+# chunked, two lengths, not HTTP) becomes 502 with none of its bytes passed
+# on, and a body cut short closes the client connection instead of hanging
+# or reusing it; a backend that closes idle keep-alive
 # connections (tests/backend --idle-close) causes no client-visible error,
 # not even when each request on a pooled connection crosses the backend's
 # close (--idle-drop: the request is read, then the connection closed with
@@ -78,6 +81,26 @@ pcurl slow.test '/status?code=503' -D "$T/h503" -o "$T/b503" >/dev/null
 [ "$(first_status "$T/h503")" = 503 ] || fail "backend 503: $(cat "$T/h503")"
 grep -qi '^x-zkrouter-error' "$T/h503" && fail "backend 503 marked as a router error"
 [ "$(cat "$T/b503")" = "status 503 s1" ] || fail "backend 503 body: $(cat "$T/b503")"
+
+for k in clte dupcl garbage; do
+	log "a broken answer ($k): 502, nothing of it forwarded"
+	pcurl slow.test "/badresp?kind=$k" -D "$T/hbad" -o "$T/bbad" >/dev/null
+	[ "$(first_status "$T/hbad")" = 502 ] || fail "broken answer $k: $(cat "$T/hbad" "$T/bbad")"
+	grep -q badresp "$T/bbad" && fail "bytes of the broken answer $k reached the client"
+done
+
+log "a body cut short: what was relayed arrives, then the connection closes"
+for i in 1 2 3 4 5; do
+	hc --timeout 5000 "GET /badresp?kind=short&i=$i HTTP/1.1\r\nHost: slow.test\r\n\r\n" >"$T/short.out" 2>/dev/null
+	rc=$?
+	[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection still open after a cut-short body (exit $rc)"
+	grep -q -a 'badresp-short' "$T/short.out" ||
+		fail "try $i: the relayed head and body part never reached the client (got $(wc -c <"$T/short.out") bytes)"
+done
+hc --timeout 5000 "GET /badresp?kind=short HTTP/1.1\r\nHost: slow.test\r\n\r\nGET /?after-short HTTP/1.1\r\nHost: slow.test\r\n\r\n" >"$T/short.out" 2>/dev/null
+rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection still open after a cut-short body (exit $rc)"
+[ "$(grep -c -a '^HTTP/1' "$T/short.out")" -le 1 ] || fail "answered after a cut-short body: $(cat "$T/short.out")"
 
 log "backend closes idle pooled connections after 200 ms: requests every 120-280 ms see no error"
 for i in $(seq 1 40); do
