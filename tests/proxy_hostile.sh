@@ -4,7 +4,8 @@
 # malformed Content-Length, Transfer-Encoding not ending in chunked,
 # obs-fold, whitespace before a colon, invalid bytes, missing or repeated
 # Host, a TLS ClientHello on the plain port. A valid request pipelined
-# before a smuggling attempt is answered, the attempt is not. The router
+# before a smuggling attempt is answered, the attempt is not; an invalid
+# chunk size ends the connection without the backend ever reading it. The router
 # keeps serving afterwards.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
@@ -68,6 +69,13 @@ grep -q '^ok a1' "$T/pipe.out" || fail "the valid first request was not answered
 [ "$(grep -c '^HTTP/1.1 400' "$T/pipe.out")" = 1 ] || fail "smuggling attempt not answered 400: $(cat "$T/pipe.out")"
 [ "$(grep -c '^HTTP/1' "$T/pipe.out")" = 2 ] || fail "more than two answers: $(cat "$T/pipe.out")"
 [ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection not closed after the smuggling attempt (exit $rc)"
+
+log "an invalid chunk size after a valid head: closed, nothing behind it parsed"
+hc --timeout 5000 "POST /echo-badchunk HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n\r\nGET /hostile-after-badchunk HTTP/1.1\r\n${H}\r\n" >"$T/badchunk.out"
+rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection open after an invalid chunk size (exit $rc)"
+[ "$(grep -c -a '^HTTP/1' "$T/badchunk.out")" -le 1 ] || fail "answered past an invalid chunk: $(cat "$T/badchunk.out")"
+grep -q -a '^ok a1' "$T/badchunk.out" && fail "the request behind an invalid chunk was answered"
 
 log "nothing hostile reached the backend"
 if grep -a 'hostile\|parse-error' "$T/backend-a1.log"; then
