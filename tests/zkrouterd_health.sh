@@ -1,0 +1,75 @@
+#!/bin/bash
+# zkrouterd's active health checks against real backends: an app whose
+# config names a health path gets a GET per instance per interval; an
+# instance whose backend stops answering, or answers 5xx, is marked down
+# (health_down in /routes, a log line) after health-fall failures, and up
+# again after health-rise passes. Apps without a health path are never
+# probed.
+. "$(dirname "$0")/lib/harness.sh"
+. "$(dirname "$0")/proxy_common.sh"
+
+CTL=$top_builddir/zkrouterctl
+[ -x "$CTL" ] || skip "zkrouterctl is not built"
+ctl() { "$CTL" --zk "$ZK/zkrouter" --timeout 10000 "$@"; }
+
+# health_down DOMAIN ID: prints true/false from /routes.
+health_down() {
+	routes | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for a in r["apps"]:
+    if a["domain"] == sys.argv[1]:
+        for i in a["instances"]:
+            if i["id"] == sys.argv[2]:
+                print("true" if i["runtime"]["health_down"] else "false")
+' "$1" "$2"
+}
+is_down() { [ "$(health_down "$1" "$2")" = true ]; }
+is_up() { [ "$(health_down "$1" "$2")" = false ]; }
+
+command -v python3 >/dev/null || skip "python3 not installed (reads /routes)"
+proxy_setup --health-fall 2 --health-rise 2 --health-timeout-ms 500
+start_backend h1; P1=$BACKEND_PORT
+start_backend h2; P2=$BACKEND_PORT
+start_backend b1; PB=$BACKEND_PORT
+start_backend q1; PQ=$BACKEND_PORT
+ctl app add hc.test --health-path /hc --health-interval 200 >>"$T/ctl.log" 2>&1 ||
+	hard_error "cannot add hc.test: $(cat "$T/ctl.log")"
+ctl app add bad.test --health-path '/status?code=500' --health-interval 200 >>"$T/ctl.log" 2>&1 ||
+	hard_error "cannot add bad.test: $(cat "$T/ctl.log")"
+app_add quiet.test
+register hc.test h1 "$P1"
+register hc.test h2 "$P2"
+register bad.test b1 "$PB"
+register quiet.test q1 "$PQ"
+wait_instance hc.test h1
+wait_instance hc.test h2
+wait_instance bad.test b1
+wait_instance quiet.test q1
+
+log "checks reach every instance of a checked app"
+wait_for 5 grep -q 'req h1 .* GET /hc' "$T/backend-h1.log" || fail "h1 never checked"
+wait_for 5 grep -q 'req h2 .* GET /hc' "$T/backend-h2.log" || fail "h2 never checked"
+wait_for 5 is_up hc.test h1 || fail "h1 not reported up"
+
+log "an instance answering 500 is marked down"
+wait_for 5 is_down bad.test b1 || fail "b1 answering 500 not marked down"
+grep -q 'health: bad.test instance b1 is down: GET /status?code=500: 500' "$T/zkrouterd.log" ||
+	fail "no down line for b1: $(grep health "$T/zkrouterd.log")"
+
+log "a backend that stops is marked down; back on its port, up again"
+stop_pid "$(backend_pid h2)"
+wait_for 5 is_down hc.test h2 || fail "stopped h2 not marked down"
+is_up hc.test h1 || fail "h1 went down with h2"
+for _ in $(seq 1 10); do
+	[ "$(pcurl hc.test /)" = "ok h1" ] || fail "a request went elsewhere than h1 while h2 was down"
+done
+start_backend h2 --listen "127.0.0.1:$P2"
+wait_for 5 is_up hc.test h2 || fail "h2 not marked up again"
+grep -q 'health: hc.test instance h2 is up again' "$T/zkrouterd.log" || fail "no up-again line for h2"
+
+log "apps without a health path are never probed"
+sleep 0.5
+grep -q 'GET /hc\|GET /status' "$T/backend-q1.log" && fail "quiet.test was probed: $(cat "$T/backend-q1.log")"
+router_alive
+exit 0
