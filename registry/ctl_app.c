@@ -108,9 +108,9 @@ static int parse_app_args(int argc, char **argv, struct app_args *a)
 	uint64_t v;
 	optind = 0;
 	opterr = 0;
-	/* argv[0] is "app", argv[1] the verb. */
+	/* getopt sees argv from the verb on, so its argv[optind] is our
+	 * argv[optind + 1]; messages below use ours. */
 	while ((ch = getopt_long(argc - 1, argv + 1, ":", app_opts, NULL)) != -1) {
-		const char *opt = argv[optind];     /* for messages: shifted by one */
 		int bad = 0;
 		if (ch != '?' && ch != ':' && ch != OPT_OWNER && ch != OPT_ROUTER_AUTH &&
 		    ch != OPT_RESET && ch != OPT_FORCE)
@@ -175,7 +175,6 @@ static int parse_app_args(int argc, char **argv, struct app_args *a)
 		case ':':
 			return ctl_usage_err("option %s needs a value", argv[optind]);
 		default:
-			(void)opt;
 			return ctl_usage_err("app %s: unknown option %s", argv[1], argv[optind]);
 		}
 		if (bad)

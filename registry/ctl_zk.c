@@ -316,7 +316,7 @@ int ctl_zk_wget(struct ctl_zk *c, const char *path, watcher_fn w, void *ctx,
 	int rc = w != NULL ? zoo_awget(zh_of(c), path, w, ctx, data_done, op)
 			   : zoo_aget(zh_of(c), path, 0, data_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	return take(op, rc, data, len, st, NULL, NULL);
 }
@@ -334,7 +334,7 @@ int ctl_zk_wchildren(struct ctl_zk *c, const char *path, watcher_fn w, void *ctx
 	int rc = w != NULL ? zoo_awget_children(zh_of(c), path, w, ctx, strings_done, op)
 			   : zoo_aget_children(zh_of(c), path, 0, strings_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	return take(op, rc, NULL, NULL, NULL, out, NULL);
 }
@@ -349,7 +349,7 @@ int ctl_zk_exists(struct ctl_zk *c, const char *path, struct Stat *st)
 	NEW_OP(op);
 	int rc = zoo_aexists(zh_of(c), path, 0, stat_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	return take(op, rc, NULL, NULL, st, NULL, NULL);
 }
@@ -361,7 +361,7 @@ int ctl_zk_create(struct ctl_zk *c, const char *path, const void *data, int len,
 	int rc = zoo_acreate(zh_of(c), path, data, data != NULL ? len : -1, acl, flags,
 			     string_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	return take(op, rc, NULL, NULL, NULL, NULL, NULL);
 }
@@ -371,7 +371,7 @@ int ctl_zk_set(struct ctl_zk *c, const char *path, const void *data, int len, in
 	NEW_OP(op);
 	int rc = zoo_aset(zh_of(c), path, data, data != NULL ? len : -1, version, stat_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	return take(op, rc, NULL, NULL, NULL, NULL, NULL);
 }
@@ -381,7 +381,7 @@ int ctl_zk_delete(struct ctl_zk *c, const char *path, int version)
 	NEW_OP(op);
 	int rc = zoo_adelete(zh_of(c), path, version, void_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	return take(op, rc, NULL, NULL, NULL, NULL, NULL);
 }
@@ -392,7 +392,7 @@ int ctl_zk_get_acl(struct ctl_zk *c, const char *path, struct ACL_vector *acl, s
 	NEW_OP(op);
 	int rc = zoo_aget_acl(zh_of(c), path, acl_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	return take(op, rc, NULL, NULL, st, NULL, acl);
 }
@@ -403,7 +403,7 @@ int ctl_zk_set_acl(struct ctl_zk *c, const char *path, int version, const struct
 	/* The library takes a non-const pointer but only serializes it. */
 	int rc = zoo_aset_acl(zh_of(c), path, version, (struct ACL_vector *)acl, void_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	return take(op, rc, NULL, NULL, NULL, NULL, NULL);
 }
@@ -420,7 +420,7 @@ int ctl_zk_create2(struct ctl_zk *c,
 			   op->created[1], sizeof(op->created[1]));
 	int rc = zoo_amulti(zh_of(c), 2, op->ops, op->results, void_done, op);
 	if (rc != ZOK)
-		return op_wait(c, op, rc);
+		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
 	if (rc != ZOK && rc != ZOPERATIONTIMEOUT) {
 		for (int i = 0; i < 2; i++) {

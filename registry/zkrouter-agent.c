@@ -47,7 +47,7 @@ static const char usage_text[] =
 "\n"
 "Registers one instance of an app in ZooKeeper (an ephemeral node\n"
 "/apps/DOMAIN/instances/ID) and keeps it registered while running in the\n"
-"foreground. SIGTERM or SIGINT removes the node at once and exits.\n"
+"foreground. SIGTERM, SIGINT or SIGHUP removes the node at once and exits.\n"
 "\n"
 "  --zk CONNECT            ZooKeeper \"host:port[,host:port...][/chroot]\" (default\n"
 "                          chroot /zkrouter)\n"
@@ -88,7 +88,7 @@ static const char usage_text[] =
 struct prog {
 	struct event_base *base;
 	struct zkr_agent *agent;
-	struct event *sig_term, *sig_int, *sig_chld, *probe_timer, *probe_done, *kill_timer;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *probe_timer, *probe_done, *kill_timer;
 
 	const char *host;
 	uint16_t port;
@@ -195,7 +195,7 @@ static void on_kill_timer(evutil_socket_t fd, short what, void *arg)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct prog *p = arg;
-	log_info("%s received: deregistering", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	log_info("%s received: deregistering", sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGHUP");
 	begin_stop(p, 0);
 }
 
@@ -577,13 +577,17 @@ int main(int argc, char **argv)
 	}
 	p.sig_term = evsignal_new(p.base, SIGTERM, on_signal, &p);
 	p.sig_int = evsignal_new(p.base, SIGINT, on_signal, &p);
+	/* A closed terminal should not leave the node behind for a session timeout. */
+	p.sig_hup = evsignal_new(p.base, SIGHUP, on_signal, &p);
 	p.sig_chld = evsignal_new(p.base, SIGCHLD, on_sigchld, &p);
 	p.probe_timer = evtimer_new(p.base, probe_start, &p);
 	p.probe_done = evtimer_new(p.base, on_probe_done, &p);
 	p.kill_timer = evtimer_new(p.base, on_kill_timer, &p);
-	if (p.sig_term == NULL || p.sig_int == NULL || p.sig_chld == NULL || p.probe_timer == NULL ||
-	    p.probe_done == NULL || p.kill_timer == NULL || evsignal_add(p.sig_term, NULL) != 0 ||
-	    evsignal_add(p.sig_int, NULL) != 0 || evsignal_add(p.sig_chld, NULL) != 0) {
+	if (p.sig_term == NULL || p.sig_int == NULL || p.sig_hup == NULL || p.sig_chld == NULL ||
+	    p.probe_timer == NULL || p.probe_done == NULL || p.kill_timer == NULL ||
+	    evsignal_add(p.sig_term, NULL) != 0 ||
+	    evsignal_add(p.sig_int, NULL) != 0 || evsignal_add(p.sig_hup, NULL) != 0 ||
+	    evsignal_add(p.sig_chld, NULL) != 0) {
 		log_error("cannot set up signal handling");
 		return 1;
 	}
@@ -620,6 +624,7 @@ int main(int argc, char **argv)
 		bufferevent_free(p.probe);
 	event_free(p.sig_term);
 	event_free(p.sig_int);
+	event_free(p.sig_hup);
 	event_free(p.sig_chld);
 	event_free(p.probe_timer);
 	event_free(p.probe_done);
