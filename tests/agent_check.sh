@@ -42,6 +42,12 @@ sleep 1.5
 expect_eq "$(instance_field "$D" bad port)" "" "an instance failing its check"
 grep -q 'answered "HTTP/1.1 503' "$T/agent503.log" || fail "the 503 is not reported"
 
+log "a check slower than --check-timeout fails as a timeout"
+spawn agentslow "$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port "$Q" --id slow \
+	--check-http '/slow?ms=3000' --check-interval 200 --check-timeout 300
+wait_for 10 grep -q "fails (timed out); not registering" "$T/agentslow.log" || fail "no timeout reported"
+expect_eq "$(instance_field "$D" slow port)" "" "an instance whose check times out"
+
 log "SIGTERM while registered: gone at once"
 stop_pid "$A"
 expect_eq "$(instance_count "$D")" 0 "instances after SIGTERM"

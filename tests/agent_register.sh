@@ -81,6 +81,20 @@ sleep 5
 expect_eq "$(instance_count "$D")" 1 "instances after the old session expired"
 expect_eq "$(instance_field "$D" web-1 session)" "$s4" "owner after the old session expired"
 
+log "two live agents under one id: the newer takes over, the older steps aside (exit 3)"
+spawn agent4b "$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port "$P1" --id web-1 \
+	--session-timeout 4000
+A4b=$SPAWNED_PID
+took_over() { s=$(instance_field "$D" web-1 session); [ -n "$s" ] && [ "$s" != "$s4" ]; }
+wait_for 10 took_over || fail "the newer agent did not take the id over"
+wait_for 10 eval '! kill -0 '"$A4"' 2>/dev/null' || fail "the older agent kept running"
+wait "$A4"
+expect_eq "$?" 3 "exit status of the agent that stepped aside"
+HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $A4 / /")
+grep -q "took over id web-1 for $D; stepping aside" "$T/agent4.log" || fail "no reason given"
+expect_eq "$(instance_count "$D")" 1 "instances after the take-over"
+A4=$A4b
+
 log "session expiry (SIGSTOP past the timeout): the agent registers again"
 stop_pid "$A4"
 spawn agent5 "$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port "$P2" --id web-5 \
