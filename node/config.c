@@ -112,6 +112,8 @@ static const struct option_def options[] = {
 	  "longest passive ejection" },
 	{ "drain-timeout-ms", OPT_UINT, F(drain_timeout_ms), 0, "30000", 0, 3600000, true, false, "MS",
 	  "on SIGTERM, time given to requests in flight" },
+	{ "drain-delay-ms", OPT_UINT, F(drain_delay_ms), 0, "0", 0, 600000, true, false, "MS",
+	  "on SIGTERM, keep serving this long after /healthz turns 503 (for health checkers to notice)" },
 	{ "buffer-high-bytes", OPT_SIZE, F(buffer_high_bytes), 0, "65536", 4096, 16777216, true, false, "BYTES",
 	  "per-direction buffer before reading pauses (backpressure)" },
 	{ "health-timeout-ms", OPT_UINT, F(health_timeout_ms), 0, "2000", 10, 600000, true, false, "MS",

@@ -62,6 +62,8 @@ struct zkr_config {
 	unsigned eject_base_ms;           /* passive ejection backoff; default 1000 */
 	unsigned eject_max_ms;            /* default 30000 */
 	unsigned drain_timeout_ms;        /* SIGTERM drain; default 30000 */
+	unsigned drain_delay_ms;          /* SIGTERM: healthz 503 this long before
+	                                     the listeners close; default 0 */
 	size_t buffer_high_bytes;         /* bufferevent high watermark; default 65536 */
 
 	/* active health checks (apps with a health_path) */

@@ -161,6 +161,15 @@ static struct check *check_new(struct health *h, const struct route_app *app,
 	return c;
 }
 
+/* A check leaves the set (instance gone, or checked differently now). If
+ * it had marked the instance down, lift that: nothing else would. */
+static void check_retire(struct check *c)
+{
+	if (!c->up)
+		proxy_backend_set_health(c->h->proxy, c->domain, c->id, true);
+	check_free(c);
+}
+
 static int key_cmp(const char *d1, const char *i1, const char *d2, const char *i2)
 {
 	int r = strcmp(d1, d2);
@@ -199,13 +208,13 @@ void health_set_table(struct health *h, const struct route_table *t)
 			/* Checks before this key are gone from the table. */
 			while (old < h->n &&
 			       (cmp = key_cmp(h->checks[old]->domain, h->checks[old]->id, app->domain, in->id)) < 0)
-				check_free(h->checks[old++]);
+				check_retire(h->checks[old++]);
 			if (old < h->n && cmp == 0 && check_same(h->checks[old], app, in)) {
 				next[n++] = h->checks[old++];
 				continue;
 			}
 			if (old < h->n && cmp == 0)
-				check_free(h->checks[old++]);
+				check_retire(h->checks[old++]);
 			struct check *c = check_new(h, app, in);
 			if (c == NULL || !check_arm(c)) {
 				log_error("health: cannot start checks of %s instance %s", app->domain, in->id);
@@ -216,7 +225,7 @@ void health_set_table(struct health *h, const struct route_table *t)
 		}
 	}
 	while (old < h->n)
-		check_free(h->checks[old++]);
+		check_retire(h->checks[old++]);
 	free(h->checks);
 	h->checks = next;
 	h->n = n;

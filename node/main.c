@@ -42,7 +42,7 @@ struct daemon {
 	struct admin *admin;
 	struct health *health;
 	struct zkr_router *router;
-	struct event *sig_hup, *sig_term, *sig_int, *drain_timer;
+	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *drain_poll;
 	bool draining;
 	struct timespec drain_started;
 	int exit_code;
@@ -142,10 +142,30 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void on_term(evutil_socket_t sig, short what, void *arg)
+/* The second half of a drain: close the listeners, then wait for the
+ * requests in flight (at most drain-timeout-ms). */
+static void begin_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 	struct timeval poll = { 0, DRAIN_POLL_MS * 1000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &d->drain_started);
+	proxy_stop_listening(d->proxy);
+	log_info("listeners closed; waiting for %zu requests in flight (at most %u ms)",
+		 proxy_active_requests(d->proxy), d->cfg.drain_timeout_ms);
+	d->drain_poll = event_new(d->base, -1, EV_PERSIST, drain_tick, d);
+	if (d->drain_poll == NULL || event_add(d->drain_poll, &poll) != 0) {
+		log_error("cannot arm the drain timer; exiting now");
+		event_base_loopexit(d->base, NULL);
+		return;
+	}
+	drain_tick(-1, 0, d);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval delay = { d->cfg.drain_delay_ms / 1000, (d->cfg.drain_delay_ms % 1000) * 1000 };
 
 	if (d->draining) {
 		log_warn("signal %d during the drain: exiting now", (int)sig);
@@ -153,21 +173,17 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->draining = true;
-	clock_gettime(CLOCK_MONOTONIC, &d->drain_started);
-	log_info("signal %d: draining (%zu requests in flight, at most %u ms)", (int)sig,
-		 proxy_active_requests(d->proxy), d->cfg.drain_timeout_ms);
+	log_info("signal %d: draining (%zu requests in flight; listeners close in %u ms)", (int)sig,
+		 proxy_active_requests(d->proxy), d->cfg.drain_delay_ms);
 	if (d->admin != NULL)
 		admin_set_draining(d->admin, true);
 	if (d->router != NULL)
 		zkr_router_leave(d->router);
-	proxy_stop_listening(d->proxy);
-	d->drain_timer = event_new(d->base, -1, EV_PERSIST, drain_tick, d);
-	if (d->drain_timer == NULL || event_add(d->drain_timer, &poll) != 0) {
+	d->drain_timer = evtimer_new(d->base, begin_drain, d);
+	if (d->drain_timer == NULL || evtimer_add(d->drain_timer, &delay) != 0) {
 		log_error("cannot arm the drain timer; exiting now");
 		event_base_loopexit(d->base, NULL);
-		return;
 	}
-	drain_tick(-1, 0, d);
 }
 
 static bool add_signal(struct daemon *d, struct event **ev, int sig, event_callback_fn cb)
@@ -249,6 +265,8 @@ static void stop(struct daemon *d)
 	 * that writes it. */
 	if (d->drain_timer != NULL)
 		event_free(d->drain_timer);
+	if (d->drain_poll != NULL)
+		event_free(d->drain_poll);
 	if (d->sig_hup != NULL)
 		event_free(d->sig_hup);
 	if (d->sig_term != NULL)

@@ -3,7 +3,8 @@
 # SIGHUP reopens the access log (rotation by rename) and applies the
 # config file's reloadable options, and a file that no longer parses
 # changes nothing; SIGTERM drains: /healthz 503, /routers/<node> removed,
-# listeners closed, a slow request in flight still completes, exit 0.
+# listeners closed after drain-delay-ms, a slow request in flight still
+# completes, exit 0.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -20,6 +21,7 @@ cat >"$T/zkrouterd.conf" <<EOF
 # the test router
 log-level = info
 drain-timeout-ms = 15000
+drain-delay-ms = 1500
 EOF
 proxy_setup --config "$T/zkrouterd.conf"
 start_backend s1
@@ -50,7 +52,7 @@ wait_for 5 grep -q 'reload applied: log-level; changed but not reloadable (resta
 log "a broken file on SIGHUP changes nothing"
 echo "retries = many" >>"$T/zkrouterd.conf"
 kill -HUP "$ROUTER_PID"
-wait_for 5 grep -q "reload failed, keeping the running configuration: $T/zkrouterd.conf:5: retries" \
+wait_for 5 grep -q "reload failed, keeping the running configuration: $T/zkrouterd.conf:6: retries" \
 	"$T/zkrouterd.log" || fail "bad reload not reported with file:line: $(tail -n 5 "$T/zkrouterd.log")"
 [ "$(pcurl sig.test /)" = "ok s1" ] || fail "router stopped routing after a bad reload"
 router_alive
@@ -64,8 +66,10 @@ kill -TERM "$ROUTER_PID"
 wait_for 5 sh -c "[ \"\$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' http://$ADMIN/healthz)\" = 503 ]" ||
 	fail "/healthz did not turn 503 while draining"
 curl -s --max-time 1 "http://$ADMIN/healthz" | grep -q draining || fail "/healthz 503 does not say draining"
+[ "$(pcurl sig.test /during-delay)" = "ok s1" ] || fail "listener closed before drain-delay-ms passed"
 wait_for 5 routers_empty || fail "/routers/$NODE not removed while draining: $(zk_ls /zkrouter/routers)"
-curl -s --max-time 2 -o /dev/null "http://$PROXY/" && fail "listener still accepts during the drain"
+refused() { ! curl -s --max-time 1 -o /dev/null "http://$PROXY/"; }
+wait_for 5 refused || fail "listener still accepts after drain-delay-ms"
 rc=0
 wait "$ROUTER_PID" || rc=$?
 HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $ROUTER_PID / /")
