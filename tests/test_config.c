@@ -307,6 +307,36 @@ static void test_reload(void)
 	config_free(&c);
 }
 
+/* The example shipped in deploy/ parses, and says what the defaults are. */
+static void test_deploy_example(void)
+{
+	const char *src = getenv("top_srcdir");
+	char example[512];
+	struct zkr_config c, d;
+	if (src == NULL)
+		src = ".";
+	snprintf(example, sizeof(example), "%s/deploy/zkrouterd.conf.example", src);
+	if (access(example, R_OK) != 0) {
+		fprintf(stderr, "no %s: not checked\n", example);
+		return;
+	}
+	char **argv = ARGV("--config", example);
+	CU_ASSERT_EQUAL_FATAL(load(&c, 3, argv), CONFIG_OK);
+	if (why[0] != '\0')
+		fprintf(stderr, "%s\n", why);
+	char **argv2 = ARGV("--zk", c.zk_connect, "--node-id", c.node_id);
+	CU_ASSERT_EQUAL_FATAL(load(&d, 5, argv2), CONFIG_OK);
+	CU_ASSERT_EQUAL(c.max_head_bytes, d.max_head_bytes);
+	CU_ASSERT_EQUAL(c.retries, d.retries);
+	CU_ASSERT_EQUAL(c.drain_timeout_ms, d.drain_timeout_ms);
+	CU_ASSERT_EQUAL(c.upstream_idle_timeout_ms, d.upstream_idle_timeout_ms);
+	CU_ASSERT_EQUAL(c.health_fall, d.health_fall);
+	CU_ASSERT_STRING_EQUAL(c.listen[0], d.listen[0]);
+	CU_ASSERT_STRING_EQUAL(c.admin, d.admin);
+	config_free(&c);
+	config_free(&d);
+}
+
 static void test_split_addr(void)
 {
 	static const struct {
@@ -355,5 +385,6 @@ void unit_register(void)
 	UNIT_TEST(s, test_file_and_precedence);
 	UNIT_TEST(s, test_file_errors);
 	UNIT_TEST(s, test_reload);
+	UNIT_TEST(s, test_deploy_example);
 	UNIT_TEST(s, test_split_addr);
 }
