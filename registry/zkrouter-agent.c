@@ -17,6 +17,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -392,6 +394,13 @@ static bool spawn_child(struct prog *p)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* The app must not inherit the ZooKeeper socket or the loop's
+		 * descriptors: only stdin, stdout and stderr cross exec. */
+		if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+			long max = sysconf(_SC_OPEN_MAX);
+			for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+		}
 		execvp(p->cmd[0], p->cmd);
 		fprintf(stderr, "zkrouter-agent: cannot run %s: %s\n", p->cmd[0], strerror(errno));
 		_exit(127);
