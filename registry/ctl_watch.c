@@ -331,9 +331,9 @@ static bool read_apps(struct watch *w)
 	struct String_vector now;
 	int rc = ctl_zk_wchildren(&w->c->conn, "/apps", watcher, w, &now);
 	if (rc == ZNONODE) {
-		/* Not initialized yet: wait for /apps to appear. */
-		struct Stat st;
-		return ctl_zk_exists(&w->c->conn, "/apps", &st) != ZCONNECTIONLOSS;
+		/* Someone removed the whole tree: report it, keep the routers. */
+		print_note(w, "/apps is gone (run `zkrouterctl init` to recreate it)");
+		return true;
 	}
 	if (rc != ZOK)
 		return false;
@@ -460,6 +460,14 @@ int ctl_cmd_watch(struct ctl *c, int argc, char **argv)
 		return ctl_usage_err("watch: unexpected argument \"%s\"", argv[1]);
 	if (!ctl_connect(c))
 		return CTL_EXIT_FAIL;
+	struct Stat st;
+	int rc = ctl_zk_exists(&c->conn, "/apps", &st);
+	if (rc == ZNONODE) {
+		ctl_err("/apps does not exist: run `zkrouterctl init` first");
+		return CTL_EXIT_FAIL;
+	}
+	if (rc != ZOK)
+		return ctl_zk_fail("cannot read", "/apps", rc);
 	struct watch w = { .c = c };
 	struct event *sigint = evsignal_new(c->conn.base, SIGINT, on_signal, &w);
 	struct event *sigterm = evsignal_new(c->conn.base, SIGTERM, on_signal, &w);
