@@ -174,7 +174,7 @@ void request_finish(struct request *r)
 	c->head_start_ms = 0;
 	if (c->read_paused) {
 		c->read_paused = false;
-		bufferevent_enable(c->bev, EV_READ);
+		conn_read_on(&c->io);
 	}
 	if (!c->processing && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		client_process(c);

@@ -44,6 +44,27 @@ struct proxy;
 struct request;
 struct tunnel;
 
+/*
+ * Our own read side of a bufferevent. libevent's socket bufferevent asks
+ * the kernel how much is readable (an ioctl) before every read and reads
+ * at most 4 KB; this reads up to CONN_READ_MAX bytes per readiness with one
+ * readv into the bufferevent's input, then calls the same read and event
+ * callbacks a bufferevent would (EOF, ERROR, TIMEOUT with READING). The
+ * bufferevent keeps the output side, connects and write timeouts; tunnels
+ * hand reading back to it.
+ */
+#define CONN_READ_MAX (32u * 1024)
+
+struct conn_io {
+	struct bufferevent *bev;
+	struct event *rev;         /* EV_READ | EV_PERSIST on the socket */
+	bufferevent_data_cb readcb;
+	bufferevent_event_cb eventcb;
+	void *arg;
+	unsigned timeout_ms;       /* read inactivity timeout, 0: none */
+	bool reading;
+};
+
 enum client_state {
 	CS_IDLE,                   /* waiting for (the rest of) a request head */
 	CS_REQUEST,                /* a request is in flight */
@@ -60,6 +81,7 @@ struct client {
 	uint64_t id;
 	struct proxy *p;
 	struct bufferevent *bev;
+	struct conn_io io;
 	struct request *req;
 	struct tunnel *tun;
 	uint64_t head_start_ms;    /* first byte of the pending head, 0: none */
@@ -87,6 +109,7 @@ struct upstream {
 	uint64_t id;
 	struct proxy *p;
 	struct bufferevent *bev;
+	struct conn_io io;
 	struct backend *be;        /* reference held */
 	struct request *req;
 	bool reused;               /* taken from the pool for this request */
@@ -221,6 +244,13 @@ void proxy_reap_later(struct proxy *p);
 void conn_flush(struct bufferevent *bev);
 /* From a write callback: disarms EV_WRITE once the output is empty. */
 void conn_write_done(struct bufferevent *bev);
+/* The read side (struct conn_io): open once the socket exists. */
+bool conn_io_open(struct conn_io *io, struct event_base *base, struct bufferevent *bev,
+		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg);
+void conn_io_close(struct conn_io *io);
+void conn_read_on(struct conn_io *io);
+void conn_read_off(struct conn_io *io);
+void conn_read_timeout(struct conn_io *io, unsigned ms);
 
 /* ---- proxy-request.c: requests ---------------------------------------- */
 

@@ -66,6 +66,118 @@ void conn_write_done(struct bufferevent *bev)
 		bufferevent_disable(bev, EV_WRITE);
 }
 
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_io *io = arg;
+	struct evbuffer *in = bufferevent_get_input(io->bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t got;
+	int n, i, err;
+
+	if (what & EV_TIMEOUT) {
+		conn_read_off(io);   /* as a bufferevent does after a timeout */
+		io->eventcb(io->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, io->arg);
+		return;
+	}
+	/* The bufferevent keeps its input's end frozen outside its own read
+	 * callback; we read the way that callback does. */
+	evbuffer_unfreeze(in, 0);
+	n = evbuffer_reserve_space(in, CONN_READ_MAX, v, 2);
+	if (n <= 0) {
+		evbuffer_freeze(in, 0);
+		conn_read_off(io);
+		io->eventcb(io->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, io->arg);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	got = readv(fd, iov, n);
+	err = errno;
+	if (got > 0) {
+		size_t left = (size_t)got;
+
+		for (i = 0; i < n; i++) {
+			if (v[i].iov_len > left)
+				v[i].iov_len = left;
+			left -= v[i].iov_len;
+		}
+		evbuffer_commit_space(in, v, n);
+	} else {
+		evbuffer_commit_space(in, v, 0);
+		/* Drop the chain reserved for nothing, so an idle
+		 * connection holds no read buffer. */
+		if (evbuffer_get_length(in) == 0)
+			evbuffer_drain(in, 0);
+	}
+	evbuffer_freeze(in, 0);
+	if (got > 0) {
+		io->readcb(io->bev, io->arg);
+		return;
+	}
+	if (got < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+		return;
+	conn_read_off(io);
+	errno = err;
+	io->eventcb(io->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
+		    io->arg);
+}
+
+bool conn_io_open(struct conn_io *io, struct event_base *base, struct bufferevent *bev,
+		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg)
+{
+	io->bev = bev;
+	io->readcb = readcb;
+	io->eventcb = eventcb;
+	io->arg = arg;
+	io->reading = false;
+	io->rev = event_new(base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, conn_read_cb, io);
+	return io->rev != NULL;
+}
+
+void conn_io_close(struct conn_io *io)
+{
+	if (io->rev) {
+		event_free(io->rev);
+		io->rev = NULL;
+	}
+	io->reading = false;
+}
+
+static void conn_read_arm(struct conn_io *io)
+{
+	struct timeval tv = {io->timeout_ms / 1000, (io->timeout_ms % 1000) * 1000};
+
+	event_add(io->rev, io->timeout_ms ? &tv : NULL);
+}
+
+void conn_read_on(struct conn_io *io)
+{
+	if (io->reading || io->rev == NULL)
+		return;
+	io->reading = true;
+	conn_read_arm(io);
+}
+
+void conn_read_off(struct conn_io *io)
+{
+	if (!io->reading)
+		return;
+	io->reading = false;
+	event_del(io->rev);
+}
+
+void conn_read_timeout(struct conn_io *io, unsigned ms)
+{
+	if (io->timeout_ms == ms)
+		return;
+	io->timeout_ms = ms;
+	if (io->reading)
+		conn_read_arm(io);
+}
+
 /* ---- reaping ----------------------------------------------------------- */
 
 static void client_destroy(struct client *c);
@@ -101,7 +213,13 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	case CS_REQUEST:
 		if (c->req && c->req->state == RQ_SENDING)
 			upstream_pump_request(c->req);
+		else if (evbuffer_get_length(in) >= c->p->cfg.buffer_high_bytes && !c->read_paused) {
+			/* Pipelined requests wait, bounded, until this one ends. */
+			c->read_paused = true;
+			conn_read_off(&c->io);
+		}
 		break;
+	case CS_CLOSING:
 	case CS_LINGER:
 		evbuffer_drain(in, evbuffer_get_length(in));
 		break;
@@ -122,9 +240,9 @@ static void client_linger(struct client *c)
 	client_set_state(c, CS_LINGER);
 	evbuffer_drain(bufferevent_get_input(c->bev),
 		       evbuffer_get_length(bufferevent_get_input(c->bev)));
-	bufferevent_set_timeouts(c->bev, &tv, NULL);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
-	bufferevent_enable(c->bev, EV_READ);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	conn_read_timeout(&c->io, (unsigned)(tv.tv_sec * 1000));
+	conn_read_on(&c->io);
 }
 
 void client_close_after_flush(struct client *c)
@@ -166,17 +284,17 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 				client_reject(c, 408, "request_timeout", "request head too slow");
 				return;
 			}
-			bufferevent_enable(bev, EV_READ);
+			conn_read_on(&c->io);
 			return;
 		} else if (c->state == CS_IDLE) {
 			if (now - c->idle_since_ms < p->cfg.client_idle_timeout_ms && !p->stopping) {
-				bufferevent_enable(bev, EV_READ);
+				conn_read_on(&c->io);
 				return;
 			}
 			clog_debug(c, "keep-alive idle timeout");
 		} else if (c->state == CS_REQUEST || c->state == CS_CLOSING) {
 			if (!c->read_paused)
-				bufferevent_enable(bev, EV_READ);
+				conn_read_on(&c->io);
 			return;
 		}
 		client_close(c);
@@ -208,17 +326,12 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 static void client_set_limits(struct client *c)
 {
 	struct proxy *p = c->p;
-	struct timeval rt, wt;
-	size_t high = p->cfg.buffer_high_bytes;
+	struct timeval wt;
 
-	if (high < p->lim.max_head_bytes + 1)
-		high = p->lim.max_head_bytes + 1;
-	rt.tv_sec = p->cfg.head_timeout_ms / 1000;
-	rt.tv_usec = (p->cfg.head_timeout_ms % 1000) * 1000;
 	wt.tv_sec = p->cfg.client_idle_timeout_ms / 1000;
 	wt.tv_usec = (p->cfg.client_idle_timeout_ms % 1000) * 1000;
-	bufferevent_set_timeouts(c->bev, &rt, &wt);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, high);
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	conn_read_timeout(&c->io, p->cfg.head_timeout_ms);
 	bufferevent_setwatermark(c->bev, EV_WRITE, p->cfg.buffer_high_bytes / 2, 0);
 }
 
@@ -305,6 +418,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	if (!conn_io_open(&c->io, p->base, c->bev, client_read_cb, client_event_cb, c)) {
+		bufferevent_free(c->bev);
+		free(c);
+		return;
+	}
 	client_set_limits(c);
 	c->state = CS_IDLE;
 	c->idle_since_ms = backend_now_ms();
@@ -312,10 +430,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	p->n_clients++;
 	/* Writes go out directly (conn_flush); EV_WRITE only when stuck. */
 	bufferevent_disable(c->bev, EV_WRITE);
-	if (bufferevent_enable(c->bev, EV_READ) != 0) {
-		client_close(c);
-		return;
-	}
+	conn_read_on(&c->io);
 	clog_debug(c, "accepted on port %u", (unsigned)li->port);
 	if (p->n_clients >= p->cfg.max_client_connections)
 		accept_pause(p, 0);
@@ -344,6 +459,7 @@ void client_close(struct client *c)
 	client_set_state(c, CS_DEAD);
 	if (c->tun)
 		tunnel_stop(c->tun);
+	conn_read_off(&c->io);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	TAILQ_REMOVE(&p->clients, c, link);
@@ -358,6 +474,7 @@ static void client_destroy(struct client *c)
 {
 	if (c->tun)
 		tunnel_free(c->tun);
+	conn_io_close(&c->io);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	c->magic = 0;

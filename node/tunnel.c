@@ -135,6 +135,9 @@ bool tunnel_start(struct client *c, struct upstream *up)
 	client_set_state(c, CS_TUNNEL);
 	c->read_paused = false;
 
+	/* Bytes move through the bufferevents' own reading from here on. */
+	conn_read_off(&c->io);
+	conn_read_off(&up->io);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_set_timeouts(up->bev, NULL, NULL);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, t->high);

@@ -36,12 +36,12 @@ static void up_set_state(struct upstream *up, enum upstream_state s)
 	up->state = s;
 }
 
-static void set_timeouts(struct bufferevent *bev, unsigned read_ms, unsigned write_ms)
+static void set_timeouts(struct upstream *up, unsigned read_ms, unsigned write_ms)
 {
-	struct timeval r = {read_ms / 1000, (read_ms % 1000) * 1000};
 	struct timeval w = {write_ms / 1000, (write_ms % 1000) * 1000};
 
-	bufferevent_set_timeouts(bev, read_ms ? &r : NULL, write_ms ? &w : NULL);
+	conn_read_timeout(&up->io, read_ms);
+	bufferevent_set_timeouts(up->bev, NULL, write_ms ? &w : NULL);
 }
 
 static unsigned app_or(unsigned app_value, unsigned dflt)
@@ -61,6 +61,7 @@ void upstream_close(struct upstream *up)
 	}
 	up_set_state(up, US_DEAD);
 	up->req = NULL;
+	conn_read_off(&up->io);
 	bufferevent_disable(up->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
 	TAILQ_INSERT_TAIL(&p->dead_upstreams, up, reap_link);
@@ -73,6 +74,7 @@ void upstream_free_dead(struct proxy *p)
 
 	while ((up = TAILQ_FIRST(&p->dead_upstreams)) != NULL) {
 		TAILQ_REMOVE(&p->dead_upstreams, up, reap_link);
+		conn_io_close(&up->io);
 		bufferevent_free(up->bev);
 		backend_unref(up->be);
 		up->magic = 0;
@@ -331,7 +333,7 @@ static void response_read_some(struct request *r)
 	if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
 		/* The client reads slower than the backend writes. */
 		r->resp_paused = true;
-		bufferevent_disable(up->bev, EV_READ);
+		conn_read_off(&up->io);
 	}
 }
 
@@ -353,7 +355,7 @@ void upstream_resume_response(struct request *r)
 	    evbuffer_get_length(bufferevent_get_output(r->c->bev)) >= r->c->p->cfg.buffer_high_bytes)
 		return;
 	r->resp_paused = false;
-	bufferevent_enable(up->bev, EV_READ);
+	conn_read_on(&up->io);
 	response_read(r);
 }
 
@@ -429,7 +431,7 @@ void upstream_pump_request(struct request *r)
 	} else if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes && !c->read_paused) {
 		/* The backend reads slower than the client sends. */
 		c->read_paused = true;
-		bufferevent_disable(c->bev, EV_READ);
+		conn_read_off(&c->io);
 	}
 }
 
@@ -446,7 +448,7 @@ static void request_send(struct request *r)
 		request_fail(r, 502, "backend_failed", "out of memory");
 		return;
 	}
-	set_timeouts(up->bev, rt, rt);
+	set_timeouts(up, rt, rt);
 	if (r->upstream_start_us == 0)
 		r->upstream_start_us = backend_now_us();
 	request_set_state(r, r->req_body_done ? RQ_WAITING : RQ_SENDING);
@@ -476,7 +478,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 	if (up->state != US_ACTIVE || r == NULL || !r->c->read_paused || r->state != RQ_SENDING)
 		return;
 	r->c->read_paused = false;
-	bufferevent_enable(r->c->bev, EV_READ);
+	conn_read_on(&r->c->io);
 	upstream_pump_request(r);
 }
 
@@ -499,7 +501,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		up_set_state(up, US_ACTIVE);
 		bufferevent_disable(bev, EV_WRITE);   /* see conn_flush */
-		bufferevent_enable(bev, EV_READ);
+		conn_read_on(&up->io);
 		request_send(r);
 		return;
 	}
@@ -569,11 +571,12 @@ static struct upstream *upstream_connect(struct proxy *p, struct backend *be, un
 	up->state = US_CONNECTING;
 	bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, up);
 	bufferevent_setwatermark(up->bev, EV_WRITE, p->cfg.buffer_high_bytes / 2, 0);
-	bufferevent_setwatermark(up->bev, EV_READ, 0, p->cfg.buffer_high_bytes);
-	set_timeouts(up->bev, 0, timeout_ms);
-	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0) {
+	set_timeouts(up, 0, timeout_ms);
+	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0 ||
+	    !conn_io_open(&up->io, p->base, up->bev, up_read_cb, up_event_cb, up)) {
 		int err = errno;   /* the caller tells EMFILE from a refusal */
 
+		conn_io_close(&up->io);
 		bufferevent_free(up->bev);
 		backend_unref(be);
 		free(up);
@@ -732,9 +735,9 @@ void upstream_release(struct request *r, bool reusable)
 			up->reused = false;
 			TAILQ_INSERT_HEAD(&be->idle, up, link);
 			be->n_idle++;
-			set_timeouts(up->bev, idle, 0);
+			set_timeouts(up, idle, 0);
 			/* Reading stays on: an idle close is noticed at once. */
-			bufferevent_enable(up->bev, EV_READ);
+			conn_read_on(&up->io);
 		} else {
 			upstream_close(up);
 		}
