@@ -5,6 +5,9 @@
  * loop, and on reopen and close. A log that is not attached writes every
  * line at once (tests, tools). A write that fails is counted and logged
  * once per burst, never fatal: the router keeps routing without its log.
+ *
+ * Every entry is also counted (requests, status classes, bytes, a latency
+ * histogram) for /metrics; with no path the log only counts.
  */
 #include <config.h>
 
@@ -29,14 +32,18 @@
 #define ACCESSLOG_LINE_MAX (6 * 4 * ACCESSLOG_VALUE_MAX + 512)
 #define ACCESSLOG_FLUSH_MS 200
 
+const double accesslog_bucket_le[ACCESSLOG_BUCKETS] = {
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10,
+};
+
 struct accesslog {
-	char *path;
-	int fd;
+	char *path;                 /* NULL: count only */
+	int fd;                     /* -1 when counting only */
+	struct accesslog_counters n;
 	bool is_stdout;
 	struct event *timer;
 	char buf[ACCESSLOG_BUF_BYTES];
 	size_t used;
-	unsigned long write_errors;
 	bool error_logged;
 };
 
@@ -158,6 +165,10 @@ static int open_fd(const char *path)
 struct accesslog *accesslog_open(const char *path, char *why, size_t whylen)
 {
 	struct accesslog *l = calloc(1, sizeof(*l));
+	if (l != NULL && path == NULL) {
+		l->fd = -1;
+		return l;
+	}
 	if (l == NULL || (l->path = strdup(path)) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		free(l);
@@ -177,14 +188,14 @@ struct accesslog *accesslog_open(const char *path, char *why, size_t whylen)
 void accesslog_flush(struct accesslog *l)
 {
 	size_t off = 0;
-	if (l == NULL)
+	if (l == NULL || l->fd < 0)
 		return;
 	while (off < l->used) {
 		ssize_t w = write(l->fd, l->buf + off, l->used - off);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			l->write_errors++;
+			l->n.write_errors++;
 			if (!l->error_logged)
 				log_error("access log %s: write failed: %s (%zu bytes dropped)",
 					  l->path, w < 0 ? strerror(errno) : "short write", l->used - off);
@@ -206,7 +217,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 bool accesslog_attach(struct accesslog *l, struct event_base *base)
 {
 	struct timeval tv = { 0, ACCESSLOG_FLUSH_MS * 1000 };
-	if (l->timer != NULL)
+	if (l->timer != NULL || l->fd < 0)
 		return true;
 	l->timer = event_new(base, -1, EV_PERSIST, flush_cb, l);
 	if (l->timer == NULL || event_add(l->timer, &tv) != 0) {
@@ -218,12 +229,37 @@ bool accesslog_attach(struct accesslog *l, struct event_base *base)
 	return true;
 }
 
+static void count(struct accesslog_counters *n, const struct access_entry *e)
+{
+	double s = e->total_ms / 1000.0;
+	n->requests++;
+	n->by_class[e->status >= 100 && e->status < 600 ? e->status / 100 : 0]++;
+	n->bytes_in += e->bytes_in;
+	n->bytes_out += e->bytes_out;
+	n->retried += e->attempts > 1;
+	n->duration_sum_s += s;
+	for (size_t i = 0; i < ACCESSLOG_BUCKETS; i++)
+		if (s <= accesslog_bucket_le[i])
+			n->duration_bucket[i]++;
+}
+
+void accesslog_counters(const struct accesslog *l, struct accesslog_counters *out)
+{
+	if (l == NULL)
+		memset(out, 0, sizeof(*out));
+	else
+		*out = l->n;
+}
+
 void accesslog_write(struct accesslog *l, const struct access_entry *e)
 {
 	char line[ACCESSLOG_LINE_MAX];
 	size_t n;
 
 	if (l == NULL)
+		return;
+	count(&l->n, e);
+	if (l->fd < 0)
 		return;
 	n = accesslog_format(e, line, sizeof(line));
 	if (n >= sizeof(line)) {
@@ -245,7 +281,7 @@ bool accesslog_reopen(struct accesslog *l)
 	if (l == NULL)
 		return true;
 	accesslog_flush(l);
-	if (l->is_stdout)
+	if (l->is_stdout || l->fd < 0)
 		return true;
 	if ((fd = open_fd(l->path)) < 0) {
 		log_error("access log %s: reopen failed, keeping the old file: %s", l->path, strerror(errno));
@@ -264,7 +300,7 @@ void accesslog_close(struct accesslog *l)
 	accesslog_flush(l);
 	if (l->timer != NULL)
 		event_free(l->timer);
-	if (!l->is_stdout)
+	if (!l->is_stdout && l->fd >= 0)
 		close(l->fd);
 	free(l->path);
 	free(l);

@@ -43,8 +43,28 @@ struct access_entry {
 
 struct accesslog;
 
-/* path: a file (opened for append, created 0640) or "-" for stdout. */
+/* What every request adds up to, written or not (for /metrics). */
+#define ACCESSLOG_BUCKETS 12
+extern const double accesslog_bucket_le[ACCESSLOG_BUCKETS];   /* seconds */
+
+struct accesslog_counters {
+	uint64_t requests;
+	uint64_t by_class[6];       /* [status / 100]; [0]: no status sent */
+	uint64_t bytes_in, bytes_out;
+	uint64_t retried;           /* attempts > 1 */
+	uint64_t duration_bucket[ACCESSLOG_BUCKETS];  /* total_ms <= le, cumulative */
+	double duration_sum_s;
+	uint64_t write_errors;
+};
+
+/*
+ * path: a file (opened for append, created 0640), "-" for stdout, or NULL
+ * for no log at all: entries are then only counted, which keeps /metrics
+ * working whether or not an access log is configured.
+ */
 struct accesslog *accesslog_open(const char *path, char *why, size_t whylen);
+
+void accesslog_counters(const struct accesslog *l, struct accesslog_counters *out);
 
 /* Flush buffered lines at least every 200 ms from this loop. Optional. */
 bool accesslog_attach(struct accesslog *l, struct event_base *base);

@@ -17,6 +17,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "node/accesslog.h"
 #include "node/admin.h"
 #include "node/config.h"
 #include "node/proxy.h"
@@ -33,6 +34,7 @@ struct admin {
 	struct evhttp *http;
 	struct proxy *proxy;
 	struct zkr_router *router;
+	struct accesslog *log;
 	char *node_id;
 	bool draining;
 };
@@ -238,6 +240,37 @@ static void metric(struct evbuffer *b, const char *name, const char *type, const
 			    name, v);
 }
 
+static void request_metrics(struct admin *a, struct evbuffer *b)
+{
+	static const char *const classes[] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	struct accesslog_counters n;
+
+	accesslog_counters(a->log, &n);
+	metric(b, "zkrouter_requests_total", "counter", "Requests finished.", n.requests);
+	evbuffer_add_printf(b, "# HELP zkrouter_responses_total Requests finished, by status class "
+			    "(none: the client left before a status).\n"
+			    "# TYPE zkrouter_responses_total counter\n");
+	for (size_t i = 0; i < 6; i++)
+		evbuffer_add_printf(b, "zkrouter_responses_total{class=\"%s\"} %" PRIu64 "\n",
+				    classes[i], n.by_class[i]);
+	metric(b, "zkrouter_received_bytes_total", "counter", "Bytes received from clients.", n.bytes_in);
+	metric(b, "zkrouter_sent_bytes_total", "counter", "Bytes sent to clients.", n.bytes_out);
+	metric(b, "zkrouter_retried_requests_total", "counter",
+	       "Requests that needed more than one instance.", n.retried);
+	metric(b, "zkrouter_access_log_write_errors_total", "counter",
+	       "Access-log writes that failed (lines lost).", n.write_errors);
+	evbuffer_add_printf(b, "# HELP zkrouter_request_duration_seconds Time from the first byte of "
+			    "a request to its last answer byte.\n"
+			    "# TYPE zkrouter_request_duration_seconds histogram\n");
+	for (size_t i = 0; i < ACCESSLOG_BUCKETS; i++)
+		evbuffer_add_printf(b, "zkrouter_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+				    accesslog_bucket_le[i], n.duration_bucket[i]);
+	evbuffer_add_printf(b, "zkrouter_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+			    "zkrouter_request_duration_seconds_sum %.6f\n"
+			    "zkrouter_request_duration_seconds_count %" PRIu64 "\n",
+			    n.requests, n.duration_sum_s, n.requests);
+}
+
 static void handle_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct route_table *t = proxy_table(a->proxy);
@@ -279,6 +312,8 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	metric(b, "zkrouter_instances_ejected", "gauge", "Instances passively ejected now.", ejected);
 	metric(b, "zkrouter_instances_health_down", "gauge", "Instances failing active checks.",
 	       health_down);
+	if (a->log != NULL)
+		request_metrics(a, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
 	evbuffer_free(b);
 }
@@ -347,6 +382,11 @@ nomem:
 void admin_set_router(struct admin *a, struct zkr_router *router)
 {
 	a->router = router;
+}
+
+void admin_set_accesslog(struct admin *a, struct accesslog *log)
+{
+	a->log = log;
 }
 
 void admin_set_draining(struct admin *a, bool draining)

@@ -8,8 +8,9 @@
  *   GET /routes    JSON: node_id, generation, digest, and every app with
  *                  its config and instances, each with the proxy's runtime
  *                  state (ejection, outstanding requests, health).
- *   GET /metrics   Prometheus text format: connections, requests in flight,
- *                  table generation, apps, instances, ejections.
+ *   GET /metrics   Prometheus text format: requests by status class, bytes,
+ *                  retries, a latency histogram, connections, requests in
+ *                  flight, table generation, apps, instances, ejections.
  */
 #ifndef ZKR_ADMIN_H
 #define ZKR_ADMIN_H
@@ -30,6 +31,10 @@ struct admin *admin_new(struct event_base *base, const char *addr_port, struct p
 
 /* Lets /healthz and /metrics report the ZooKeeper connection (optional). */
 void admin_set_router(struct admin *a, struct zkr_router *router);
+
+/* Lets /metrics report request counters and latency (optional). */
+struct accesslog;
+void admin_set_accesslog(struct admin *a, struct accesslog *log);
 
 /* SIGTERM: /healthz answers 503 "draining" from now on. */
 void admin_set_draining(struct admin *a, bool draining);

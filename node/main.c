@@ -206,14 +206,13 @@ static bool start(struct daemon *d)
 		log_error("cannot create the event loop");
 		return false;
 	}
-	if (c->access_log != NULL) {
-		if ((d->alog = accesslog_open(c->access_log, why, sizeof(why))) == NULL) {
-			log_error("access log: %s", why);
-			return false;
-		}
-		if (!accesslog_attach(d->alog, d->base))
-			log_warn("access log: no flush timer; writing each line at once");
+	/* With no access-log path the log still counts requests for /metrics. */
+	if ((d->alog = accesslog_open(c->access_log, why, sizeof(why))) == NULL) {
+		log_error("access log: %s", why);
+		return false;
 	}
+	if (!accesslog_attach(d->alog, d->base))
+		log_warn("access log: no flush timer; writing each line at once");
 	if ((d->proxy = proxy_new(d->base, c, d->alog)) == NULL) {
 		log_error("cannot create the proxy (out of memory?)");
 		return false;
@@ -251,8 +250,10 @@ static bool start(struct daemon *d)
 		log_error("ZooKeeper: %s", why);
 		return false;
 	}
-	if (d->admin != NULL)
+	if (d->admin != NULL) {
 		admin_set_router(d->admin, d->router);
+		admin_set_accesslog(d->admin, d->alog);
+	}
 	log_info("zkrouterd %s started as node %s, ZooKeeper %s", PACKAGE_VERSION, c->node_id,
 		 c->zk_connect);
 	return true;

@@ -171,6 +171,48 @@ static void test_file_buffering_and_reopen(void)
 	event_base_free(base);
 }
 
+/* With no path nothing is written, but every entry is counted. */
+static void test_counters(void)
+{
+	char why[128];
+	struct accesslog_counters n;
+	struct accesslog *l = accesslog_open(NULL, why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	struct access_entry e = sample();
+	e.total_ms = 3.0;                  /* 0.003 s */
+	accesslog_write(l, &e);
+	e.status = 503;
+	e.attempts = 3;
+	e.total_ms = 2000.0;
+	accesslog_write(l, &e);
+	e.status = 0;
+	e.attempts = 1;
+	e.total_ms = 60000.0;
+	accesslog_write(l, &e);
+	CU_ASSERT_TRUE(accesslog_reopen(l));
+	accesslog_flush(l);
+	accesslog_counters(l, &n);
+	CU_ASSERT_EQUAL(n.requests, 3);
+	CU_ASSERT_EQUAL(n.by_class[2], 1);
+	CU_ASSERT_EQUAL(n.by_class[5], 1);
+	CU_ASSERT_EQUAL(n.by_class[0], 1);
+	CU_ASSERT_EQUAL(n.bytes_in, 3 * 512);
+	CU_ASSERT_EQUAL(n.bytes_out, 3 * 1024);
+	CU_ASSERT_EQUAL(n.retried, 1);
+	CU_ASSERT_EQUAL(n.write_errors, 0);
+	/* Cumulative buckets: 3 ms is in every bucket from 5 ms up; 2 s from
+	 * 2.5 s up; 60 s in none (only +Inf, which is `requests`). */
+	for (size_t i = 0; i < ACCESSLOG_BUCKETS; i++) {
+		double le = accesslog_bucket_le[i];
+		uint64_t want = (le >= 0.003) + (le >= 2.0);
+		CU_ASSERT_EQUAL(n.duration_bucket[i], want);
+	}
+	CU_ASSERT_DOUBLE_EQUAL(n.duration_sum_s, 62.003, 1e-9);
+	accesslog_close(l);
+	accesslog_counters(NULL, &n);
+	CU_ASSERT_EQUAL(n.requests, 0);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("accesslog", NULL, NULL);
@@ -179,4 +221,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_escaping);
 	UNIT_TEST(s, test_long_value_cut);
 	UNIT_TEST(s, test_file_buffering_and_reopen);
+	UNIT_TEST(s, test_counters);
 }

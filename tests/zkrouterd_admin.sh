@@ -100,5 +100,12 @@ for w in ' client=127.0.0.1:' ' host=hello.test ' ' method=GET ' ' target="/some
 	echo "$line" | grep -qF -- "$w" || fail "access-log line lacks '$w': $line"
 done
 echo "$line" | grep -Eq ' instance=i[12] ' || fail "access-log line names no instance: $line"
+
+log "/metrics counts the requests"
+curl -s --max-time 2 "http://$ADMIN/metrics" >"$T/metrics2"
+grep -q '^zkrouter_requests_total 1$' "$T/metrics2" || fail "metrics: requests_total not 1: $(grep requests "$T/metrics2")"
+grep -q '^zkrouter_responses_total{class="2xx"} 1$' "$T/metrics2" || fail "metrics: no 2xx"
+grep -q '^zkrouter_request_duration_seconds_count 1$' "$T/metrics2" || fail "metrics: no duration count"
+grep -q '^zkrouter_request_duration_seconds_bucket{le="+Inf"} 1$' "$T/metrics2" || fail "metrics: no +Inf bucket"
 kill -0 "$ROUTER_PID" || fail "zkrouterd died"
 exit 0
