@@ -66,7 +66,7 @@ static const struct option_def options[] = {
 	  "ZooKeeper connect string host:port[,host:port...][/chroot] (required; chroot default /zkrouter)" },
 	{ "auth", OPT_STR_OFF, F(zk_auth), 0, NULL, NOBOUND, false, false, "USER:PASS",
 	  "ZooKeeper digest credentials" },
-	{ "node-id", OPT_STR_OFF, F(node_id), 0, NULL, NOBOUND, false, false, "ID",
+	{ "node-id", OPT_STR, F(node_id), 0, NULL, NOBOUND, false, false, "ID",
 	  "this router's name under /routers (default: the host name)" },
 	{ "zk-session-timeout-ms", OPT_INT, F(zk_session_timeout_ms), 0, "10000", 1000, 600000, false, false, "MS",
 	  "requested ZooKeeper session timeout" },
