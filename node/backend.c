@@ -142,9 +142,12 @@ void backend_record_failure(struct backend *b, uint64_t now_ms, unsigned base_ms
 		d *= 2;
 	if (d > max_ms)
 		d = max_ms;
+	/* Only the way into ejection is worth an info line; failing-open
+	 * retries of an ejected instance would repeat it. */
+	zkr_log_at(backend_ejected(b, now_ms) ? ZKR_LOG_DEBUG : ZKR_LOG_INFO,
+		   "app %s instance %s (%s): ejected for %llu ms after %u failure(s)", b->domain,
+		   b->id, b->name, (unsigned long long)d, b->consecutive_failures);
 	b->ejected_until_ms = now_ms + d;
-	log_info("app %s instance %s (%s): ejected for %llu ms after %u failure(s)", b->domain,
-		 b->id, b->name, (unsigned long long)d, b->consecutive_failures);
 }
 
 void backend_record_success(struct backend *b)

@@ -36,6 +36,8 @@ static bool eligible(const struct balancer_args *a, const struct backend *b, int
 {
 	if (!backend_routable(b) || was_tried(a, b))
 		return false;
+	if (a->max_outstanding && b->outstanding >= a->max_outstanding)
+		return false;
 	if (level == 0 && (b->health_down || backend_ejected(b, a->now_ms)))
 		return false;
 	return true;

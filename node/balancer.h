@@ -13,7 +13,8 @@
  * Candidates are the app's routable backends that the request has not
  * tried yet, that are not ejected and not marked down by health checks.
  * When that leaves none, the ejected and down ones are tried anyway (fail
- * open): a flaky check must not turn a live app into a 503.
+ * open): a flaky check must not turn a live app into a 503. An instance at
+ * the app's max_connections takes nothing more, even failing open.
  */
 #ifndef ZKR_BALANCER_H
 #define ZKR_BALANCER_H
@@ -34,6 +35,7 @@ struct balancer_args {
 	uint64_t key_hash;              /* balancer_hash_key of its value */
 	uint64_t now_ms;
 	uint64_t *rng;                  /* PRNG state, updated */
+	unsigned max_outstanding;       /* AppConfig max_connections; 0: no cap */
 };
 
 /* The chosen backend, or NULL when no routable untried backend exists. */

@@ -665,9 +665,14 @@ void upstream_attempt(struct request *r)
 		a.key_hash = r->key_hash;
 		a.now_ms = now;
 		a.rng = &p->rng;
+		a.max_outstanding = ac->max_connections;
 		be = balancer_pick(&a);
 		if (be == NULL) {
-			if (r->attempts == 0)
+			a.max_outstanding = 0;
+			if (r->attempts == 0 && ac->max_connections && balancer_pick(&a) != NULL)
+				request_fail(r, 503, "at_capacity",
+					     "every instance is at the app's max_connections");
+			else if (r->attempts == 0)
 				request_fail(r, 503, "no_instances", "the app has no live instance");
 			else
 				request_fail(r, 502, "backend_failed", "no instance could be reached");

@@ -334,6 +334,32 @@ static void test_hash_no_key_spreads(void)
 	CU_ASSERT(counts[0] > 400 && counts[1] > 400);
 }
 
+static void test_max_outstanding(void)
+{
+	struct balancer_args a;
+	int i;
+
+	make(2, NULL);
+	bes[0]->outstanding = 3;
+	memset(&a, 0, sizeof(a));
+	a.policy = RR;
+	a.bes = bes;
+	a.n = nb;
+	a.now_ms = backend_now_ms();
+	a.rng = &rng;
+	a.max_outstanding = 3;
+	for (i = 0; i < 20; i++)
+		CU_ASSERT_PTR_EQUAL(balancer_pick(&a), bes[1]);
+	bes[1]->outstanding = 3;
+	CU_ASSERT_PTR_NULL(balancer_pick(&a));
+	/* Not even failing open past the cap. */
+	backend_record_failure(bes[0], a.now_ms, 60000, 60000);
+	CU_ASSERT_PTR_NULL(balancer_pick(&a));
+	a.max_outstanding = 0;
+	CU_ASSERT_PTR_NOT_NULL(balancer_pick(&a));
+	bes[0]->outstanding = bes[1]->outstanding = 0;
+}
+
 static void test_cookie_value(void)
 {
 	static const struct {
@@ -382,5 +408,6 @@ void unit_register(void)
 	UNIT_TEST(s, test_hash_minimal_movement);
 	UNIT_TEST(s, test_hash_weights);
 	UNIT_TEST(s, test_hash_no_key_spreads);
+	UNIT_TEST(s, test_max_outstanding);
 	UNIT_TEST(s, test_cookie_value);
 }
