@@ -42,6 +42,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -55,6 +56,7 @@
 #define SESSION_BACKOFF_MAX_MS 30000
 #define SESSION_TIMEOUT_MIN_MS 1000
 #define SESSION_TIMEOUT_MAX_MS 600000
+#define SESSION_READ_BURST 256
 
 enum session_state {
 	SESSION_IDLE,          /* no handle: waiting for the backoff timer */
@@ -619,7 +621,6 @@ static void session_retry_cb(evutil_socket_t fd, short what, void *arg)
 static void session_io(evutil_socket_t fd, short what, void *arg)
 {
 	struct zkr_session *s = arg;
-	(void)fd;
 	if (s->zh == NULL)
 		return;
 	int events = 0;
@@ -629,6 +630,18 @@ static void session_io(evutil_socket_t fd, short what, void *arg)
 		events |= ZOOKEEPER_WRITE;
 	s->in_zk = true;
 	int rc = zookeeper_process(s->zh, events);
+	/*
+	 * zookeeper_process reads one reply per call. After a burst of
+	 * requests (a full re-read issues tens of thousands) the socket holds
+	 * many; take them here while bytes are waiting instead of one loop
+	 * turn (and one re-arm) each. Bounded, so timers and the proxy still
+	 * get their turn; the fd cannot change in between because only
+	 * zookeeper_interest reconnects.
+	 */
+	int avail = 0;
+	for (int n = 0; n < SESSION_READ_BURST && (events & ZOOKEEPER_READ) && fd >= 0 &&
+			rc == ZOK && ioctl(fd, FIONREAD, &avail) == 0 && avail > 0; n++)
+		rc = zookeeper_process(s->zh, ZOOKEEPER_READ);
 	s->in_zk = false;
 	/* ZNOTHING (nothing to read yet), ZCONNECTIONLOSS and ZINVALIDSTATE
 	 * during reconnect backoff are routine. Whether the session is gone is
