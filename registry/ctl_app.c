@@ -28,12 +28,27 @@ int ctl_cmd_init(struct ctl *c, int argc, char **argv)
 	static const char *const paths[] = { "/apps", "/routers" };
 	if (argc > 1)
 		return ctl_usage_err("init takes no arguments");
+	/*
+	 * With an operator identity, only the operator may add or remove apps
+	 * (anyone may read, as routers must). /routers stays open: each
+	 * router creates its own node there.
+	 */
+	char op_id[CTL_DIGEST_ID_MAX], why[160];
+	struct ACL apps_entries[2];
+	struct ACL_vector apps_acl = { 2, apps_entries };
+	if (c->auth != NULL) {
+		if (!ctl_digest_id(c->auth, op_id, sizeof(op_id), why, sizeof(why)))
+			return ctl_usage_err("--auth: %s", why);
+		apps_entries[0] = (struct ACL){ ZOO_PERM_ALL, { "digest", op_id } };
+		apps_entries[1] = (struct ACL){ ZOO_PERM_READ, { "world", "anyone" } };
+	}
 	/* The session creates the chroot when it is missing. */
 	if (!ctl_connect(c))
 		return CTL_EXIT_FAIL;
 	bool created[2];
 	for (size_t i = 0; i < 2; i++) {
-		int rc = ctl_zk_create(&c->conn, paths[i], NULL, 0, &ZOO_OPEN_ACL_UNSAFE, 0);
+		const struct ACL_vector *acl = i == 0 && c->auth != NULL ? &apps_acl : &ZOO_OPEN_ACL_UNSAFE;
+		int rc = ctl_zk_create(&c->conn, paths[i], NULL, 0, acl, 0);
 		if (rc != ZOK && rc != ZNODEEXISTS)
 			return ctl_zk_fail("cannot create", paths[i], rc);
 		created[i] = rc == ZOK;

@@ -45,6 +45,12 @@ log "init is idempotent"
 ctl init | grep -q "/apps already exists" || fail "second init"
 expect_eq "$(ctl --json init)" '{"apps":"existed","routers":"existed"}' "init --json"
 
+log "init --auth: only the operator adds apps, anyone reads"
+"$CTL" --zk "$ZK/secure" --auth ops:pw init >/dev/null || fail "init --auth"
+expect_fail 3 "permission denied" "$CTL" --zk "$ZK/secure" app add a.localhost
+"$CTL" --zk "$ZK/secure" --auth ops:pw app add a.localhost >/dev/null || fail "operator app add"
+"$CTL" --zk "$ZK/secure" apps | grep -q "^a.localhost " || fail "anonymous apps"
+
 log "unknown domains: exit 3, named"
 expect_fail 3 "unknown domain nope.localhost" ctl instances nope.localhost
 expect_fail 3 "unknown domain nope.localhost" ctl app rm nope.localhost
