@@ -13,7 +13,9 @@
  *   /big?bytes=N     an N-byte body of numbered 16-byte lines, sent with
  *                    backpressure (never held whole in memory)
  *   /status?code=N   an answer with that status
- *   /upload          streams any body, answers with its size and SHA-256
+ *   /upload          streams any body, answers with its size and SHA-256;
+ *                    ?rate=B reads it at B bytes/s (a slow app, to test the
+ *                    proxy's backpressure towards its client)
  *   /hop             an answer carrying hop-by-hop headers a proxy must drop
  *   /badresp?kind=K  a broken answer, then close: K is clte (Content-Length
  *                    with chunked), dupcl (two lengths), garbage (not HTTP),
@@ -61,6 +63,7 @@
 #define BIG_PIECE (64u * 1024)
 #define WRITE_LOW_MARK (64u * 1024)
 #define OUT_FILL_MARK (256u * 1024)
+#define READ_HIGH_MARK (64u * 1024)
 
 enum route {
 	R_PLAIN, R_ECHO, R_SLOW, R_CLOSE, R_STREAM, R_BIG, R_STATUS,
@@ -99,6 +102,7 @@ struct conn {
 	bool stale;          /* --idle-drop: the next request is dropped */
 	struct event *timer; /* slow/stream delays */
 	struct event *idle;  /* --idle-close */
+	struct event *throttle; /* /upload?rate=: resumes reading */
 
 	/* The request being read. */
 	struct evbuffer *url, *hname, *hvalue, *headers, *body;
@@ -106,6 +110,7 @@ struct conn {
 	bool expect_continue;
 	enum route route;
 	uint64_t body_bytes;
+	long upload_rate;    /* bytes per second, 0: as fast as it comes */
 	EVP_MD_CTX *sha;
 	bool keep_alive;
 	bool http10;
@@ -525,6 +530,7 @@ static int on_headers_complete(llhttp_t *p)
 	snprintf(c->method, sizeof(c->method), "%s", llhttp_method_name(llhttp_get_method(p)));
 	c->route = route_of(evbuf_str(c->url));
 	c->http10 = p->http_major == 1 && p->http_minor == 0;
+	c->upload_rate = c->route == R_UPLOAD ? query_long(evbuf_str(c->url), "rate", 0) : 0;
 	if (c->route == R_UPLOAD) {
 		if (!c->sha)
 			c->sha = EVP_MD_CTX_new();
@@ -628,9 +634,33 @@ static bool conn_parse(struct conn *c)
 	return true;
 }
 
+static void throttle_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* /upload?rate=: after reading N body bytes, stop reading for N/rate s. */
+static void throttle(struct conn *c, uint64_t n)
+{
+	if (n == 0 || c->upload_rate <= 0 || !c->in_message)
+		return;
+	long ms = (long)(n * 1000 / (uint64_t)c->upload_rate);
+	if (ms <= 0)
+		return;
+	if (!c->throttle)
+		c->throttle = evtimer_new(c->srv->base, throttle_fire, c);
+	if (!c->throttle)
+		return;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	bufferevent_disable(c->bev, EV_READ);
+	evtimer_add(c->throttle, &tv);
+}
+
 static void conn_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
+	uint64_t before = c->body_bytes;
 	if (c->state == C_TUNNEL) {
 		evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
 		return;
@@ -643,8 +673,12 @@ static void conn_read(struct bufferevent *bev, void *arg)
 	}
 	if (c->idle)
 		evtimer_del(c->idle);
-	if (conn_parse(c) && c->state == C_READING && !c->in_message)
+	if (!conn_parse(c))
+		return;
+	if (c->state == C_READING && !c->in_message)
 		idle_rearm(c);
+	else if (c->body_bytes > before)
+		throttle(c, c->body_bytes - before);
 }
 
 static void conn_write(struct bufferevent *bev, void *arg)
@@ -690,6 +724,8 @@ static void conn_free(struct conn *c)
 		event_free(c->timer);
 	if (c->idle)
 		event_free(c->idle);
+	if (c->throttle)
+		event_free(c->throttle);
 	bufferevent_free(c->bev);
 	evbuffer_free(c->url);
 	evbuffer_free(c->hname);
@@ -746,6 +782,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	c->parser.data = c;
 	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, WRITE_LOW_MARK, 0);
+	/* Read at most this much ahead, so a throttled upload pushes back. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_MARK);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	idle_rearm(c);
 	if (!srv->quiet)

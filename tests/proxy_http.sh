@@ -3,7 +3,8 @@
 # order (a slow first answer holds back the fast ones behind it), requests
 # split across writes, HTTP/1.0 with and without keep-alive, Expect:
 # 100-continue, Content-Length and chunked uploads far larger than the
-# buffer limit, a large download to a slow reader and a response streamed
+# buffer limit (also to an app that reads slowly), a large download to a
+# slow reader and a response streamed
 # over time - all streamed, never held whole (the router's peak RSS stays
 # far below the body sizes).
 . "$(dirname "$0")/lib/harness.sh"
@@ -88,6 +89,19 @@ out=$(pcurl a.test /upload --data-binary @"$T/up.bin" -H 'Content-Type: applicat
 log "48 MB chunked upload"
 out=$(pcurl a.test /upload --data-binary @"$T/up.bin" -H 'Transfer-Encoding: chunked' -H 'Expect:')
 [ "${out%% backend=*}" = "bytes=50331648 sha256=$sum" ] || fail "chunked upload: $out"
+
+log "32 MB upload to an app that reads 8 MB/s: the router pushes back on the client"
+head -c $((32 * 1024 * 1024)) "$T/up.bin" >"$T/up32.bin"
+sum32=$(sha256sum <"$T/up32.bin" | cut -d' ' -f1)
+hwm0=$(peak_rss_kb "$ROUTER_PID")
+t0=$(now_ms)
+out=$(pcurl a.test '/upload?rate=8388608' --data-binary @"$T/up32.bin" -H 'Expect:' --max-time 60)
+ms=$(( $(now_ms) - t0 ))
+[ "$ms" -ge 3000 ] || fail "the slow app read 32 MB in $ms ms: the case was not exercised"
+[ "${out%% backend=*}" = "bytes=33554432 sha256=$sum32" ] || fail "slow-reader upload: $out"
+hwm1=$(peak_rss_kb "$ROUTER_PID")
+log "router peak RSS ${hwm0} kB before, ${hwm1} kB after"
+[ $((hwm1 - hwm0)) -lt 12288 ] || fail "router peak RSS grew by $((hwm1 - hwm0)) kB under a slow reader: no backpressure"
 
 log "chunked body with extensions and trailers"
 hc --timeout 3000 "POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n" --expect 'bytes=' >"$T/trail.out"
