@@ -190,6 +190,23 @@ wait_converged() {
 	done
 }
 
+# published_at DIGEST: when the last of the live routers published its
+# table with DIGEST, from their own log lines ("routing table generation
+# N: ..., digest PREFIX", millisecond UTC timestamps); the last such line
+# of each router counts. Prints ms since the epoch, or nothing.
+published_at() {
+	local d=${1:0:16} i line ts max=0
+	for i in $(seq 1 "$N_ROUTERS"); do
+		[ -z "$(r_pid "$i")" ] && continue
+		line=$(grep "routing table generation .*digest $d" "$T/r$i.log" | tail -n 1)
+		[ -n "$line" ] || return 1
+		ts=${line%% *}
+		ts=$(date -u -d "$(echo "${ts%Z}" | tr T ' ')" +%s%3N 2>/dev/null) || return 1
+		[ "$ts" -gt "$max" ] && max=$ts
+	done
+	echo "$max"
+}
+
 # registered_at ID: the registered_at_ms router 1 shows for instance ID.
 registered_at() {
 	tr -d ' \n' <"$T/routes.1" | grep -o "\"id\":\"$1\"[^}]*" |

@@ -145,6 +145,7 @@ struct lg {
 	uint64_t status_counts[600];
 	uint64_t shown_failures;
 	uint64_t last_ok, last_failed;
+	uint64_t interval_max_us;  /* slowest ok answer since the last progress line */
 	struct by_value by[MAX_BY_HEADER];
 	unsigned n_by;
 	uint64_t by_other;
@@ -240,6 +241,8 @@ static void record_ok(struct conn *c)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	double us = elapsed_s(&c->sent, &now) * 1e6;
 	hist_add(&lg->hist, us < 0 ? 0 : (uint64_t)us);
+	if (us > (double)lg->interval_max_us)
+		lg->interval_max_us = (uint64_t)us;
 	lg->ok++;
 	c->t->ok++;
 	if (lg->by_header)
@@ -543,9 +546,11 @@ static void print_progress(struct lg *lg)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	printf("progress: t=%.1f ok=%" PRIu64 " failed=%" PRIu64 " rps=%.0f\n",
+	printf("progress: t=%.1f ok=%" PRIu64 " failed=%" PRIu64 " rps=%.0f max_ms=%.1f\n",
 	       elapsed_s(&lg->start, &now), lg->ok, lg->failed,
-	       (double)(lg->ok + lg->failed - lg->last_ok - lg->last_failed) / lg->progress);
+	       (double)(lg->ok + lg->failed - lg->last_ok - lg->last_failed) / lg->progress,
+	       (double)lg->interval_max_us / 1000.0);
+	lg->interval_max_us = 0;
 	lg->last_ok = lg->ok;
 	lg->last_failed = lg->failed;
 	fflush(stdout);
