@@ -118,6 +118,8 @@ static const struct option_def options[] = {
 	  "per-direction buffer before reading pauses (backpressure)" },
 	{ "health-timeout-ms", OPT_UINT, F(health_timeout_ms), 0, "2000", 10, 600000, true, false, "MS",
 	  "timeout of one active health check" },
+	{ "health-interval-ms", OPT_UINT, F(health_interval_ms), 0, "5000", 100, 3600000, true, false, "MS",
+	  "interval of active checks for apps that name a health_path but no interval" },
 	{ "health-fall", OPT_UINT, F(health_fall), 0, "2", 1, 100, true, false, "N",
 	  "failed checks in a row that mark an instance down" },
 	{ "health-rise", OPT_UINT, F(health_rise), 0, "2", 1, 100, true, false, "N",

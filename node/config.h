@@ -68,6 +68,7 @@ struct zkr_config {
 
 	/* active health checks (apps with a health_path) */
 	unsigned health_timeout_ms;       /* per check; default 2000 */
+	unsigned health_interval_ms;      /* when the app names none; default 5000 */
 	unsigned health_fall;             /* failures in a row to mark down; default 2 */
 	unsigned health_rise;             /* successes in a row to mark up; default 2 */
 

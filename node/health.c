@@ -38,6 +38,7 @@ struct health {
 	struct evdns_base *dns;
 	struct proxy *proxy;
 	unsigned timeout_ms, rise, fall;
+	unsigned default_interval_ms;   /* for apps with a path and no interval */
 	struct check **checks;
 	size_t n;
 };
@@ -138,6 +139,12 @@ static bool check_arm(struct check *c)
 	return c->timer != NULL && evtimer_add(c->timer, &tv) == 0;
 }
 
+/* An app's check interval: its own, or the router's default. */
+static unsigned app_interval(const struct health *h, const struct route_app *app)
+{
+	return app->config.health_interval_ms ? app->config.health_interval_ms : h->default_interval_ms;
+}
+
 static struct check *check_new(struct health *h, const struct route_app *app,
 			       const struct route_instance *in)
 {
@@ -147,7 +154,7 @@ static struct check *check_new(struct health *h, const struct route_app *app,
 	c->h = h;
 	c->up = true;
 	c->port = in->port;
-	c->interval_ms = app->config.health_interval_ms;
+	c->interval_ms = app_interval(h, app);
 	c->domain = strdup(app->domain);
 	c->id = strdup(in->id);
 	c->host = strdup(in->host);
@@ -182,7 +189,7 @@ static bool check_same(const struct check *c, const struct route_app *app,
 {
 	return c->port == in->port && strcmp(c->host, in->host) == 0 &&
 	       strcmp(c->path, app->config.health_path) == 0 &&
-	       c->interval_ms == app->config.health_interval_ms;
+	       c->interval_ms == app_interval(c->h, app);
 }
 
 void health_set_table(struct health *h, const struct route_table *t)
@@ -191,7 +198,7 @@ void health_set_table(struct health *h, const struct route_table *t)
 	struct check **next;
 
 	for (size_t i = 0; t != NULL && i < t->n_apps; i++)
-		if (t->apps[i]->config.health_path != NULL && t->apps[i]->config.health_interval_ms > 0)
+		if (t->apps[i]->config.health_path != NULL)
 			total += t->apps[i]->n_instances;
 	next = calloc(total ? total : 1, sizeof(*next));
 	if (next == NULL) {
@@ -200,7 +207,7 @@ void health_set_table(struct health *h, const struct route_table *t)
 	}
 	for (size_t i = 0; t != NULL && i < t->n_apps; i++) {
 		const struct route_app *app = t->apps[i];
-		if (app->config.health_path == NULL || app->config.health_interval_ms == 0)
+		if (app->config.health_path == NULL)
 			continue;
 		for (size_t j = 0; j < app->n_instances; j++) {
 			const struct route_instance *in = &app->instances[j];
@@ -236,6 +243,7 @@ void health_apply_config(struct health *h, const struct zkr_config *cfg)
 	h->timeout_ms = cfg->health_timeout_ms;
 	h->rise = cfg->health_rise;
 	h->fall = cfg->health_fall;
+	h->default_interval_ms = cfg->health_interval_ms;
 }
 
 struct health *health_new(struct event_base *base, struct proxy *proxy, const struct zkr_config *cfg)

@@ -26,7 +26,8 @@ struct health *health_new(struct event_base *base, struct proxy *proxy, const st
  * state. Work is linear in the table's size. */
 void health_set_table(struct health *h, const struct route_table *t);
 
-/* Timeout, rise and fall after a SIGHUP. */
+/* Timeout, rise, fall and the default interval after a SIGHUP (checks
+ * whose interval changes restart with the next table). */
 void health_apply_config(struct health *h, const struct zkr_config *cfg);
 
 /* Number of instances under active checks (for logs and tests). */

@@ -3,8 +3,8 @@
 # config names a health path gets a GET per instance per interval; an
 # instance whose backend stops answering, or answers 5xx, is marked down
 # (health_down in /routes, a log line) after health-fall failures, and up
-# again after health-rise passes. Apps without a health path are never
-# probed.
+# again after health-rise passes. An app without its own interval is
+# checked at --health-interval-ms; apps without a health path never are.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -28,24 +28,29 @@ is_down() { [ "$(health_down "$1" "$2")" = true ]; }
 is_up() { [ "$(health_down "$1" "$2")" = false ]; }
 
 command -v python3 >/dev/null || skip "python3 not installed (reads /routes)"
-proxy_setup --health-fall 2 --health-rise 2 --health-timeout-ms 500
+proxy_setup --health-fall 2 --health-rise 2 --health-timeout-ms 500 --health-interval-ms 300
 start_backend h1; P1=$BACKEND_PORT
 start_backend h2; P2=$BACKEND_PORT
 start_backend b1; PB=$BACKEND_PORT
 start_backend q1; PQ=$BACKEND_PORT
+start_backend d1; PD=$BACKEND_PORT
 ctl app add hc.test --health-path /hc --health-interval 200 >>"$T/ctl.log" 2>&1 ||
 	hard_error "cannot add hc.test: $(cat "$T/ctl.log")"
 ctl app add bad.test --health-path '/status?code=500' --health-interval 200 >>"$T/ctl.log" 2>&1 ||
 	hard_error "cannot add bad.test: $(cat "$T/ctl.log")"
+ctl app add dflt.test --health-path /dflt >>"$T/ctl.log" 2>&1 ||
+	hard_error "cannot add dflt.test: $(cat "$T/ctl.log")"
 app_add quiet.test
 register hc.test h1 "$P1"
 register hc.test h2 "$P2"
 register bad.test b1 "$PB"
 register quiet.test q1 "$PQ"
+register dflt.test d1 "$PD"
 wait_instance hc.test h1
 wait_instance hc.test h2
 wait_instance bad.test b1
 wait_instance quiet.test q1
+wait_instance dflt.test d1
 
 log "checks reach every instance of a checked app"
 wait_for 5 grep -q 'req h1 .* GET /hc' "$T/backend-h1.log" || fail "h1 never checked"
@@ -67,6 +72,13 @@ done
 start_backend h2 --listen "127.0.0.1:$P2"
 wait_for 5 is_up hc.test h2 || fail "h2 not marked up again"
 grep -q 'health: hc.test instance h2 is up again' "$T/zkrouterd.log" || fail "no up-again line for h2"
+
+log "an app with a path but no interval is checked at --health-interval-ms"
+n0=$(grep -c 'GET /dflt' "$T/backend-d1.log")
+sleep 1.5
+n1=$(grep -c 'GET /dflt' "$T/backend-d1.log")
+[ $((n1 - n0)) -ge 3 ] && [ $((n1 - n0)) -le 7 ] ||
+	fail "dflt.test got $((n1 - n0)) checks in 1.5 s at a 300 ms interval"
 
 log "apps without a health path are never probed"
 sleep 0.5
