@@ -63,6 +63,7 @@ EOF
 spawn healthz bash "$T/healthz.sh"
 healthz_pid=$SPAWNED_PID
 loadgen_start c --host fault.test --rate 300 --connections 6 --progress 2
+lg_c_started=$(now_ms)
 sleep 2
 log "stopping every ensemble member for $OUTAGE s"
 for i in 1 2 3; do zk_member_stop "$i" KILL; done
@@ -105,6 +106,8 @@ done
 sleep 1
 loadgen_stop c
 stop_pid "$healthz_pid"
+log "loadgen c progress (ensemble killed at $(( (stopped_at - lg_c_started) / 1000 )) s, serving again at $(( (restarted_at - lg_c_started) / 1000 )) s):"
+grep '^progress:' "$T/lg-c.log" | sed 's/^/#   /'
 loadgen_assert_clean c
 echo "figure: ensemble-outage outage_s=$OUTAGE $(grep '^result:' "$T/lg-c.log")"
 checks=$(wc -l <"$T/healthz.log")
