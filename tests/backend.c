@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -111,6 +112,7 @@ struct conn {
 	enum route route;
 	uint64_t body_bytes;
 	long upload_rate;    /* bytes per second, 0: as fast as it comes */
+	struct timespec body_start;
 	EVP_MD_CTX *sha;
 	bool keep_alive;
 	bool http10;
@@ -531,6 +533,7 @@ static int on_headers_complete(llhttp_t *p)
 	c->route = route_of(evbuf_str(c->url));
 	c->http10 = p->http_major == 1 && p->http_minor == 0;
 	c->upload_rate = c->route == R_UPLOAD ? query_long(evbuf_str(c->url), "rate", 0) : 0;
+	clock_gettime(CLOCK_MONOTONIC, &c->body_start);
 	if (c->route == R_UPLOAD) {
 		if (!c->sha)
 			c->sha = EVP_MD_CTX_new();
@@ -640,12 +643,17 @@ static void throttle_fire(evutil_socket_t fd, short what, void *arg)
 	bufferevent_enable(c->bev, EV_READ);
 }
 
-/* /upload?rate=: after reading N body bytes, stop reading for N/rate s. */
-static void throttle(struct conn *c, uint64_t n)
+/* /upload?rate=: stop reading while ahead of the rate's schedule. */
+static void throttle(struct conn *c)
 {
-	if (n == 0 || c->upload_rate <= 0 || !c->in_message)
+	if (c->upload_rate <= 0 || !c->in_message)
 		return;
-	long ms = (long)(n * 1000 / (uint64_t)c->upload_rate);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long elapsed = (now.tv_sec - c->body_start.tv_sec) * 1000 +
+		       (now.tv_nsec - c->body_start.tv_nsec) / 1000000;
+	long due = (long)(c->body_bytes * 1000 / (uint64_t)c->upload_rate);
+	long ms = due - elapsed;
 	if (ms <= 0)
 		return;
 	if (!c->throttle)
@@ -660,7 +668,6 @@ static void throttle(struct conn *c, uint64_t n)
 static void conn_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	uint64_t before = c->body_bytes;
 	if (c->state == C_TUNNEL) {
 		evbuffer_add_buffer(bufferevent_get_output(bev), bufferevent_get_input(bev));
 		return;
@@ -677,8 +684,8 @@ static void conn_read(struct bufferevent *bev, void *arg)
 		return;
 	if (c->state == C_READING && !c->in_message)
 		idle_rearm(c);
-	else if (c->body_bytes > before)
-		throttle(c, c->body_bytes - before);
+	else
+		throttle(c);
 }
 
 static void conn_write(struct bufferevent *bev, void *arg)
