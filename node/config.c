@@ -62,6 +62,8 @@ struct option_def {
 static const struct option_def options[] = {
 	{ "config", OPT_STR_OFF, F(config_file), 0, NULL, NOBOUND, false, true, "FILE",
 	  "read options from FILE (\"name = value\" lines); the command line wins" },
+	{ "check-config", OPT_BOOL, F(check_config), 0, "no", NOBOUND, false, true, NULL,
+	  "check the file and command line, print the effective configuration and exit" },
 	{ "zk", OPT_STR, F(zk_connect), 0, NULL, NOBOUND, false, false, "CONNECT",
 	  "ZooKeeper connect string host:port[,host:port...][/chroot] (required; chroot default /zkrouter)" },
 	{ "auth", OPT_STR_OFF, F(zk_auth), 0, NULL, NOBOUND, false, false, "USER:PASS",
@@ -812,6 +814,50 @@ bool config_reload(struct zkr_config *c, char *why, size_t whylen)
 		set_why(why, whylen, "applied: %s%s%s", n_applied ? applied : "nothing",
 			n_ignored ? "; changed but not reloadable (restart to apply): " : "", ignored);
 	return true;
+}
+
+void config_dump(FILE *out, const struct zkr_config *c)
+{
+	fprintf(out, "# zkrouterd %s: effective configuration\n", PACKAGE_VERSION);
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct option_def *o = &options[i];
+		const char *p = (const char *)c + o->off;
+		if (o->cli_only)
+			continue;
+		switch (o->type) {
+		case OPT_STR:
+		case OPT_STR_OFF:
+		case OPT_LEVEL: {
+			const char *v = *(char *const *)p;
+			if (o->off == F(zk_auth) && v != NULL)
+				fprintf(out, "# %s = (set, not shown)\n", o->name);
+			else if (v == NULL)
+				fprintf(out, "%s%s = off\n", o->type == OPT_STR_OFF ? "" : "# ", o->name);
+			else
+				fprintf(out, strchr(v, '"') ? "%s = %s\n" : "%s = \"%s\"\n", o->name, v);
+			break;
+		}
+		case OPT_LIST: {
+			char *const *list = *(char **const *)p;
+			size_t n = *(const size_t *)((const char *)c + o->count_off);
+			for (size_t k = 0; k < n; k++)
+				fprintf(out, "%s = \"%s\"\n", o->name, list[k]);
+			break;
+		}
+		case OPT_BOOL:
+			fprintf(out, "%s = %s\n", o->name, *(const bool *)p ? "yes" : "no");
+			break;
+		case OPT_UINT:
+			fprintf(out, "%s = %u\n", o->name, *(const unsigned *)p);
+			break;
+		case OPT_INT:
+			fprintf(out, "%s = %d\n", o->name, *(const int *)p);
+			break;
+		case OPT_SIZE:
+			fprintf(out, "%s = %zu\n", o->name, *(const size_t *)p);
+			break;
+		}
+	}
 }
 
 void config_usage(FILE *out, const char *prog)

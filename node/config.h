@@ -24,6 +24,7 @@
 
 struct zkr_config {
 	char *config_file;                /* --config; NULL: none */
+	bool check_config;                /* --check-config: print the result, exit */
 
 	/* ZooKeeper and identity */
 	char *zk_connect;                 /* "h:p,h:p[/chroot]" */
@@ -114,6 +115,10 @@ bool config_option_reloadable(const char *name);
 /* Splits "ADDR:PORT" or "[V6]:PORT" (port 1-65535) into a NUL-terminated
  * address and a port. False on anything else. */
 bool config_split_addr(const char *s, char *addr, size_t addrsz, unsigned short *port);
+
+/* Writes the effective configuration as a config file (one "name = value"
+ * per line, every option, credentials left out), for --check-config. */
+void config_dump(FILE *out, const struct zkr_config *c);
 
 /* The --help text, generated from the option table. */
 void config_usage(FILE *out, const char *prog);

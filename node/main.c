@@ -304,6 +304,13 @@ int main(int argc, char **argv)
 	case CONFIG_OK:
 		break;
 	}
+	if (d.cfg.check_config) {
+		/* Syntax, bounds and cross-checks only: ports and files are
+		 * tried at start. */
+		config_dump(stdout, &d.cfg);
+		config_free(&d.cfg);
+		return 0;
+	}
 	if (!zkr_log_parse_level(d.cfg.log_level, &lvl))
 		lvl = ZKR_LOG_INFO;
 	zkr_log_init("zkrouterd", lvl, d.cfg.syslog);

@@ -307,6 +307,54 @@ static void test_reload(void)
 	config_free(&c);
 }
 
+static char *dump(const struct zkr_config *c)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (f == NULL)
+		return NULL;
+	config_dump(f, c);
+	fclose(f);
+	return text;
+}
+
+/* --check-config's output is itself a config file meaning the same. */
+static void test_dump_round_trip(void)
+{
+	struct zkr_config c, d;
+	char **argv = ARGV("--zk", "10.0.0.1:2181/zr", "--node-id", "r#1", "--listen", "127.0.0.1:81",
+			   "--listen", "[::1]:82", "--admin", "off", "--access-log", "/tmp/a b.log",
+			   "--syslog", "--retries", "7", "--max-head-bytes", "64k", "--auth", "u:p");
+	CU_ASSERT_EQUAL_FATAL(load(&c, 20, argv), CONFIG_OK);
+	char *one = dump(&c);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(one);
+	CU_ASSERT_PTR_NOT_NULL(strstr(one, "node-id = \"r#1\"\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(one, "listen = \"[::1]:82\"\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(one, "admin = off\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(one, "syslog = yes\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(one, "max-head-bytes = 65536\n"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(one, "# auth = (set, not shown)\n"));
+	CU_ASSERT_PTR_NULL(strstr(one, "u:p"));
+	write_file(one);
+	char **argv2 = ARGV("--config", path);
+	CU_ASSERT_EQUAL_FATAL(load(&d, 3, argv2), CONFIG_OK);
+	/* Credentials are left out, so they are not carried over. */
+	CU_ASSERT_PTR_NULL(d.zk_auth);
+	free(c.zk_auth);
+	c.zk_auth = NULL;
+	free(one);
+	one = dump(&c);
+	char *two = dump(&d);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(one);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(two);
+	CU_ASSERT_STRING_EQUAL(one, two);
+	free(one);
+	free(two);
+	config_free(&c);
+	config_free(&d);
+}
+
 /* The example shipped in deploy/ parses, and says what the defaults are. */
 static void test_deploy_example(void)
 {
@@ -385,6 +433,7 @@ void unit_register(void)
 	UNIT_TEST(s, test_file_and_precedence);
 	UNIT_TEST(s, test_file_errors);
 	UNIT_TEST(s, test_reload);
+	UNIT_TEST(s, test_dump_round_trip);
 	UNIT_TEST(s, test_deploy_example);
 	UNIT_TEST(s, test_split_addr);
 }

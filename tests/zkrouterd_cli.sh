@@ -42,6 +42,16 @@ for o in $opts; do
 	grep -qF -- "\\-\\-$(echo "$o" | sed 's/-/\\-/g')" "$MAN" || fail "option --$o missing from zkrouterd.8"
 done
 
+log "--check-config prints the effective configuration, or the error"
+printf 'zk = 127.0.0.1:1\nretries = 4\nauth = u:secret\n' >"$T/ok.conf"
+"$ZKROUTERD" --config "$T/ok.conf" --node-id n1 --listen 127.0.0.1:9 --check-config >"$T/eff" 2>&1 ||
+	fail "--check-config on a valid file exited non-zero: $(cat "$T/eff")"
+for w in 'zk = "127.0.0.1:1"' 'node-id = "n1"' 'retries = 4' 'listen = "127.0.0.1:9"' 'connect-timeout-ms = 2000'; do
+	grep -qxF -- "$w" "$T/eff" || fail "--check-config output lacks '$w'"
+done
+grep -q secret "$T/eff" && fail "--check-config printed the ZooKeeper password"
+expect_exit 2 ":2: retries: 40 out of range" -- --config <(printf 'zk = a:1\nretries = 40\n') --check-config
+
 log "usage mistakes: exit 2 with a clear message"
 expect_exit 2 "zk: no ZooKeeper connect string" --
 expect_exit 2 "unknown option --bogus" -- --zk 127.0.0.1:1 --bogus
