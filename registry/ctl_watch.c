@@ -43,6 +43,7 @@ struct watch {
 	char **dirty;              /* paths to re-read */
 	int n_dirty;
 	bool stop;
+	bool wake;                 /* something to do: leave the loop */
 };
 
 static void mark_dirty(struct watch *w, const char *path)
@@ -61,6 +62,7 @@ static void mark_dirty(struct watch *w, const char *path)
 	}
 	w->dirty = d;
 	w->dirty[w->n_dirty++] = p;
+	w->wake = true;
 }
 
 static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
@@ -451,7 +453,9 @@ static bool refresh(struct watch *w, const char *path)
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-	((struct watch *)arg)->stop = true;
+	struct watch *w = arg;
+	w->stop = true;
+	w->wake = true;
 }
 
 int ctl_cmd_watch(struct ctl *c, int argc, char **argv)
@@ -501,7 +505,9 @@ int ctl_cmd_watch(struct ctl *c, int argc, char **argv)
 				i++;
 			}
 		}
-		ctl_zk_run_for(&c->conn, w.n_dirty > 0 || resync ? 200 : 1000);
+		/* Wake at once on a change; retry failed reads after a pause. */
+		w.wake = false;
+		ctl_zk_run_until(&c->conn, &w.wake, w.n_dirty > 0 || resync ? 200 : 1000);
 		if (connected && !c->conn.connected) {
 			print_note(&w, "disconnected from ZooKeeper; the changes below may arrive late");
 			connected = false;

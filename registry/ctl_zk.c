@@ -170,10 +170,9 @@ void ctl_zk_close(struct ctl_zk *c)
 	memset(c, 0, sizeof(*c));
 }
 
-void ctl_zk_run_for(struct ctl_zk *c, int ms)
+bool ctl_zk_run_until(struct ctl_zk *c, const bool *flag, int ms)
 {
-	bool never = false;
-	(void)run_until(c, &never, ms);
+	return run_until(c, flag, ms);
 }
 
 static zhandle_t *zh_of(struct ctl_zk *c)

@@ -37,8 +37,9 @@ bool ctl_zk_open(struct ctl_zk *c, const char *connect, const char *auth, int ti
 		 char *why, size_t whylen);
 void ctl_zk_close(struct ctl_zk *c);
 
-/* Runs the loop once for up to ms milliseconds (for `watch`). */
-void ctl_zk_run_for(struct ctl_zk *c, int ms);
+/* Runs the loop for up to ms milliseconds, or until *flag turns true (a
+ * watcher or signal handler sets it); returns *flag. For `watch`. */
+bool ctl_zk_run_until(struct ctl_zk *c, const bool *flag, int ms);
 
 /* *data is malloc'd (NUL-terminated beyond len) or NULL for an empty node. */
 int ctl_zk_get(struct ctl_zk *c, const char *path, char **data, int *len, struct Stat *st);
