@@ -1,0 +1,89 @@
+#!/bin/bash
+# Client connection limits of zkrouterd: past --max-client-connections it
+# stops accepting (a connection beyond the cap waits in the backlog and is
+# served once another closes), and when file descriptors run out (a small
+# ulimit -n) it backs off instead of spinning on accept, then recovers. In
+# both cases the router must not burn CPU while at the limit.
+. "$(dirname "$0")/lib/harness.sh"
+. "$(dirname "$0")/proxy_common.sh"
+
+# cpu_ticks PID: user + system time of a process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# busy_check PID WHAT: fails if PID used more than a quarter of a CPU over 2 s.
+busy_check() {
+	local t0 t1
+	t0=$(cpu_ticks "$1")
+	sleep 2
+	t1=$(cpu_ticks "$1")
+	log "$2: $((t1 - t0)) ticks of CPU in 2 s (HZ $HZ)"
+	[ $((t1 - t0)) -lt $((HZ / 2)) ] || fail "$2: the router spins ($((t1 - t0)) ticks in 2 s)"
+}
+
+# open_conns N: opens N connections to the proxy from this shell; their
+# descriptors go to FDS.
+FDS=()
+open_conns() {
+	local i fd
+	for i in $(seq 1 "$1"); do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$PROXY_PORT" || fail "connect $i failed"
+		FDS+=("$fd")
+	done
+}
+close_conns() {
+	local fd
+	for fd in "${FDS[@]}"; do exec {fd}>&- 2>/dev/null; done
+	FDS=()
+}
+
+# ask FD: sends a request on FD and prints the status line (empty on timeout).
+ask() {
+	local line=""
+	printf 'GET /?conns HTTP/1.1\r\nHost: a.test\r\n\r\n' >&"$1" || return 1
+	read -r -t "${2:-3}" -u "$1" line
+	echo "${line%$'\r'}"
+}
+
+proxy_setup --max-client-connections 20 --head-timeout-ms 60000 --client-idle-timeout-ms 60000
+start_backend a1
+app_add a.test
+register a.test a1 "$BACKEND_PORT"
+wait_instance a.test a1
+
+log "20 connections held: the 25th is not served while they stay"
+open_conns 20
+[ "$(ask "${FDS[0]}")" = "HTTP/1.1 200 OK" ] || fail "first held connection not served"
+open_conns 5
+st=$(ask "${FDS[24]}" 2)
+[ -z "$st" ] || fail "a connection past the cap of 20 was served: '$st'"
+busy_check "$ROUTER_PID" "at the connection cap"
+
+log "close ten: the waiting connection is served"
+for i in $(seq 1 10); do fd=${FDS[$i]}; exec {fd}>&-; done
+line=""
+read -r -t 5 -u "${FDS[24]}" line
+[ "${line%$'\r'}" = "HTTP/1.1 200 OK" ] || fail "the waiting connection was not served after others closed: '$line'"
+close_conns
+sleep 0.5
+[ "$(pcurl a.test /)" = "ok a1" ] || fail "router does not serve after the cap was reached"
+
+log "a router with 64 descriptors and 120 connections: no spin, then recovery"
+stop_pid "$ROUTER_PID"
+PROXY_PORT=$(free_port)
+PROXY=127.0.0.1:$PROXY_PORT
+spawn zkrouterd-lowfd bash -c 'ulimit -n 64 && exec "$@"' zkrouterd "$ZKROUTERD" --zk "$ZK/zkrouter" \
+	--listen "$PROXY" --admin off --node-id "lowfd-$$" --head-timeout-ms 60000 \
+	--client-idle-timeout-ms 60000 --max-client-connections 1000
+LOWFD_PID=$SPAWNED_PID
+wait_for 20 sh -c "[ \"\$(curl -s --max-time 2 -H 'Host: a.test' http://$PROXY/)\" = 'ok a1' ]" ||
+	fail "low-descriptor router does not serve"
+open_conns 120
+busy_check "$LOWFD_PID" "out of descriptors"
+grep -qi 'too many open files' "$T/zkrouterd-lowfd.log" ||
+	log "note: the router logged no EMFILE; descriptors may not have run out"
+kill -0 "$LOWFD_PID" 2>/dev/null || fail "router died when descriptors ran out"
+close_conns
+wait_for 15 sh -c "[ \"\$(curl -s --max-time 2 -H 'Host: a.test' http://$PROXY/)\" = 'ok a1' ]" ||
+	fail "router did not recover after descriptors came back"
+log "ok"
