@@ -4,7 +4,8 @@
 # hello.localhost from its two instances, each router answers through
 # curl, and after SIGTERM no process it started and no port it used is
 # left. Meanwhile deploy/zkrouterd.conf.example is checked to be a config
-# file zkrouterd accepts as it is (a router started from it serves too).
+# file zkrouterd accepts as it is, with every option at its default (a
+# router started from it serves too).
 . "$(dirname "$0")/lib/harness.sh"
 
 QS=$top_srcdir/deploy/quickstart
@@ -85,11 +86,28 @@ sort -u "$T/ids" | tr '\n' ' '
 echo
 [ "$(sort -u "$T/ids" | tr '\n' ' ')" = "hello-1 hello-2 " ] || fail "not both instances served"
 
+log "deploy/zkrouterd.conf.example: every option, each at its default"
+EXAMPLE=$top_srcdir/deploy/zkrouterd.conf.example
+ZKD=$top_builddir/zkrouterd
+# --check-config prints the effective value of every option the file may
+# set. The example's own values are the defaults, except the two lines it
+# marks "(example)": given on the command line, both outputs must agree.
+"$ZKD" --config "$EXAMPLE" --check-config >"$T/cc-example" 2>&1 ||
+	fail "zkrouterd rejects the example config: $(cat "$T/cc-example")"
+"$ZKD" --check-config --zk 10.0.0.11:2181,10.0.0.12:2181,10.0.0.13:2181/zkrouter \
+	--node-id router-1 >"$T/cc-default" 2>&1 || fail "zkrouterd --check-config: $(cat "$T/cc-default")"
+diff "$T/cc-default" "$T/cc-example" || fail "the example config differs from the defaults (above)"
+sed -n 's/^\([a-z0-9-]*\) = .*/\1/p' "$T/cc-default" >"$T/opts"
+[ "$(wc -l <"$T/opts")" -gt 20 ] || fail "cannot read the options from zkrouterd --check-config"
+for o in $(cat "$T/opts"); do
+	grep -qE "^#?$o = " "$EXAMPLE" || fail "option $o missing from deploy/zkrouterd.conf.example"
+done
+
 log "deploy/zkrouterd.conf.example starts a router as it is"
 cports=$(free_port 2)
 CP=$(echo "$cports" | sed -n 1p)
 CA=$(echo "$cports" | sed -n 2p)
-spawn conf-example "$top_builddir/zkrouterd" --config "$top_srcdir/deploy/zkrouterd.conf.example" \
+spawn conf-example "$ZKD" --config "$EXAMPLE" \
 	--zk "127.0.0.1:$ZKP" --listen "127.0.0.1:$CP" --admin "127.0.0.1:$CA" --node-id conf-example
 CONF_PID=$SPAWNED_PID
 wait_for 20 sh -c "curl -sf --max-time 2 http://127.0.0.1:$CA/healthz" ||
