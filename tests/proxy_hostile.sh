@@ -2,8 +2,8 @@
 # Hostile requests get 400 and a closed connection, and nothing of them
 # reaches the backend: Content-Length with Transfer-Encoding, repeated or
 # malformed Content-Length, Transfer-Encoding not ending in chunked,
-# obs-fold, whitespace before a colon, invalid bytes, missing or repeated
-# Host, a TLS ClientHello on the plain port. A valid request pipelined
+# obs-fold, whitespace before a colon, invalid bytes, missing, repeated or
+# malformed Host, a TLS ClientHello on the plain port. A valid request pipelined
 # before a smuggling attempt is answered, the attempt is not; an invalid
 # chunk size ends the connection without the backend ever reading it. The router
 # keeps serving afterwards.
@@ -43,6 +43,10 @@ CASES=(
 	"no host|GET /hostile-nohost HTTP/1.1\r\n\r\n"
 	"host twice|GET /hostile-host2 HTTP/1.1\r\n${H}${H}\r\n"
 	"host twice, different|GET /hostile-host2d HTTP/1.1\r\n${H}Host: b.test\r\n\r\n"
+	"empty host|GET /hostile-hostempty HTTP/1.1\r\nHost: \r\n\r\n"
+	"host with userinfo|GET /hostile-hostat HTTP/1.1\r\nHost: a.test@evil.test\r\n\r\n"
+	"host with a path|GET /hostile-hostpath HTTP/1.1\r\nHost: a.test/x\r\n\r\n"
+	"host with an empty label|GET /hostile-hostdots HTTP/1.1\r\nHost: a..test\r\n\r\n"
 	"tls clienthello|\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03\x5a\x1b\x2c\x3d\x4e\x5f\x60\x71\x82\x93\xa4\xb5\xc6\xd7\xe8\xf9\x0a\x1b\x2c\x3d\x4e\x5f\x60\x71\x82\x93\xa4\xb5\xc6\xd7\xe8\xf9\x00\x00\x02\x13\x01\x01\x00"
 	"garbage line|\x00\x01\x02 hostile\r\n\r\n"
 )
