@@ -22,21 +22,24 @@
  *
  * Lifecycle of one session:
  *
- *   BOOT (handle without chroot: create the chroot path)
- *     -> MAIN handle with chroot, CONNECTING
+ *   CONNECTING (handle with the chroot)
+ *     -> CHECK (connected; does the chroot exist?)
+ *          no: BOOT (a plain handle creates it) -> CONNECTING again
  *     -> CONNECTED (subscribers: NEW)
  *     <-> DISCONNECTED (library reconnects; subscribers: DISCONNECTED,
  *         then RECONNECTED on the same session)
  *     -> EXPIRED / AUTH_FAILED (subscribers: EXPIRED) -> backoff timer
- *     -> close the dead handle from the timer -> BOOT again
+ *     -> close the dead handle from the timer -> CONNECTING again
  *
  * Why a separate bootstrap handle for the chroot: the client prefixes
  * every path with the chroot but does not create it, and a chrooted
  * handle cannot reach the path above its root. Prefixing paths ourselves
  * would leak into every module that uses the handle (agent, ctl, tests);
- * a short-lived plain handle keeps the chroot invisible to all of them,
- * costs one extra connect per new session, and also repairs a chroot an
- * operator deleted while we were expired.
+ * a short-lived plain handle keeps the chroot invisible to all of them.
+ * It is only opened when the check finds the chroot missing (a fresh
+ * ensemble, or an operator deleted it): closing a connected handle blocks
+ * the loop until the server confirms (seconds on a loaded server), which
+ * we accept once per cluster, not on every new session.
  */
 #include "config.h"
 
@@ -61,6 +64,7 @@
 enum session_state {
 	SESSION_IDLE,          /* no handle: waiting for the backoff timer */
 	SESSION_BOOT,          /* plain handle, creating the chroot */
+	SESSION_CHECK,         /* chrooted handle connected, checking the chroot */
 	SESSION_CONNECTING,    /* chrooted handle, never connected yet */
 	SESSION_CONNECTED,
 	SESSION_DISCONNECTED,  /* was connected; the library reconnects */
@@ -71,6 +75,7 @@ enum session_state {
 static const char *const state_names[] = {
 	[SESSION_IDLE] = "idle",
 	[SESSION_BOOT] = "boot",
+	[SESSION_CHECK] = "check",
 	[SESSION_CONNECTING] = "connecting",
 	[SESSION_CONNECTED] = "connected",
 	[SESSION_DISCONNECTED] = "disconnected",
@@ -96,6 +101,7 @@ struct zkr_session {
 	struct event *io;          /* the one event driving the client */
 	struct event *retry;       /* backoff timer: (re)open a handle */
 
+	bool need_boot;            /* the check found no chroot: bootstrap next */
 	bool in_zk;                /* inside zookeeper_interest/_process/_close */
 	bool rearm;                /* a kick arrived while in_zk */
 	unsigned attempts;         /* consecutive failed sessions, for backoff */
@@ -488,6 +494,7 @@ static void session_dead(struct zkr_session *s, const char *why)
 {
 	if (s->state == SESSION_DEAD || s->state == SESSION_CLOSED)
 		return;
+	/* Subscribers only heard of sessions that got as far as CONNECTING. */
 	bool was_main = s->state != SESSION_BOOT && s->state != SESSION_IDLE;
 	session_set_state(s, SESSION_DEAD);
 	int delay = session_backoff_ms(s);
@@ -511,10 +518,50 @@ static void session_boot_done(int rc, void *arg)
 		session_dead(s, "chroot bootstrap failed");
 		return;
 	}
-	log_debug("zk: chroot %s present", s->chroot);
+	log_info("zk: created the chroot %s", s->chroot);
 	/* Switch handles from the main loop: we are inside a completion. */
 	session_set_state(s, SESSION_IDLE);
 	session_schedule_open(s, 0);
+}
+
+static void session_connected(struct zkr_session *s)
+{
+	session_set_state(s, SESSION_CONNECTED);
+	s->attempts = 0;
+	log_info("zk: connected, session 0x%llx, timeout %d ms, chroot %s",
+		 (unsigned long long)zoo_client_id(s->zh)->client_id, zoo_recv_timeout(s->zh),
+		 s->chroot[0] ? s->chroot : "/");
+	session_notify(s, ZKR_SESSION_NEW);
+}
+
+/* With a chroot handle, "/" is the chroot itself. */
+static void session_chroot_checked(int rc, const struct Stat *stat, const void *data)
+{
+	struct zkr_session *s = (struct zkr_session *)data;
+	(void)stat;
+	if (rc == ZCLOSING || s->state != SESSION_CHECK)
+		return;
+	if (rc == ZOK) {
+		session_connected(s);
+	} else if (rc == ZNONODE) {
+		log_info("zk: chroot %s missing; creating it", s->chroot);
+		s->need_boot = true;
+		session_set_state(s, SESSION_IDLE);
+		/* Repeated misses back off like failed sessions do. */
+		session_schedule_open(s, s->attempts > 0 ? session_backoff_ms(s) : (s->attempts++, 0));
+	} else if (rc != ZCONNECTIONLOSS && rc != ZOPERATIONTIMEOUT) {
+		log_error("zk: cannot check the chroot %s: %s", s->chroot, zerror(rc));
+		session_dead(s, "chroot check failed");
+	}
+	/* Connection loss: the next CONNECTED event checks again. */
+}
+
+static void session_check_chroot(struct zkr_session *s)
+{
+	session_set_state(s, SESSION_CHECK);
+	int rc = zoo_aexists(s->zh, "/", 0, session_chroot_checked, s);
+	if (rc != ZOK)
+		session_dead(s, "cannot check the chroot");
 }
 
 static void session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
@@ -542,17 +589,15 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
 	}
 
 	if (state == ZOO_CONNECTED_STATE) {
-		enum session_state was = s->state;
-		session_set_state(s, SESSION_CONNECTED);
-		s->attempts = 0;
-		const clientid_t *id = zoo_client_id(zh);
-		if (was == SESSION_CONNECTING) {
-			log_info("zk: connected, session 0x%llx, timeout %d ms, chroot %s",
-				 (unsigned long long)id->client_id, zoo_recv_timeout(zh),
-				 s->chroot[0] ? s->chroot : "/");
-			session_notify(s, ZKR_SESSION_NEW);
-		} else if (was == SESSION_DISCONNECTED) {
-			log_info("zk: reconnected, session 0x%llx", (unsigned long long)id->client_id);
+		if (s->state == SESSION_CONNECTING || s->state == SESSION_CHECK) {
+			if (s->chroot[0] == '\0')
+				session_connected(s);
+			else
+				session_check_chroot(s);
+		} else if (s->state == SESSION_DISCONNECTED) {
+			session_set_state(s, SESSION_CONNECTED);
+			log_info("zk: reconnected, session 0x%llx",
+				 (unsigned long long)zoo_client_id(zh)->client_id);
 			session_notify(s, ZKR_SESSION_RECONNECTED);
 		}
 	} else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
@@ -601,17 +646,18 @@ static void session_open(struct zkr_session *s, bool boot)
 }
 
 /*
- * The retry timer. IDLE: the bootstrap finished, open the main handle.
- * DEAD: start over with a bootstrap. The old handle is closed while the
- * state still hides it from zkr_session_zh, so completions that run
- * inside the close cannot pick it up again.
+ * The retry timer: opens the next handle, the bootstrap one if the check
+ * asked for it. The old handle is closed while the state still hides it
+ * from zkr_session_zh, so completions that run inside the close cannot
+ * pick it up again.
  */
 static void session_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct zkr_session *s = arg;
 	(void)fd;
 	(void)what;
-	bool boot = s->state == SESSION_DEAD;
+	bool boot = s->need_boot;
+	s->need_boot = false;
 	session_close_handle(s);
 	session_open(s, boot);
 }
@@ -792,7 +838,7 @@ struct zkr_session *zkr_session_new(struct event_base *base, const struct zkr_se
 		goto failed;
 	}
 
-	session_open(s, true);
+	session_open(s, false);
 	if (s->zh == NULL) {
 		/* The first handle failing is a configuration error (a host that
 		 * does not parse); say so instead of retrying forever. */
