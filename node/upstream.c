@@ -361,17 +361,12 @@ void upstream_resume_response(struct request *r)
 
 /* ---- the request ------------------------------------------------------- */
 
-void upstream_pump_request(struct request *r)
+/* Moves body bytes until the input is empty, the body is complete or the
+ * backend's output passes the high mark. False when the request failed. */
+static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *out)
 {
-	struct client *c = r->c;
-	struct proxy *p = c->p;
-	struct upstream *up = r->up;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer *out;
+	struct proxy *p = r->c->p;
 
-	if (up == NULL || up->state != US_ACTIVE)
-		return;
-	out = bufferevent_get_output(up->bev);
 	while (!r->req_body_done && evbuffer_get_length(in) > 0 &&
 	       evbuffer_get_length(out) < p->cfg.buffer_high_bytes) {
 		size_t len = evbuffer_get_length(in);
@@ -399,7 +394,7 @@ void upstream_pump_request(struct request *r)
 					      &why)) {
 				evbuffer_drain(in, evbuffer_get_length(in));
 				request_fail(r, 400, "bad_request", "malformed chunked body");
-				return;
+				return false;
 			}
 			dlen = evbuffer_get_length(p->scratch);
 			if (dlen) {
@@ -418,8 +413,32 @@ void upstream_pump_request(struct request *r)
 				break;
 		}
 	}
-	conn_flush(up->bev);
-	if (r->as->app->config.max_body_bytes && r->body_moved > r->as->app->config.max_body_bytes) {
+	return true;
+}
+
+void upstream_pump_request(struct request *r)
+{
+	struct client *c = r->c;
+	struct proxy *p = c->p;
+	struct upstream *up = r->up;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *out;
+	const struct route_app_config *ac = &r->as->app->config;
+
+	if (up == NULL || up->state != US_ACTIVE)
+		return;
+	out = bufferevent_get_output(up->bev);
+	for (;;) {
+		if (!pump_some(r, in, out))
+			return;
+		conn_flush(up->bev);
+		/* The socket may have taken it all: then keep moving what the
+		 * client already sent, nothing else would wake us for it. */
+		if (r->req_body_done || evbuffer_get_length(in) == 0 ||
+		    evbuffer_get_length(out) >= p->cfg.buffer_high_bytes)
+			break;
+	}
+	if (ac->max_body_bytes && r->body_moved > ac->max_body_bytes) {
 		/* Only a chunked body gets here: a declared length was checked
 		 * before anything was sent. */
 		request_fail(r, 413, "body_too_large", "request body larger than the app allows");
@@ -428,10 +447,17 @@ void upstream_pump_request(struct request *r)
 	if (r->req_body_done) {
 		if (r->state == RQ_SENDING)
 			request_set_state(r, RQ_WAITING);
-	} else if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes && !c->read_paused) {
-		/* The backend reads slower than the client sends. */
-		c->read_paused = true;
-		conn_read_off(&c->io);
+	} else if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
+		/* The backend reads slower than the client sends; its write
+		 * callback resumes us at the low mark. */
+		if (!c->read_paused) {
+			c->read_paused = true;
+			conn_read_off(&c->io);
+		}
+	} else if (c->read_paused) {
+		/* Paused while connecting (pipelined bytes past the mark). */
+		c->read_paused = false;
+		conn_read_on(&c->io);
 	}
 }
 
