@@ -12,22 +12,16 @@ CTL=$top_builddir/zkrouterctl
 [ -x "$CTL" ] || skip "zkrouterctl is not built"
 ctl() { "$CTL" --zk "$ZK/zkrouter" --timeout 10000 "$@"; }
 
-# health_down DOMAIN ID: prints true/false from /routes.
+# health_down DOMAIN ID: prints true/false from /routes (compact JSON: an
+# instance object holds no braces before its "runtime" object).
 health_down() {
-	routes | python3 -c '
-import json, sys
-r = json.load(sys.stdin)
-for a in r["apps"]:
-    if a["domain"] == sys.argv[1]:
-        for i in a["instances"]:
-            if i["id"] == sys.argv[2]:
-                print("true" if i["runtime"]["health_down"] else "false")
-' "$1" "$2"
+	routes | tr -d '\n' | grep -o "{\"domain\":\"$1\".*" |
+		grep -o "\"id\":\"$2\"[^{}]*{[^{}]*}" | head -n 1 |
+		sed -n 's/.*"health_down":\(true\|false\).*/\1/p'
 }
 is_down() { [ "$(health_down "$1" "$2")" = true ]; }
 is_up() { [ "$(health_down "$1" "$2")" = false ]; }
 
-command -v python3 >/dev/null || skip "python3 not installed (reads /routes)"
 proxy_setup --health-fall 2 --health-rise 2 --health-timeout-ms 500 --health-interval-ms 300
 start_backend h1; P1=$BACKEND_PORT
 start_backend h2; P2=$BACKEND_PORT
