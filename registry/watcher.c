@@ -34,122 +34,16 @@
 
 #include "registry/log.h"
 #include "registry/record.h"
-#include "registry/watcher.h"
+#include "registry/watcher_int.h"
 
-#define APPS_PATH "/apps"
 #define WATCHER_JITTER_DEFAULT_MS 10
 #define WATCHER_RETRY_DEFAULT_MS 2000
-
-enum winst_state {
-	WINST_NONE,                /* not read yet */
-	WINST_OK,                  /* record decoded and valid: routed */
-	WINST_BAD,                 /* undecodable or invalid: skipped (logged) */
-};
-
-struct winst {
-	char *id;                  /* znode name */
-	enum winst_state st;
-	bool inflight;             /* a getData is outstanding */
-	bool retry;                /* not read successfully yet; the sweep re-reads */
-	/* What the table needs of the record; labels are not routed on. */
-	char *host;
-	char *zone;
-	uint32_t port, weight;
-	bool draining;
-	bool has_registered_at;
-	uint64_t registered_at_ms;
-};
-
-struct wapp {
-	struct wapp *hnext;
-	char *domain;
-	uint64_t serial;           /* unique per wapp, so replies to a removed
-				    * and re-added app's predecessor are dropped */
-	bool invalid;              /* bad domain name: ignored, not watched */
-	bool mark;                 /* scratch for the /apps diff */
-
-	record_app_config *cfg;    /* NULL: defaults (empty data or not read) */
-	bool cfg_read;             /* a data read finished at least once */
-	bool cfg_inflight, cfg_again, cfg_need;
-
-	bool list_read;            /* an instances list finished at least once */
-	bool list_inflight, list_again, list_need;
-	bool have_cversion;
-	int32_t cversion;          /* of instances, as of the last list */
-	unsigned pending_gets;
-	struct winst *inst;        /* sorted by id */
-	size_t n_inst;
-
-	bool in_batch;
-	bool complete;             /* counted in w->n_incomplete while false */
-	bool dirty;                /* model differs from what the table has */
-};
-
-enum req_kind { REQ_APPS, REQ_CFG, REQ_LIST, REQ_GET, REQ_EXISTS };
-
-struct req {
-	uint64_t wid, epoch, serial;
-	enum req_kind kind;
-	char *domain;
-	char *id;
-};
-
-struct zkr_watcher {
-	struct zkr_watcher *live_next;
-	uint64_t id;
-	struct event_base *base;
-	struct zkr_session *s;
-	zkr_watcher_cb cb;
-	void *cb_arg;
-	int jitter_ms, retry_ms;
-	uint64_t rng;
-
-	uint64_t epoch;            /* +1 per session; older replies are dropped */
-	bool running;              /* a session is live and reads are issued */
-	bool syncing;              /* a complete re-read is in progress */
-	bool apps_read;            /* /apps listed once in this epoch */
-	bool apps_inflight, apps_again, apps_need;
-	size_t n_incomplete;
-
-	struct wapp **buckets;
-	size_t n_buckets, n_apps;
-	uint64_t next_serial;
-
-	struct wapp **batch;       /* apps waiting for the batch timer */
-	size_t n_batch, cap_batch;
-	bool batch_apps;           /* relist /apps in the next batch */
-	struct event *batch_ev;
-	struct event *retry_ev;
-	struct event *publish_ev;
-
-	bool building;             /* a sync's table is being assembled */
-	struct route_app **build_apps;
-	size_t build_n, build_pos;
-	struct route_table *build_table;
-	struct event *build_ev;
-
-	struct route_table *current;   /* last published */
-	struct route_table *work;      /* built, not yet published (or NULL) */
-	uint64_t generation;
-	struct zkr_watcher_stats stats;
-};
 
 static struct zkr_watcher *live_watchers;
 static uint64_t next_watcher_id = 1;
 
-static void wapp_issue_list(struct zkr_watcher *w, struct wapp *a);
-static void wapp_issue_cfg(struct zkr_watcher *w, struct wapp *a);
-static void watcher_issue_apps(struct zkr_watcher *w);
-static void wapp_settle(struct zkr_watcher *w, struct wapp *a);
-static void watcher_check_synced(struct zkr_watcher *w);
-static void watcher_table_remove(struct zkr_watcher *w, const char *domain);
 
-static int cmp_str(const void *x, const void *y)
-{
-	return strcmp(*(const char *const *)x, *(const char *const *)y);
-}
-
-static struct zkr_watcher *watcher_lookup(uint64_t id)
+struct zkr_watcher *watcher_lookup(uint64_t id)
 {
 	for (struct zkr_watcher *w = live_watchers; w != NULL; w = w->live_next)
 		if (w->id == id)
@@ -165,7 +59,7 @@ static uint64_t watcher_rand(struct zkr_watcher *w)
 	return w->rng * 2685821657736338717ULL;
 }
 
-static const char *chroot_of(struct zkr_watcher *w)
+const char *watcher_chroot(struct zkr_watcher *w)
 {
 	const char *c = zkr_session_chroot(w->s);
 	return strcmp(c, "/") == 0 ? "" : c;
@@ -181,7 +75,7 @@ static size_t hash_str(const char *s)
 	return (size_t)h;
 }
 
-static struct wapp *wapp_find(struct zkr_watcher *w, const char *domain)
+struct wapp *watcher_app_find(struct zkr_watcher *w, const char *domain)
 {
 	if (w->n_buckets == 0)
 		return NULL;
@@ -213,7 +107,7 @@ static bool wapp_hash_grow(struct zkr_watcher *w)
 	return true;
 }
 
-static void winst_clear(struct winst *in)
+void watcher_inst_clear(struct winst *in)
 {
 	free(in->id);
 	free(in->host);
@@ -223,14 +117,14 @@ static void winst_clear(struct winst *in)
 static void wapp_free(struct wapp *a)
 {
 	for (size_t i = 0; i < a->n_inst; i++)
-		winst_clear(&a->inst[i]);
+		watcher_inst_clear(&a->inst[i]);
 	free(a->inst);
 	record_app_config_free(a->cfg);
 	free(a->domain);
 	free(a);
 }
 
-static struct wapp *wapp_add(struct zkr_watcher *w, const char *domain)
+struct wapp *watcher_app_add(struct zkr_watcher *w, const char *domain)
 {
 	if (w->n_apps >= w->n_buckets && !wapp_hash_grow(w))
 		return NULL;
@@ -248,7 +142,7 @@ static struct wapp *wapp_add(struct zkr_watcher *w, const char *domain)
 	return a;
 }
 
-static void wapp_remove(struct zkr_watcher *w, struct wapp *a)
+void watcher_app_remove(struct zkr_watcher *w, struct wapp *a)
 {
 	struct wapp **pp = &w->buckets[hash_str(a->domain) & (w->n_buckets - 1)];
 	while (*pp != a)
@@ -281,96 +175,11 @@ static void watcher_drop_model(struct zkr_watcher *w)
 	w->batch_apps = false;
 }
 
-/* ---- requests --------------------------------------------------------- */
-
-static struct req *req_new(struct zkr_watcher *w, enum req_kind kind, struct wapp *a, const char *id)
-{
-	struct req *r = calloc(1, sizeof(*r));
-	if (r == NULL)
-		return NULL;
-	r->wid = w->id;
-	r->epoch = w->epoch;
-	r->kind = kind;
-	if (a != NULL) {
-		r->serial = a->serial;
-		r->domain = strdup(a->domain);
-		if (r->domain == NULL)
-			goto failed;
-	}
-	if (id != NULL && (r->id = strdup(id)) == NULL)
-		goto failed;
-	w->stats.requests++;
-	return r;
-failed:
-	free(r->domain);
-	free(r);
-	return NULL;
-}
-
-static void req_free(struct req *r)
-{
-	free(r->domain);
-	free(r->id);
-	free(r);
-}
-
-/*
- * Resolves a reply to its watcher and wapp. Returns NULL (and frees the
- * request) if the watcher is gone or the reply belongs to an earlier
- * session; *app is NULL if the app was removed since (replaced apps have
- * a new serial).
- */
-static struct zkr_watcher *req_resolve(struct req *r, struct wapp **app)
-{
-	struct zkr_watcher *w = watcher_lookup(r->wid);
-	if (w == NULL || r->epoch != w->epoch) {
-		req_free(r);
-		return NULL;
-	}
-	*app = NULL;
-	if (r->domain != NULL) {
-		struct wapp *a = wapp_find(w, r->domain);
-		if (a != NULL && a->serial == r->serial)
-			*app = a;
-	}
-	return w;
-}
-
-/* Errors that heal by themselves once the session is back. */
-static bool rc_transient(int rc)
-{
-	return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZCLOSING ||
-	       rc == ZSESSIONEXPIRED || rc == ZINVALIDSTATE || rc == ZSESSIONMOVED;
-}
-
-static void watcher_schedule_retry(struct zkr_watcher *w, bool transient)
-{
-	/* Transient failures are retried on RECONNECTED; the timer is a
-	 * fallback in case the reply raced the reconnect. */
-	int ms = transient ? 500 : w->retry_ms;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	if (!evtimer_pending(w->retry_ev, NULL))
-		evtimer_add(w->retry_ev, &tv);
-}
-
-static void watcher_read_failed(struct zkr_watcher *w, const char *what, const char *path, int rc)
-{
-	bool transient = rc_transient(rc);
-	if (!transient) {
-		w->stats.read_errors++;
-		log_warn("watcher: %s %s%s: %s; keeping what we have, retrying", what, chroot_of(w), path,
-			 zerror(rc));
-	} else {
-		log_debug("watcher: %s %s%s: %s", what, chroot_of(w), path, zerror(rc));
-	}
-	watcher_schedule_retry(w, transient);
-}
-
 /* ---- watches ---------------------------------------------------------- */
 
 /* Queues an instances re-list of `a` (NULL: only arm the timer, for /apps)
  * for the next batch. Several events for one app cost one re-list. */
-static void batch_add(struct zkr_watcher *w, struct wapp *a)
+void watcher_batch_add(struct zkr_watcher *w, struct wapp *a)
 {
 	if (a != NULL && !a->in_batch) {
 		if (w->n_batch == w->cap_batch) {
@@ -378,7 +187,7 @@ static void batch_add(struct zkr_watcher *w, struct wapp *a)
 			struct wapp **n = realloc(w->batch, cap * sizeof(*n));
 			if (n == NULL) {
 				/* Cannot queue: read now rather than lose the event. */
-				wapp_issue_list(w, a);
+				watcher_issue_list(w, a);
 				return;
 			}
 			w->batch = n;
@@ -410,7 +219,7 @@ static void watcher_batch_cb(evutil_socket_t fd, short what, void *arg)
 		if (a == NULL)
 			continue;
 		a->in_batch = false;
-		wapp_issue_list(w, a);
+		watcher_issue_list(w, a);
 	}
 	w->n_batch = 0;
 	zkr_session_kick(w->s);
@@ -420,7 +229,7 @@ static void watcher_batch_cb(evutil_socket_t fd, short what, void *arg)
  * Every watch of this watcher lands here. Paths are relative to the
  * chroot: /apps, /apps/<d> (data, or deleted), /apps/<d>/instances.
  */
-static void watcher_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx)
+void watcher_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
 	(void)state;
 	/* Session events reach every watcher; the session module handles them. */
@@ -432,7 +241,7 @@ static void watcher_watch(zhandle_t *zh, int type, int state, const char *path, 
 
 	if (strcmp(path, APPS_PATH) == 0) {
 		w->batch_apps = true;
-		batch_add(w, NULL);
+		watcher_batch_add(w, NULL);
 		return;
 	}
 	if (strncmp(path, APPS_PATH "/", sizeof(APPS_PATH)) != 0)
@@ -445,175 +254,28 @@ static void watcher_watch(zhandle_t *zh, int type, int state, const char *path, 
 		return;
 	memcpy(domain, rest, dlen);
 	domain[dlen] = '\0';
-	struct wapp *a = wapp_find(w, domain);
+	struct wapp *a = watcher_app_find(w, domain);
 	if (a == NULL || a->invalid)
 		return;
 
 	if (slash == NULL) {
 		if (type == ZOO_CHANGED_EVENT) {
-			wapp_issue_cfg(w, a);
+			watcher_issue_cfg(w, a);
 			zkr_session_kick(w->s);
 		} else if (type == ZOO_DELETED_EVENT) {
 			/* The /apps child watch reports the removal too; re-list
 			 * /apps so it is handled even if that event was merged. */
 			w->batch_apps = true;
-			batch_add(w, NULL);
+			watcher_batch_add(w, NULL);
 		}
 	} else if (strcmp(slash, "/instances") == 0) {
-		batch_add(w, a);
+		watcher_batch_add(w, a);
 	}
 }
 
-
-/* ---- issuing reads ---------------------------------------------------- */
-
-static void *watch_ctx(struct zkr_watcher *w)
-{
-	return (void *)(uintptr_t)w->id;
-}
-
-static void watcher_apps_listed(int rc, const struct String_vector *names, const void *data);
-static void watcher_exists_done(int rc, const struct Stat *stat, const void *data);
-static void wapp_cfg_read(int rc, const char *value, int len, const struct Stat *stat, const void *data);
-static void wapp_listed(int rc, const struct String_vector *names, const struct Stat *stat,
-			const void *data);
-static void winst_read(int rc, const char *value, int len, const struct Stat *stat, const void *data);
-
-static void watcher_issue_apps(struct zkr_watcher *w)
-{
-	zhandle_t *zh = zkr_session_zh(w->s);
-	if (w->apps_inflight) {
-		w->apps_again = true;
-		return;
-	}
-	struct req *r = req_new(w, REQ_APPS, NULL, NULL);
-	int rc = r ? zoo_awget_children(zh, APPS_PATH, watcher_watch, watch_ctx(w), watcher_apps_listed, r)
-		   : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
-		w->apps_need = true;
-		watcher_read_failed(w, "list", APPS_PATH, rc);
-		return;
-	}
-	w->apps_inflight = true;
-	w->apps_need = false;
-}
-
-/* An exists watch on a missing node: its creation fires a watch event on
- * the same path, which re-lists. */
-static void watcher_issue_exists(struct zkr_watcher *w, struct wapp *a, const char *path)
-{
-	struct req *r = req_new(w, REQ_EXISTS, a, NULL);
-	int rc = r ? zoo_awexists(zkr_session_zh(w->s), path, watcher_watch, watch_ctx(w),
-				  watcher_exists_done, r)
-		   : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
-		if (a != NULL)
-			a->list_need = true;
-		else
-			w->apps_need = true;
-		watcher_read_failed(w, "exists", path, rc);
-	}
-}
-
-static void wapp_issue_cfg(struct zkr_watcher *w, struct wapp *a)
-{
-	if (a->cfg_inflight) {
-		a->cfg_again = true;
-		return;
-	}
-	char path[sizeof(APPS_PATH) + RECORD_HOST_MAX + 2];
-	snprintf(path, sizeof(path), APPS_PATH "/%s", a->domain);
-	struct req *r = req_new(w, REQ_CFG, a, NULL);
-	int rc = r ? zoo_awget(zkr_session_zh(w->s), path, watcher_watch, watch_ctx(w), wapp_cfg_read, r)
-		   : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
-		a->cfg_need = true;
-		watcher_read_failed(w, "read", path, rc);
-		return;
-	}
-	a->cfg_inflight = true;
-	a->cfg_need = false;
-}
-
-static void wapp_issue_list(struct zkr_watcher *w, struct wapp *a)
-{
-	if (a->list_inflight) {
-		a->list_again = true;
-		return;
-	}
-	char path[sizeof(APPS_PATH) + RECORD_HOST_MAX + 16];
-	snprintf(path, sizeof(path), APPS_PATH "/%s/instances", a->domain);
-	struct req *r = req_new(w, REQ_LIST, a, NULL);
-	int rc = r ? zoo_awget_children2(zkr_session_zh(w->s), path, watcher_watch, watch_ctx(w),
-					 wapp_listed, r)
-		   : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
-		a->list_need = true;
-		watcher_read_failed(w, "list", path, rc);
-		return;
-	}
-	a->list_inflight = true;
-	a->list_need = false;
-}
-
-/* One getData, no watch: instance records are immutable. */
-static void winst_issue_get(struct zkr_watcher *w, struct wapp *a, struct winst *in)
-{
-	char path[sizeof(APPS_PATH) + RECORD_HOST_MAX + RECORD_ID_MAX + 32];
-	snprintf(path, sizeof(path), APPS_PATH "/%s/instances/%s", a->domain, in->id);
-	struct req *r = req_new(w, REQ_GET, a, in->id);
-	int rc = r ? zoo_aget(zkr_session_zh(w->s), path, 0, winst_read, r) : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
-		in->retry = true;
-		watcher_read_failed(w, "read", path, rc);
-		return;
-	}
-	in->inflight = true;
-	in->retry = false;
-	a->pending_gets++;
-}
-
-/* ---- replies ---------------------------------------------------------- */
-
-static void watcher_exists_done(int rc, const struct Stat *stat, const void *data)
-{
-	struct req *r = (struct req *)data;
-	struct wapp *a;
-	struct zkr_watcher *w = req_resolve(r, &a);
-	(void)stat;
-	if (w == NULL)
-		return;
-	bool for_app = r->domain != NULL;
-	req_free(r);
-	if (for_app && a == NULL)
-		return;
-	if (rc == ZOK) {
-		/* Created between our list and this exists: list now. */
-		if (for_app)
-			wapp_issue_list(w, a);
-		else
-			watcher_issue_apps(w);
-	} else if (rc != ZNONODE) {
-		if (for_app)
-			a->list_need = true;
-		else
-			w->apps_need = true;
-		watcher_read_failed(w, "exists", for_app ? a->domain : APPS_PATH, rc);
-	}
-}
 
 /* Drops `domain` from the working table if it is there. */
-static void watcher_table_remove(struct zkr_watcher *w, const char *domain)
+void watcher_table_remove(struct zkr_watcher *w, const char *domain)
 {
 	if (w->syncing)
 		return;     /* the fresh table is built from the model at the end */
@@ -630,366 +292,6 @@ static void watcher_table_remove(struct zkr_watcher *w, const char *domain)
 	route_table_unref(w->work);
 	w->work = next;
 	event_active(w->publish_ev, EV_TIMEOUT, 0);
-}
-
-static void watcher_apps_listed(int rc, const struct String_vector *names, const void *data)
-{
-	struct req *r = (struct req *)data;
-	struct wapp *unused;
-	struct zkr_watcher *w = req_resolve(r, &unused);
-	if (w == NULL)
-		return;
-	req_free(r);
-	w->apps_inflight = false;
-
-	static const struct String_vector none = { 0, NULL };
-	if (rc == ZNONODE) {
-		/* No /apps yet: a complete, empty answer. Watch for its creation. */
-		watcher_issue_exists(w, NULL, APPS_PATH);
-		names = &none;
-	} else if (rc != ZOK) {
-		w->apps_need = true;
-		watcher_read_failed(w, "list", APPS_PATH, rc);
-		return;
-	}
-
-	for (size_t i = 0; i < w->n_buckets; i++)
-		for (struct wapp *a = w->buckets[i]; a; a = a->hnext)
-			a->mark = false;
-	for (int32_t i = 0; i < names->count; i++) {
-		const char *d = names->data[i];
-		struct wapp *a = wapp_find(w, d);
-		if (a == NULL) {
-			a = wapp_add(w, d);
-			if (a == NULL) {
-				log_error("watcher: out of memory adding app %s; retrying", d);
-				w->apps_need = true;
-				watcher_schedule_retry(w, false);
-				continue;
-			}
-			if (!record_valid_domain(d)) {
-				/* Listed once per session: the name stays in the
-				 * model, flagged, so re-lists do not log it again. */
-				log_warn("watcher: %s" APPS_PATH "/%s: not a valid app domain; ignored",
-					 chroot_of(w), d);
-				a->invalid = true;
-				a->complete = true;
-				w->n_incomplete--;
-			} else {
-				wapp_issue_cfg(w, a);
-				wapp_issue_list(w, a);
-			}
-		}
-		a->mark = true;
-	}
-	for (size_t i = 0; i < w->n_buckets; i++) {
-		struct wapp *a = w->buckets[i];
-		while (a != NULL) {
-			struct wapp *next = a->hnext;
-			if (!a->mark) {
-				log_info("watcher: app %s removed", a->domain);
-				if (!a->invalid)
-					watcher_table_remove(w, a->domain);
-				wapp_remove(w, a);
-			}
-			a = next;
-		}
-	}
-	w->apps_read = true;
-	if (w->apps_again) {
-		w->apps_again = false;
-		watcher_issue_apps(w);
-	}
-	watcher_check_synced(w);
-	zkr_session_kick(w->s);
-}
-
-static void wapp_cfg_read(int rc, const char *value, int len, const struct Stat *stat, const void *data)
-{
-	struct req *r = (struct req *)data;
-	struct wapp *a;
-	struct zkr_watcher *w = req_resolve(r, &a);
-	(void)stat;
-	if (w == NULL)
-		return;
-	req_free(r);
-	if (a == NULL)
-		return;
-	a->cfg_inflight = false;
-	char path[sizeof(APPS_PATH) + RECORD_HOST_MAX + 2];
-	snprintf(path, sizeof(path), APPS_PATH "/%s", a->domain);
-
-	if (rc == ZOK) {
-		if (len <= 0) {
-			record_app_config_free(a->cfg);
-			a->cfg = NULL;   /* empty data: every default */
-		} else {
-			char why[RECORD_WHY_MAX];
-			record_app_config *c = record_app_config_decode((const uint8_t *)value, (size_t)len,
-									why, sizeof(why));
-			if (c == NULL) {
-				/* Keep the last good config (or defaults): a typo in
-				 * one field must not take the app down. */
-				w->stats.bad_records++;
-				log_warn("watcher: %s%s: bad AppConfig skipped (%s); %s", chroot_of(w), path,
-					 why, a->cfg ? "keeping the previous one" : "using defaults");
-			} else {
-				record_app_config_free(a->cfg);
-				a->cfg = c;
-			}
-		}
-		a->cfg_read = true;
-		a->dirty = true;
-	} else if (rc == ZNONODE) {
-		/* The app's node is gone; its /apps child event follows. */
-		w->batch_apps = true;
-		batch_add(w, NULL);
-		return;
-	} else {
-		a->cfg_need = true;
-		/* A read that cannot succeed soon (ZNOAUTH) must not hold the
-		 * whole sync back: count it as read with what we have. */
-		if (!rc_transient(rc))
-			a->cfg_read = true;
-		watcher_read_failed(w, "read", path, rc);
-	}
-	if (a->cfg_again) {
-		a->cfg_again = false;
-		wapp_issue_cfg(w, a);
-	}
-	wapp_settle(w, a);
-	zkr_session_kick(w->s);
-}
-
-static struct winst *winst_find(struct wapp *a, const char *id)
-{
-	size_t lo = 0, hi = a->n_inst;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(a->inst[mid].id, id);
-		if (c == 0)
-			return &a->inst[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-/*
- * Merges a fresh child list into the app's sorted instances: kept ones
- * stay as they are (records are immutable), vanished ones go, new ones
- * are read once. Work is proportional to this app's size.
- *
- * One blind spot of "read new children only": a child deleted and created
- * again between two lists has the same name in both, so it looks kept
- * (an agent that re-registers as DRAINING does exactly that). The
- * parent's cversion counts every child create and delete; when it moved
- * by more than the adds and removes we can see, something was replaced
- * unseen, and every kept child is read again. That is rare, and still
- * costs only this app.
- */
-static bool wapp_merge(struct zkr_watcher *w, struct wapp *a, const struct String_vector *names,
-		       const struct Stat *stat)
-{
-	size_t n = names ? (size_t)names->count : 0;
-	char **sorted = NULL;
-	struct winst *next = NULL;
-	if (n > 0) {
-		sorted = malloc(n * sizeof(*sorted));
-		next = calloc(n, sizeof(*next));
-		if (sorted == NULL || next == NULL) {
-			free(sorted);
-			free(next);
-			return false;
-		}
-		memcpy(sorted, names->data, n * sizeof(*sorted));
-		qsort(sorted, n, sizeof(*sorted), cmp_str);
-	}
-	size_t i = 0, j = 0, k = 0, visible = 0;
-	bool ok = true;
-	while (i < a->n_inst || j < n) {
-		int c = i == a->n_inst ? 1 : j == n ? -1 : strcmp(a->inst[i].id, sorted[j]);
-		if (c < 0) {           /* gone */
-			if (a->inst[i].st == WINST_OK)
-				a->dirty = true;
-			winst_clear(&a->inst[i++]);
-			visible++;
-		} else if (c == 0) {   /* kept */
-			next[k++] = a->inst[i++];
-			j++;
-		} else {               /* new */
-			struct winst *in = &next[k];
-			memset(in, 0, sizeof(*in));
-			in->id = strdup(sorted[j++]);
-			if (in->id == NULL) {
-				ok = false;
-				continue;
-			}
-			in->retry = true;
-			k++;
-			visible++;
-		}
-	}
-	free(a->inst);
-	a->inst = next;
-	a->n_inst = k;
-	free(sorted);
-
-	bool recheck = false;
-	if (stat != NULL) {
-		if (a->have_cversion && (int64_t)stat->cversion - a->cversion > (int64_t)visible)
-			recheck = true;
-		a->cversion = stat->cversion;
-		a->have_cversion = true;
-	}
-	if (recheck)
-		log_debug("watcher: %s: children replaced unseen; re-reading them", a->domain);
-
-	for (size_t x = 0; x < a->n_inst; x++) {
-		struct winst *in = &a->inst[x];
-		if (in->inflight)
-			continue;
-		if (!in->retry && !(recheck && in->st != WINST_NONE))
-			continue;
-		if (in->st == WINST_NONE &&
-		    (!record_valid_znode_name(in->id) || strlen(in->id) > RECORD_ID_MAX)) {
-			w->stats.bad_records++;
-			log_warn("watcher: %s" APPS_PATH "/%s/instances/%.64s: bad instance name; skipped",
-				 chroot_of(w), a->domain, in->id);
-			in->st = WINST_BAD;
-			in->retry = false;
-			continue;
-		}
-		winst_issue_get(w, a, in);
-	}
-	return ok;
-}
-
-static void wapp_listed(int rc, const struct String_vector *names, const struct Stat *stat,
-			const void *data)
-{
-	struct req *r = (struct req *)data;
-	struct wapp *a;
-	struct zkr_watcher *w = req_resolve(r, &a);
-	if (w == NULL)
-		return;
-	req_free(r);
-	if (a == NULL)
-		return;
-	a->list_inflight = false;
-	char path[sizeof(APPS_PATH) + RECORD_HOST_MAX + 16];
-	snprintf(path, sizeof(path), APPS_PATH "/%s/instances", a->domain);
-
-	if (rc == ZOK || rc == ZNONODE) {
-		if (rc == ZNONODE) {
-			/* No instances node: no instances, a true answer. Its
-			 * creation fires the exists watch, which re-lists. */
-			names = NULL;
-			stat = NULL;
-			a->have_cversion = false;
-			watcher_issue_exists(w, a, path);
-		}
-		if (!wapp_merge(w, a, names, stat)) {
-			log_error("watcher: out of memory reading %s%s; retrying", chroot_of(w), path);
-			a->list_need = true;
-			watcher_schedule_retry(w, false);
-		}
-		a->list_read = true;
-	} else {
-		a->list_need = true;
-		if (!rc_transient(rc))
-			a->list_read = true;   /* see wapp_cfg_read */
-		watcher_read_failed(w, "list", path, rc);
-	}
-	if (a->list_again) {
-		a->list_again = false;
-		wapp_issue_list(w, a);
-	}
-	wapp_settle(w, a);
-	zkr_session_kick(w->s);
-}
-
-static bool winst_fill(struct winst *in, const record_instance *rec)
-{
-	in->host = strdup(rec->host);
-	in->zone = rec->zone ? strdup(rec->zone) : NULL;
-	if (in->host == NULL || (rec->zone != NULL && in->zone == NULL)) {
-		free(in->host);
-		free(in->zone);
-		in->host = in->zone = NULL;
-		return false;
-	}
-	in->port = rec->port;
-	in->weight = rec->weight;
-	in->draining = rec->state == ZKROUTER__INSTANCE__STATE__DRAINING;
-	in->has_registered_at = rec->has_registered_at_ms;
-	in->registered_at_ms = rec->registered_at_ms;
-	return true;
-}
-
-static void winst_read(int rc, const char *value, int len, const struct Stat *stat, const void *data)
-{
-	struct req *r = (struct req *)data;
-	struct wapp *a;
-	struct zkr_watcher *w = req_resolve(r, &a);
-	(void)stat;
-	if (w == NULL)
-		return;
-	if (a == NULL) {
-		req_free(r);
-		return;
-	}
-	a->pending_gets--;
-	struct winst *in = winst_find(a, r->id);
-	char path[sizeof(APPS_PATH) + RECORD_HOST_MAX + RECORD_ID_MAX + 32];
-	snprintf(path, sizeof(path), APPS_PATH "/%s/instances/%s", a->domain, r->id);
-	req_free(r);
-
-	if (in == NULL || !in->inflight) {
-		/* Removed by a later list while we were reading it. */
-	} else if (rc == ZOK) {
-		in->inflight = false;
-		char why[RECORD_WHY_MAX];
-		record_instance *rec = record_instance_decode((const uint8_t *)value, len > 0 ? (size_t)len : 0,
-							      why, sizeof(why));
-		if (in->st == WINST_OK)
-			a->dirty = true;   /* a re-read replaces what was routed */
-		free(in->host);
-		free(in->zone);
-		in->host = in->zone = NULL;
-		if (rec == NULL) {
-			w->stats.bad_records++;
-			log_warn("watcher: %s%s: bad Instance record skipped: %s", chroot_of(w), path, why);
-			in->st = WINST_BAD;
-		} else if (!winst_fill(in, rec)) {
-			log_error("watcher: out of memory reading %s%s; retrying", chroot_of(w), path);
-			in->st = WINST_NONE;
-			in->retry = true;
-			watcher_schedule_retry(w, false);
-		} else {
-			in->st = WINST_OK;
-			a->dirty = true;
-		}
-		record_instance_free(rec);
-	} else if (rc == ZNONODE) {
-		/* Listed a moment ago, gone now: a removal, not an error. The
-		 * instances watch fires too; drop it here already. */
-		if (in->st == WINST_OK)
-			a->dirty = true;
-		size_t at = (size_t)(in - a->inst);
-		winst_clear(in);
-		memmove(&a->inst[at], &a->inst[at + 1], (a->n_inst - at - 1) * sizeof(*in));
-		a->n_inst--;
-	} else {
-		/* Keep whatever record it had: a failed read removes nothing. */
-		in->inflight = false;
-		in->retry = true;
-		watcher_read_failed(w, "read", path, rc);
-	}
-	wapp_settle(w, a);
-	zkr_session_kick(w->s);
 }
 
 /* ---- building and publishing ------------------------------------------ */
@@ -1021,7 +323,7 @@ static struct route_app *wapp_build(const struct wapp *a)
 	return app;
 }
 
-static void wapp_settle(struct zkr_watcher *w, struct wapp *a)
+void watcher_app_settle(struct zkr_watcher *w, struct wapp *a)
 {
 	bool complete = a->cfg_read && a->list_read && a->pending_gets == 0;
 	if (complete != a->complete) {
@@ -1074,6 +376,17 @@ static int cmp_wapp(const void *x, const void *y)
  */
 #define BUILD_CHUNK 256
 
+/*
+ * The next chunk runs from a zero timeout, not event_active: libevent runs
+ * events activated during its active pass in that same pass, so chunks
+ * chained with event_active would never let the loop poll the sockets.
+ */
+static void watcher_build_yield(struct zkr_watcher *w)
+{
+	static const struct timeval now = { 0, 0 };
+	evtimer_add(w->build_ev, &now);
+}
+
 static void watcher_build_drop(struct zkr_watcher *w)
 {
 	for (size_t i = w->build_pos; i < w->build_n; i++)
@@ -1087,7 +400,7 @@ static void watcher_build_drop(struct zkr_watcher *w)
 	event_del(w->build_ev);
 }
 
-static void watcher_check_synced(struct zkr_watcher *w)
+void watcher_check_synced(struct zkr_watcher *w)
 {
 	if (!w->syncing || w->building || !w->apps_read || w->n_incomplete > 0)
 		return;
@@ -1110,7 +423,7 @@ static void watcher_check_synced(struct zkr_watcher *w)
 	}
 	free(all);
 	w->building = true;
-	event_active(w->build_ev, EV_TIMEOUT, 0);
+	watcher_build_yield(w);
 	return;
 oom:
 	free(all);
@@ -1134,14 +447,14 @@ static void watcher_build_done(struct zkr_watcher *w)
 		 (unsigned long long)w->stats.requests);
 	/* Apps removed during the build are still in t; changed ones are dirty. */
 	for (size_t i = t->n_apps; i-- > 0;) {
-		struct wapp *a = wapp_find(w, t->apps[i]->domain);
+		struct wapp *a = watcher_app_find(w, t->apps[i]->domain);
 		if (a == NULL || a->invalid)
 			watcher_table_remove(w, t->apps[i]->domain);
 	}
 	for (size_t i = 0; i < w->n_buckets; i++)
 		for (struct wapp *a = w->buckets[i]; a; a = a->hnext)
 			if (!a->invalid && a->dirty)
-				wapp_settle(w, a);
+				watcher_app_settle(w, a);
 	event_active(w->publish_ev, EV_TIMEOUT, 0);
 }
 
@@ -1168,7 +481,7 @@ static void watcher_build_cb(evutil_socket_t fd, short what, void *arg)
 	if (w->build_pos == w->build_n)
 		watcher_build_done(w);
 	else
-		event_active(w->build_ev, EV_TIMEOUT, 0);
+		watcher_build_yield(w);
 }
 
 static void watcher_publish_cb(evutil_socket_t fd, short what, void *arg)
@@ -1206,12 +519,12 @@ static void watcher_sweep(struct zkr_watcher *w)
 			if (a->invalid)
 				continue;
 			if (a->cfg_need)
-				wapp_issue_cfg(w, a);
+				watcher_issue_cfg(w, a);
 			if (a->list_need)
-				wapp_issue_list(w, a);
+				watcher_issue_list(w, a);
 			for (size_t k = 0; k < a->n_inst; k++)
 				if (a->inst[k].retry && !a->inst[k].inflight)
-					winst_issue_get(w, a, &a->inst[k]);
+					watcher_issue_get(w, a, &a->inst[k]);
 		}
 	}
 	zkr_session_kick(w->s);
@@ -1240,7 +553,7 @@ static void watcher_on_session(struct zkr_session *s, enum zkr_session_event ev,
 		w->work = NULL;
 		watcher_build_drop(w);
 		evtimer_del(w->batch_ev);
-		log_info("watcher: new session, reading %s" APPS_PATH, chroot_of(w));
+		log_info("watcher: new session, reading %s" APPS_PATH, watcher_chroot(w));
 		watcher_issue_apps(w);
 		zkr_session_kick(w->s);
 		break;
