@@ -193,9 +193,10 @@ wait_converged() {
 # published_at DIGEST: when the last of the live routers published its
 # table with DIGEST, from their own log lines ("routing table generation
 # N: ..., digest PREFIX", millisecond UTC timestamps); the last such line
-# of each router counts. Prints ms since the epoch, or nothing.
+# of each router counts. Prints "LAST FIRST" in ms since the epoch (FIRST:
+# the earliest router), or fails.
 published_at() {
-	local d=${1:0:16} i line ts max=0
+	local d=${1:0:16} i line ts max=0 min=0
 	for i in $(seq 1 "$N_ROUTERS"); do
 		[ -z "$(r_pid "$i")" ] && continue
 		line=$(grep "routing table generation .*digest $d" "$T/r$i.log" | tail -n 1)
@@ -203,8 +204,9 @@ published_at() {
 		ts=${line%% *}
 		ts=$(date -u -d "$(echo "${ts%Z}" | tr T ' ')" +%s%3N 2>/dev/null) || return 1
 		[ "$ts" -gt "$max" ] && max=$ts
+		{ [ "$min" -eq 0 ] || [ "$ts" -lt "$min" ]; } && min=$ts
 	done
-	echo "$max"
+	echo "$max $min"
 }
 
 # registered_at ID: the registered_at_ms router 1 shows for instance ID.
