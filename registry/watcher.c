@@ -546,6 +546,7 @@ static void watcher_on_session(struct zkr_session *s, enum zkr_session_event ev,
 		/* Start over on a fresh model; the published table serves on. */
 		w->epoch++;
 		w->running = true;
+		w->retry_cur_ms = w->retry_ms;
 		w->syncing = true;
 		w->apps_read = w->apps_inflight = w->apps_again = w->apps_need = false;
 		watcher_drop_model(w);
@@ -591,6 +592,7 @@ struct zkr_watcher *zkr_watcher_new(struct event_base *base, struct zkr_session 
 	if (w->jitter_ms > 999)
 		w->jitter_ms = 999;
 	w->retry_ms = opts && opts->retry_ms > 0 ? opts->retry_ms : WATCHER_RETRY_DEFAULT_MS;
+	w->retry_cur_ms = w->retry_ms;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	w->rng = ((uint64_t)now.tv_nsec << 17) ^ (uint64_t)(uintptr_t)w ^ w->id;

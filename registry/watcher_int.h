@@ -75,6 +75,7 @@ struct zkr_watcher {
 	zkr_watcher_cb cb;
 	void *cb_arg;
 	int jitter_ms, retry_ms;
+	int retry_cur_ms;          /* backs off from retry_ms after failures */
 	uint64_t rng;
 
 	uint64_t epoch;            /* +1 per session; older replies are dropped */
@@ -110,6 +111,7 @@ struct zkr_watcher {
 /* ---- shared between watcher.c and watcher_read.c ---------------------- */
 
 #define APPS_PATH "/apps"
+#define WATCHER_RETRY_MAX_MS 60000
 
 /* watcher.c: the model, watches, building and publishing */
 struct zkr_watcher *watcher_lookup(uint64_t id);

@@ -85,11 +85,20 @@ bool watcher_rc_transient(int rc)
 void watcher_schedule_retry(struct zkr_watcher *w, bool transient)
 {
 	/* Transient failures are retried on RECONNECTED; the timer is a
-	 * fallback in case the reply raced the reconnect. */
-	int ms = transient ? 500 : w->retry_ms;
+	 * fallback in case the reply raced the reconnect. Other failures
+	 * (ZNOAUTH: a router without the app's read identity) will likely
+	 * fail again: back off to once a minute, which also bounds the log
+	 * lines they cause. A new session starts from retry_ms again. */
+	if (evtimer_pending(w->retry_ev, NULL))
+		return;
+	int ms = 500;
+	if (!transient) {
+		ms = w->retry_cur_ms;
+		w->retry_cur_ms = w->retry_cur_ms < WATCHER_RETRY_MAX_MS / 2 ? w->retry_cur_ms * 2
+									 : WATCHER_RETRY_MAX_MS;
+	}
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	if (!evtimer_pending(w->retry_ev, NULL))
-		evtimer_add(w->retry_ev, &tv);
+	evtimer_add(w->retry_ev, &tv);
 }
 
 void watcher_read_failed(struct zkr_watcher *w, const char *what, const char *path, int rc)

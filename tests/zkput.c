@@ -57,6 +57,7 @@ struct tool {
 	bool hold;
 	int status;                /* exit status once done */
 	bool done;
+	bool made_parents;         /* the current create already made its parents */
 	/* rm: a stack of paths still to delete */
 	char **stack;
 	size_t n_stack, cap_stack;
@@ -256,10 +257,23 @@ static void op_done(int rc, const char *what, struct tool *t)
 	tool_next(t);
 }
 
+static void parents_cb(int rc, void *arg);
+
+/* The create is tried first and the parents only made on ZNONODE: an
+ * identity that may create in an app's instances folder need not have
+ * create rights higher up, where the folders already exist. */
 static void created_cb(int rc, const char *value, const void *data)
 {
+	struct tool *t = (struct tool *)data;
 	(void)value;
-	op_done(rc, "create", (struct tool *)data);
+	if (rc == ZNONODE && !t->made_parents) {
+		char buf[1024];
+		const char *parent = parent_of(t->ops[t->next].path, buf, sizeof(buf));
+		t->made_parents = true;
+		if (parent != NULL && zkr_session_ensure_path(t->s, parent, NULL, parents_cb, t))
+			return;
+	}
+	op_done(rc, "create", t);
 }
 
 static void stat_cb(int rc, const struct Stat *stat, const void *data)
@@ -381,13 +395,9 @@ static void tool_next(struct tool *t)
 	struct op *o = &t->ops[t->next];
 	zhandle_t *zh = zkr_session_zh(t->s);
 	int rc = ZOK;
-	char buf[1024];
 	if (strcmp(o->verb, "mk") == 0 || strcmp(o->verb, "eph") == 0) {
-		const char *parent = parent_of(o->path, buf, sizeof(buf));
-		if (parent == NULL)
-			parents_cb(ZOK, t);
-		else if (!zkr_session_ensure_path(t->s, parent, NULL, parents_cb, t))
-			rc = ZBADARGUMENTS;
+		t->made_parents = false;
+		parents_cb(ZOK, t);
 	} else if (strcmp(o->verb, "set") == 0) {
 		rc = zoo_aset(zh, o->path, (const char *)o->data, o->len, -1, stat_cb, t);
 	} else if (strcmp(o->verb, "get") == 0) {
