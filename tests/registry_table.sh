@@ -73,6 +73,24 @@ check_router() { "$B/zkput" --zk "$ZK" get "/routers/$1" | grep -q "node=$1 .*di
 expect 5 "r1's /routers node current" check_router r1
 expect 5 "r2's /routers node current" check_router r2
 
+log "a burst of changes: /routers writes rate-limited, the last table always written"
+node_version() { "$B/zkput" --zk "$ZK" get /routers/r1 | sed -n 's/.* version=\([0-9]*\).*/\1/p'; }
+v0=$(node_version)
+g0=$(gen_of r1)
+ops=""
+for i in $(seq 1 40); do ops="$ops mk /apps/burst$i.example.com -"; done
+t0=$(now_ms)
+put $ops
+expect 10 "burst applied" has r1 '^app burst40\.example\.com '
+final_written() { [ "$("$B/zkput" --zk "$ZK" get /routers/r1 | sed -n 's/.* digest=//p')" = "$(digest_of r1)" ]; }
+expect 5 "r1's node shows the final table" final_written
+t1=$(now_ms)
+writes=$(( $(node_version) - v0 ))
+published=$(( $(gen_of r1) - g0 ))
+log "$published tables published, $writes node writes in $(( t1 - t0 )) ms"
+[ "$writes" -le $(( (t1 - t0) / 200 + 2 )) ] || fail "$writes writes in $(( t1 - t0 )) ms: not rate-limited"
+[ "$writes" -ge 1 ] && [ "$writes" -le "$published" ] || fail "$writes writes for $published tables"
+
 log "a stopped holder's /routers node goes at once"
 stop_pid "$TW_PID"
 "$B/zkput" --zk "$ZK" get /routers/r2 >/dev/null 2>&1 && fail "r2's node survived a clean exit"

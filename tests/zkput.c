@@ -9,7 +9,7 @@
  *   eph PATH DATA    create ephemeral (parents created empty); implies --hold
  *   set PATH DATA    set data
  *   rm PATH          delete recursively (missing is fine)
- *   get PATH         print "owner=0x.. len=N" and, for a RouterNode,
+ *   get PATH         print "owner=0x.. len=N version=V" and, for a RouterNode,
  *                    "node=ID generation=G digest=D"; fails on ZNONODE
  *
  * DATA is one of:
@@ -303,7 +303,8 @@ static void got_cb(int rc, const char *value, int len, const struct Stat *stat, 
 {
 	struct tool *t = (struct tool *)data;
 	if (rc == ZOK) {
-		printf("owner=0x%llx len=%d", (unsigned long long)stat->ephemeralOwner, len);
+		printf("owner=0x%llx len=%d version=%d", (unsigned long long)stat->ephemeralOwner, len,
+		       stat->version);
 		record_router_node *rn = len > 0 ? record_router_node_decode((const uint8_t *)value,
 									     (size_t)len, NULL, 0)
 						 : NULL;
