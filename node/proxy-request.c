@@ -156,7 +156,7 @@ void request_finish(struct request *r)
 	bool keep = r->keep_alive && r->req_body_done && !p->stopping && c->state == CS_REQUEST;
 
 	if (c->state != CS_DEAD)
-		conn_flush(c->bev);
+		conn_flush(&c->io);
 	request_set_state(r, RQ_DONE);
 	request_log(r);
 	upstream_release(r, r->resp_reusable);
@@ -183,6 +183,7 @@ void request_finish(struct request *r)
 static const char *status_text(int status)
 {
 	switch (status) {
+	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -198,7 +199,10 @@ static const char *status_text(int status)
 	}
 }
 
-void request_fail(struct request *r, int status, const char *code, const char *msg)
+/* An answer of the router's own: an error (with its X-Zkrouter-Error
+ * code) or, with `location`, a redirect. Ends the request. */
+static void request_answer(struct request *r, int status, const char *code, const char *msg,
+			   const char *location)
 {
 	struct client *c = r->c;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -229,7 +233,7 @@ void request_fail(struct request *r, int status, const char *code, const char *m
 	upstream_abandon(r);
 	if (status >= 500)
 		rlog_warn(r, "%d %s: %s", status, code, msg);
-	else
+	else if (location == NULL)
 		rlog_info(r, "%d %s: %s", status, code, msg);
 	blen = snprintf(body, sizeof(body), "%d %s: %s\nrequest id: %s\n", status,
 			status_text(status), msg, r->rid);
@@ -237,14 +241,46 @@ void request_fail(struct request *r, int status, const char *code, const char *m
 		blen = (int)strlen(body);
 	evbuffer_add_printf(out,
 			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-			    "X-Zkrouter-Error: %s\r\nX-Request-Id: %s\r\n%s\r\n",
-			    status, status_text(status), blen, code, r->rid,
-			    close_conn ? "Connection: close\r\n" : "");
+			    "%s%s\r\nX-Request-Id: %s\r\n%s\r\n",
+			    status, status_text(status), blen,
+			    location ? "Location: " : "X-Zkrouter-Error: ", location ? location : code,
+			    r->rid, close_conn ? "Connection: close\r\n" : "");
 	if (!r->head_request)
 		evbuffer_add(out, body, (size_t)blen);
 	r->status = status;
 	r->bytes_out += evbuffer_get_length(out) - before;
 	request_finish(r);
+}
+
+void request_fail(struct request *r, int status, const char *code, const char *msg)
+{
+	request_answer(r, status, code, msg, NULL);
+}
+
+/* redirect_https: the same host and target on the TLS listener. */
+static void request_redirect_https(struct request *r)
+{
+	struct proxy *p = r->c->p;
+	const struct http_head *h = &r->head;
+	char prefix[HOST_MAX + 32], port[8] = "";
+	bool v6 = strchr(r->host, ':') != NULL;
+	char *loc;
+	int n;
+
+	if (p->tls_port && p->tls_port != 443)
+		snprintf(port, sizeof(port), ":%u", (unsigned)p->tls_port);
+	n = snprintf(prefix, sizeof(prefix), "https://%s%s%s%s%s", v6 ? "[" : "", r->host,
+		     v6 ? "]" : "", port, h->path_len && h->path[0] == '/' ? "" : "/");
+	loc = n > 0 ? malloc((size_t)n + h->path_len + 1) : NULL;
+	if (loc == NULL) {
+		request_fail(r, 503, "out_of_memory", "out of memory");
+		return;
+	}
+	memcpy(loc, prefix, (size_t)n);
+	memcpy(loc + n, h->path, h->path_len);
+	loc[(size_t)n + h->path_len] = '\0';
+	request_answer(r, 308, NULL, "this app is served over HTTPS", loc);
+	free(loc);
 }
 
 /* ---- reading request heads -------------------------------------------- */
@@ -394,6 +430,11 @@ static void request_route(struct request *r, size_t head_len)
 		return;
 	}
 	app_state_ref(r->as);
+	if (app->config.redirect_https && !c->tls) {
+		request_redirect_https(r);   /* before the drain: it reads the target */
+		evbuffer_drain(in, head_len);
+		return;
+	}
 	if (app->config.max_body_bytes && h->has_content_length &&
 	    h->content_length > app->config.max_body_bytes) {
 		evbuffer_drain(in, head_len);
@@ -413,7 +454,7 @@ static void request_route(struct request *r, size_t head_len)
 		}
 	}
 	f.client_ip = c->ip;
-	f.proto = "http";
+	f.proto = c->tls ? "https" : "http";
 	f.local_port = c->local_port;
 	f.host = h->authority ? h->authority : h->hdrs[h->host_idx].value;
 	f.host_len = h->authority ? h->authority_len : h->hdrs[h->host_idx].vlen;

@@ -51,7 +51,8 @@ struct tunnel;
  * readv into the bufferevent's input, then calls the same read and event
  * callbacks a bufferevent would (EOF, ERROR, TIMEOUT with READING). The
  * bufferevent keeps the output side, connects and write timeouts; tunnels
- * hand reading back to it.
+ * hand reading back to it. TLS connections (`bev_reads`) leave reading and
+ * writing to their OpenSSL bufferevent: the same calls then just drive it.
  */
 #define CONN_READ_MAX (32u * 1024)
 
@@ -62,7 +63,9 @@ struct conn_io {
 	bufferevent_event_cb eventcb;
 	void *arg;
 	unsigned timeout_ms;       /* read inactivity timeout, 0: none */
+	unsigned wtimeout_ms;      /* write timeout (bytes stuck), 0: none */
 	bool reading;
+	bool bev_reads;            /* TLS: the bufferevent does the I/O */
 };
 
 enum client_state {
@@ -89,6 +92,7 @@ struct client {
 	unsigned n_requests;
 	bool processing;           /* inside client_process: no re-entry */
 	bool read_paused;          /* backpressure: the destination is full */
+	bool tls;                  /* accepted on a TLS listener */
 	unsigned short local_port;
 	char ip[INET6_ADDRSTRLEN];
 	char peer[INET6_ADDRSTRLEN + 8];
@@ -180,6 +184,7 @@ struct listener {
 	struct proxy *p;
 	struct evconnlistener *l;
 	unsigned short port;
+	struct ssl_ctx_st *tls;    /* SSL_CTX for a TLS listener, else NULL */
 };
 
 struct proxy {
@@ -187,8 +192,9 @@ struct proxy {
 	struct zkr_config cfg;     /* scalar options only; strings not kept */
 	struct http_limits lim;
 	struct accesslog *log;
-	struct listener *listeners;
+	struct listener **listeners;  /* each allocated alone: callbacks hold them */
 	size_t n_listeners;
+	unsigned short tls_port;   /* first TLS listener, for redirect_https */
 	struct event *accept_timer;
 	bool accept_paused;
 	bool stopping;
@@ -241,16 +247,18 @@ void proxy_reap_later(struct proxy *p);
  * EV_WRITE is enabled on client and backend connections only while bytes
  * are stuck. Call after filling a connection's output.
  */
-void conn_flush(struct bufferevent *bev);
+void conn_flush(struct conn_io *io);
 /* From a write callback: disarms EV_WRITE once the output is empty. */
-void conn_write_done(struct bufferevent *bev);
+void conn_write_done(struct conn_io *io);
 /* The read side (struct conn_io): open once the socket exists. */
 bool conn_io_open(struct conn_io *io, struct event_base *base, struct bufferevent *bev,
-		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg);
+		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg,
+		  bool bev_reads);
 void conn_io_close(struct conn_io *io);
 void conn_read_on(struct conn_io *io);
 void conn_read_off(struct conn_io *io);
 void conn_read_timeout(struct conn_io *io, unsigned ms);
+void conn_write_timeout(struct conn_io *io, unsigned ms);
 
 /* ---- proxy-request.c: requests ---------------------------------------- */
 

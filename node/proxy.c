@@ -20,9 +20,12 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "node/accesslog.h"
 #include "node/balancer.h"
@@ -43,11 +46,13 @@ void client_set_state(struct client *c, enum client_state s)
 	c->state = s;
 }
 
-void conn_flush(struct bufferevent *bev)
+void conn_flush(struct conn_io *io)
 {
+	struct bufferevent *bev = io->bev;
 	struct evbuffer *out = bufferevent_get_output(bev);
 
-	if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
+	if (io->bev_reads || evbuffer_get_length(out) == 0 ||
+	    (bufferevent_get_enabled(bev) & EV_WRITE))
 		return;
 	/* A socket bufferevent keeps its output's start frozen outside its
 	 * own write callback; we write the way that callback does. A hard
@@ -60,10 +65,10 @@ void conn_flush(struct bufferevent *bev)
 		bufferevent_enable(bev, EV_WRITE);
 }
 
-void conn_write_done(struct bufferevent *bev)
+void conn_write_done(struct conn_io *io)
 {
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		bufferevent_disable(bev, EV_WRITE);
+	if (!io->bev_reads && evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
+		bufferevent_disable(io->bev, EV_WRITE);
 }
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
@@ -126,15 +131,34 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 bool conn_io_open(struct conn_io *io, struct event_base *base, struct bufferevent *bev,
-		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg)
+		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg,
+		  bool bev_reads)
 {
 	io->bev = bev;
 	io->readcb = readcb;
 	io->eventcb = eventcb;
 	io->arg = arg;
 	io->reading = false;
+	io->bev_reads = bev_reads;
+	if (bev_reads)
+		return true;
 	io->rev = event_new(base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, conn_read_cb, io);
 	return io->rev != NULL;
+}
+
+static void conn_bev_timeouts(struct conn_io *io)
+{
+	struct timeval r = {io->timeout_ms / 1000, (io->timeout_ms % 1000) * 1000};
+	struct timeval w = {io->wtimeout_ms / 1000, (io->wtimeout_ms % 1000) * 1000};
+
+	bufferevent_set_timeouts(io->bev, io->bev_reads && io->timeout_ms ? &r : NULL,
+				 io->wtimeout_ms ? &w : NULL);
+}
+
+void conn_write_timeout(struct conn_io *io, unsigned ms)
+{
+	io->wtimeout_ms = ms;
+	conn_bev_timeouts(io);
 }
 
 void conn_io_close(struct conn_io *io)
@@ -155,7 +179,14 @@ static void conn_read_arm(struct conn_io *io)
 
 void conn_read_on(struct conn_io *io)
 {
-	if (io->reading || io->rev == NULL)
+	if (io->reading)
+		return;
+	if (io->bev_reads) {
+		io->reading = true;
+		bufferevent_enable(io->bev, EV_READ);
+		return;
+	}
+	if (io->rev == NULL)
 		return;
 	io->reading = true;
 	conn_read_arm(io);
@@ -166,7 +197,10 @@ void conn_read_off(struct conn_io *io)
 	if (!io->reading)
 		return;
 	io->reading = false;
-	event_del(io->rev);
+	if (io->bev_reads)
+		bufferevent_disable(io->bev, EV_READ);
+	else
+		event_del(io->rev);
 }
 
 void conn_read_timeout(struct conn_io *io, unsigned ms)
@@ -174,7 +208,9 @@ void conn_read_timeout(struct conn_io *io, unsigned ms)
 	if (io->timeout_ms == ms)
 		return;
 	io->timeout_ms = ms;
-	if (io->reading)
+	if (io->bev_reads)
+		conn_bev_timeouts(io);
+	else if (io->reading)
 		conn_read_arm(io);
 }
 
@@ -240,7 +276,7 @@ static void client_linger(struct client *c)
 	client_set_state(c, CS_LINGER);
 	evbuffer_drain(bufferevent_get_input(c->bev),
 		       evbuffer_get_length(bufferevent_get_input(c->bev)));
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	conn_write_timeout(&c->io, 0);
 	conn_read_timeout(&c->io, (unsigned)(tv.tv_sec * 1000));
 	conn_read_on(&c->io);
 }
@@ -256,7 +292,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
-	conn_write_done(bev);
+	conn_write_done(&c->io);
 	if (c->state == CS_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			client_linger(c);
@@ -271,6 +307,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct proxy *p = c->p;
 	uint64_t now;
 
+	if (what & BEV_EVENT_CONNECTED)
+		return;   /* a TLS handshake completed */
 	if (c->state == CS_LINGER || c->state == CS_DEAD) {
 		client_close(c);
 		return;
@@ -326,11 +364,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 static void client_set_limits(struct client *c)
 {
 	struct proxy *p = c->p;
-	struct timeval wt;
 
-	wt.tv_sec = p->cfg.client_idle_timeout_ms / 1000;
-	wt.tv_usec = (p->cfg.client_idle_timeout_ms % 1000) * 1000;
-	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	conn_write_timeout(&c->io, p->cfg.client_idle_timeout_ms);
 	conn_read_timeout(&c->io, p->cfg.head_timeout_ms);
 	bufferevent_setwatermark(c->bev, EV_WRITE, p->cfg.buffer_high_bytes / 2, 0);
 }
@@ -343,7 +378,7 @@ static void accept_resume(struct proxy *p)
 		return;
 	p->accept_paused = false;
 	for (i = 0; i < p->n_listeners; i++)
-		evconnlistener_enable(p->listeners[i].l);
+		evconnlistener_enable(p->listeners[i]->l);
 }
 
 static void accept_pause(struct proxy *p, unsigned retry_ms)
@@ -352,7 +387,7 @@ static void accept_pause(struct proxy *p, unsigned retry_ms)
 
 	if (!p->accept_paused)
 		for (i = 0; i < p->n_listeners; i++)
-			evconnlistener_disable(p->listeners[i].l);
+			evconnlistener_disable(p->listeners[i]->l);
 	p->accept_paused = true;
 	if (retry_ms) {
 		struct timeval tv = {retry_ms / 1000, (retry_ms % 1000) * 1000};
@@ -411,14 +446,26 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		snprintf(c->ip, sizeof(c->ip), "unknown");
 		snprintf(c->peer, sizeof(c->peer), "unknown");
 	}
-	c->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (li->tls) {
+		SSL *ssl = SSL_new(li->tls);
+
+		c->tls = true;
+		c->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl,
+							      BUFFEREVENT_SSL_ACCEPTING,
+							      BEV_OPT_CLOSE_ON_FREE)
+			     : NULL;
+		if (c->bev == NULL && ssl)
+			SSL_free(ssl);
+	} else {
+		c->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
 		free(c);
 		return;
 	}
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	if (!conn_io_open(&c->io, p->base, c->bev, client_read_cb, client_event_cb, c)) {
+	if (!conn_io_open(&c->io, p->base, c->bev, client_read_cb, client_event_cb, c, c->tls)) {
 		bufferevent_free(c->bev);
 		free(c);
 		return;
@@ -429,7 +476,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	TAILQ_INSERT_TAIL(&p->clients, c, link);
 	p->n_clients++;
 	/* Writes go out directly (conn_flush); EV_WRITE only when stuck. */
-	bufferevent_disable(c->bev, EV_WRITE);
+	if (!c->tls)
+		bufferevent_disable(c->bev, EV_WRITE);
 	conn_read_on(&c->io);
 	clog_debug(c, "accepted on port %u", (unsigned)li->port);
 	if (p->n_clients >= p->cfg.max_client_connections)
@@ -533,12 +581,12 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	return p;
 }
 
-bool proxy_listen(struct proxy *p, const char *addr_port, char *why, size_t whylen)
+static bool listen_on(struct proxy *p, const char *addr_port, SSL_CTX *tls, char *why,
+		      size_t whylen)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
-	struct listener *ls;
-	struct evconnlistener *l;
+	struct listener **arr, *ls;
 	unsigned short port;
 
 	memset(&ss, 0, sizeof(ss));
@@ -548,32 +596,111 @@ bool proxy_listen(struct proxy *p, const char *addr_port, char *why, size_t whyl
 	}
 	port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
 					: ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	ls = realloc(p->listeners, (p->n_listeners + 1) * sizeof(*ls));
-	if (ls == NULL) {
+	arr = realloc(p->listeners, (p->n_listeners + 1) * sizeof(*arr));
+	ls = calloc(1, sizeof(*ls));
+	if (arr == NULL || ls == NULL) {
+		if (arr)
+			p->listeners = arr;
+		free(ls);
 		snprintf(why, whylen, "out of memory");
 		return false;
 	}
-	/* Callbacks get a pointer into this array: it must not move again,
-	 * so listeners are all opened before traffic (at start-up). */
-	p->listeners = ls;
-	ls = &p->listeners[p->n_listeners];
+	p->listeners = arr;
 	ls->p = p;
 	ls->port = port;
-	l = evconnlistener_new_bind(p->base, accept_cb, ls,
-				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-				    1024, (struct sockaddr *)&ss, sslen);
-	if (l == NULL) {
+	ls->tls = tls;
+	ls->l = evconnlistener_new_bind(p->base, accept_cb, ls,
+					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+					1024, (struct sockaddr *)&ss, sslen);
+	if (ls->l == NULL) {
 		snprintf(why, whylen, "%s: %s", addr_port,
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		free(ls);
 		return false;
 	}
-	evconnlistener_set_error_cb(l, accept_error_cb);
-	ls->l = l;
-	p->n_listeners++;
+	evconnlistener_set_error_cb(ls->l, accept_error_cb);
+	p->listeners[p->n_listeners++] = ls;
 	if (p->accept_paused || p->stopping)
-		evconnlistener_disable(l);
-	log_info("listening on %s", addr_port);
+		evconnlistener_disable(ls->l);
+	if (tls && p->tls_port == 0)
+		p->tls_port = port;
+	log_info("listening on %s%s", addr_port, tls ? " (TLS)" : "");
 	return true;
+}
+
+bool proxy_listen(struct proxy *p, const char *addr_port, char *why, size_t whylen)
+{
+	return listen_on(p, addr_port, NULL, why, whylen);
+}
+
+/* ALPN: we speak HTTP/1.1 only; a client offering only h2 gets no ALPN
+ * answer and, per RFC 7301, falls back to HTTP/1.1. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char ours[] = "\x08http/1.1";
+	unsigned char *sel = NULL;
+
+	if (SSL_select_next_proto(&sel, outlen, ours, sizeof(ours) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static void listener_free(struct listener *ls)
+{
+	if (ls->l)
+		evconnlistener_free(ls->l);
+	if (ls->tls)
+		SSL_CTX_free(ls->tls);   /* live SSL objects hold their own reference */
+	free(ls);
+}
+
+/* The last OpenSSL error as text, for `why`. */
+static const char *ssl_error(void)
+{
+	static char buf[160];
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		return "unknown error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return buf;
+}
+
+bool proxy_listen_tls(struct proxy *p, const char *addr_port, const char *cert_file,
+		      const char *key_file, char *why, size_t whylen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		snprintf(why, whylen, "TLS: %s", ssl_error());
+		return false;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		snprintf(why, whylen, "TLS certificate %s: %s", cert_file, ssl_error());
+		goto failed;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		snprintf(why, whylen, "TLS key %s: %s", key_file, ssl_error());
+		goto failed;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(why, whylen, "TLS key %s does not match %s", key_file, cert_file);
+		goto failed;
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	if (!listen_on(p, addr_port, ctx, why, whylen))
+		goto failed;
+	return true;
+failed:
+	SSL_CTX_free(ctx);
+	return false;
 }
 
 void proxy_set_table(struct proxy *p, struct route_table *t)
@@ -620,8 +747,8 @@ void proxy_stop_listening(struct proxy *p)
 
 	p->stopping = true;
 	for (i = 0; i < p->n_listeners; i++) {
-		evconnlistener_free(p->listeners[i].l);
-		p->listeners[i].l = NULL;
+		listener_free(p->listeners[i]);
+		p->listeners[i] = NULL;
 	}
 	p->n_listeners = 0;
 	evtimer_del(p->accept_timer);
@@ -699,8 +826,7 @@ void proxy_free(struct proxy *p)
 		return;
 	p->stopping = true;
 	for (i = 0; i < p->n_listeners; i++)
-		if (p->listeners[i].l)
-			evconnlistener_free(p->listeners[i].l);
+		listener_free(p->listeners[i]);
 	free(p->listeners);
 	while ((c = TAILQ_FIRST(&p->clients)) != NULL) {
 		if (c->req) {

@@ -33,6 +33,14 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 bool proxy_listen(struct proxy *p, const char *addr_port, char *why, size_t whylen)
 	__attribute__((warn_unused_result));
 
+/* Opens a TLS listener on "ADDR:PORT" with a PEM certificate chain and its
+ * private key (TLS 1.2 and up, HTTP/1.1 by ALPN). Requests arriving there
+ * are forwarded with X-Forwarded-Proto: https; apps with redirect_https
+ * get plain-HTTP requests redirected to the first TLS listener's port. */
+bool proxy_listen_tls(struct proxy *p, const char *addr_port, const char *cert_file,
+		      const char *key_file, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
+
 /* Publishes a new snapshot for new requests; takes its own reference.
  * Requests in flight keep the app they started with. Instances gone from
  * the table stop getting requests and their idle connections close. */

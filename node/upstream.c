@@ -38,10 +38,8 @@ static void up_set_state(struct upstream *up, enum upstream_state s)
 
 static void set_timeouts(struct upstream *up, unsigned read_ms, unsigned write_ms)
 {
-	struct timeval w = {write_ms / 1000, (write_ms % 1000) * 1000};
-
 	conn_read_timeout(&up->io, read_ms);
-	bufferevent_set_timeouts(up->bev, NULL, write_ms ? &w : NULL);
+	conn_write_timeout(&up->io, write_ms);
 }
 
 static unsigned app_or(unsigned app_value, unsigned dflt)
@@ -329,7 +327,7 @@ static void response_read_some(struct request *r)
 			evbuffer_add_buffer(out, in);
 		}
 	}
-	conn_flush(r->c->bev);
+	conn_flush(&r->c->io);
 	if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
 		/* The client reads slower than the backend writes. */
 		r->resp_paused = true;
@@ -344,7 +342,7 @@ static void response_read(struct request *r)
 	response_read_some(r);
 	/* Whatever path it took (interim 100, error, end), send it now. */
 	if (c->state != CS_DEAD)
-		conn_flush(c->bev);
+		conn_flush(&c->io);
 }
 
 void upstream_resume_response(struct request *r)
@@ -431,7 +429,7 @@ void upstream_pump_request(struct request *r)
 	for (;;) {
 		if (!pump_some(r, in, out))
 			return;
-		conn_flush(up->bev);
+		conn_flush(&up->io);
 		/* The socket may have taken it all: then keep moving what the
 		 * client already sent, nothing else would wake us for it. */
 		if (r->req_body_done || evbuffer_get_length(in) == 0 ||
@@ -500,7 +498,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 	struct upstream *up = arg;
 	struct request *r = up->req;
 
-	conn_write_done(bev);
+	conn_write_done(&up->io);
 	if (up->state != US_ACTIVE || r == NULL || !r->c->read_paused || r->state != RQ_SENDING)
 		return;
 	r->c->read_paused = false;
@@ -597,9 +595,10 @@ static struct upstream *upstream_connect(struct proxy *p, struct backend *be, un
 	up->state = US_CONNECTING;
 	bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, up);
 	bufferevent_setwatermark(up->bev, EV_WRITE, p->cfg.buffer_high_bytes / 2, 0);
+	up->io.bev = up->bev;   /* the connect timeout is a write timeout */
 	set_timeouts(up, 0, timeout_ms);
 	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0 ||
-	    !conn_io_open(&up->io, p->base, up->bev, up_read_cb, up_event_cb, up)) {
+	    !conn_io_open(&up->io, p->base, up->bev, up_read_cb, up_event_cb, up, false)) {
 		int err = errno;   /* the caller tells EMFILE from a refusal */
 
 		conn_io_close(&up->io);
