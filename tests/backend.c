@@ -378,7 +378,8 @@ static void conn_dispatch(struct conn *c)
 		long long n = query_long(url, "bytes", 1048576);
 		if (n < 0)
 			n = 0;
-		c->big_left = (uint64_t)n;
+		/* HEAD: the length of the body a GET would get, and no body. */
+		c->big_left = strcmp(c->method, "HEAD") == 0 ? 0 : (uint64_t)n;
 		c->big_off = 0;
 		write_head(c, 200, "Content-Type: application/octet-stream\r\n", n);
 		c->state = C_ANSWERING;

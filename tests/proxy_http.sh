@@ -36,6 +36,16 @@ l4=$(line_of '^ok a' "$T/pipe.out")
 	fail "answers out of order ($l1 $l2 $l3 $l4): $(cat "$T/pipe.out")"
 grep -q -a '^body-n3$' "$T/pipe.out" || fail "pipelined body lost"
 
+log "bodyless answers (HEAD with a length, 204, 304) keep the connection in step"
+hc --timeout 5000 "HEAD /big?bytes=100000 HTTP/1.1\r\n${H}\r\nGET /status?code=204 HTTP/1.1\r\n${H}\r\nGET /status?code=304 HTTP/1.1\r\n${H}\r\nGET /?n=after-bodyless HTTP/1.1\r\n${H}Connection: close\r\n\r\n" >"$T/bodyless.out"
+rc=$?
+[ "$rc" = 0 ] || fail "bodyless answers: connection not closed after Connection: close (exit $rc): $(cat "$T/bodyless.out")"
+grep -a '^HTTP/1' "$T/bodyless.out" | tr -d '\r' | awk '{print $2}' | paste -sd' ' >"$T/bodyless.codes"
+[ "$(cat "$T/bodyless.codes")" = "200 204 304 200" ] || fail "bodyless answers out of step: $(cat "$T/bodyless.codes")"
+grep -qi -a '^content-length: 100000' "$T/bodyless.out" || fail "HEAD answer lost its Content-Length"
+tail -n 1 "$T/bodyless.out" | grep -q '^ok a' || fail "request after bodyless answers: $(cat "$T/bodyless.out")"
+[ "$(wc -c <"$T/bodyless.out")" -lt 2000 ] || fail "a body was sent after HEAD"
+
 log "a request split across writes, then a second on the same connection"
 hc --timeout 1500 "GET /echo?n=split HT" --sleep 200 "TP/1.1\r\nHo" --sleep 200 "st: a.test\r\nX-Part: 1\r\n" --sleep 200 "\r\n" \
 	--expect 'X-Part: 1' "GET /?n=again HTTP/1.1\r\n${H}\r\n" --expect 'ok a' >"$T/split.out"
