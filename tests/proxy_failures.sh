@@ -12,7 +12,9 @@
 # not even when each request on a pooled connection crosses the backend's
 # close (--idle-drop: the request is read, then the connection closed with
 # no answer), because nothing reached the app and the router retries on a
-# fresh connection.
+# fresh connection. A client that gives up mid-answer or mid-upload must
+# not leave a half-used backend connection in the pool: every later request
+# gets its own answer.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -101,6 +103,26 @@ hc --timeout 5000 "GET /badresp?kind=short HTTP/1.1\r\nHost: slow.test\r\n\r\nGE
 rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection still open after a cut-short body (exit $rc)"
 [ "$(grep -c -a '^HTTP/1' "$T/short.out")" -le 1 ] || fail "answered after a cut-short body: $(cat "$T/short.out")"
+
+log "a client gives up while its answer is pending: later requests get their own answers"
+pcurl slow.test '/slow?ms=1500' --max-time 0.3 >/dev/null
+for i in $(seq 1 10); do
+	out=$(pcurl slow.test "/echo?n=$i")
+	echo "$out" | grep -q "^target=/echo?n=$i\$" || fail "after an abandoned answer, request $i got: $out"
+done
+sleep 1.5
+for i in $(seq 11 15); do
+	out=$(pcurl slow.test "/echo?n=$i")
+	echo "$out" | grep -q "^target=/echo?n=$i\$" || fail "after an abandoned answer arrived, request $i got: $out"
+done
+
+log "a client gives up mid-upload: later requests get their own answers"
+hc --timeout 300 "POST /echo?abandoned HTTP/1.1\r\nHost: slow.test\r\nContent-Length: 1000000\r\n\r\n$(head -c 1000 /dev/zero | tr '\0' x)" >/dev/null 2>&1
+for i in $(seq 1 10); do
+	out=$(pcurl slow.test "/echo?m=$i")
+	echo "$out" | grep -q "^target=/echo?m=$i\$" || fail "after an abandoned upload, request $i got: $out"
+	echo "$out" | grep -q '^body-bytes=0$' || fail "after an abandoned upload, request $i carried a body: $out"
+done
 
 log "backend closes idle pooled connections after 200 ms: requests every 120-280 ms see no error"
 for i in $(seq 1 40); do
