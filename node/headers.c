@@ -5,7 +5,6 @@
  */
 #include <config.h>
 
-#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -57,15 +56,24 @@ static void put_hdr(struct out *o, const struct http_hdr *hd)
 	put(o, "\r\n", 2);
 }
 
+/* Decimal digits of v, without printf: this runs for every head. */
+static void put_uint(struct out *o, uint64_t v)
+{
+	char num[24];
+	size_t i = sizeof(num);
+
+	do {
+		num[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(o, num + i, sizeof(num) - i);
+}
+
 static void put_framing(struct out *o, enum body_framing framing, uint64_t len)
 {
-	char num[32];
-
 	if (framing == FRAME_LENGTH) {
-		int n = snprintf(num, sizeof(num), "%llu", (unsigned long long)len);
-
 		puts_(o, "Content-Length: ");
-		put(o, num, (size_t)n);
+		put_uint(o, len);
 		put(o, "\r\n", 2);
 	} else if (framing == FRAME_CHUNKED) {
 		puts_(o, "Transfer-Encoding: chunked\r\n");
@@ -79,9 +87,7 @@ bool headers_write_request(struct evbuffer *out, const struct http_head *h,
 	const char *method = llhttp_method_name((llhttp_method_t)h->method);
 	bool xff_done = false;
 	bool tunnel = h->upgrade;
-	char num[16];
 	unsigned i;
-	int n;
 
 	puts_(&o, method);
 	put(&o, " ", 1);
@@ -143,9 +149,8 @@ bool headers_write_request(struct evbuffer *out, const struct http_head *h,
 	puts_(&o, f->proto);
 	puts_(&o, "\r\nX-Forwarded-Host: ");
 	put(&o, f->host, f->host_len);
-	n = snprintf(num, sizeof(num), "%u", f->local_port);
 	puts_(&o, "\r\nX-Forwarded-Port: ");
-	put(&o, num, (size_t)n);
+	put_uint(&o, f->local_port);
 	put(&o, "\r\n", 2);
 	if (!f->request_id_present) {
 		puts_(&o, "X-Request-Id: ");
@@ -164,12 +169,16 @@ bool headers_write_response(struct evbuffer *out, const struct http_head *h,
 {
 	struct out o = {out, false};
 	bool has_rid = false;
-	char line[48];
+	char line[16];
 	unsigned i;
-	int n;
 
-	n = snprintf(line, sizeof(line), "HTTP/1.%d %03d ", f->client_http10 ? 0 : 1, h->status);
-	put(&o, line, (size_t)n);
+	/* llhttp guarantees a three-digit status. */
+	memcpy(line, "HTTP/1.1 000 ", 13);
+	line[7] = f->client_http10 ? '0' : '1';
+	line[9] = (char)('0' + h->status / 100 % 10);
+	line[10] = (char)('0' + h->status / 10 % 10);
+	line[11] = (char)('0' + h->status % 10);
+	put(&o, line, 13);
 	if (h->reason_len)
 		put(&o, h->reason, h->reason_len);
 	put(&o, "\r\n", 2);

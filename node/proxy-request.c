@@ -372,7 +372,15 @@ static void request_route(struct request *r, size_t head_len)
 	struct route_app *app;
 
 	memset(&f, 0, sizeof(f));
-	snprintf(r->method, sizeof(r->method), "%s", llhttp_method_name(h->method));
+	{
+		const char *m = llhttp_method_name(h->method);
+		size_t ml = strlen(m);
+
+		if (ml >= sizeof(r->method))
+			ml = sizeof(r->method) - 1;
+		memcpy(r->method, m, ml);
+		r->method[ml] = '\0';
+	}
 	r->head_request = h->method == HTTP_HEAD;
 	r->http10 = h->minor == 0;
 	r->keep_alive = r->http10 ? h->conn_keep_alive && !h->conn_close : !h->conn_close;
