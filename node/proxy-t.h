@@ -47,14 +47,16 @@ struct tunnel;
 /*
  * Our own read side of a bufferevent. libevent's socket bufferevent asks
  * the kernel how much is readable (an ioctl) before every read and reads
- * at most 4 KB; this reads up to CONN_READ_MAX bytes per readiness with one
- * readv into the bufferevent's input, then calls the same read and event
+ * at most 4 KB; this reads with one readv into the bufferevent's input, 4 KB
+ * for small requests and doubling up to CONN_READ_MAX while reads come back
+ * full (bodies), then calls the same read and event
  * callbacks a bufferevent would (EOF, ERROR, TIMEOUT with READING). The
  * bufferevent keeps the output side, connects and write timeouts; tunnels
  * hand reading back to it. TLS connections (`bev_reads`) leave reading and
  * writing to their OpenSSL bufferevent: the same calls then just drive it.
  */
-#define CONN_READ_MAX (32u * 1024)
+#define CONN_READ_MIN (4u * 1024)
+#define CONN_READ_MAX (64u * 1024)
 
 struct conn_io {
 	struct bufferevent *bev;
@@ -64,6 +66,7 @@ struct conn_io {
 	void *arg;
 	unsigned timeout_ms;       /* read inactivity timeout, 0: none */
 	unsigned wtimeout_ms;      /* write timeout (bytes stuck), 0: none */
+	unsigned rsize;            /* next read size: grows while reads fill it */
 	bool reading;
 	bool bev_reads;            /* TLS: the bufferevent does the I/O */
 };

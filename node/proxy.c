@@ -88,7 +88,9 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	/* The bufferevent keeps its input's end frozen outside its own read
 	 * callback; we read the way that callback does. */
 	evbuffer_unfreeze(in, 0);
-	n = evbuffer_reserve_space(in, CONN_READ_MAX, v, 2);
+	if (io->rsize < CONN_READ_MIN)
+		io->rsize = CONN_READ_MIN;
+	n = evbuffer_reserve_space(in, io->rsize, v, 2);
 	if (n <= 0) {
 		evbuffer_freeze(in, 0);
 		conn_read_off(io);
@@ -103,6 +105,12 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	err = errno;
 	if (got > 0) {
 		size_t left = (size_t)got;
+
+		/* Full reads mean a stream: read bigger; short ones, smaller. */
+		if ((size_t)got >= io->rsize && io->rsize < CONN_READ_MAX)
+			io->rsize *= 2;
+		else if ((size_t)got < io->rsize / 4 && io->rsize > CONN_READ_MIN)
+			io->rsize /= 2;
 
 		for (i = 0; i < n; i++) {
 			if (v[i].iov_len > left)
