@@ -12,7 +12,9 @@
 # not even when each request on a pooled connection crosses the backend's
 # close (--idle-drop: the request is read, then the connection closed with
 # no answer), because nothing reached the app and the router retries on a
-# fresh connection. A client that gives up mid-answer or mid-upload must
+# fresh connection. When every instance of an app is ejected the router
+# fails open: it still tries them (502, never 503) and serves as soon as
+# one is back. A client that gives up mid-answer or mid-upload must
 # not leave a half-used backend connection in the pool: every later request
 # gets its own answer.
 . "$(dirname "$0")/lib/harness.sh"
@@ -26,7 +28,11 @@ start_backend k2; PK2=$BACKEND_PORT
 start_backend s1; PS1=$BACKEND_PORT
 start_backend ic1 --idle-close 200; PIC=$BACKEND_PORT
 start_backend id1 --idle-drop 250; PID1=$BACKEND_PORT
-for d in dead.test mixed.test kill.test slow.test idle.test drop.test; do app_add "$d"; done
+for d in dead.test mixed.test kill.test slow.test idle.test drop.test fo.test; do app_add "$d"; done
+FO1=$(free_port)
+FO2=$(free_port)
+register fo.test fo1 "$FO1"
+register fo.test fo2 "$FO2"
 register dead.test dead1 "$DEAD_PORT"
 register mixed.test a1 "$PA1"
 register mixed.test dead2 "$DEAD_PORT"
@@ -35,7 +41,7 @@ register kill.test k2 "$PK2"
 register slow.test s1 "$PS1"
 register idle.test ic1 "$PIC"
 register drop.test id1 "$PID1"
-for i in dead1 a1 dead2 k1 k2 s1 ic1 id1; do wait_instance any "$i"; done
+for i in dead1 a1 dead2 k1 k2 s1 ic1 id1 fo1 fo2; do wait_instance any "$i"; done
 
 log "the only instance refuses connections: 502 backend_failed"
 t0=$(now_ms)
@@ -103,6 +109,22 @@ hc --timeout 5000 "GET /badresp?kind=short HTTP/1.1\r\nHost: slow.test\r\n\r\nGE
 rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection still open after a cut-short body (exit $rc)"
 [ "$(grep -c -a '^HTTP/1' "$T/short.out")" -le 1 ] || fail "answered after a cut-short body: $(cat "$T/short.out")"
+
+log "every instance ejected: still tried (502, not 503), served once one is back"
+for i in 1 2 3 4; do
+	pcurl fo.test "/?fo=$i" -D "$T/hfo" -o /dev/null >/dev/null
+	[ "$(first_status "$T/hfo")" = 502 ] || fail "all instances dead, request $i: $(cat "$T/hfo")"
+done
+[ "$(routes | grep -o '"ejected":true' | wc -l)" -ge 2 ] || log "note: /routes does not show both instances ejected"
+start_backend fo1 --listen "127.0.0.1:$FO1"
+ok=no
+for i in 1 2 3 4 5 6; do
+	out=$(pcurl fo.test "/?back=$i")
+	[ "$out" = "ok fo1" ] && ok=yes && break
+	case $out in *no_instances*) fail "503 while every instance was ejected: no fail-open" ;; esac
+	sleep 0.3
+done
+[ "$ok" = yes ] || fail "fo1 came back but ejected instances were never tried"
 
 log "a client gives up while its answer is pending: later requests get their own answers"
 pcurl slow.test '/slow?ms=1500' --max-time 0.3 >/dev/null
