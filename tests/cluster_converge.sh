@@ -8,7 +8,9 @@
 #     converge. A steady app is under load meanwhile: no request fails.
 #  e. a router SIGKILLed: its /routers node vanishes after its session
 #     timeout; `zkrouterctl routers` lists the other two and reports them
-#     converged (exit 0); they keep serving and converging.
+#     converged (exit 0); they keep serving and converging. Then a router
+#     frozen (SIGSTOP) past its session timeout while the tree changes:
+#     once thawed it resyncs on a new session and converges.
 # make check runs 10 + 10 changes; CLUSTER_FULL=1 runs 100 + 100.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/cluster_common.sh"
@@ -115,8 +117,34 @@ grep -qi '^converged' "$T/routers.out" || fail "zkrouterctl routers does not say
 agent_start after-e conv.test "$(backend_port b1)"
 wait_converged 20 after-e present || fail "r1 and r2 did not converge after r3 died"
 every_router_serves conv.test 200 b1 || fail "r1/r2 do not serve the change made after r3 died"
-TARGETS=$TARGETS_ALL
 loadgen_stop two
 loadgen_assert_clean two
+
+# ---- e2: a router frozen past its session timeout ------------------------
+# SIGSTOP r1 until ZooKeeper expires its session (its /routers node goes),
+# change the tree meanwhile, SIGCONT: r1 must notice the expiry, read the
+# whole tree again on a new session, re-create its node and converge with
+# r2 on the change it slept through. r2 serves throughout.
+TARGETS="--target 127.0.0.1:$(r_port 2)"
+loadgen_start frozen --host steady.test --rate 200 --connections 2
+kill -STOP "$(r_pid 1)"
+only_r2() { ctl --json routers 2>/dev/null | tr -d ' \n' | grep -q '"count":1,'; }
+wait_for $(( ROUTER_SESSION_MS / 1000 + 15 )) only_r2 ||
+	{ kill -CONT "$(r_pid 1)"; ctl routers; fail "frozen r1's /routers node did not go"; }
+kill -TERM "$(agent_pid after-e)"
+agent_stop after-e
+kill -CONT "$(r_pid 1)"
+thawed_at=$(now_ms)
+wait_converged 30 after-e absent || fail "r1 did not catch up after its session expired"
+log "r1 caught up $(( CONVERGED_AT - thawed_at )) ms after SIGCONT"
+both() { ctl --json routers 2>/dev/null | tr -d ' \n' | grep -q '"count":2,"converged":true'; }
+wait_for 30 both || { ctl routers; fail "r1 did not re-create its /routers node"; }
+every_router_serves conv.test 503 || fail "r1 still routes to the instance removed while it slept"
+every_router_serves steady.test 200 s1 || fail "not serving after r1's session expiry"
+grep -iE 'expired|new session' "$T/r1.log" | tail -n 3
+loadgen_stop frozen
+loadgen_assert_clean frozen
+
+TARGETS=$TARGETS_ALL
 routers_alive
 log "ok"
