@@ -196,6 +196,14 @@ bool headers_write_response(struct evbuffer *out, const struct http_head *h,
 		put(&o, f->request_id, f->request_id_len);
 		put(&o, "\r\n", 2);
 	}
+	if (f->sticky_cookie && f->sticky_value) {
+		/* Instance ids are znode names: no ';', ',', space or quote. */
+		puts_(&o, "Set-Cookie: ");
+		puts_(&o, f->sticky_cookie);
+		put(&o, "=", 1);
+		puts_(&o, f->sticky_value);
+		puts_(&o, "; Path=/; HttpOnly\r\n");
+	}
 	if (f->tunnel)
 		puts_(&o, "Connection: upgrade\r\n");
 	else if (!f->keep_alive)

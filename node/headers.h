@@ -55,6 +55,8 @@ struct fwd_response {
 	uint64_t content_length;
 	const char *request_id;    /* added when the backend sent none */
 	size_t request_id_len;
+	const char *sticky_cookie; /* Set-Cookie: <name>=<instance> when set */
+	const char *sticky_value;
 };
 
 /* Writes the response head for the client. False on allocation failure. */

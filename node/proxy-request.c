@@ -358,6 +358,32 @@ static void hash_key(struct request *r, const struct route_app_config *cfg)
 	}
 }
 
+/* The instance a sticky cookie names, if the app has one and it is known. */
+static void sticky_instance(struct request *r, const struct route_app_config *cfg)
+{
+	unsigned i;
+
+	r->sticky = NULL;
+	if (cfg->sticky_cookie == NULL)
+		return;
+	for (i = 0; i < r->head.n_hdrs; i++) {
+		const struct http_hdr *hd = &r->head.hdrs[i];
+		const char *v;
+		size_t vlen;
+		char id[RECORD_ID_MAX + 1];
+
+		if (hd->kind != HDR_COOKIE ||
+		    !balancer_cookie_value(hd->value, hd->vlen, cfg->sticky_cookie, &v, &vlen))
+			continue;
+		if (vlen == 0 || vlen > RECORD_ID_MAX)
+			return;
+		memcpy(id, v, vlen);
+		id[vlen] = '\0';
+		r->sticky = app_state_find(r->as, id);
+		return;
+	}
+}
+
 /* Routes a parsed head and hands it to upstream.c. The head is still in
  * the client's input (len bytes) and is drained here once serialized. */
 static void request_route(struct request *r, size_t head_len)
@@ -474,6 +500,7 @@ static void request_route(struct request *r, size_t head_len)
 		return;
 	}
 	hash_key(r, &app->config);
+	sticky_instance(r, &app->config);
 	/* The head is serialized: the parsed pointers die with these bytes. */
 	evbuffer_drain(in, head_len);
 	h->n_hdrs = 0;

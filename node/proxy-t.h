@@ -155,6 +155,8 @@ struct request {
 	bool head_request, http10, keep_alive, upgrade;
 	bool has_key;              /* balancer hash key found (HASH_*) */
 	uint64_t key_hash;
+	struct backend *sticky;    /* named by the app's sticky cookie (no ref:
+				    * r->as holds its backends) */
 
 	struct app_state *as;      /* reference held */
 	struct backend *be;        /* reference held while counted outstanding */

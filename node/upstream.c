@@ -126,6 +126,10 @@ static bool response_head(struct request *r, size_t end)
 	f.client_http10 = r->http10;
 	f.request_id = r->rid;
 	f.request_id_len = r->rid_len;
+	if (r->as->app->config.sticky_cookie && r->be && r->sticky != r->be) {
+		f.sticky_cookie = r->as->app->config.sticky_cookie;
+		f.sticky_value = r->be->id;
+	}
 	if (!has_body) {
 		r->resp_framing = FRAME_NONE;
 		/* A HEAD or 304 answer states the length of what it stands for. */
@@ -664,6 +668,15 @@ static bool attempt_on(struct request *r, struct backend *be, bool fresh)
 	return true;
 }
 
+/* A sticky cookie's instance is used while it is healthy; otherwise the
+ * policy picks and the response moves the cookie to the new instance. */
+static bool sticky_usable(const struct backend *b, const struct route_app_config *ac,
+			  uint64_t now)
+{
+	return backend_routable(b) && !b->health_down && !backend_ejected(b, now) &&
+	       (ac->max_connections == 0 || b->outstanding < ac->max_connections);
+}
+
 void upstream_attempt(struct request *r)
 {
 	struct proxy *p = r->c->p;
@@ -679,6 +692,13 @@ void upstream_attempt(struct request *r)
 		    (r->attempts > retries || now - r->first_attempt_ms >= p->cfg.retry_budget_ms)) {
 			request_fail(r, 502, "backend_failed", "no instance could be reached");
 			return;
+		}
+		if (r->attempts == 0 && r->sticky && sticky_usable(r->sticky, ac, now)) {
+			be = r->sticky;
+			r->tried[r->n_tried++] = be;
+			if (attempt_on(r, be, false))
+				return;
+			continue;
 		}
 		memset(&a, 0, sizeof(a));
 		a.policy = ac->balance;

@@ -214,6 +214,18 @@ static void test_responses(void)
 	CU_ASSERT_STRING_EQUAL(s, "HTTP/1.0 404 Not Found\r\nX-Request-Id: app-id\r\n"
 				  "Connection: keep-alive\r\nContent-Length: 12\r\n\r\n");
 	free(s);
+
+	/* The sticky cookie names the instance that answered. */
+	memset(&f, 0, sizeof(f));
+	f.keep_alive = true;
+	f.framing = FRAME_LENGTH;
+	f.content_length = 2;
+	f.sticky_cookie = "zkr";
+	f.sticky_value = "10.0.0.7:8080";
+	s = write_resp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", &f);
+	CU_ASSERT_STRING_EQUAL(s, "HTTP/1.1 200 OK\r\nSet-Cookie: zkr=10.0.0.7:8080; Path=/; HttpOnly\r\n"
+				  "Content-Length: 2\r\n\r\n");
+	free(s);
 }
 
 static void test_request_ids(void)
