@@ -390,9 +390,120 @@ static void test_cookie_value(void)
 	}
 }
 
+/* ---- runtime state across table snapshots ----------------------------- */
+
+static struct route_app *app_of(const char *domain, const char *const *ids, const bool *draining,
+				size_t n)
+{
+	struct route_app *a = route_app_new(domain, NULL);
+	size_t i;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	for (i = 0; i < n; i++) {
+		Zkrouter__Instance in = ZKROUTER__INSTANCE__INIT;
+		char host[32];
+
+		/* The address follows the id: same id, same endpoint. */
+		snprintf(host, sizeof(host), "127.0.0.%d", ids[i][0] - 'a' + 1);
+		in.host = host;
+		in.has_port = 1;
+		in.port = 8080;
+		if (draining && draining[i]) {
+			in.has_state = 1;
+			in.state = ZKROUTER__INSTANCE__STATE__DRAINING;
+		}
+		CU_ASSERT_FATAL(route_app_add_instance(a, ids[i], &in));
+	}
+	route_app_seal(a);
+	return a;
+}
+
+static struct route_table *with(struct route_table *old, struct route_app *a)
+{
+	struct route_table *t = route_table_with_app(old, a);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	route_table_unref(old);
+	return t;
+}
+
+static void test_map_carries_state(void)
+{
+	static const char *const ids3[] = {"a", "b", "c"};
+	static const char *const ids2[] = {"a", "c"};
+	static const bool drain_c[] = {false, true};
+	struct backend_map m;
+	struct route_table *t0 = route_table_new(), *t1, *t2, *t3, *t4;
+	struct app_state *s1, *s1other, *s2;
+	struct backend *a1, *b1, *c1;
+
+	backend_map_init(&m);
+	t1 = with(route_table_new(), app_of("x.test", ids3, NULL, 3));
+	t1 = with(t1, app_of("y.test", ids2, NULL, 2));
+	CU_ASSERT_FATAL(backend_map_update(&m, t0, t1));
+	s1 = backend_map_get(&m, route_table_find(t1, "x.test", 6));
+	s1other = backend_map_get(&m, route_table_find(t1, "y.test", 6));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s1other);
+	CU_ASSERT_EQUAL(s1->n, 3);
+	a1 = s1->bes[0];
+	b1 = s1->bes[1];
+	c1 = s1->bes[2];
+	a1->outstanding = 2;
+	backend_record_failure(c1, backend_now_ms(), 60000, 60000);
+
+	/* x.test loses "b" and "c" starts draining; y.test is untouched. */
+	app_state_ref(s1);   /* a request in flight holds it */
+	t2 = with(route_table_ref(t1), app_of("x.test", ids2, drain_c, 2));
+	CU_ASSERT_FATAL(backend_map_update(&m, t1, t2));
+	s2 = backend_map_get(&m, route_table_find(t2, "x.test", 6));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s2);
+	CU_ASSERT_PTR_NOT_EQUAL(s2, s1);
+	CU_ASSERT_PTR_EQUAL(backend_map_get(&m, route_table_find(t2, "y.test", 6)), s1other);
+	CU_ASSERT_PTR_EQUAL(s2->bes[0], a1);          /* same runtime state */
+	CU_ASSERT_EQUAL(s2->bes[0]->outstanding, 2);
+	CU_ASSERT_PTR_EQUAL(s2->bes[1], c1);
+	CU_ASSERT(c1->draining && backend_ejected(c1, backend_now_ms()));
+	CU_ASSERT(!backend_routable(c1));
+	CU_ASSERT(b1->removed && !backend_routable(b1));
+	CU_ASSERT(!a1->removed && backend_routable(a1));
+	/* The request that started on the old snapshot still sees its app. */
+	CU_ASSERT_EQUAL(s1->n, 3);
+	CU_ASSERT_PTR_EQUAL(s1->bes[1], b1);
+	app_state_unref(s1);
+
+	/* The app goes away: its backends are retired. */
+	app_state_ref(s2);
+	t3 = route_table_without_app(t2, "x.test");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t3);
+	CU_ASSERT_FATAL(backend_map_update(&m, t2, t3));
+	CU_ASSERT(a1->removed && c1->removed);
+	CU_ASSERT_PTR_NULL(route_table_find(t3, "x.test", 6));
+	app_state_unref(s2);
+
+	/* ... and comes back with fresh state. */
+	t4 = with(route_table_ref(t3), app_of("x.test", ids3, NULL, 3));
+	CU_ASSERT_FATAL(backend_map_update(&m, t3, t4));
+	s2 = backend_map_get(&m, route_table_find(t4, "x.test", 6));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s2);
+	CU_ASSERT(backend_routable(s2->bes[0]) && s2->bes[0]->outstanding == 0);
+	CU_ASSERT_PTR_NOT_NULL(app_state_find(s2, "b"));
+	CU_ASSERT_PTR_NULL(app_state_find(s2, "zz"));
+
+	backend_map_clear(&m);
+	route_table_unref(t0);
+	route_table_unref(t1);
+	route_table_unref(t2);
+	route_table_unref(t3);
+	route_table_unref(t4);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("balancer", NULL, cleanup);
+	CU_pSuite m = unit_suite("backend state across snapshots", NULL, NULL);
+
+	UNIT_TEST(m, test_map_carries_state);
 
 	UNIT_TEST(s, test_p2c_even);
 	UNIT_TEST(s, test_p2c_least_loaded);
