@@ -106,6 +106,8 @@ struct zkr_session {
 	bool in_zk;                /* inside zookeeper_interest/_process/_close */
 	bool rearm;                /* a kick arrived while in_zk */
 	unsigned attempts;         /* consecutive failed sessions, for backoff */
+	struct timespec reconnected_at;
+	unsigned flaps;            /* connections lost right after reconnecting */
 	uint64_t rng;
 
 	struct subscriber *subs;
@@ -292,8 +294,38 @@ static void session_boot_done(int rc, void *arg)
 	session_schedule_open(s, 0);
 }
 
+/*
+ * On reconnect the client first re-sends all our watches in one packet.
+ * If the servers refuse it (larger than their jute.maxbuffer), they drop
+ * the connection at once, the client reconnects on the same session, and
+ * this repeats forever: the session never expires, so no re-read happens
+ * and the router never sees another change. Three drops within a second
+ * of reconnecting end that: a new session has no watches to re-send, and
+ * subscribers re-read (setting the watches one request at a time).
+ */
+#define SESSION_FLAP_MS 1000
+#define SESSION_FLAPS_MAX 3
+
+static bool session_flapping(struct zkr_session *s)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long ms = (now.tv_sec - s->reconnected_at.tv_sec) * 1000L +
+		  (now.tv_nsec - s->reconnected_at.tv_nsec) / 1000000L;
+	if (s->reconnected_at.tv_sec == 0 || ms > SESSION_FLAP_MS) {
+		s->flaps = 0;
+		return false;
+	}
+	if (++s->flaps < SESSION_FLAPS_MAX)
+		return false;
+	s->flaps = 0;
+	return true;
+}
+
 static void session_connected(struct zkr_session *s)
 {
+	s->reconnected_at.tv_sec = 0;
+	s->flaps = 0;
 	session_set_state(s, SESSION_CONNECTED);
 	s->attempts = 0;
 	log_info("zk: connected, session 0x%llx, timeout %d ms, chroot %s",
@@ -363,6 +395,7 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
 			else
 				session_check_chroot(s);
 		} else if (s->state == SESSION_DISCONNECTED) {
+			clock_gettime(CLOCK_MONOTONIC, &s->reconnected_at);
 			session_set_state(s, SESSION_CONNECTED);
 			log_info("zk: reconnected, session 0x%llx",
 				 (unsigned long long)zoo_client_id(zh)->client_id);
@@ -370,6 +403,12 @@ static void session_watcher(zhandle_t *zh, int type, int state, const char *path
 		}
 	} else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
 		if (s->state == SESSION_CONNECTED) {
+			if (session_flapping(s)) {
+				session_dead(s, "the connection drops right after every reconnect (is the "
+						"reconnect's SetWatches larger than the servers' jute.maxbuffer?); "
+						"starting a new session");
+				return;
+			}
 			session_set_state(s, SESSION_DISCONNECTED);
 			log_warn("zk: disconnected; keeping state, the client reconnects");
 			session_notify(s, ZKR_SESSION_DISCONNECTED);

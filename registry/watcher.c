@@ -142,8 +142,41 @@ struct wapp *watcher_app_add(struct zkr_watcher *w, const char *domain)
 	return a;
 }
 
+/*
+ * On reconnect the C client re-registers every watch in one SetWatches
+ * packet (it does not split it), and servers refuse packets larger than
+ * jute.maxbuffer (1 MB by default): past that size a router can no longer
+ * reconnect on its session and only recovers through expiry and a full
+ * re-read. Each app holds a data and a child watch; track their size and
+ * say so before it bites.
+ */
+#define WATCH_BYTES_WARN (768 * 1024)
+
+void watcher_note_watches(struct zkr_watcher *w, const struct wapp *a, bool add)
+{
+	/* server paths: <chroot>/apps/<d> and <chroot>/apps/<d>/instances,
+	 * each with a 4-byte length */
+	size_t per = 2 * (strlen(watcher_chroot(w)) + sizeof(APPS_PATH) + strlen(a->domain) + 4) +
+		     sizeof("/instances") - 1;
+	if (add) {
+		w->watch_bytes += per;
+	} else {
+		w->watch_bytes = w->watch_bytes > per ? w->watch_bytes - per : 0;
+		return;
+	}
+	if (w->watch_bytes > WATCH_BYTES_WARN && !w->watch_bytes_warned) {
+		w->watch_bytes_warned = true;
+		log_warn("watcher: %zu apps hold about %zu KB of watches; the client re-sends them in "
+			 "one packet on reconnect, which servers refuse above jute.maxbuffer (1 MB by "
+			 "default): raise -Djute.maxbuffer on the ZooKeeper servers",
+			 w->n_apps, w->watch_bytes / 1024);
+	}
+}
+
 void watcher_app_remove(struct zkr_watcher *w, struct wapp *a)
 {
+	if (!a->invalid)
+		watcher_note_watches(w, a, false);
 	struct wapp **pp = &w->buckets[hash_str(a->domain) & (w->n_buckets - 1)];
 	while (*pp != a)
 		pp = &(*pp)->hnext;
@@ -171,6 +204,7 @@ static void watcher_drop_model(struct zkr_watcher *w)
 	}
 	w->n_apps = 0;
 	w->n_incomplete = 0;
+	w->watch_bytes = 0;
 	w->n_batch = 0;
 	w->batch_apps = false;
 }

@@ -84,6 +84,8 @@ struct zkr_watcher {
 	bool apps_read;            /* /apps listed once in this epoch */
 	bool apps_inflight, apps_again, apps_need;
 	size_t n_incomplete;
+	size_t watch_bytes;        /* estimated size of the reconnect SetWatches */
+	bool watch_bytes_warned;
 
 	struct wapp **buckets;
 	size_t n_buckets, n_apps;
@@ -125,6 +127,7 @@ void watcher_watch(zhandle_t *zh, int type, int state, const char *path, void *c
 void watcher_app_settle(struct zkr_watcher *w, struct wapp *a);
 void watcher_check_synced(struct zkr_watcher *w);
 void watcher_table_remove(struct zkr_watcher *w, const char *domain);
+void watcher_note_watches(struct zkr_watcher *w, const struct wapp *a, bool add);
 
 /* watcher_read.c: issuing reads and merging their replies */
 bool watcher_rc_transient(int rc);

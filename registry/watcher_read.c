@@ -306,6 +306,7 @@ static void watcher_apps_listed(int rc, const struct String_vector *names, const
 				a->complete = true;
 				w->n_incomplete--;
 			} else {
+				watcher_note_watches(w, a, true);
 				watcher_issue_cfg(w, a);
 				watcher_issue_list(w, a);
 			}
