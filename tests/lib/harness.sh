@@ -112,29 +112,39 @@ zk_ready() { zk_4lw "$1" srvr 2>/dev/null | grep -q "^Mode:"; }
 # may be negotiated between 2 and 20 ticks.
 zk_start() {
 	zk_require
-	local tick=${1:-500}
 	ZK_DIR=$T/zk
 	mkdir -p "$ZK_DIR/data"
 	ZK_PORT=$(free_port)
-	cat >"$ZK_DIR/zoo.cfg" <<CFG
-tickTime=$tick
-dataDir=$ZK_DIR/data
-clientPort=$ZK_PORT
+	zk_write_cfg "$ZK_DIR" "$ZK_PORT" "${1:-500}" >"$ZK_DIR/zoo.cfg"
+	zk_resume
+}
+
+# zk_write_cfg DIR PORT TICK_MS: prints the settings every test server
+# shares: loopback only, no admin server on 0.0.0.0:8080, no per-client
+# connection cap, and sessions of 2 to 60 ticks.
+zk_write_cfg() {
+	cat <<CFG
+tickTime=$3
+dataDir=$1/data
+clientPort=$2
 clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=ruok,srvr,stat,mntr,cons
 maxClientCnxns=0
-minSessionTimeout=$(( tick * 2 ))
-maxSessionTimeout=$(( tick * 60 ))
+minSessionTimeout=$(( $3 * 2 ))
+maxSessionTimeout=$(( $3 * 60 ))
 CFG
-	zk_resume
+}
+
+# zk_java NAME CLASS CFG: runs a ZooKeeper server class, small and quick to start.
+zk_java() {
+	spawn "$1" java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+		-Dzookeeper.log.dir="$(dirname "$3")" -cp "$ZK_CLASSPATH" "$2" "$3"
 }
 
 # zk_resume: starts the server again on the same port and data.
 zk_resume() {
-	spawn zookeeper java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-		-Dzookeeper.log.dir="$ZK_DIR" -cp "$ZK_CLASSPATH" \
-		org.apache.zookeeper.server.ZooKeeperServerMain "$ZK_DIR/zoo.cfg"
+	zk_java zookeeper org.apache.zookeeper.server.ZooKeeperServerMain "$ZK_DIR/zoo.cfg"
 	ZK_PID=$SPAWNED_PID
 	ZK=127.0.0.1:$ZK_PORT
 	wait_for 60 zk_ready "$ZK_PORT" || hard_error "ZooKeeper did not start on port $ZK_PORT"
@@ -168,20 +178,10 @@ zk_ensemble_start() {
 		eval "port=\$ZKE_PORT_$i"
 		mkdir -p "$dir/data"
 		echo "$i" >"$dir/data/myid"
-		cat >"$dir/zoo.cfg" <<CFG
-tickTime=$tick
-initLimit=20
-syncLimit=5
-dataDir=$dir/data
-clientPort=$port
-clientPortAddress=127.0.0.1
-admin.enableServer=false
-4lw.commands.whitelist=ruok,srvr,stat,mntr,cons
-maxClientCnxns=0
-minSessionTimeout=$(( tick * 2 ))
-maxSessionTimeout=$(( tick * 60 ))
-$servers
-CFG
+		{
+			zk_write_cfg "$dir" "$port" "$tick"
+			printf 'initLimit=20\nsyncLimit=5\n%s' "$servers"
+		} >"$dir/zoo.cfg"
 		ZK="${ZK:+$ZK,}127.0.0.1:$port"
 		zk_member_start "$i"
 	done
@@ -193,10 +193,7 @@ CFG
 
 # zk_member_start I: (re)starts member I of the ensemble.
 zk_member_start() {
-	local dir=$T/zk$1
-	spawn "zk$1" java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-		-Dzookeeper.log.dir="$dir" -cp "$ZK_CLASSPATH" \
-		org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg"
+	zk_java "zk$1" org.apache.zookeeper.server.quorum.QuorumPeerMain "$T/zk$1/zoo.cfg"
 	eval "ZKE_PID_$1=\$SPAWNED_PID"
 }
 
