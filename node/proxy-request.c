@@ -557,6 +557,24 @@ static void client_reject_parse(struct client *c, enum http_result res, const ch
 	client_reject(c, status, code, why);
 }
 
+/* Where the pending head ends (past its blank line), or 0. Only the bytes
+ * not searched before are searched (from 3 back, in case the blank line
+ * straddles two reads), and nothing is copied to do it. */
+static size_t head_end(struct client *c, struct evbuffer *in, size_t len)
+{
+	struct evbuffer_ptr from, at;
+	size_t start = c->head_scanned > 3 ? c->head_scanned - 3 : 0;
+
+	if (evbuffer_ptr_set(in, &from, start, EVBUFFER_PTR_SET) != 0)
+		return 0;
+	at = evbuffer_search(in, "\r\n\r\n", 4, &from);
+	if (at.pos < 0) {
+		c->head_scanned = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
+		return 0;
+	}
+	return (size_t)at.pos + 4;
+}
+
 void client_process(struct client *c)
 {
 	struct proxy *p = c->p;
@@ -564,7 +582,7 @@ void client_process(struct client *c)
 
 	c->processing = true;
 	while (c->state == CS_IDLE) {
-		size_t len = evbuffer_get_length(in), n, end;
+		size_t len = evbuffer_get_length(in), end;
 		const char *data, *why = NULL;
 		enum http_result res;
 		struct request *r;
@@ -573,37 +591,48 @@ void client_process(struct client *c)
 			break;
 		if (c->head_start_ms == 0)
 			c->head_start_ms = backend_now_ms();
-		n = len < p->lim.max_head_bytes ? len : p->lim.max_head_bytes;
-		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-		if (data == NULL) {
-			client_close(c);
+		end = head_end(c, in, len);
+		if (end > p->lim.max_head_bytes || (end == 0 && len >= p->lim.max_head_bytes)) {
+			client_reject_parse(c, HTTP_HEAD_TOO_LARGE, "request head too large");
 			break;
 		}
-		end = http_head_end(data, n);
 		if (end == 0) {
 			struct http_head probe;
 			struct http_hdr hdrs[16];
 			llhttp_t parser;
 			struct http_limits lim = p->lim;
 
-			if (len >= p->lim.max_head_bytes) {
-				client_reject_parse(c, HTTP_HEAD_TOO_LARGE, "request head too large");
-				break;
-			}
-			/* Refuse garbage at its first bytes, not after a timeout. */
-			memset(&probe, 0, sizeof(probe));
-			probe.hdrs = hdrs;
-			probe.max_hdrs = 16;
-			lim.max_headers = 16;
-			res = http_parse_request(&parser, data, n, true, &lim, &probe, &why);
-			if (res != HTTP_OK && res != HTTP_INCOMPLETE && res != HTTP_TOO_MANY_HEADERS) {
-				client_reject_parse(c, res, why);
-				break;
-			}
 			if (backend_now_ms() - c->head_start_ms >= p->cfg.head_timeout_ms) {
 				client_reject(c, 408, "request_timeout", "request head too slow");
 				break;
 			}
+			/* Refuse garbage at its first bytes, not after a timeout;
+			 * but a head that trickles in is checked again only each
+			 * time it doubled, so a byte-by-byte sender cannot make us
+			 * re-parse it thousands of times. */
+			if (c->head_probed && len < 2 * (size_t)c->head_probed)
+				break;
+			c->head_probed = (uint32_t)len;
+			data = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+			if (data == NULL) {
+				client_close(c);
+				break;
+			}
+			memset(&probe, 0, sizeof(probe));
+			probe.hdrs = hdrs;
+			probe.max_hdrs = 16;
+			lim.max_headers = 16;
+			res = http_parse_request(&parser, data, len, true, &lim, &probe, &why);
+			if (res != HTTP_OK && res != HTTP_INCOMPLETE && res != HTTP_TOO_MANY_HEADERS) {
+				client_reject_parse(c, res, why);
+				break;
+			}
+			break;
+		}
+		c->head_scanned = c->head_probed = 0;
+		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)end);
+		if (data == NULL) {
+			client_close(c);
 			break;
 		}
 		r = request_get(c);

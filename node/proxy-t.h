@@ -91,6 +91,8 @@ struct client {
 	struct request *req;
 	struct tunnel *tun;
 	uint64_t head_start_ms;    /* first byte of the pending head, 0: none */
+	uint32_t head_scanned;     /* bytes of it searched for the blank line */
+	uint32_t head_probed;      /* bytes of it last checked for garbage */
 	uint64_t idle_since_ms;
 	unsigned n_requests;
 	bool processing;           /* inside client_process: no re-entry */
