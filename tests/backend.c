@@ -37,13 +37,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -51,387 +48,12 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
-#include <openssl/evp.h>
 
-#include <llhttp.h>
-
-#define ECHO_BODY_MAX (16u * 1024 * 1024)
-#define BIG_PIECE (64u * 1024)
-#define WRITE_LOW_MARK (64u * 1024)
-#define OUT_FILL_MARK (256u * 1024)
-#define READ_HIGH_MARK (64u * 1024)
-
-enum route {
-	R_PLAIN, R_ECHO, R_SLOW, R_CLOSE, R_STREAM, R_BIG, R_STATUS,
-	R_UPLOAD, R_HOP, R_WS, R_BADRESP,
-};
-
-/* What the connection is doing between requests and while answering. */
-enum conn_state {
-	C_READING,   /* parsing requests; answers so far are complete */
-	C_ANSWERING, /* an answer is in progress (timer or backpressure) */
-	C_TUNNEL,    /* after 101: echo bytes */
-	C_CLOSING,   /* flush the output, then close */
-};
-
-struct server {
-	struct event_base *base;
-	const char *id;
-	unsigned idle_close_ms;
-	bool idle_drop;      /* --idle-drop: mark idle connections stale instead */
-	bool quiet;
-	llhttp_settings_t settings;
-	unsigned long long next_conn;
-	unsigned long long requests;
-};
-
-struct conn {
-	struct server *srv;
-	struct bufferevent *bev;
-	llhttp_t parser;
-	unsigned long long id;
-	char peer[64];
-	enum conn_state state;
-	bool in_message;     /* between message begin and complete */
-	bool message_done;   /* set by on_message_complete, handled after execute */
-	bool peer_eof;
-	bool stale;          /* --idle-drop: the next request is dropped */
-	struct event *timer; /* slow/stream delays */
-	struct event *idle;  /* --idle-close */
-	struct event *throttle; /* /upload?rate=: resumes reading */
-
-	/* The request being read. */
-	struct evbuffer *url, *hname, *hvalue, *headers, *body;
-	bool in_value;
-	bool expect_continue;
-	enum route route;
-	uint64_t body_bytes;
-	long upload_rate;    /* bytes per second, 0: as fast as it comes */
-	struct timespec body_start;
-	EVP_MD_CTX *sha;
-	bool keep_alive;
-	bool http10;
-	char method[24];
-
-	/* The answer being sent. */
-	long stream_left, stream_delay_ms, stream_index;
-	uint64_t big_left, big_off;
-	bool chunked_out;
-};
+#include "tests/backend.h"
 
 static void conn_free(struct conn *c);
-static bool conn_parse(struct conn *c);
-static void conn_answer_done(struct conn *c);
-
-static const char *reason_phrase(int code)
-{
-	switch (code) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	default: return "Status";
-	}
-}
-
-/* The value of query argument NAME in URL as a number, or DEF. */
-static long query_long(const char *url, const char *name, long def)
-{
-	const char *q = strchr(url, '?');
-	size_t n = strlen(name);
-	while (q) {
-		q++;
-		if (strncmp(q, name, n) == 0 && q[n] == '=') {
-			char *end;
-			long v = strtol(q + n + 1, &end, 10);
-			return end == q + n + 1 ? def : v;
-		}
-		q = strchr(q, '&');
-	}
-	return def;
-}
-
-static enum route route_of(const char *url)
-{
-	static const struct { const char *path; enum route r; } table[] = {
-		{ "/echo", R_ECHO }, { "/slow", R_SLOW }, { "/close", R_CLOSE },
-		{ "/stream", R_STREAM }, { "/big", R_BIG }, { "/status", R_STATUS },
-		{ "/upload", R_UPLOAD }, { "/hop", R_HOP }, { "/ws", R_WS },
-		{ "/badresp", R_BADRESP },
-	};
-	/* Absolute-form targets are matched on their path. */
-	const char *p = url;
-	if (strncasecmp(p, "http://", 7) == 0) {
-		p = strchr(p + 7, '/');
-		if (!p)
-			return R_PLAIN;
-	}
-	size_t len = strcspn(p, "?");
-	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
-		if (strlen(table[i].path) == len && strncmp(p, table[i].path, len) == 0)
-			return table[i].r;
-	return R_PLAIN;
-}
-
-static const char *evbuf_str(struct evbuffer *b)
-{
-	evbuffer_add(b, "", 1);
-	const char *s = (const char *)evbuffer_pullup(b, -1);
-	return s ? s : "";
-}
-
-/* Writes a status line and the headers every answer carries. */
-static void write_head(struct conn *c, int code, const char *extra, long long length)
-{
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nX-Backend-Id: %s\r\n", code,
-			    reason_phrase(code), c->srv->id);
-	if (length >= 0)
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n", length);
-	if (!c->keep_alive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
-	else if (c->http10)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	if (extra)
-		evbuffer_add(out, extra, strlen(extra));
-	evbuffer_add(out, "\r\n", 2);
-}
-
-static void answer_text(struct conn *c, int code, const char *extra, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static void answer_text(struct conn *c, int code, const char *extra, const char *fmt, ...)
-{
-	char body[512];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(body, sizeof(body), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(body))
-		n = sizeof(body) - 1;
-	bool bodyless = code == 204 || code == 304 || (code >= 100 && code < 200) ||
-			strcmp(c->method, "HEAD") == 0;
-	write_head(c, code, extra ? extra : "Content-Type: text/plain\r\n",
-		   code == 204 || code == 304 ? -1 : n);
-	if (!bodyless)
-		evbuffer_add(bufferevent_get_output(c->bev), body, n);
-	conn_answer_done(c);
-}
-
-static void answer_echo(struct conn *c)
-{
-	struct evbuffer *b = evbuffer_new();
-	if (!b) {
-		c->state = C_CLOSING;
-		return;
-	}
-	evbuffer_add_printf(b, "backend=%s\nmethod=%s\ntarget=%s\nversion=HTTP/%d.%d\npeer=%s\n",
-			    c->srv->id, c->method, evbuf_str(c->url),
-			    c->parser.http_major, c->parser.http_minor, c->peer);
-	evbuffer_add_buffer(b, c->headers);
-	evbuffer_add_printf(b, "body-bytes=%llu\n\n", (unsigned long long)c->body_bytes);
-	evbuffer_add_buffer(b, c->body);
-	write_head(c, 200, "Content-Type: text/plain\r\n", (long long)evbuffer_get_length(b));
-	evbuffer_add_buffer(bufferevent_get_output(c->bev), b);
-	evbuffer_free(b);
-	conn_answer_done(c);
-}
-
-static void answer_upload(struct conn *c)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
-	if (!c->sha || EVP_DigestFinal_ex(c->sha, md, &mdlen) != 1) {
-		answer_text(c, 500, NULL, "digest failed %s\n", c->srv->id);
-		return;
-	}
-	for (unsigned i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	hex[2 * mdlen] = '\0';
-	answer_text(c, 200, NULL, "bytes=%llu sha256=%s backend=%s\n",
-		    (unsigned long long)c->body_bytes, hex, c->srv->id);
-}
-
-/* Tops up the output with numbered lines until the mark or the end. */
-static void big_fill(struct conn *c)
-{
-	static char piece[BIG_PIECE];
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	while (c->big_left > 0 && evbuffer_get_length(out) < OUT_FILL_MARK) {
-		size_t n = c->big_left < BIG_PIECE ? (size_t)c->big_left : BIG_PIECE;
-		/* Offsets stay multiples of 16, so every line starts whole. */
-		for (size_t i = 0; i < BIG_PIECE; i += 16) {
-			char line[17];
-			snprintf(line, sizeof(line), "%015llx\n",
-				 (unsigned long long)(c->big_off + i));
-			memcpy(piece + i, line, 16);
-		}
-		evbuffer_add(out, piece, n);
-		c->big_left -= n;
-		c->big_off += n;
-	}
-	if (c->big_left == 0)
-		conn_answer_done(c);
-}
-
-static void stream_tick(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char chunk[128];
-	int n = snprintf(chunk, sizeof(chunk), "chunk %ld of %s\n", c->stream_index, c->srv->id);
-	if (c->chunked_out)
-		evbuffer_add_printf(out, "%x\r\n%s\r\n", n, chunk);
-	else
-		evbuffer_add(out, chunk, n);
-	c->stream_index++;
-	if (--c->stream_left > 0) {
-		struct timeval tv = { c->stream_delay_ms / 1000, (c->stream_delay_ms % 1000) * 1000 };
-		evtimer_add(c->timer, &tv);
-		return;
-	}
-	if (c->chunked_out)
-		evbuffer_add(out, "0\r\n\r\n", 5);
-	conn_answer_done(c);
-	if (c->state == C_READING)
-		conn_parse(c);
-}
-
-static void slow_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	answer_text(c, 200, NULL, "slow %s\n", c->srv->id);
-	if (c->state == C_READING)
-		conn_parse(c);
-}
-
-static void arm_timer(struct conn *c, long ms, event_callback_fn fn)
-{
-	if (ms < 0)
-		ms = 0;
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-	if (c->timer)
-		event_free(c->timer);
-	c->timer = evtimer_new(c->srv->base, fn, c);
-	if (!c->timer || evtimer_add(c->timer, &tv) != 0) {
-		c->state = C_CLOSING;
-		return;
-	}
-	c->state = C_ANSWERING;
-}
-
-/* Starts the answer to the request just read; called outside llhttp. */
-static void conn_dispatch(struct conn *c)
-{
-	const char *url = evbuf_str(c->url);
-	c->srv->requests++;
-	if (!c->srv->quiet)
-		printf("req %s %llu %s %s\n", c->srv->id, c->id, c->method, url);
-
-	switch (c->route) {
-	case R_ECHO:
-		answer_echo(c);
-		break;
-	case R_SLOW:
-		arm_timer(c, query_long(url, "ms", 1000), slow_fire);
-		break;
-	case R_CLOSE:
-		c->state = C_CLOSING;
-		evbuffer_drain(bufferevent_get_output(c->bev), (size_t)-1);
-		break;
-	case R_STREAM: {
-		c->stream_left = query_long(url, "chunks", 5);
-		c->stream_delay_ms = query_long(url, "delay", 100);
-		c->stream_index = 0;
-		if (c->stream_left < 1)
-			c->stream_left = 1;
-		c->chunked_out = !c->http10;
-		if (c->http10)
-			c->keep_alive = false;
-		write_head(c, 200, c->chunked_out ?
-			   "Content-Type: text/plain\r\nTransfer-Encoding: chunked\r\n" :
-			   "Content-Type: text/plain\r\n", -1);
-		arm_timer(c, 0, stream_tick);
-		break;
-	}
-	case R_BIG: {
-		long long n = query_long(url, "bytes", 1048576);
-		if (n < 0)
-			n = 0;
-		/* HEAD: the length of the body a GET would get, and no body. */
-		c->big_left = strcmp(c->method, "HEAD") == 0 ? 0 : (uint64_t)n;
-		c->big_off = 0;
-		write_head(c, 200, "Content-Type: application/octet-stream\r\n", n);
-		c->state = C_ANSWERING;
-		big_fill(c);
-		break;
-	}
-	case R_STATUS: {
-		long code = query_long(url, "code", 200);
-		if (code < 200 || code > 999)
-			code = 200;
-		answer_text(c, (int)code, NULL, "status %ld %s\n", code, c->srv->id);
-		break;
-	}
-	case R_UPLOAD:
-		answer_upload(c);
-		break;
-	case R_HOP:
-		answer_text(c, 200,
-			    "Content-Type: text/plain\r\nConnection: X-Hop-Secret\r\n"
-			    "X-Hop-Secret: must-not-pass\r\nKeep-Alive: timeout=30\r\n"
-			    "Proxy-Authenticate: Basic realm=\"hop\"\r\nX-End-To-End: kept\r\n",
-			    "hop %s\n", c->srv->id);
-		break;
-	case R_BADRESP: {
-		static const struct { const char *kind, *bytes; } bad[] = {
-			{ "clte", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
-				  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" },
-			{ "dupcl", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
-				   "Content-Length: 7\r\n\r\nbadrespXX" },
-			{ "garbage", "\x16\x03\x01 this is not http\r\n\r\n" },
-			{ "short", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nbadresp-short" },
-		};
-		const char *q = strstr(url, "kind=");
-		const char *bytes = bad[0].bytes;
-		for (size_t i = 0; q && i < sizeof(bad) / sizeof(bad[0]); i++)
-			if (strncmp(q + 5, bad[i].kind, strlen(bad[i].kind)) == 0 &&
-			    (q[5 + strlen(bad[i].kind)] == '\0' || q[5 + strlen(bad[i].kind)] == '&'))
-				bytes = bad[i].bytes;
-		evbuffer_add(bufferevent_get_output(c->bev), bytes, strlen(bytes));
-		c->state = C_CLOSING;
-		break;
-	}
-	case R_WS:
-		/* Reached only for a /ws request without Upgrade. */
-		answer_text(c, 426, NULL, "upgrade required %s\n", c->srv->id);
-		break;
-	case R_PLAIN:
-	default:
-		answer_text(c, 200, NULL, "ok %s\n", c->srv->id);
-		break;
-	}
-}
 
 static void idle_fire(evutil_socket_t fd, short what, void *arg)
 {
@@ -459,7 +81,7 @@ static void idle_rearm(struct conn *c)
 }
 
 /* An answer has been queued whole (or its last byte): next request or close. */
-static void conn_answer_done(struct conn *c)
+void conn_answer_done(struct conn *c)
 {
 	if (c->state == C_CLOSING)
 		return;
@@ -500,8 +122,8 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 
 static void header_commit(struct conn *c)
 {
-	const char *name = evbuf_str(c->hname);
-	const char *value = evbuf_str(c->hvalue);
+	const char *name = answer_evbuf_str(c->hname);
+	const char *value = answer_evbuf_str(c->hvalue);
 	if (strcasecmp(name, "expect") == 0 && strcasecmp(value, "100-continue") == 0)
 		c->expect_continue = true;
 	evbuffer_add_printf(c->headers, "h: %s: %s\n", name, value);
@@ -531,9 +153,9 @@ static int on_headers_complete(llhttp_t *p)
 	if (c->in_value || evbuffer_get_length(c->hname) > 0)
 		header_commit(c);
 	snprintf(c->method, sizeof(c->method), "%s", llhttp_method_name(llhttp_get_method(p)));
-	c->route = route_of(evbuf_str(c->url));
+	c->route = answer_route_of(answer_evbuf_str(c->url));
 	c->http10 = p->http_major == 1 && p->http_minor == 0;
-	c->upload_rate = c->route == R_UPLOAD ? query_long(evbuf_str(c->url), "rate", 0) : 0;
+	c->upload_rate = c->route == R_UPLOAD ? answer_query_long(answer_evbuf_str(c->url), "rate", 0) : 0;
 	clock_gettime(CLOCK_MONOTONIC, &c->body_start);
 	if (c->route == R_UPLOAD) {
 		if (!c->sha)
@@ -573,7 +195,7 @@ static void start_tunnel(struct conn *c)
 	c->srv->requests++;
 	if (!c->srv->quiet)
 		printf("req %s %llu %s %s\nupgrade %s %llu\n", c->srv->id, c->id, c->method,
-		       evbuf_str(c->url), c->srv->id, c->id);
+		       answer_evbuf_str(c->url), c->srv->id, c->id);
 	evbuffer_add_printf(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 			    "Connection: Upgrade\r\nX-Backend-Id: %s\r\n\r\n", c->srv->id);
@@ -590,7 +212,7 @@ static void start_tunnel(struct conn *c)
  * has to wait, the input runs out, or the connection must close. Returns
  * false when the connection was freed.
  */
-static bool conn_parse(struct conn *c)
+bool conn_parse(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (c->state == C_READING && evbuffer_get_length(in) > 0) {
@@ -626,7 +248,7 @@ static bool conn_parse(struct conn *c)
 		}
 		if (c->message_done) {
 			c->message_done = false;
-			conn_dispatch(c);
+			answer_dispatch(c);
 		}
 	}
 	if (c->state == C_READING && c->peer_eof && !c->in_message)
@@ -693,7 +315,7 @@ static void conn_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	if (c->state == C_ANSWERING && c->big_left > 0) {
-		big_fill(c);
+		answer_big_fill(c);
 		if (c->state == C_READING)
 			conn_parse(c);
 		return;
