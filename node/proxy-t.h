@@ -176,6 +176,7 @@ struct request {
 	enum body_framing resp_framing;
 	uint64_t resp_remaining;
 	bool resp_started;         /* a response byte arrived: no retry */
+	uint32_t resp_scanned;     /* bytes of the response head searched so far */
 	bool resp_head_done;
 	bool resp_reusable;        /* the upstream may go back to the pool */
 	bool resp_paused;          /* backpressure: the client's output is full */

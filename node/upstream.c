@@ -227,22 +227,33 @@ static void response_read_some(struct request *r)
 	struct evbuffer *out = bufferevent_get_output(r->c->bev);
 
 	while (!r->resp_head_done) {
-		size_t len = evbuffer_get_length(in), n, end;
+		size_t len = evbuffer_get_length(in), end;
 		const char *data, *why = NULL;
 
 		if (len == 0)
 			return;
 		r->resp_started = true;
-		n = len < p->lim.max_head_bytes ? len : p->lim.max_head_bytes;
-		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
-		if (data == NULL) {
-			response_fail(r, 502, "backend_failed", "out of memory");
+		{
+			/* Search only what was not searched yet, in place. */
+			struct evbuffer_ptr from, at;
+			size_t start = r->resp_scanned > 3 ? r->resp_scanned - 3 : 0;
+
+			evbuffer_ptr_set(in, &from, start, EVBUFFER_PTR_SET);
+			at = evbuffer_search(in, "\r\n\r\n", 4, &from);
+			end = at.pos < 0 ? 0 : (size_t)at.pos + 4;
+		}
+		if (end > p->lim.max_head_bytes || (end == 0 && len >= p->lim.max_head_bytes)) {
+			response_fail(r, 502, "backend_failed", "response head too large");
 			return;
 		}
-		end = http_head_end(data, n);
 		if (end == 0) {
-			if (len >= p->lim.max_head_bytes)
-				response_fail(r, 502, "backend_failed", "response head too large");
+			r->resp_scanned = (uint32_t)len;
+			return;
+		}
+		r->resp_scanned = 0;
+		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)end);
+		if (data == NULL) {
+			response_fail(r, 502, "backend_failed", "out of memory");
 			return;
 		}
 		if (http_parse_response(&r->rparser, data, end, false, &p->lim, r->head_request,
