@@ -35,8 +35,17 @@ struct zkr_session;
 
 typedef void (*zkr_session_cb)(struct zkr_session *s, enum zkr_session_event ev, void *arg);
 
+/*
+ * Starts connecting (nothing blocks: the first events arrive in the loop).
+ * Returns NULL with a reason for a connect string or auth that cannot
+ * work. The connect string should use IP literals: zookeeper_init
+ * resolves names with a blocking getaddrinfo.
+ */
 struct zkr_session *zkr_session_new(struct event_base *base, const struct zkr_session_opts *opts,
 				    char *why, size_t whylen);
+
+/* Closes (see zkr_session_close: blocks until the server confirms, so
+ * our ephemerals go at once) and frees. Not from a ZooKeeper callback. */
 void zkr_session_free(struct zkr_session *s);
 
 /* Adds a listener for session events; returns false on allocation failure. */
@@ -56,7 +65,9 @@ void zkr_session_kick(struct zkr_session *s);
 /*
  * Closes the handle now and stops reconnecting: the server drops this
  * session's ephemerals at once, and every pending completion runs (with
- * ZCLOSING) before this returns. Subscribers stay registered but hear
+ * ZCLOSING) before this returns. On a connected handle the client waits
+ * for the server's answer (up to a few seconds on a loaded server): call
+ * it on the way out, not on a hot path. Subscribers stay registered but hear
  * nothing more. Call it before freeing objects whose completions may still
  * be queued; zkr_session_free does it too. Not from a ZooKeeper callback.
  */
