@@ -3,11 +3,12 @@
 # after the backend's 101 the pair is a byte tunnel, and adding or removing
 # instances of the same app and of other apps never touches it. Every
 # message sent after each change comes back, in order, and the tunnel is
-# still open at the end. Ordinary requests keep working beside it.
+# still open at the end. Ordinary requests keep working beside it. A tunnel
+# left idle past --tunnel-idle-timeout-ms is closed.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
-proxy_setup
+proxy_setup --tunnel-idle-timeout-ms 5000
 start_backend w1; PW1=$BACKEND_PORT
 start_backend w2; PW2=$BACKEND_PORT
 app_add ws.test
@@ -58,5 +59,15 @@ got=$(grep -c '^msg-[0-9]*$' "$T/ws.out")
 seq 1 100 | sed 's/^/msg-/' >"$T/want"
 grep '^msg-[0-9]*$' "$T/ws.out" | cmp -s - "$T/want" || fail "messages out of order or duplicated"
 [ "$(grep -c '^upgrade w1' "$T/backend-w1.log")" = 1 ] || fail "the backend did not see exactly one upgrade"
+log "an idle tunnel is closed after the tunnel idle timeout (5 s)"
+t0=$(now_ms)
+hc --timeout 15000 "GET /ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" \
+	--expect '\r\n\r\n' 'idle-probe\n' --expect 'idle-probe' >"$T/idle.out" 2>/dev/null
+rc=$?
+ms=$(( $(now_ms) - t0 ))
+grep -q '^idle-probe$' "$T/idle.out" || fail "second tunnel did not echo: $(cat "$T/idle.out")"
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "idle tunnel still open after $ms ms (exit $rc)"
+[ "$ms" -ge 4000 ] && [ "$ms" -lt 12000 ] || fail "idle tunnel closed after $ms ms (timeout 5000 ms)"
+
 router_alive
 log "ok"
