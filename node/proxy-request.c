@@ -420,13 +420,16 @@ static void request_route(struct request *r, size_t head_len)
 	choose_request_id(r, &f);
 	if (h->chunked) {
 		r->req_framing = FRAME_CHUNKED;
-	} else if (h->has_content_length && h->content_length > 0) {
+	} else if (h->has_content_length) {
+		/* Content-Length: 0 is passed on too: some apps insist on a
+		 * length for POST and PUT (411 otherwise). */
 		r->req_framing = FRAME_LENGTH;
 		r->req_remaining = h->content_length;
 	} else {
 		r->req_framing = FRAME_NONE;
 	}
-	r->req_body_done = r->req_framing == FRAME_NONE;
+	r->req_body_done = r->req_framing == FRAME_NONE ||
+			   (r->req_framing == FRAME_LENGTH && r->req_remaining == 0);
 
 	if (h->authority) {
 		hv = h->authority;

@@ -282,7 +282,8 @@ static void response_read_some(struct request *r)
 			return;
 		}
 		backend_record_success(up->be);
-		if (r->resp_framing == FRAME_NONE) {
+		if (r->resp_framing == FRAME_NONE ||
+		    (r->resp_framing == FRAME_LENGTH && r->resp_remaining == 0)) {
 			response_complete(r);
 			return;
 		}
