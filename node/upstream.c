@@ -132,11 +132,14 @@ static bool response_head(struct request *r, size_t end)
 	}
 	if (!has_body) {
 		r->resp_framing = FRAME_NONE;
-		/* A HEAD or 304 answer states the length of what it stands for. */
-		if (h->has_content_length) {
+		/* A HEAD or 304 answer states the length of what it stands for;
+		 * 1xx and 204 must not carry one at all. */
+		bool may_state = h->status >= 200 && h->status != 204;
+
+		if (h->has_content_length && may_state) {
 			f.framing = FRAME_LENGTH;
 			f.content_length = h->content_length;
-		} else if (h->chunked && !r->http10) {
+		} else if (h->chunked && !r->http10 && may_state) {
 			f.framing = FRAME_CHUNKED;
 		}
 	} else if (h->chunked) {
