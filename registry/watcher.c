@@ -362,6 +362,8 @@ static struct route_app *wapp_build(const struct wapp *a)
 	return app;
 }
 
+static bool wapp_reads_failed(const struct wapp *a);
+
 void watcher_app_settle(struct zkr_watcher *w, struct wapp *a)
 {
 	bool complete = a->cfg_read && a->list_read && a->pending_gets == 0;
@@ -378,9 +380,12 @@ void watcher_app_settle(struct zkr_watcher *w, struct wapp *a)
 	}
 	if (!complete || !a->dirty)
 		return;
+	struct route_table *base = w->work ? w->work : w->current;
+	if (wapp_reads_failed(a) && base != NULL &&
+	    route_table_find(base, a->domain, strlen(a->domain)) != NULL)
+		return;   /* keep the served version until the reads succeed */
 
 	struct route_app *app = wapp_build(a);
-	struct route_table *base = w->work ? w->work : w->current;
 	struct route_table *next = app && base ? route_table_with_app(base, app) : NULL;
 	if (next == NULL) {
 		route_app_unref(app);
@@ -394,6 +399,33 @@ void watcher_app_settle(struct zkr_watcher *w, struct wapp *a)
 	w->work = next;
 	/* Deferred: every app settled in this loop turn goes into one snapshot. */
 	event_active(w->publish_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * A read that failed for good (a lost ACL, say) must not empty an app,
+ * in a re-read either: while the app's config or instance list cannot be
+ * read, the table keeps the version it has (the reads are retried with
+ * backoff; the first success rebuilds the app). A single unreadable
+ * instance node only leaves that instance out, so as not to freeze the
+ * rest of its app.
+ */
+static bool wapp_reads_failed(const struct wapp *a)
+{
+	return a->cfg_failed || a->list_failed;
+}
+
+static struct route_app *wapp_build_or_keep(struct zkr_watcher *w, struct wapp *a)
+{
+	if (w->current != NULL && wapp_reads_failed(a)) {
+		struct route_app *old = route_table_find(w->current, a->domain, strlen(a->domain));
+		if (old != NULL) {
+			log_warn("watcher: %s: reads failed in the re-read; keeping the served version",
+				 a->domain);
+			a->dirty = true;   /* rebuilt once the reads succeed */
+			return route_app_ref(old);
+		}
+	}
+	return wapp_build(a);
 }
 
 static int cmp_wapp(const void *x, const void *y)
@@ -455,10 +487,10 @@ void watcher_check_synced(struct zkr_watcher *w)
 				all[n++] = a;
 	qsort(all, n, sizeof(*all), cmp_wapp);
 	for (w->build_n = 0; w->build_n < n; w->build_n++) {
-		w->build_apps[w->build_n] = wapp_build(all[w->build_n]);
+		all[w->build_n]->dirty = false;
+		w->build_apps[w->build_n] = wapp_build_or_keep(w, all[w->build_n]);
 		if (w->build_apps[w->build_n] == NULL)
 			goto oom;
-		all[w->build_n]->dirty = false;
 	}
 	free(all);
 	w->building = true;

@@ -44,9 +44,11 @@ struct wapp {
 	record_app_config *cfg;    /* NULL: defaults (empty data or not read) */
 	bool cfg_read;             /* a data read finished at least once */
 	bool cfg_inflight, cfg_again, cfg_need;
+	bool cfg_failed;           /* the last read failed for good (ZNOAUTH...) */
 
 	bool list_read;            /* an instances list finished at least once */
 	bool list_inflight, list_again, list_need;
+	bool list_failed;          /* likewise for the instances list */
 	bool have_cversion;
 	int32_t cversion;          /* of instances, as of the last list */
 	unsigned pending_gets;

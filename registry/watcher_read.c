@@ -370,6 +370,7 @@ static void wapp_cfg_read(int rc, const char *value, int len, const struct Stat 
 			}
 		}
 		a->cfg_read = true;
+		a->cfg_failed = false;
 		a->dirty = true;
 	} else if (rc == ZNONODE) {
 		/* The app's node is gone; its /apps child event follows. */
@@ -381,7 +382,7 @@ static void wapp_cfg_read(int rc, const char *value, int len, const struct Stat 
 		/* A read that cannot succeed soon (ZNOAUTH) must not hold the
 		 * whole sync back: count it as read with what we have. */
 		if (!watcher_rc_transient(rc))
-			a->cfg_read = true;
+			a->cfg_read = a->cfg_failed = true;
 		watcher_read_failed(w, "read", path, rc);
 	}
 	if (a->cfg_again) {
@@ -528,10 +529,11 @@ static void wapp_listed(int rc, const struct String_vector *names, const struct 
 			watcher_schedule_retry(w, false);
 		}
 		a->list_read = true;
+		a->list_failed = false;
 	} else {
 		a->list_need = true;
 		if (!watcher_rc_transient(rc))
-			a->list_read = true;   /* see wapp_cfg_read */
+			a->list_read = a->list_failed = true;   /* see wapp_cfg_read */
 		watcher_read_failed(w, "list", path, rc);
 	}
 	if (a->list_again) {

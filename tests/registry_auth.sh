@@ -44,4 +44,25 @@ expect 20 "r1's session expired" grep -q 'session expired' "$T/r1.log"
 expect 20 "r1 sees s2 after the re-read" has r1 '^instance secure\.example\.com s2 10\.0\.0\.3:80 '
 has r1 '^instance secure\.example\.com s1 ' || fail "r1 lost s1 after the re-read"
 grep -q 'not authenticated' "$T/r1.log" && fail "r1 was refused after its new session"
+
+log "the routers lose read access: the served instances stay, also through a re-read"
+op() { "$B/zkput" --zk "$ZK" --auth op:op-pw "$@" >/dev/null || fail "zkput $*"; }
+op acl /apps/secure.example.com/instances digest:op:op-pw:cdrwa,digest:app:app-pw:cd
+spawn s3 "$B/zkput" --zk "$ZK" --auth app:app-pw --timeout 4000 --hold \
+	eph /apps/secure.example.com/instances/s3 instance:host=10.0.0.5,port=80
+wait_for 10 grep -q '^ready' "$T/s3.log" || fail "the owner could not register s3"
+# The server no longer tells r1 of changes there (events are filtered by
+# READ), so the loss shows when r1 has to read the app again: its re-read.
+kill -STOP "$R1"
+sleep 4
+kill -CONT "$R1"
+expect 20 "r1 re-read without access" grep -q 'secure.example.com: reads failed in the re-read; keeping the served version' "$T/r1.log"
+expect 10 "r1 published the re-read" sh -c "[ \$(grep -c 'read complete' $T/r1.log) -ge 3 ]"
+has r1 '^instance secure\.example\.com s1 ' && has r1 '^instance secure\.example\.com s2 ' ||
+	fail "the re-read emptied the app it could not read"
+has r1 '^instance open\.example\.com o1 ' || fail "the open app lost in the re-read"
+
+log "read access restored: the app is read again, s3 included"
+op acl /apps/secure.example.com/instances digest:op:op-pw:cdrwa,digest:app:app-pw:cd,digest:rt:rt-pw:r
+expect 40 "r1 sees s3" has r1 '^instance secure\.example\.com s3 10\.0\.0\.5:80 '
 exit 0

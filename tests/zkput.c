@@ -9,6 +9,9 @@
  *   eph PATH DATA    create ephemeral (parents created empty); implies --hold
  *   set PATH DATA    set data
  *   rm PATH          delete recursively (missing is fine)
+ *   acl PATH SPECS   set the ACL; SPECS is a comma-separated list of
+ *                    digest:USER:PASS:PERMS or world:anyone:PERMS (PERMS
+ *                    from "cdrwa")
  *   get PATH         print "owner=0x.. len=N version=V" and, for a RouterNode,
  *                    "node=ID generation=G digest=D"; fails on ZNONODE
  *
@@ -38,6 +41,7 @@
 
 #include <event2/event.h>
 
+#include "registry/ctl_acl.h"
 #include "registry/log.h"
 #include "registry/record.h"
 #include "registry/session.h"
@@ -299,6 +303,68 @@ static void parents_cb(int rc, void *arg)
 
 static void rm_step(struct tool *t);
 
+static int parse_perms(const char *p)
+{
+	int perms = 0;
+	for (; *p; p++) {
+		switch (*p) {
+		case 'c': perms |= ZOO_PERM_CREATE; break;
+		case 'd': perms |= ZOO_PERM_DELETE; break;
+		case 'r': perms |= ZOO_PERM_READ; break;
+		case 'w': perms |= ZOO_PERM_WRITE; break;
+		case 'a': perms |= ZOO_PERM_ADMIN; break;
+		default: return -1;
+		}
+	}
+	return perms;
+}
+
+/* "digest:u:p:perms,world:anyone:perms" into an ACL vector (ids in one
+ * static buffer each; the tool sets one ACL per op). */
+static bool parse_acl(const char *spec, struct ACL_vector *out)
+{
+	static struct ACL acls[8];
+	static char ids[8][CTL_DIGEST_ID_MAX];
+	char *copy = strdup(spec), *save = NULL;
+	int n = 0;
+	for (char *item = strtok_r(copy, ",", &save); item && n < 8; item = strtok_r(NULL, ",", &save)) {
+		char *last = strrchr(item, ':');
+		if (last == NULL)
+			goto bad;
+		*last = '\0';
+		int perms = parse_perms(last + 1);
+		if (perms < 0)
+			goto bad;
+		if (strncmp(item, "digest:", 7) == 0) {
+			char why[128];
+			if (!ctl_digest_id(item + 7, ids[n], sizeof(ids[n]), why, sizeof(why)))
+				goto bad;
+			acls[n].id.scheme = (char *)"digest";
+		} else if (strcmp(item, "world:anyone") == 0) {
+			snprintf(ids[n], sizeof(ids[n]), "anyone");
+			acls[n].id.scheme = (char *)"world";
+		} else {
+			goto bad;
+		}
+		acls[n].id.id = ids[n];
+		acls[n].perms = perms;
+		n++;
+	}
+	free(copy);
+	out->count = n;
+	out->data = acls;
+	return n > 0;
+bad:
+	free(copy);
+	fprintf(stderr, "zkput: bad ACL spec '%s'\n", spec);
+	return false;
+}
+
+static void acl_set_cb(int rc, const void *data)
+{
+	op_done(rc, "setacl", (struct tool *)data);
+}
+
 static void got_cb(int rc, const char *value, int len, const struct Stat *stat, const void *data)
 {
 	struct tool *t = (struct tool *)data;
@@ -403,6 +469,10 @@ static void tool_next(struct tool *t)
 		rc = zoo_aset(zh, o->path, (const char *)o->data, o->len, -1, stat_cb, t);
 	} else if (strcmp(o->verb, "get") == 0) {
 		rc = zoo_aget(zh, o->path, 0, got_cb, t);
+	} else if (strcmp(o->verb, "acl") == 0) {
+		struct ACL_vector acl;
+		rc = parse_acl((const char *)o->data, &acl) ? zoo_aset_acl(zh, o->path, -1, &acl, acl_set_cb, t)
+							  : ZBADARGUMENTS;
 	} else {
 		char *p = strdup(o->path);
 		if (p == NULL || !rm_push(t, p)) {
@@ -483,7 +553,8 @@ int main(int argc, char **argv)
 		o->verb = argv[i++];
 		bool takes_data = strcmp(o->verb, "mk") == 0 || strcmp(o->verb, "eph") == 0 ||
 				  strcmp(o->verb, "set") == 0;
-		if (!takes_data && strcmp(o->verb, "rm") != 0 && strcmp(o->verb, "get") != 0)
+		bool takes_spec = strcmp(o->verb, "acl") == 0;
+		if (!takes_data && !takes_spec && strcmp(o->verb, "rm") != 0 && strcmp(o->verb, "get") != 0)
 			return usage();
 		if (i >= argc || argv[i][0] != '/')
 			return usage();
@@ -491,6 +562,9 @@ int main(int argc, char **argv)
 		o->len = -1;
 		if (takes_data) {
 			if (i >= argc || !parse_data(argv[i++], &o->data, &o->len))
+				return 2;
+		} else if (takes_spec) {
+			if (i >= argc || (o->data = (uint8_t *)strdup(argv[i++])) == NULL)
 				return 2;
 		}
 		if (strcmp(o->verb, "eph") == 0)
