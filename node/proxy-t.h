@@ -36,6 +36,15 @@
 
 #define CLIENT_MAGIC 0x7a6b636cu   /* "zkcl" */
 #define UPSTREAM_MAGIC 0x7a6b7570u /* "zkup" */
+
+/* Callbacks get their object back as a void *: check it is one. */
+#define CHECK_MAGIC(obj, m) \
+	do { \
+		if ((obj) == NULL || (obj)->magic != (m)) { \
+			log_error("%s: not a live object (%p)", __func__, (void *)(obj)); \
+			return; \
+		} \
+	} while (0)
 #define MAX_TRIED 12
 #define REQUEST_ID_MAX 128
 #define REQUEST_POOL_MAX 256      /* free request objects kept for reuse */

@@ -1,11 +1,12 @@
 /*
- * The client side of the request path: listeners, accepting (with a cap on
- * connections and a backoff when descriptors run out), reading and
- * validating request heads, routing them by Host to an app of the current
- * table snapshot, answering the errors the router owns, and ending each
- * request (access log, keep-alive or close). upstream.c carries a routed
- * request to a backend and its response back; tunnel.c takes over after
- * an Upgrade. See proxy-t.h for the picture.
+ * The proxy object and its client connections: plain and TLS listeners,
+ * accepting (with a cap on connections and a backoff when descriptors run
+ * out), the connection I/O shared with upstream.c (direct reads and
+ * writes, see conn_io in proxy-t.h), client timeouts, closing and the
+ * deferred freeing of connections, table snapshots and the API main.c and
+ * admin.c use. proxy-request.c reads, routes and ends requests;
+ * upstream.c carries them to a backend and the response back; tunnel.c
+ * takes over after an Upgrade. See proxy-t.h for the picture.
  */
 #include <config.h>
 
@@ -250,6 +251,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	struct client *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	CHECK_MAGIC(c, CLIENT_MAGIC);
 	switch (c->state) {
 	case CS_IDLE:
 		client_process(c);
@@ -300,6 +302,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
 
+	CHECK_MAGIC(c, CLIENT_MAGIC);
 	conn_write_done(&c->io);
 	if (c->state == CS_CLOSING) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
@@ -312,9 +315,11 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client *c = arg;
-	struct proxy *p = c->p;
+	struct proxy *p;
 	uint64_t now;
 
+	CHECK_MAGIC(c, CLIENT_MAGIC);
+	p = c->p;
 	if (what & BEV_EVENT_CONNECTED)
 		return;   /* a TLS handshake completed */
 	if (c->state == CS_LINGER || c->state == CS_DEAD) {

@@ -504,6 +504,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct upstream *up = arg;
 
+	CHECK_MAGIC(up, UPSTREAM_MAGIC);
 	if (up->state == US_ACTIVE && up->req) {
 		response_read(up->req);
 		return;
@@ -515,8 +516,10 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
 static void up_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct upstream *up = arg;
-	struct request *r = up->req;
+	struct request *r;
 
+	CHECK_MAGIC(up, UPSTREAM_MAGIC);
+	r = up->req;
 	conn_write_done(&up->io);
 	if (up->state != US_ACTIVE || r == NULL || !r->c->read_paused || r->state != RQ_SENDING)
 		return;
@@ -530,8 +533,10 @@ static void retry_or_fail(struct request *r, bool timeout);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct upstream *up = arg;
-	struct request *r = up->req;
+	struct request *r;
 
+	CHECK_MAGIC(up, UPSTREAM_MAGIC);
+	r = up->req;
 	if (up->state == US_IDLE || r == NULL) {
 		upstream_close(up);
 		return;
