@@ -48,6 +48,9 @@ static void puts_(struct out *o, const char *s)
 	put(o, s, strlen(s));
 }
 
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
 static void put_hdr(struct out *o, const struct http_hdr *hd)
 {
 	put(o, hd->name, hd->nlen);
@@ -72,11 +75,11 @@ static void put_uint(struct out *o, uint64_t v)
 static void put_framing(struct out *o, enum body_framing framing, uint64_t len)
 {
 	if (framing == FRAME_LENGTH) {
-		puts_(o, "Content-Length: ");
+		PUT_LIT(o, "Content-Length: ");
 		put_uint(o, len);
 		put(o, "\r\n", 2);
 	} else if (framing == FRAME_CHUNKED) {
-		puts_(o, "Transfer-Encoding: chunked\r\n");
+		PUT_LIT(o, "Transfer-Encoding: chunked\r\n");
 	}
 }
 
@@ -94,7 +97,7 @@ bool headers_write_request(struct evbuffer *out, const struct http_head *h,
 	if (h->path_len == 0 || (h->path[0] != '/' && h->path[0] != '*'))
 		put(&o, "/", 1);
 	put(&o, h->path, h->path_len);
-	puts_(&o, " HTTP/1.1\r\nHost: ");
+	PUT_LIT(&o, " HTTP/1.1\r\nHost: ");
 	put(&o, f->host, f->host_len);
 	put(&o, "\r\n", 2);
 
@@ -121,7 +124,7 @@ bool headers_write_request(struct evbuffer *out, const struct http_head *h,
 			if (xff_done)
 				continue;
 			xff_done = true;
-			puts_(&o, "X-Forwarded-For: ");
+			PUT_LIT(&o, "X-Forwarded-For: ");
 			for (k = i; k < h->n_hdrs; k++) {
 				if (h->hdrs[k].kind != HDR_X_FORWARDED_FOR || h->hdrs[k].vlen == 0)
 					continue;
@@ -141,24 +144,24 @@ bool headers_write_request(struct evbuffer *out, const struct http_head *h,
 		}
 	}
 	if (!xff_done) {
-		puts_(&o, "X-Forwarded-For: ");
+		PUT_LIT(&o, "X-Forwarded-For: ");
 		puts_(&o, f->client_ip);
 		put(&o, "\r\n", 2);
 	}
-	puts_(&o, "X-Forwarded-Proto: ");
+	PUT_LIT(&o, "X-Forwarded-Proto: ");
 	puts_(&o, f->proto);
-	puts_(&o, "\r\nX-Forwarded-Host: ");
+	PUT_LIT(&o, "\r\nX-Forwarded-Host: ");
 	put(&o, f->host, f->host_len);
-	puts_(&o, "\r\nX-Forwarded-Port: ");
+	PUT_LIT(&o, "\r\nX-Forwarded-Port: ");
 	put_uint(&o, f->local_port);
 	put(&o, "\r\n", 2);
 	if (!f->request_id_present) {
-		puts_(&o, "X-Request-Id: ");
+		PUT_LIT(&o, "X-Request-Id: ");
 		put(&o, f->request_id, f->request_id_len);
 		put(&o, "\r\n", 2);
 	}
 	if (tunnel)
-		puts_(&o, "Connection: upgrade\r\n");
+		PUT_LIT(&o, "Connection: upgrade\r\n");
 	put_framing(&o, f->framing, f->content_length);
 	put(&o, "\r\n", 2);
 	return !o.failed;
@@ -192,24 +195,24 @@ bool headers_write_response(struct evbuffer *out, const struct http_head *h,
 		put_hdr(&o, hd);
 	}
 	if (!has_rid && f->request_id) {
-		puts_(&o, "X-Request-Id: ");
+		PUT_LIT(&o, "X-Request-Id: ");
 		put(&o, f->request_id, f->request_id_len);
 		put(&o, "\r\n", 2);
 	}
 	if (f->sticky_cookie && f->sticky_value) {
 		/* Instance ids are znode names: no ';', ',', space or quote. */
-		puts_(&o, "Set-Cookie: ");
+		PUT_LIT(&o, "Set-Cookie: ");
 		puts_(&o, f->sticky_cookie);
 		put(&o, "=", 1);
 		puts_(&o, f->sticky_value);
-		puts_(&o, "; Path=/; HttpOnly\r\n");
+		PUT_LIT(&o, "; Path=/; HttpOnly\r\n");
 	}
 	if (f->tunnel)
-		puts_(&o, "Connection: upgrade\r\n");
+		PUT_LIT(&o, "Connection: upgrade\r\n");
 	else if (!f->keep_alive)
-		puts_(&o, "Connection: close\r\n");
+		PUT_LIT(&o, "Connection: close\r\n");
 	else if (f->client_http10)
-		puts_(&o, "Connection: keep-alive\r\n");
+		PUT_LIT(&o, "Connection: keep-alive\r\n");
 	put_framing(&o, f->framing, f->content_length);
 	put(&o, "\r\n", 2);
 	return !o.failed;

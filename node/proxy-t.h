@@ -68,6 +68,7 @@ struct tunnel;
 #define CONN_READ_MAX (64u * 1024)
 
 struct conn_io {
+	struct event_base *base;
 	struct bufferevent *bev;
 	struct event *rev;         /* EV_READ | EV_PERSIST on the socket */
 	bufferevent_data_cb readcb;

@@ -143,6 +143,7 @@ bool conn_io_open(struct conn_io *io, struct event_base *base, struct buffereven
 		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg,
 		  bool bev_reads)
 {
+	io->base = base;
 	io->bev = bev;
 	io->readcb = readcb;
 	io->eventcb = eventcb;
@@ -155,17 +156,52 @@ bool conn_io_open(struct conn_io *io, struct event_base *base, struct buffereven
 	return io->rev != NULL;
 }
 
+/*
+ * A timeval for `ms` that libevent files in an O(1) queue shared by every
+ * timer of that duration, instead of its heap: our timeouts take a handful
+ * of values (head, keep-alive, response, pool idle), each re-armed on
+ * every request of every connection.
+ */
+static const struct timeval *conn_tv(struct event_base *base, unsigned ms)
+{
+	static struct {
+		struct event_base *base;
+		unsigned ms;
+		const struct timeval *tv;
+	} cache[16];
+	static struct timeval plain;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	size_t i;
+
+	for (i = 0; i < sizeof(cache) / sizeof(cache[0]); i++) {
+		if (cache[i].tv == NULL) {
+			cache[i].tv = event_base_init_common_timeout(base, &tv);
+			if (cache[i].tv == NULL)
+				break;
+			cache[i].base = base;
+			cache[i].ms = ms;
+			return cache[i].tv;
+		}
+		if (cache[i].base == base && cache[i].ms == ms)
+			return cache[i].tv;
+	}
+	/* Full (or failed): a plain timeout, which event_add copies. */
+	plain = tv;
+	return &plain;
+}
+
 static void conn_bev_timeouts(struct conn_io *io)
 {
-	struct timeval r = {io->timeout_ms / 1000, (io->timeout_ms % 1000) * 1000};
-	struct timeval w = {io->wtimeout_ms / 1000, (io->wtimeout_ms % 1000) * 1000};
-
-	bufferevent_set_timeouts(io->bev, io->bev_reads && io->timeout_ms ? &r : NULL,
-				 io->wtimeout_ms ? &w : NULL);
+	bufferevent_set_timeouts(io->bev,
+				 io->bev_reads && io->timeout_ms ? conn_tv(io->base, io->timeout_ms)
+								 : NULL,
+				 io->wtimeout_ms ? conn_tv(io->base, io->wtimeout_ms) : NULL);
 }
 
 void conn_write_timeout(struct conn_io *io, unsigned ms)
 {
+	if (io->wtimeout_ms == ms)
+		return;
 	io->wtimeout_ms = ms;
 	conn_bev_timeouts(io);
 }
@@ -181,9 +217,7 @@ void conn_io_close(struct conn_io *io)
 
 static void conn_read_arm(struct conn_io *io)
 {
-	struct timeval tv = {io->timeout_ms / 1000, (io->timeout_ms % 1000) * 1000};
-
-	event_add(io->rev, io->timeout_ms ? &tv : NULL);
+	event_add(io->rev, io->timeout_ms ? conn_tv(io->base, io->timeout_ms) : NULL);
 }
 
 void conn_read_on(struct conn_io *io)

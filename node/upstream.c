@@ -619,6 +619,7 @@ static struct upstream *upstream_connect(struct proxy *p, struct backend *be, un
 	up->state = US_CONNECTING;
 	bufferevent_setcb(up->bev, up_read_cb, up_write_cb, up_event_cb, up);
 	bufferevent_setwatermark(up->bev, EV_WRITE, p->cfg.buffer_high_bytes / 2, 0);
+	up->io.base = p->base;
 	up->io.bev = up->bev;   /* the connect timeout is a write timeout */
 	set_timeouts(up, 0, timeout_ms);
 	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0 ||
