@@ -139,6 +139,7 @@ struct wapp *watcher_app_add(struct zkr_watcher *w, const char *domain)
 		return NULL;
 	}
 	a->serial = ++w->next_serial;
+	a->dirty = true;           /* not in the table yet */
 	size_t at = hash_str(domain) & (w->n_buckets - 1);
 	a->hnext = w->buckets[at];
 	w->buckets[at] = a;
@@ -302,10 +303,11 @@ void watcher_watch(zhandle_t *zh, int type, int state, const char *path, void *c
 			watcher_issue_cfg(w, a);
 			zkr_session_kick(w->s);
 		} else if (type == ZOO_DELETED_EVENT) {
-			/* The /apps child watch reports the removal too; re-list
-			 * /apps so it is handled even if that event was merged. */
-			w->batch_apps = true;
-			watcher_batch_add(w, NULL);
+			/* The /apps child watch reports the removal too. Read the
+			 * data again: ZNONODE re-lists /apps, and a node already
+			 * created again gets its data read and watched. */
+			watcher_issue_cfg(w, a);
+			zkr_session_kick(w->s);
 		}
 	} else if (strcmp(slash, "/instances") == 0) {
 		watcher_batch_add(w, a);

@@ -45,6 +45,7 @@ struct wapp {
 	bool cfg_read;             /* a data read finished at least once */
 	bool cfg_inflight, cfg_again, cfg_need;
 	bool cfg_failed;           /* the last read failed for good (ZNOAUTH...) */
+	bool cfg_gone;             /* the last read found no node */
 
 	bool list_read;            /* an instances list finished at least once */
 	bool list_inflight, list_again, list_need;

@@ -310,6 +310,11 @@ static void watcher_apps_listed(int rc, const struct String_vector *names, const
 				watcher_issue_cfg(w, a);
 				watcher_issue_list(w, a);
 			}
+		} else if (a->cfg_gone) {
+			/* Deleted and created again between two lists: the old
+			 * node's data watch died with it; read (and watch) anew. */
+			a->cfg_gone = false;
+			watcher_issue_cfg(w, a);
 		}
 		a->mark = true;
 	}
@@ -373,7 +378,10 @@ static void wapp_cfg_read(int rc, const char *value, int len, const struct Stat 
 		a->cfg_failed = false;
 		a->dirty = true;
 	} else if (rc == ZNONODE) {
-		/* The app's node is gone; its /apps child event follows. */
+		/* The app's node is gone (a failed read sets no watch); its
+		 * /apps child event follows. If it is back by the time /apps is
+		 * listed, cfg_gone has its config read again. */
+		a->cfg_gone = true;
 		w->batch_apps = true;
 		watcher_batch_add(w, NULL);
 		return;

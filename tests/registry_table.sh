@@ -61,6 +61,15 @@ put rm /apps/c.example.com mk /apps/d.example.com/instances/d1 instance:host=::1
 expect 10 "c removed" lacks r1 '^app c\.example\.com '
 expect 10 "d added" has r1 '^instance d\.example\.com d1 ::1:9000 '
 
+log "an app deleted and created again at once: its new config is read and watched"
+put rm /apps/d.example.com mk /apps/d.example.com app:balance=round-robin,retries=1 \
+    mk /apps/d.example.com/instances/d2 instance:host=10.0.0.7,port=9001
+expect 10 "re-created app's config" has r1 '^app d\.example\.com balance=round-robin retries=1 '
+expect 10 "re-created app's instance" has r1 '^instance d\.example\.com d2 10\.0\.0\.7:9001 '
+lacks r1 '^instance d\.example\.com d1 ' || fail "d1 survived its app's deletion"
+put set /apps/d.example.com app:balance=round-robin,retries=3
+expect 10 "later config change of the re-created app" has r1 '^app d\.example\.com balance=round-robin retries=3 '
+
 log "a second, independent table holder computes the same digest"
 tw_start r2 --timeout 4000
 expect 15 "r2 table" has r2 '^generation '
