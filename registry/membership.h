@@ -49,7 +49,8 @@ bool zkr_membership_registered(const struct zkr_membership *m);
 /* Writes issued so far (for tests and metrics). */
 uint64_t zkr_membership_writes(const struct zkr_membership *m);
 
-/* Replies still queued on the session find it gone and do nothing. */
+/* Call it while the session object exists (before zkr_session_free).
+ * Replies still queued on the session find it gone and do nothing. */
 void zkr_membership_free(struct zkr_membership *m);
 
 #endif

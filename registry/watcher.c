@@ -23,7 +23,7 @@
  * Lifetime. Completions and watches carry the watcher's numeric id, not a
  * pointer, and look it up in the list of live watchers; a callback that
  * arrives after zkr_watcher_free (or from a previous session: the epoch
- * differs) is dropped. So nothing dangles whatever the free order. The
+ * differs) is dropped, so nothing dangles whichever is closed first. The
  * list is process-wide and unlocked: every watcher runs on the one thread
  * that drives ZooKeeper.
  *

@@ -63,10 +63,11 @@ struct zkr_watcher *zkr_watcher_new(struct event_base *base, struct zkr_session 
 				    char *why, size_t whylen);
 
 /*
- * Unsubscribes and frees everything. Completions and watches still queued
- * on the session find the watcher gone and do nothing, so the order of
- * zkr_watcher_free and zkr_session_free does not matter. Not from inside
- * the watcher's own callback.
+ * Unsubscribes and frees everything. Call it while the session object
+ * still exists (before zkr_session_free; after zkr_session_close is fine).
+ * Completions and watches still queued on the session find the watcher
+ * gone and do nothing, whichever is closed first. Not from inside the
+ * watcher's own callback.
  */
 void zkr_watcher_free(struct zkr_watcher *w);
 

@@ -157,9 +157,11 @@ static void test_watcher_unconnected(void)
 	struct zkr_watcher_stats st;
 	zkr_watcher_get_stats(w, &st);
 	CU_ASSERT_EQUAL(st.published, 0);
-	/* Either free order is safe. */
-	zkr_session_free(s);
+	/* The router's order: close (queued completions run and find the
+	 * watcher alive), free the watcher, free the session. */
+	zkr_session_close(s);
 	zkr_watcher_free(w);
+	zkr_session_free(s);
 }
 
 static void test_router_bad_opts(void)
