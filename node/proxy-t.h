@@ -1,6 +1,6 @@
 /*
- * Types shared by the request-path files (proxy.c, upstream.c, tunnel.c);
- * not for the rest of the daemon, which uses proxy.h.
+ * Types shared by the request-path files (proxy*.c, upstream*.c,
+ * tunnel.c); not for the rest of the daemon, which uses proxy.h.
  *
  *   listener --accept--> client --head--> request --pick--> backend
  *                          |                 |                 |
@@ -249,7 +249,7 @@ struct proxy {
 #define rlog_info(r, ...) rlog_at(ZKR_LOG_INFO, r, __VA_ARGS__)
 #define rlog_warn(r, ...) rlog_at(ZKR_LOG_WARN, r, __VA_ARGS__)
 
-/* ---- proxy.c: client connections -------------------------------------- */
+/* ---- proxy.c and proxy-io.c: connections ------------------------------ */
 
 void client_set_state(struct client *c, enum client_state s);
 /* Closes now (CS_DEAD); the memory goes at the next reaper run. */
@@ -310,8 +310,13 @@ void upstream_release(struct request *r, bool reusable);
 void upstream_free_dead(struct proxy *p);
 /* Closes a connection now; its memory goes at the next reaper run. */
 void upstream_close(struct upstream *up);
+/* upstream-response.c: reads the backend's answer and moves it on. */
+void upstream_read_response(struct request *r);
 /* Response body moving resumes once the client drained its output. */
 void upstream_resume_response(struct request *r);
+/* A failure on the backend side: a 502/504 answer, or the client's
+ * connection cut when part of the response is already out. */
+void upstream_response_fail(struct request *r, int status, const char *code, const char *msg);
 
 /* ---- tunnel.c ---------------------------------------------------------- */
 

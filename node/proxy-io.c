@@ -1,0 +1,230 @@
+/*
+ * Socket I/O for client and backend connections (struct conn_io in
+ * proxy-t.h). Bufferevents hold the buffers, connect, and take over when
+ * a socket is full; the common case goes around them: a read is one
+ * readv sized by the previous one (no FIONREAD ioctl, no 4 KB cap), a
+ * write is one writev from the caller with no write event armed, and
+ * every timeout is a libevent "common timeout". That leaves 4 system
+ * calls per proxied keep-alive request. TLS connections leave all of it
+ * to their OpenSSL bufferevent.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <sys/uio.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "node/proxy-t.h"
+
+void conn_flush(struct conn_io *io)
+{
+	struct bufferevent *bev = io->bev;
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (io->bev_reads || evbuffer_get_length(out) == 0 ||
+	    (bufferevent_get_enabled(bev) & EV_WRITE))
+		return;
+	/* A socket bufferevent keeps its output's start frozen outside its
+	 * own write callback; we write the way that callback does. A hard
+	 * error leaves the bytes in place: the write event then meets the
+	 * same error and reports it through the event callback. */
+	evbuffer_unfreeze(out, 1);
+	evbuffer_write(out, bufferevent_getfd(bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
+void conn_write_done(struct conn_io *io)
+{
+	if (!io->bev_reads && evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
+		bufferevent_disable(io->bev, EV_WRITE);
+}
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_io *io = arg;
+	struct evbuffer *in = bufferevent_get_input(io->bev);
+	struct evbuffer_iovec v[2];
+	struct iovec iov[2];
+	ssize_t got;
+	int n, i, err;
+
+	if (what & EV_TIMEOUT) {
+		conn_read_off(io);   /* as a bufferevent does after a timeout */
+		io->eventcb(io->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, io->arg);
+		return;
+	}
+	/* The bufferevent keeps its input's end frozen outside its own read
+	 * callback; we read the way that callback does. */
+	evbuffer_unfreeze(in, 0);
+	if (io->rsize < CONN_READ_MIN)
+		io->rsize = CONN_READ_MIN;
+	n = evbuffer_reserve_space(in, io->rsize, v, 2);
+	if (n <= 0) {
+		evbuffer_freeze(in, 0);
+		conn_read_off(io);
+		io->eventcb(io->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, io->arg);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	got = readv(fd, iov, n);
+	err = errno;
+	if (got > 0) {
+		size_t left = (size_t)got;
+
+		/* Full reads mean a stream: read bigger; short ones, smaller. */
+		if ((size_t)got >= io->rsize && io->rsize < CONN_READ_MAX)
+			io->rsize *= 2;
+		else if ((size_t)got < io->rsize / 4 && io->rsize > CONN_READ_MIN)
+			io->rsize /= 2;
+
+		for (i = 0; i < n; i++) {
+			if (v[i].iov_len > left)
+				v[i].iov_len = left;
+			left -= v[i].iov_len;
+		}
+		evbuffer_commit_space(in, v, n);
+	} else {
+		evbuffer_commit_space(in, v, 0);
+		/* Drop the chain reserved for nothing, so an idle
+		 * connection holds no read buffer. */
+		if (evbuffer_get_length(in) == 0)
+			evbuffer_drain(in, 0);
+	}
+	evbuffer_freeze(in, 0);
+	if (got > 0) {
+		io->readcb(io->bev, io->arg);
+		return;
+	}
+	if (got < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
+		return;
+	conn_read_off(io);
+	errno = err;
+	io->eventcb(io->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
+		    io->arg);
+}
+
+bool conn_io_open(struct conn_io *io, struct event_base *base, struct bufferevent *bev,
+		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg,
+		  bool bev_reads)
+{
+	io->base = base;
+	io->bev = bev;
+	io->readcb = readcb;
+	io->eventcb = eventcb;
+	io->arg = arg;
+	io->reading = false;
+	io->bev_reads = bev_reads;
+	if (bev_reads)
+		return true;
+	io->rev = event_new(base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, conn_read_cb, io);
+	return io->rev != NULL;
+}
+
+/*
+ * A timeval for `ms` that libevent files in an O(1) queue shared by every
+ * timer of that duration, instead of its heap: our timeouts take a handful
+ * of values (head, keep-alive, response, pool idle), each re-armed on
+ * every request of every connection.
+ */
+static const struct timeval *conn_tv(struct event_base *base, unsigned ms)
+{
+	static struct {
+		struct event_base *base;
+		unsigned ms;
+		const struct timeval *tv;
+	} cache[16];
+	static struct timeval plain;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	size_t i;
+
+	for (i = 0; i < sizeof(cache) / sizeof(cache[0]); i++) {
+		if (cache[i].tv == NULL) {
+			cache[i].tv = event_base_init_common_timeout(base, &tv);
+			if (cache[i].tv == NULL)
+				break;
+			cache[i].base = base;
+			cache[i].ms = ms;
+			return cache[i].tv;
+		}
+		if (cache[i].base == base && cache[i].ms == ms)
+			return cache[i].tv;
+	}
+	/* Full (or failed): a plain timeout, which event_add copies. */
+	plain = tv;
+	return &plain;
+}
+
+static void conn_bev_timeouts(struct conn_io *io)
+{
+	bufferevent_set_timeouts(io->bev,
+				 io->bev_reads && io->timeout_ms ? conn_tv(io->base, io->timeout_ms)
+								 : NULL,
+				 io->wtimeout_ms ? conn_tv(io->base, io->wtimeout_ms) : NULL);
+}
+
+void conn_write_timeout(struct conn_io *io, unsigned ms)
+{
+	if (io->wtimeout_ms == ms)
+		return;
+	io->wtimeout_ms = ms;
+	conn_bev_timeouts(io);
+}
+
+void conn_io_close(struct conn_io *io)
+{
+	if (io->rev) {
+		event_free(io->rev);
+		io->rev = NULL;
+	}
+	io->reading = false;
+}
+
+static void conn_read_arm(struct conn_io *io)
+{
+	event_add(io->rev, io->timeout_ms ? conn_tv(io->base, io->timeout_ms) : NULL);
+}
+
+void conn_read_on(struct conn_io *io)
+{
+	if (io->reading)
+		return;
+	if (io->bev_reads) {
+		io->reading = true;
+		bufferevent_enable(io->bev, EV_READ);
+		return;
+	}
+	if (io->rev == NULL)
+		return;
+	io->reading = true;
+	conn_read_arm(io);
+}
+
+void conn_read_off(struct conn_io *io)
+{
+	if (!io->reading)
+		return;
+	io->reading = false;
+	if (io->bev_reads)
+		bufferevent_disable(io->bev, EV_READ);
+	else
+		event_del(io->rev);
+}
+
+void conn_read_timeout(struct conn_io *io, unsigned ms)
+{
+	if (io->timeout_ms == ms)
+		return;
+	io->timeout_ms = ms;
+	if (io->bev_reads)
+		conn_bev_timeouts(io);
+	else if (io->reading)
+		conn_read_arm(io);
+}

@@ -1,0 +1,303 @@
+/*
+ * The response side of a proxied request: reading the backend's head
+ * (searched in place as it arrives), validating it, writing it again for
+ * the client with our framing, passing interim 1xx answers to HTTP/1.1
+ * clients, handing a 101 to tunnel.c, and moving the body (by length,
+ * chunked re-framed or de-chunked for HTTP/1.0 clients, or until close)
+ * as far as the client's output allows, pausing the backend past the
+ * high mark until the client drains.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "node/proxy-t.h"
+
+static void response_complete(struct request *r)
+{
+	struct upstream *up = r->up;
+
+	if (up && evbuffer_get_length(bufferevent_get_input(up->bev)) > 0)
+		r->resp_reusable = false;      /* bytes past the response: unsafe */
+	if (!r->req_body_done) {
+		/* Answered before the body was all sent: neither stream is
+		 * framed any more. */
+		r->resp_reusable = false;
+		r->keep_alive = false;
+	}
+	request_finish(r);
+}
+
+void upstream_response_fail(struct request *r, int status, const char *code, const char *msg)
+{
+	r->resp_reusable = false;
+	request_fail(r, status, code, msg);
+}
+
+/* Writes the response head for the client and decides the framing. */
+static bool response_head(struct request *r, size_t end)
+{
+	struct client *c = r->c;
+	struct upstream *up = r->up;
+	struct http_head *h = &r->rhead;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct fwd_response f;
+	size_t before = evbuffer_get_length(out);
+	bool has_body = http_response_has_body(h, r->head_request);
+
+	memset(&f, 0, sizeof(f));
+	f.client_http10 = r->http10;
+	f.request_id = r->rid;
+	f.request_id_len = r->rid_len;
+	if (r->as->app->config.sticky_cookie && r->be && r->sticky != r->be) {
+		f.sticky_cookie = r->as->app->config.sticky_cookie;
+		f.sticky_value = r->be->id;
+	}
+	if (!has_body) {
+		r->resp_framing = FRAME_NONE;
+		/* A HEAD or 304 answer states the length of what it stands for;
+		 * 1xx and 204 must not carry one at all. */
+		bool may_state = h->status >= 200 && h->status != 204;
+
+		if (h->has_content_length && may_state) {
+			f.framing = FRAME_LENGTH;
+			f.content_length = h->content_length;
+		} else if (h->chunked && !r->http10 && may_state) {
+			f.framing = FRAME_CHUNKED;
+		}
+	} else if (h->chunked) {
+		r->resp_framing = FRAME_CHUNKED;
+		r->dechunk_raw = r->http10;
+		f.framing = r->http10 ? FRAME_CLOSE : FRAME_CHUNKED;
+	} else if (h->has_content_length) {
+		r->resp_framing = FRAME_LENGTH;
+		r->resp_remaining = h->content_length;
+		f.framing = FRAME_LENGTH;
+		f.content_length = h->content_length;
+	} else {
+		r->resp_framing = FRAME_CLOSE;
+		f.framing = FRAME_CLOSE;
+	}
+	if (f.framing == FRAME_CLOSE || !r->req_body_done)
+		r->keep_alive = false;
+	f.keep_alive = r->keep_alive && !c->p->stopping;
+	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
+			   r->resp_framing != FRAME_CLOSE;
+	if (!headers_write_response(out, h, &f))
+		return false;
+	evbuffer_drain(bufferevent_get_input(up->bev), end);
+	r->bytes_out += evbuffer_get_length(out) - before;
+	r->status = h->status;
+	r->resp_head_done = true;
+	request_set_state(r, RQ_RESPONDING);
+	return true;
+}
+
+/* An interim 1xx (100 Continue): passed on to HTTP/1.1 clients only. */
+static bool response_interim(struct request *r, size_t end)
+{
+	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+	struct fwd_response f;
+	size_t before = evbuffer_get_length(out);
+
+	memset(&f, 0, sizeof(f));
+	f.keep_alive = true;
+	f.framing = FRAME_NONE;
+	if (!r->http10 && !headers_write_response(out, &r->rhead, &f))
+		return false;
+	evbuffer_drain(bufferevent_get_input(r->up->bev), end);
+	r->bytes_out += evbuffer_get_length(out) - before;
+	r->resp_started = false;   /* the final response is still to come */
+	return true;
+}
+
+static void response_upgrade(struct request *r, size_t end)
+{
+	struct client *c = r->c;
+	struct upstream *up = r->up;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct fwd_response f;
+	size_t before = evbuffer_get_length(out);
+
+	memset(&f, 0, sizeof(f));
+	f.tunnel = true;
+	f.keep_alive = true;
+	f.request_id = r->rid;
+	f.request_id_len = r->rid_len;
+	if (!headers_write_response(out, &r->rhead, &f)) {
+		upstream_response_fail(r, 502, "backend_failed", "out of memory");
+		return;
+	}
+	evbuffer_drain(bufferevent_get_input(up->bev), end);
+	r->bytes_out += evbuffer_get_length(out) - before;
+	r->status = 101;
+	r->resp_head_done = true;
+	backend_record_success(r->be);
+	/* The connection leaves the request for the tunnel. */
+	r->up = NULL;
+	up->req = NULL;
+	if (!tunnel_start(c, up)) {
+		upstream_close(up);
+		client_close(c);
+	}
+	request_finish(r);
+}
+
+/* Moves what the backend sent toward the client, as far as the client's
+ * output allows. */
+static void response_read_some(struct request *r)
+{
+	struct proxy *p = r->c->p;
+	struct upstream *up = r->up;
+	struct evbuffer *in = bufferevent_get_input(up->bev);
+	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+
+	while (!r->resp_head_done) {
+		size_t len = evbuffer_get_length(in), end;
+		const char *data, *why = NULL;
+
+		if (len == 0)
+			return;
+		r->resp_started = true;
+		{
+			/* Search only what was not searched yet, in place. */
+			struct evbuffer_ptr from, at;
+			size_t start = r->resp_scanned > 3 ? r->resp_scanned - 3 : 0;
+
+			evbuffer_ptr_set(in, &from, start, EVBUFFER_PTR_SET);
+			at = evbuffer_search(in, "\r\n\r\n", 4, &from);
+			end = at.pos < 0 ? 0 : (size_t)at.pos + 4;
+		}
+		if (end > p->lim.max_head_bytes || (end == 0 && len >= p->lim.max_head_bytes)) {
+			upstream_response_fail(r, 502, "backend_failed", "response head too large");
+			return;
+		}
+		if (end == 0) {
+			r->resp_scanned = (uint32_t)len;
+			return;
+		}
+		r->resp_scanned = 0;
+		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)end);
+		if (data == NULL) {
+			upstream_response_fail(r, 502, "backend_failed", "out of memory");
+			return;
+		}
+		if (http_parse_response(&r->rparser, data, end, false, &p->lim, r->head_request,
+					&r->rhead, &why) != HTTP_OK) {
+			rlog_warn(r, "invalid response from %s: %s", up->be->name, why ? why : "?");
+			upstream_response_fail(r, 502, "backend_failed", "invalid response from the backend");
+			return;
+		}
+		if (r->rhead.status == 101) {
+			if (!r->upgrade) {
+				upstream_response_fail(r, 502, "backend_failed", "unexpected 101 from the backend");
+				return;
+			}
+			response_upgrade(r, end);
+			return;
+		}
+		if (r->rhead.status < 200) {
+			if (!response_interim(r, end)) {
+				upstream_response_fail(r, 502, "backend_failed", "out of memory");
+				return;
+			}
+			continue;
+		}
+		if (!response_head(r, end)) {
+			upstream_response_fail(r, 502, "backend_failed", "out of memory");
+			return;
+		}
+		backend_record_success(up->be);
+		if (r->resp_framing == FRAME_NONE ||
+		    (r->resp_framing == FRAME_LENGTH && r->resp_remaining == 0)) {
+			response_complete(r);
+			return;
+		}
+	}
+
+	while (evbuffer_get_length(in) > 0) {
+		size_t len = evbuffer_get_length(in);
+
+		if (r->resp_framing == FRAME_LENGTH) {
+			size_t n = len < r->resp_remaining ? len : (size_t)r->resp_remaining;
+			int moved = evbuffer_remove_buffer(in, out, n);
+
+			if (moved < 0) {
+				upstream_response_fail(r, 502, "backend_failed", "out of memory");
+				return;
+			}
+			r->resp_remaining -= (size_t)moved;
+			r->bytes_out += (size_t)moved;
+			if (r->resp_remaining == 0) {
+				response_complete(r);
+				return;
+			}
+		} else if (r->resp_framing == FRAME_CHUNKED) {
+			struct evbuffer_iovec v;
+			size_t used = 0, dlen;
+			bool done = false;
+			const char *why = NULL;
+
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				break;
+			if (!http_body_decode(&r->rparser, v.iov_base, v.iov_len, p->scratch, &used,
+					      &done, &why)) {
+				rlog_warn(r, "bad chunked body from %s: %s", up->be->name, why ? why : "?");
+				upstream_response_fail(r, 502, "backend_failed", "invalid chunked body");
+				return;
+			}
+			dlen = evbuffer_get_length(p->scratch);
+			if (dlen) {
+				if (!r->dechunk_raw)
+					evbuffer_add_printf(out, "%zx\r\n", dlen);
+				evbuffer_add_buffer(out, p->scratch);
+				if (!r->dechunk_raw)
+					evbuffer_add(out, "\r\n", 2);
+				r->bytes_out += dlen;
+			}
+			evbuffer_drain(in, used);
+			if (done) {
+				if (!r->dechunk_raw)
+					evbuffer_add(out, "0\r\n\r\n", 5);
+				response_complete(r);
+				return;
+			}
+			if (used == 0)
+				break;
+		} else {
+			r->bytes_out += len;
+			evbuffer_add_buffer(out, in);
+		}
+	}
+	conn_flush(&r->c->io);
+	if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
+		/* The client reads slower than the backend writes. */
+		r->resp_paused = true;
+		conn_read_off(&up->io);
+	}
+}
+
+void upstream_read_response(struct request *r)
+{
+	struct client *c = r->c;
+
+	response_read_some(r);
+	/* Whatever path it took (interim 100, error, end), send it now. */
+	if (c->state != CS_DEAD)
+		conn_flush(&c->io);
+}
+
+void upstream_resume_response(struct request *r)
+{
+	struct upstream *up = r->up;
+
+	if (up == NULL || !r->resp_paused ||
+	    evbuffer_get_length(bufferevent_get_output(r->c->bev)) >= r->c->p->cfg.buffer_high_bytes)
+		return;
+	r->resp_paused = false;
+	conn_read_on(&up->io);
+	upstream_read_response(r);
+}
