@@ -2,13 +2,14 @@
 # Per-app settings from ZooKeeper (AppConfig) reach the request path:
 # smooth weighted round-robin follows the instances' weights, hashing on a
 # header or a cookie keeps a user on one instance (and keeps users of the
-# instances that stay where they were when another leaves), and an app's
-# own response timeout and retry count override the router's.
+# instances that stay where they were when another leaves), an app's own
+# response timeout and retry count override the router's, and an app with
+# redirect_https gets plain-HTTP requests redirected, never proxied.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
 proxy_setup
-for b in r1 r2 h1 h2 h3 t1 x1; do
+for b in r1 r2 h1 h2 h3 t1 x1 s1; do
 	start_backend "$b"
 	eval "P_$b=$BACKEND_PORT"
 done
@@ -17,6 +18,7 @@ app_add hh.test app:balance=hash-header,hash_key=X-User
 app_add hc.test app:balance=hash-cookie,hash_key=sid
 app_add to.test app:response_timeout_ms=500
 app_add nr.test app:retries=0
+app_add tls.test app:redirect_https=1
 register rr.test r1 "$P_r1" weight=300
 register rr.test r2 "$P_r2" weight=100
 for h in h1 h2 h3; do
@@ -26,7 +28,8 @@ done
 register to.test t1 "$P_t1"
 register nr.test x1 "$P_x1"
 register nr.test xdead "$(free_port)"
-for i in r1 r2 h1 h2 h3 ch1 ch2 ch3 t1 x1 xdead; do wait_instance any "$i"; done
+register tls.test s1 "$P_s1"
+for i in r1 r2 h1 h2 h3 ch1 ch2 ch3 t1 x1 xdead s1; do wait_instance any "$i"; done
 
 log "weighted round-robin: weights 300 and 100 give 3:1"
 n1=0 n2=0
@@ -90,6 +93,13 @@ for i in $(seq 1 20); do
 done
 log "$n502 of 20 requests got 502"
 [ "$n502" -ge 1 ] || fail "no 502 with retries=0 and a dead instance: the app's retries were ignored"
+
+log "redirect_https: plain HTTP gets a redirect to the same host and target"
+pcurl tls.test '/path/x?q=1' -D "$T/hr" -o /dev/null >/dev/null
+case $(first_status "$T/hr") in 301 | 302 | 307 | 308) ;; *) fail "redirect_https app: $(cat "$T/hr")" ;; esac
+loc=$(grep -i '^location:' "$T/hr" | tr -d '\r' | cut -d' ' -f2-)
+case $loc in https://tls.test/path/x?q=1 | https://tls.test:*/path/x?q=1) ;; *) fail "redirect Location: '$loc'" ;; esac
+grep -q '^req s1' "$T/backend-s1.log" && fail "a request to a redirect_https app reached the backend"
 
 router_alive
 log "ok"
