@@ -212,6 +212,30 @@ struct route_table *route_table_with_app(const struct route_table *old, struct r
 	return &p->pub;
 }
 
+struct route_table *route_table_from_apps(struct route_app **apps, size_t n)
+{
+	struct table_private *p = NULL;
+	for (size_t i = 1; i < n; i++) {
+		if (strcmp(apps[i - 1]->domain, apps[i]->domain) >= 0) {
+			log_error("table: apps out of order at %s; table not built", apps[i]->domain);
+			goto fail;
+		}
+	}
+	p = table_alloc(n);
+	if (p == NULL)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		p->pub.apps[i] = apps[i];
+		acc_xor(p->acc, apps[i]->digest);
+	}
+	table_finish_digest(p);
+	return &p->pub;
+fail:
+	for (size_t i = 0; i < n; i++)
+		route_app_unref(apps[i]);
+	return NULL;
+}
+
 struct route_table *route_table_without_app(const struct route_table *old, const char *domain)
 {
 	ptrdiff_t at = table_search(old, domain, strlen(domain));

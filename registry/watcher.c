@@ -435,126 +435,69 @@ static int cmp_wapp(const void *x, const void *y)
 	return strcmp((*(struct wapp *const *)x)->domain, (*(struct wapp *const *)y)->domain);
 }
 
+static void watcher_sync_done(struct zkr_watcher *w, struct route_table *t);
+
 /*
  * The end of a sync: the whole table is built from the model, and only
- * then swapped in, so readers never see a partial re-read.
- *
- * route_table_with_app copies the app array, so inserting n apps one by
- * one costs O(n^2) pointer copies: about a second for 10,000 apps. Done
- * in one go that would stall the loop (pings, and the proxy if it shares
- * the loop), so the apps are built at once (cheap: O(instances)) and then
- * inserted BUILD_CHUNK per loop turn, in domain order. Model changes that
- * arrive meanwhile only mark apps dirty; they are applied incrementally
- * once the table is complete (watcher_build_done).
+ * then swapped in, so readers never see a partial re-read. Building every
+ * app is O(instances) and the table is made in one O(apps) step, so even
+ * 10,000 apps take milliseconds and the loop is not held up.
  */
-#define BUILD_CHUNK 256
-
-/*
- * The next chunk runs from a zero timeout, not event_active: libevent runs
- * events activated during its active pass in that same pass, so chunks
- * chained with event_active would never let the loop poll the sockets.
- */
-static void watcher_build_yield(struct zkr_watcher *w)
-{
-	static const struct timeval now = { 0, 0 };
-	evtimer_add(w->build_ev, &now);
-}
-
-static void watcher_build_drop(struct zkr_watcher *w)
-{
-	for (size_t i = w->build_pos; i < w->build_n; i++)
-		route_app_unref(w->build_apps[i]);
-	free(w->build_apps);
-	w->build_apps = NULL;
-	w->build_n = w->build_pos = 0;
-	route_table_unref(w->build_table);
-	w->build_table = NULL;
-	w->building = false;
-	event_del(w->build_ev);
-}
-
 void watcher_check_synced(struct zkr_watcher *w)
 {
-	if (!w->syncing || w->building || !w->apps_read || w->n_incomplete > 0)
+	if (!w->syncing || !w->apps_read || w->n_incomplete > 0)
 		return;
-	struct wapp **all = malloc((w->n_apps ? w->n_apps : 1) * sizeof(*all));
-	w->build_apps = malloc((w->n_apps ? w->n_apps : 1) * sizeof(*w->build_apps));
-	w->build_table = route_table_new();
-	size_t n = 0;
-	if (all == NULL || w->build_apps == NULL || w->build_table == NULL)
+	size_t cap = w->n_apps ? w->n_apps : 1, n = 0, built = 0;
+	struct wapp **all = malloc(cap * sizeof(*all));
+	struct route_app **apps = malloc(cap * sizeof(*apps));
+	struct route_table *t = NULL;
+	if (all == NULL || apps == NULL)
 		goto oom;
 	for (size_t i = 0; i < w->n_buckets; i++)
 		for (struct wapp *a = w->buckets[i]; a; a = a->hnext)
 			if (!a->invalid)
 				all[n++] = a;
 	qsort(all, n, sizeof(*all), cmp_wapp);
-	for (w->build_n = 0; w->build_n < n; w->build_n++) {
-		all[w->build_n]->dirty = false;
-		w->build_apps[w->build_n] = wapp_build_or_keep(w, all[w->build_n]);
-		if (w->build_apps[w->build_n] == NULL)
+	for (; built < n; built++) {
+		all[built]->dirty = false;
+		apps[built] = wapp_build_or_keep(w, all[built]);
+		if (apps[built] == NULL)
 			goto oom;
 	}
+	t = route_table_from_apps(apps, n);   /* takes the references */
+	built = 0;
+	if (t == NULL)
+		goto oom;
 	free(all);
-	w->building = true;
-	watcher_build_yield(w);
+	free(apps);
+	watcher_sync_done(w, t);
 	return;
 oom:
+	for (size_t i = 0; i < built; i++)
+		route_app_unref(apps[i]);
+	for (size_t i = 0; i < n; i++)
+		all[i]->dirty = true;
 	free(all);
-	watcher_build_drop(w);
+	free(apps);
 	log_error("watcher: out of memory building the table; retrying");
 	watcher_schedule_retry(w, false);
 }
 
 /* The fresh table is complete: make it the working table, then apply what
- * changed while it was being built, and publish. */
-static void watcher_build_done(struct zkr_watcher *w)
+ * changed while it was being read, and publish. */
+static void watcher_sync_done(struct zkr_watcher *w, struct route_table *t)
 {
-	struct route_table *t = w->build_table;
-	w->build_table = NULL;
-	watcher_build_drop(w);
 	w->syncing = false;
 	w->stats.syncs++;
 	route_table_unref(w->work);
 	w->work = t;
 	log_info("watcher: read complete: %zu apps, %llu requests so far", t->n_apps,
 		 (unsigned long long)w->stats.requests);
-	/* Apps removed during the build are still in t; changed ones are dirty. */
-	for (size_t i = t->n_apps; i-- > 0;) {
-		struct wapp *a = watcher_app_find(w, t->apps[i]->domain);
-		if (a == NULL || a->invalid)
-			watcher_table_remove(w, t->apps[i]->domain);
-	}
 	for (size_t i = 0; i < w->n_buckets; i++)
 		for (struct wapp *a = w->buckets[i]; a; a = a->hnext)
 			if (!a->invalid && a->dirty)
 				watcher_app_settle(w, a);
 	event_active(w->publish_ev, EV_TIMEOUT, 0);
-}
-
-static void watcher_build_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct zkr_watcher *w = arg;
-	(void)fd;
-	(void)what;
-	if (!w->building)
-		return;
-	size_t end = w->build_pos + BUILD_CHUNK < w->build_n ? w->build_pos + BUILD_CHUNK : w->build_n;
-	while (w->build_pos < end) {
-		struct route_table *next = route_table_with_app(w->build_table, w->build_apps[w->build_pos]);
-		if (next == NULL) {
-			log_error("watcher: out of memory building the table; retrying");
-			watcher_build_drop(w);
-			watcher_schedule_retry(w, false);
-			return;
-		}
-		w->build_pos++;   /* the table took the app's reference */
-		route_table_unref(w->build_table);
-		w->build_table = next;
-	}
-	if (w->build_pos == w->build_n)
-		watcher_build_done(w);
-	else
-		watcher_build_yield(w);
 }
 
 static void watcher_publish_cb(evutil_socket_t fd, short what, void *arg)
@@ -625,7 +568,6 @@ static void watcher_on_session(struct zkr_session *s, enum zkr_session_event ev,
 		watcher_drop_model(w);
 		route_table_unref(w->work);
 		w->work = NULL;
-		watcher_build_drop(w);
 		evtimer_del(w->batch_ev);
 		log_info("watcher: new session, reading %s" APPS_PATH, watcher_chroot(w));
 		watcher_issue_apps(w);
@@ -674,8 +616,7 @@ struct zkr_watcher *zkr_watcher_new(struct event_base *base, struct zkr_session 
 	w->batch_ev = evtimer_new(base, watcher_batch_cb, w);
 	w->retry_ev = evtimer_new(base, watcher_retry_cb, w);
 	w->publish_ev = event_new(base, -1, 0, watcher_publish_cb, w);
-	w->build_ev = event_new(base, -1, 0, watcher_build_cb, w);
-	if (w->batch_ev == NULL || w->retry_ev == NULL || w->publish_ev == NULL || w->build_ev == NULL)
+	if (w->batch_ev == NULL || w->retry_ev == NULL || w->publish_ev == NULL)
 		goto oom;
 	w->live_next = live_watchers;
 	live_watchers = w;
@@ -708,10 +649,6 @@ void zkr_watcher_free(struct zkr_watcher *w)
 		event_free(w->batch_ev);
 	if (w->retry_ev)
 		event_free(w->retry_ev);
-	if (w->build_ev) {
-		watcher_build_drop(w);
-		event_free(w->build_ev);
-	}
 	if (w->publish_ev)
 		event_free(w->publish_ev);
 	watcher_drop_model(w);

@@ -101,11 +101,6 @@ struct zkr_watcher {
 	struct event *retry_ev;
 	struct event *publish_ev;
 
-	bool building;             /* a sync's table is being assembled */
-	struct route_app **build_apps;
-	size_t build_n, build_pos;
-	struct route_table *build_table;
-	struct event *build_ev;
 
 	struct route_table *current;   /* last published */
 	struct route_table *work;      /* built, not yet published (or NULL) */

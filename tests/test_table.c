@@ -191,6 +191,46 @@ static void test_many_apps(void)
 	route_table_unref(t);
 }
 
+static void test_from_apps(void)
+{
+	/* A whole table at once equals the same apps inserted one by one. */
+	struct route_table *inc = route_table_new();
+	struct route_app *apps[3];
+	const char *domains[] = { "a.test", "b.test", "c.test" };
+	for (int i = 0; i < 3; i++) {
+		apps[i] = make_app(domains[i], i + 1, 1000 * (i + 1));
+		inc = with(inc, route_app_ref(apps[i]));
+	}
+	struct route_table *bulk = route_table_from_apps(apps, 3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bulk);
+	CU_ASSERT_EQUAL(bulk->n_apps, 3);
+	CU_ASSERT_EQUAL(bulk->generation, 0);
+	CU_ASSERT_STRING_EQUAL(bulk->digest_hex, inc->digest_hex);
+	CU_ASSERT_PTR_EQUAL(match(bulk, "b.test"), match(inc, "b.test"));
+
+	/* ... and later changes to it behave like changes to any table. */
+	struct route_table *next = route_table_without_app(bulk, "b.test");
+	struct route_table *inc2 = route_table_without_app(inc, "b.test");
+	CU_ASSERT_STRING_EQUAL(next->digest_hex, inc2->digest_hex);
+	route_table_unref(next);
+	route_table_unref(inc2);
+	route_table_unref(bulk);
+	route_table_unref(inc);
+
+	/* Out of order or duplicate domains: refused, references released. */
+	struct route_app *bad[] = { make_app("b.test", 1, 1), make_app("a.test", 1, 2) };
+	CU_ASSERT_PTR_NULL(route_table_from_apps(bad, 2));
+	struct route_app *dup[] = { make_app("a.test", 1, 1), make_app("a.test", 1, 2) };
+	CU_ASSERT_PTR_NULL(route_table_from_apps(dup, 2));
+
+	struct route_table *empty = route_table_from_apps(NULL, 0);
+	struct route_table *fresh = route_table_new();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(empty);
+	CU_ASSERT_STRING_EQUAL(empty->digest_hex, fresh->digest_hex);
+	route_table_unref(empty);
+	route_table_unref(fresh);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("table", NULL, NULL);
@@ -198,4 +238,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_snapshots_share_and_survive);
 	UNIT_TEST(s, test_digest_is_content_only);
 	UNIT_TEST(s, test_many_apps);
+	UNIT_TEST(s, test_from_apps);
 }
