@@ -10,7 +10,7 @@
  * File syntax: one "name = value" per line; '#' starts a comment at the
  * start of a line or after whitespace; a value may be double-quoted to keep
  * '#' or surrounding spaces; '_' and '-' are the same in names; a
- * repeatable option (listen) may appear on several lines.
+ * repeatable option (listen, tls-listen) may appear on several lines.
  */
 #include <config.h>
 
@@ -74,6 +74,12 @@ static const struct option_def options[] = {
 	  "requested ZooKeeper session timeout" },
 	{ "listen", OPT_LIST, F(listen), F(n_listen), "0.0.0.0:8080", NOBOUND, false, false, "ADDR:PORT",
 	  "client listener, [v6]:port for IPv6; repeat for several" },
+	{ "tls-listen", OPT_LIST, F(tls_listen), F(n_tls_listen), NULL, NOBOUND, false, false, "ADDR:PORT",
+	  "HTTPS listener (needs tls-cert and tls-key); repeat for several (default none)" },
+	{ "tls-cert", OPT_STR_OFF, F(tls_cert), 0, NULL, NOBOUND, false, false, "FILE",
+	  "PEM certificate for the HTTPS listeners, the chain may follow it (default none)" },
+	{ "tls-key", OPT_STR_OFF, F(tls_key), 0, NULL, NOBOUND, false, false, "FILE",
+	  "PEM private key of tls-cert (default none)" },
 	{ "admin", OPT_STR_OFF, F(admin), 0, "127.0.0.1:9901", NOBOUND, false, false, "ADDR:PORT",
 	  "admin endpoint (/healthz, /routes, /metrics); \"off\" disables it" },
 	{ "access-log", OPT_STR_OFF, F(access_log), 0, NULL, NOBOUND, false, false, "PATH",
@@ -440,6 +446,26 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 			set_why(why, whylen, "listen: \"%s\" is not ADDR:PORT or [V6]:PORT", c->listen[i]);
 			return false;
 		}
+	}
+	for (size_t i = 0; i < c->n_tls_listen; i++) {
+		if (!config_split_addr(c->tls_listen[i], addr, sizeof(addr), &port)) {
+			set_why(why, whylen, "tls-listen: \"%s\" is not ADDR:PORT or [V6]:PORT",
+				c->tls_listen[i]);
+			return false;
+		}
+	}
+	/* The files themselves are read at start (a bad one is exit 1 there);
+	 * what is checked here is that the set of options makes sense. */
+	if (c->n_tls_listen > 0 && (c->tls_cert == NULL || c->tls_key == NULL)) {
+		set_why(why, whylen, "tls-listen: needs both tls-cert and tls-key (missing %s)",
+			c->tls_cert == NULL && c->tls_key == NULL ? "both"
+			: c->tls_cert == NULL ? "tls-cert" : "tls-key");
+		return false;
+	}
+	if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
+		set_why(why, whylen, "%s is set without %s", c->tls_cert ? "tls-cert" : "tls-key",
+			c->tls_cert ? "tls-key" : "tls-cert");
+		return false;
 	}
 	if (c->admin != NULL && !config_split_addr(c->admin, addr, sizeof(addr), &port)) {
 		set_why(why, whylen, "admin: \"%s\" is not ADDR:PORT, [V6]:PORT or off", c->admin);

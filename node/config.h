@@ -36,6 +36,10 @@ struct zkr_config {
 	char **listen;                    /* "ADDR:PORT", may repeat; NULL-terminated too */
 	size_t n_listen;
 	char *admin;                      /* "ADDR:PORT", default 127.0.0.1:9901; "off" disables */
+	char **tls_listen;                /* HTTPS listeners, "ADDR:PORT", may repeat; none by default */
+	size_t n_tls_listen;
+	char *tls_cert;                   /* PEM certificate (chain) for tls_listen; NULL: none */
+	char *tls_key;                    /* PEM private key of tls_cert; NULL: none */
 
 	/* logging */
 	char *access_log;                 /* path, "-" for stdout, NULL off */

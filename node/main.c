@@ -2,7 +2,8 @@
  * zkrouterd: the router daemon. This file only wires the parts together
  * and owns the process's life:
  *
- *   config ──> log, access log, proxy (listeners), admin, health checks
+ *   config ──> log, access log, proxy (listeners, TLS listeners), admin,
+ *              health checks
  *   zkr_router (ZooKeeper) ──on_table──> proxy_set_table, health_set_table
  *   SIGHUP  ──> reopen the access log, reload reloadable options
  *   SIGTERM ──> /healthz 503, leave /routers, close listeners, wait for
@@ -223,6 +224,18 @@ static bool start(struct daemon *d)
 			return false;
 		}
 	}
+	/* Each TLS listener loads the files itself, so a certificate or key
+	 * that cannot be read, or that do not match, stops the start here
+	 * with the file named, rather than failing each handshake later. */
+	for (size_t i = 0; i < c->n_tls_listen; i++) {
+		if (!proxy_listen_tls(d->proxy, c->tls_listen[i], c->tls_cert, c->tls_key, why,
+				      sizeof(why))) {
+			log_error("tls-listen %s: %s", c->tls_listen[i], why);
+			return false;
+		}
+	}
+	if (c->n_tls_listen == 0 && c->tls_cert != NULL)
+		log_warn("tls-cert and tls-key are set but no tls-listen: serving plain HTTP only");
 	if (c->admin != NULL &&
 	    (d->admin = admin_new(d->base, c->admin, d->proxy, c->node_id, why, sizeof(why))) == NULL) {
 		log_error("%s", why);

@@ -1,7 +1,8 @@
 /*
  * Configuration suite: defaults from the option table, the file syntax and
  * its file:line errors, bounds, precedence (command line over file),
- * repeatable --listen, and what SIGHUP reloads and what it leaves alone.
+ * repeatable --listen, the HTTPS options, and what SIGHUP reloads and what
+ * it leaves alone.
  */
 #include <config.h>
 
@@ -129,6 +130,10 @@ static void test_bad_command_lines(void)
 		{ { "--zk", "z:1", "--auth=nocolon" }, "USER:PASSWORD" },
 		{ { "--zk", "z:1", "--config=/nonexistent/zkr.conf" }, "/nonexistent/zkr.conf: cannot open" },
 		{ { "--zk", "z:1", "--eject-max-ms=20" }, "eject-max-ms" },
+		{ { "--zk", "z:1", "--tls-listen=127.0.0.1:8443" }, "needs both tls-cert and tls-key (missing both)" },
+		{ { "--zk", "z:1", "--tls-listen=nowhere" }, "tls-listen: \"nowhere\" is not ADDR:PORT" },
+		{ { "--zk", "z:1", "--tls-cert=/c.pem" }, "tls-cert is set without tls-key" },
+		{ { "--zk", "z:1", "--tls-key=/k.pem" }, "tls-key is set without tls-cert" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct zkr_config c;
@@ -138,6 +143,60 @@ static void test_bad_command_lines(void)
 			fprintf(stderr, "case %zu: \"%s\" lacks \"%s\"\n", i, why, cases[i].word);
 		CU_ASSERT_PTR_NOT_NULL(strstr(why, cases[i].word));
 	}
+}
+
+/* The HTTPS options: none by default; a listener needs the pair of files;
+ * the list repeats and the file and command line combine as for listen. */
+static void test_tls_options(void)
+{
+	struct zkr_config c;
+	char **plain = ARGV("--zk", "z:1", "--node-id", "r1");
+	CU_ASSERT_EQUAL_FATAL(load(&c, 5, plain), CONFIG_OK);
+	CU_ASSERT_EQUAL(c.n_tls_listen, 0);
+	CU_ASSERT_PTR_NULL(c.tls_listen);
+	CU_ASSERT_PTR_NULL(c.tls_cert);
+	CU_ASSERT_PTR_NULL(c.tls_key);
+	config_free(&c);
+
+	char **one = ARGV("--zk", "z:1", "--node-id", "r1", "--tls-listen", "127.0.0.1:8443",
+			  "--tls-listen", "[::1]:8443", "--tls-cert", "/c.pem", "--tls-key", "/k.pem");
+	CU_ASSERT_EQUAL_FATAL(load(&c, 13, one), CONFIG_OK);
+	CU_ASSERT_EQUAL_FATAL(c.n_tls_listen, 2);
+	CU_ASSERT_STRING_EQUAL(c.tls_listen[0], "127.0.0.1:8443");
+	CU_ASSERT_STRING_EQUAL(c.tls_listen[1], "[::1]:8443");
+	CU_ASSERT_PTR_NULL(c.tls_listen[2]);
+	CU_ASSERT_STRING_EQUAL(c.tls_cert, "/c.pem");
+	CU_ASSERT_STRING_EQUAL(c.tls_key, "/k.pem");
+	CU_ASSERT_EQUAL(c.n_listen, 1);        /* the plain listener stays */
+	config_free(&c);
+
+	/* In the file; the command line's tls-cert wins, its tls-listen replaces. */
+	write_file("zk = z:1\ntls_listen = 127.0.0.1:1443\ntls-listen = 127.0.0.1:2443\n"
+		   "tls-cert = /file-c.pem\ntls-key = /file-k.pem\n");
+	char **f1 = ARGV("--config", path, "--node-id", "r1");
+	CU_ASSERT_EQUAL_FATAL(load(&c, 5, f1), CONFIG_OK);
+	CU_ASSERT_EQUAL(c.n_tls_listen, 2);
+	CU_ASSERT_STRING_EQUAL(c.tls_cert, "/file-c.pem");
+	config_free(&c);
+	char **f2 = ARGV("--config", path, "--node-id", "r1", "--tls-cert", "/cli.pem",
+			 "--tls-listen", "127.0.0.1:3443");
+	CU_ASSERT_EQUAL_FATAL(load(&c, 9, f2), CONFIG_OK);
+	CU_ASSERT_EQUAL_FATAL(c.n_tls_listen, 1);
+	CU_ASSERT_STRING_EQUAL(c.tls_listen[0], "127.0.0.1:3443");
+	CU_ASSERT_STRING_EQUAL(c.tls_cert, "/cli.pem");
+	CU_ASSERT_STRING_EQUAL(c.tls_key, "/file-k.pem");
+	config_free(&c);
+
+	/* "off" on the command line takes the file's key away: refused. */
+	char **f3 = ARGV("--config", path, "--node-id", "r1", "--tls-key", "off");
+	CU_ASSERT_EQUAL(load(&c, 7, f3), CONFIG_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "missing tls-key"));
+
+	/* A file error names the file and line. */
+	write_file("zk = z:1\ntls-listen = 127.0.0.1:99999\n");
+	char **f4 = ARGV("--config", path, "--node-id", "r1");
+	CU_ASSERT_EQUAL(load(&c, 5, f4), CONFIG_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "tls-listen"));
 }
 
 static void test_last_wins_on_command_line(void)
@@ -429,6 +488,7 @@ void unit_register(void)
 	UNIT_TEST(s, test_zk_required);
 	UNIT_TEST(s, test_bad_command_lines);
 	UNIT_TEST(s, test_last_wins_on_command_line);
+	UNIT_TEST(s, test_tls_options);
 	UNIT_TEST(s, test_help_and_version);
 	UNIT_TEST(s, test_file_and_precedence);
 	UNIT_TEST(s, test_file_errors);
