@@ -252,7 +252,9 @@ struct proxy {
 /* ---- proxy.c and proxy-io.c: connections ------------------------------ */
 
 void client_set_state(struct client *c, enum client_state s);
-/* Closes now (CS_DEAD); the memory goes at the next reaper run. */
+/* Closes now (CS_DEAD); the memory goes at the next reaper run. A
+ * request in flight is abandoned and finished first: the caller must not
+ * touch it afterwards. */
 void client_close(struct client *c);
 /* Closes once the output is flushed (after a final answer). */
 void client_close_after_flush(struct client *c);

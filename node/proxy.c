@@ -183,18 +183,9 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->state == CS_CLOSING && !(what & BEV_EVENT_ERROR)) {
 		return;   /* the flush goes on; the write callback ends it */
 	}
-	if (c->state == CS_REQUEST && c->req) {
-		struct request *r = c->req;
-
-		rlog_debug(r, "client went away");
-		r->keep_alive = false;
-		r->resp_reusable = false;
-		upstream_abandon(r);
-		client_close(c);
-		request_finish(r);
-		return;
-	}
-	client_close(c);
+	if (c->req)
+		rlog_debug(c->req, "client went away");
+	client_close(c);   /* ends the request in flight, if any */
 }
 
 static void client_set_limits(struct client *c)
@@ -334,9 +325,17 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	log_warn("accept on port %u: %s", (unsigned)li->port, evutil_socket_error_to_string(err));
 }
 
+/*
+ * The one way a client connection ends. A request still in flight on it is
+ * ended here too (its backend connection dropped, the access log written),
+ * so no request or upstream can point at a client the reaper frees: every
+ * path that closes a client, timeout, reset or our own error, goes
+ * through this.
+ */
 void client_close(struct client *c)
 {
 	struct proxy *p = c->p;
+	struct request *r = c->req;
 
 	if (c->state == CS_DEAD)
 		return;
@@ -352,6 +351,13 @@ void client_close(struct client *c)
 	proxy_reap_later(p);
 	if (p->accept_paused && p->n_clients < p->cfg.max_client_connections)
 		accept_resume(p);
+	if (r != NULL) {
+		rlog_debug(r, "client connection closed with the request in flight");
+		r->keep_alive = false;
+		r->resp_reusable = false;
+		upstream_abandon(r);
+		request_finish(r);   /* sees CS_DEAD: frees nothing of the client's */
+	}
 }
 
 static void client_destroy(struct client *c)
@@ -664,19 +670,8 @@ void proxy_free(struct proxy *p)
 	for (i = 0; i < p->n_listeners; i++)
 		listener_free(p->listeners[i]);
 	free(p->listeners);
-	while ((c = TAILQ_FIRST(&p->clients)) != NULL) {
-		if (c->req) {
-			struct request *r = c->req;
-
-			r->keep_alive = false;
-			r->resp_reusable = false;
-			upstream_abandon(r);
-			client_close(c);
-			request_finish(r);
-		} else {
-			client_close(c);
-		}
-	}
+	while ((c = TAILQ_FIRST(&p->clients)) != NULL)
+		client_close(c);   /* ends its request in flight too */
 	backend_map_clear(&p->map);
 	if (p->table)
 		route_table_unref(p->table);

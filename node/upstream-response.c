@@ -141,7 +141,8 @@ static void response_upgrade(struct request *r, size_t end)
 	up->req = NULL;
 	if (!tunnel_start(c, up)) {
 		upstream_close(up);
-		client_close(c);
+		client_close(c);   /* finishes the request too */
+		return;
 	}
 	request_finish(r);
 }
