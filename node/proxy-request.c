@@ -212,13 +212,14 @@ static void request_answer(struct request *r, int status, const char *code, cons
 	size_t before = evbuffer_get_length(out);
 
 	if (r->resp_head_done) {
-		/* Part of a response is already out: all we can do is cut it. */
+		/* Part of a response is already out: all we can do is end the
+		 * connection. What was relayed so far is still delivered (the
+		 * close waits for the flush); the client sees the response
+		 * short of its length or of its last chunk. */
 		rlog_info(r, "%s after the response started: closing", code);
 		r->keep_alive = false;
 		r->resp_reusable = false;
-		upstream_abandon(r);
-		client_close(c);
-		request_finish(r);
+		request_finish(r);   /* drops the upstream, closes after the flush */
 		return;
 	}
 	if (r->rid[0] == '\0') {
