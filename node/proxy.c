@@ -80,7 +80,10 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 		client_process(c);
 		break;
 	case CS_REQUEST:
-		if (c->req && c->req->state == RQ_SENDING)
+		/* The body goes on after the response head too: an app may
+		 * answer before it read the whole body (streaming, duplex). */
+		if (c->req && !c->req->req_body_done && c->req->up &&
+		    c->req->up->state == US_ACTIVE)
 			upstream_pump_request(c->req);
 		else if (evbuffer_get_length(in) >= c->p->cfg.buffer_high_bytes && !c->read_paused) {
 			/* Pipelined requests wait, bounded, until this one ends. */

@@ -233,7 +233,8 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 	CHECK_MAGIC(up, UPSTREAM_MAGIC);
 	r = up->req;
 	conn_write_done(&up->io);
-	if (up->state != US_ACTIVE || r == NULL || !r->c->read_paused || r->state != RQ_SENDING)
+	/* Also after the response head: the body may still be going. */
+	if (up->state != US_ACTIVE || r == NULL || !r->c->read_paused || r->req_body_done)
 		return;
 	r->c->read_paused = false;
 	conn_read_on(&r->c->io);

@@ -6,7 +6,8 @@
 # buffer limit (also to an app that reads slowly), a large download to a
 # slow reader and a response streamed
 # over time - all streamed, never held whole (the router's peak RSS stays
-# far below the body sizes).
+# far below the body sizes). An app that sends its response head before it
+# read the request body still gets the whole body.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -134,6 +135,49 @@ first=${t% *} total=${t#* }
 awk -v f="$first" -v t="$total" 'BEGIN { exit !(f + 0.5 < t && t >= 1.1) }' ||
 	fail "stream: first byte at ${first}s, total ${total}s (buffered?)"
 [ "$(grep -c '^chunk [0-4] of a' "$T/stream.out")" = 5 ] || fail "stream: $(cat "$T/stream.out")"
+
+if command -v python3 >/dev/null; then
+log "an app that answers before reading the body still gets all of it (duplex)"
+# This app sends its response head at once, then reads the whole body and
+# only then sends the response body (how many bytes it got).
+cat >"$T/early.py" <<'PY'
+import socket, sys, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(16)
+open(sys.argv[1] + ".tmp", "w").write(str(s.getsockname()[1]))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+def handle(c):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d: return
+        buf += d
+    head, _, got = buf.partition(b"\r\n\r\n")
+    cl = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n")
+    n = len(got)
+    while n < cl:
+        d = c.recv(65536)
+        if not d: print("eof at", n, flush=True); return
+        n += len(d)
+    print("body complete", n, flush=True)
+    c.sendall(b"got=%09d\n" % n)
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+PY
+spawn early python3 "$T/early.py" "$T/early.port"
+wait_for 10 test -s "$T/early.port" || hard_error "the early-answer app did not start"
+app_add early.test
+register early.test x1 "$(cat "$T/early.port")"
+wait_instance early.test x1
+head -c 300000 /dev/zero >"$T/early.body"
+hc --timeout 4000 "POST /duplex HTTP/1.1\r\nHost: early.test\r\nContent-Length: 300000\r\n\r\n" \
+	--expect 'Content-Length: 14' --file "$T/early.body" --expect 'got=' >"$T/early.out" 2>/dev/null
+grep -q -a '^got=000300000$' "$T/early.out" ||
+	fail "body after an early response head: $(head -c 300 "$T/early.out"); app: $(cat "$T/early.log")"
+fi
 
 router_alive
 log "ok"
