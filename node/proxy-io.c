@@ -189,7 +189,14 @@ void conn_io_close(struct conn_io *io)
 
 static void conn_read_arm(struct conn_io *io)
 {
-	event_add(io->rev, io->timeout_ms ? conn_tv(io->base, io->timeout_ms) : NULL);
+	if (io->timeout_ms) {
+		event_add(io->rev, conn_tv(io->base, io->timeout_ms));
+		return;
+	}
+	/* event_add with no timeval keeps a timeout set before: drop it
+	 * explicitly (no system call either way). */
+	event_remove_timer(io->rev);
+	event_add(io->rev, NULL);
 }
 
 void conn_read_on(struct conn_io *io)

@@ -303,6 +303,9 @@ void request_pool_clear(struct proxy *p);
 void upstream_attempt(struct request *r);
 /* Moves request body bytes from the client toward the backend. */
 void upstream_pump_request(struct request *r);
+/* True when the request waits for body bytes the client does not send
+ * (nothing of ours holds them back): its read timeout then means 408. */
+bool request_body_stalled(const struct request *r);
 /* The client went away or the request is abandoned: drop the backend
  * connection without pooling it. */
 void upstream_abandon(struct request *r);

@@ -169,6 +169,13 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 				return;
 			}
 			clog_debug(c, "keep-alive idle timeout");
+		} else if (c->state == CS_REQUEST && c->req && request_body_stalled(c->req)) {
+			/* The response timeout waits for the whole body, so a
+			 * client that stops sending it is bounded here: no body
+			 * byte for head_timeout_ms (the read timeout, re-armed
+			 * by every read). */
+			request_fail(c->req, 408, "request_timeout", "request body too slow");
+			return;
 		} else if (c->state == CS_REQUEST || c->state == CS_CLOSING) {
 			if (!c->read_paused)
 				conn_read_on(&c->io);

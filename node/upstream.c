@@ -90,6 +90,29 @@ void upstream_pool_close(struct backend *b)
 
 /* ---- the request ------------------------------------------------------- */
 
+/*
+ * The response timeout runs from the end of the request body: while the
+ * client still uploads, the app may rightly wait for it, so the backend's
+ * read side has no timeout then (bytes stuck toward the backend are still
+ * bounded by the write timeout, a silent client by request_body_stalled).
+ */
+static void arm_response_timeout(struct request *r)
+{
+	const struct route_app_config *ac = &r->as->app->config;
+
+	conn_read_timeout(&r->up->io,
+			  r->req_body_done ? app_or(ac->response_timeout_ms,
+						    r->c->p->cfg.response_timeout_ms)
+					   : 0);
+}
+
+bool request_body_stalled(const struct request *r)
+{
+	return !r->req_body_done && r->up != NULL && r->up->state == US_ACTIVE &&
+	       !r->c->read_paused &&
+	       evbuffer_get_length(bufferevent_get_input(r->c->bev)) == 0;
+}
+
 /* Moves body bytes until the input is empty, the body is complete or the
  * backend's output passes the high mark. False when the request failed. */
 static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *out)
@@ -176,6 +199,7 @@ void upstream_pump_request(struct request *r)
 	if (r->req_body_done) {
 		if (r->state == RQ_SENDING)
 			request_set_state(r, RQ_WAITING);
+		arm_response_timeout(r);
 	} else if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
 		/* The backend reads slower than the client sends; its write
 		 * callback resumes us at the low mark. */
@@ -203,7 +227,8 @@ static void request_send(struct request *r)
 		request_fail(r, 502, "backend_failed", "out of memory");
 		return;
 	}
-	set_timeouts(up, rt, rt);
+	conn_write_timeout(&up->io, rt);
+	arm_response_timeout(r);
 	if (r->upstream_start_us == 0)
 		r->upstream_start_us = backend_now_us();
 	request_set_state(r, r->req_body_done ? RQ_WAITING : RQ_SENDING);

@@ -4,6 +4,10 @@
 # headers, 414 for a target over --max-target-bytes, 408 for a head not
 # received within --head-timeout-ms (also when it trickles in, slowloris),
 # and idle keep-alive connections closed after --client-idle-timeout-ms.
+# A request body that stops arriving gets 408 after --head-timeout-ms
+# without a byte (one that trickles is not cut), and a client that stops
+# reading a large answer is closed after --client-idle-timeout-ms with its
+# request ended (not left in flight, its backend connection paused).
 # Requests just under the limits pass intact; nothing over them reaches the
 # backend.
 . "$(dirname "$0")/lib/harness.sh"
@@ -78,6 +82,33 @@ elapsed_hc "$T/idle.out" --timeout 8000 "GET / HTTP/1.1\r\n${H}\r\n"
 grep -q '^ok a1' "$T/idle.out" || fail "keep-alive request not answered"
 [ "$RC" = 0 ] || [ "$RC" = 3 ] || fail "idle keep-alive connection still open after $MS ms"
 [ "$MS" -ge 1200 ] && [ "$MS" -lt 5000 ] || fail "idle keep-alive connection closed after $MS ms (want ~1500)"
+
+log "a request body that stops arriving: 408 after about 1 s, then closed"
+elapsed_hc "$T/bstall.out" --timeout 6000 \
+	"POST /upload?stalled-body HTTP/1.1\r\n${H}Content-Length: 100\r\n\r\n0123456789"
+[ "$(first_status "$T/bstall.out")" = 408 ] || fail "stalled body: '$(head -c 300 "$T/bstall.out")' after $MS ms"
+[ "$RC" = 0 ] || [ "$RC" = 3 ] || fail "connection open after a stalled body's 408 (exit $RC)"
+[ "$MS" -ge 800 ] && [ "$MS" -lt 4000 ] || fail "stalled body answered after $MS ms (head timeout 1000 ms)"
+
+log "a body that trickles (5 bytes every 400 ms, 3.2 s in all) is not cut: the timeout is per read"
+steps=()
+for i in $(seq 1 8); do steps+=(--sleep 400 "xxxxx"); done
+elapsed_hc "$T/btrickle.out" --timeout 3000 "POST /upload?trickle HTTP/1.1\r\n${H}Content-Length: 40\r\n\r\n" "${steps[@]}"
+grep -q '^bytes=40 ' "$T/btrickle.out" || fail "trickled body: '$(head -c 300 "$T/btrickle.out")' after $MS ms"
+
+log "a client that stops reading a large answer: closed after 1.5 s, its request ended"
+exec 5<>"/dev/tcp/127.0.0.1/$PROXY_PORT" || hard_error "cannot connect to the router"
+printf 'GET /big?bytes=1000000000 HTTP/1.1\r\nHost: a.test\r\n\r\n' >&5
+metrics() { curl -s --max-time 2 "http://$ADMIN/metrics"; }
+wait_for 5 sh -c "curl -s --max-time 2 http://$ADMIN/metrics | grep -q '^zkrouter_active_requests 1\$'" ||
+	fail "the large answer never started"
+# The router closes the connection at its write timeout; the request on it
+# (its backend paused for backpressure) must end with it, not leak.
+wait_for 8 sh -c "curl -s --max-time 2 http://$ADMIN/metrics | grep -q '^zkrouter_active_requests 0\$'" ||
+	fail "request still in flight after its client was closed: $(metrics | grep active_requests)"
+exec 5>&-
+grep -q 'client stopped reading' "$T/zkrouterd.log" || fail "the router never timed out the stalled reader"
+router_alive
 
 log "nothing over a limit reached the backend"
 if grep 'limit-' "$T/backend-a1.log"; then
