@@ -409,6 +409,9 @@ static void request_route(struct request *r, size_t head_len)
 		r->method[ml] = '\0';
 	}
 	r->head_request = h->method == HTTP_HEAD;
+	r->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD ||
+			h->method == HTTP_OPTIONS || h->method == HTTP_TRACE ||
+			h->method == HTTP_PUT || h->method == HTTP_DELETE;
 	r->http10 = h->minor == 0;
 	r->keep_alive = r->http10 ? h->conn_keep_alive && !h->conn_close : !h->conn_close;
 	r->upgrade = h->upgrade;

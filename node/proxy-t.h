@@ -165,6 +165,7 @@ struct request {
 	char *target;              /* copy for the access log */
 	size_t target_cap;
 	bool head_request, http10, keep_alive, upgrade;
+	bool idempotent;           /* RFC 9110 9.2.2: may be sent twice */
 	bool has_key;              /* balancer hash key found (HASH_*) */
 	uint64_t key_hash;
 	struct backend *sticky;    /* named by the app's sticky cookie (no ref:
@@ -185,7 +186,8 @@ struct request {
 
 	enum body_framing resp_framing;
 	uint64_t resp_remaining;
-	bool resp_started;         /* a response byte arrived: no retry */
+	bool resp_started;         /* a response byte arrived (a 1xx too):
+				    * the app saw the request, no retry */
 	uint32_t resp_scanned;     /* bytes of the response head searched so far */
 	bool resp_head_done;
 	bool resp_reusable;        /* the upstream may go back to the pool */

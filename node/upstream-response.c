@@ -110,7 +110,8 @@ static bool response_interim(struct request *r, size_t end)
 		return false;
 	evbuffer_drain(bufferevent_get_input(r->up->bev), end);
 	r->bytes_out += evbuffer_get_length(out) - before;
-	r->resp_started = false;   /* the final response is still to come */
+	/* resp_started stays set: the app has seen the request, so it is
+	 * never sent again, even though the final response is to come. */
 	return true;
 }
 

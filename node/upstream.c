@@ -317,8 +317,14 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		upstream_response_fail(r, 504, "backend_timeout", "the backend did not answer in time");
 		return;
 	}
-	if (!r->resp_started && up->reused && !r->fresh_retry_done && r->body_moved == 0) {
-		/* A pooled connection the app had closed: nothing reached it. */
+	if (!r->resp_started && up->reused && !r->fresh_retry_done && r->body_moved == 0 &&
+	    r->idempotent) {
+		/* A pooled connection closed with no answer. Most often the
+		 * app had retired it before our head arrived, but it may have
+		 * read the head, acted on it and died: only a request that is
+		 * safe to run twice is sent again. The others get a 502
+		 * rather than a silent second POST (telling the two cases
+		 * apart would cost a probe of every reused connection). */
 		rlog_debug(r, "pooled connection to %s was closed; retrying on a fresh one",
 			   up->be->name);
 		r->fresh_retry_done = true;

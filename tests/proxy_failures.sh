@@ -16,7 +16,11 @@
 # fails open: it still tries them (502, never 503) and serves as soon as
 # one is back. A client that gives up mid-answer or mid-upload must
 # not leave a half-used backend connection in the pool: every later request
-# gets its own answer.
+# gets its own answer. An upload slower than --response-timeout-ms is not
+# cut (the timeout starts once the body is sent). A request that is not
+# idempotent (POST) is never sent twice: on a dropped pooled connection it
+# gets 502. A backend that dies mid-answer to a slow reader: every byte
+# relayed before still reaches the client, then the connection closes.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -165,6 +169,76 @@ done
 drops=$(grep -c '^idle-drop' "$T/backend-id1.log")
 log "the backend dropped $drops requests on stale connections"
 [ "$drops" -ge 5 ] || fail "only $drops drops: the router did not reuse pooled connections, case not exercised"
+
+log "an upload slower than the response timeout (2.4 s vs 1 s) is answered, not 504"
+steps=()
+for i in $(seq 1 8); do steps+=(--sleep 300 "xxxxx"); done
+hc --timeout 3000 "POST /upload?slow-client HTTP/1.1\r\nHost: slow.test\r\nConnection: close\r\nContent-Length: 40\r\n\r\n" \
+	"${steps[@]}" >"$T/slowup.out" 2>/dev/null
+grep -q '^bytes=40 ' "$T/slowup.out" || fail "slow upload: $(head -c 300 "$T/slowup.out")"
+log "the response timeout still runs once the body is sent: 504"
+pcurl slow.test '/slow?ms=3000&with-body' -d 'x=1' -D "$T/h504b" -o /dev/null >/dev/null
+[ "$(first_status "$T/h504b")" = 504 ] || fail "silent backend after a body: $(cat "$T/h504b")"
+
+log "a POST on a pooled connection the backend dropped: 502, never sent twice"
+# The backend logs a request it read and then dropped as "idle-drop", not
+# "req": each drop must be a 502 to the client, not a silent second send.
+drops0=$(grep -c '^idle-drop' "$T/backend-id1.log")
+n502=0
+for i in $(seq 1 6); do
+	code=$(pcurl drop.test "/charge?n=$i" -X POST -o /dev/null -w '%{http_code}')
+	case $code in
+	200) ;;
+	502) n502=$((n502 + 1)) ;;
+	*) fail "POST $i on drop.test: $code" ;;
+	esac
+	sleep 0.4
+done
+drops=$(( $(grep -c '^idle-drop' "$T/backend-id1.log") - drops0 ))
+log "$drops POSTs were read and dropped by the backend, $n502 got 502"
+[ "$drops" -ge 2 ] || fail "only $drops POSTs met a dropped connection: case not exercised"
+[ "$n502" = "$drops" ] || fail "$drops POSTs reached the app and were dropped, but only $n502 got 502 (replayed)"
+[ "$(grep -c ' POST /charge?n=' "$T/backend-id1.log")" = $((6 - n502)) ] ||
+	fail "the app answered more POSTs than the client got answers for"
+
+if command -v python3 >/dev/null; then
+log "a backend dies mid-answer while the client is backed up: every byte relayed still arrives"
+start_backend cut1
+app_add cut.test
+register cut.test cut1 "$BACKEND_PORT"
+wait_instance cut.test cut1
+# The client stops reading for 1.5 s (every buffer on the way fills and
+# the router pauses the backend), the backend is killed meanwhile, then the
+# client drains slowly, so the router meets the backend's end with bytes
+# still queued for the client. It prints how many bytes it received.
+python3 - "$PROXY_PORT" >"$T/cut.out" 2>&1 <<'PY' &
+import socket, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.sendall(b"GET /big?bytes=1000000000 HTTP/1.1\r\nHost: cut.test\r\n\r\n")
+time.sleep(1.5)
+n = 0
+while True:
+    try:
+        d = c.recv(16384)
+    except ConnectionResetError:
+        break
+    if not d:
+        break
+    n += len(d)
+    time.sleep(0.0005)
+print(n)
+PY
+cut_pid=$!
+sleep 0.7
+stop_pid "$(backend_pid cut1)" KILL
+wait "$cut_pid" || fail "the slow client failed: $(cat "$T/cut.out")"
+got=$(cat "$T/cut.out")
+wait_for 5 grep -q 'host=cut.test' "$T/access.log" || fail "no access log line for the cut answer"
+relayed=$(grep 'host=cut.test' "$T/access.log" | tail -n 1 | sed 's/.* out=\([0-9]*\).*/\1/')
+log "client got $got bytes, the router relayed $relayed"
+[ "$got" = "$relayed" ] || fail "the client got $got of the $relayed bytes relayed before the cut"
+[ "$got" -lt 1000000000 ] || fail "the answer was not cut"
+fi
 
 router_alive
 log "ok"
