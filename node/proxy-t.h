@@ -225,6 +225,7 @@ struct proxy {
 	TAILQ_HEAD(, client) clients;
 	size_t n_clients;
 	size_t n_active;           /* requests in flight */
+	size_t n_tunnels;          /* open tunnels (upgraded requests) */
 	uint64_t next_id;
 	uint64_t rng;
 

@@ -615,7 +615,10 @@ void proxy_stop_listening(struct proxy *p)
 
 size_t proxy_active_requests(const struct proxy *p)
 {
-	return p->n_active;
+	/* An open tunnel is a request that has not ended (a WebSocket
+	 * session): a drain waits for it as for any other, within
+	 * drain_timeout_ms. */
+	return p->n_active + p->n_tunnels;
 }
 
 size_t proxy_client_connections(const struct proxy *p)

@@ -56,6 +56,8 @@ void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg);
  * keep-alive clients are closed after their current response. */
 void proxy_stop_listening(struct proxy *p);
 
+/* Requests in flight, each open tunnel (upgraded request, WebSocket)
+ * counting as one: the SIGTERM drain waits until this is 0. */
 size_t proxy_active_requests(const struct proxy *p);
 size_t proxy_client_connections(const struct proxy *p);
 

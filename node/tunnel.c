@@ -131,6 +131,7 @@ bool tunnel_start(struct client *c, struct upstream *up)
 	t->high = p->cfg.buffer_high_bytes;
 	t->last_ms = backend_now_ms();
 	c->tun = t;
+	p->n_tunnels++;   /* until tunnel_stop: the drain waits for it */
 	up->state = US_TUNNEL;
 	client_set_state(c, CS_TUNNEL);
 	c->read_paused = false;
@@ -163,6 +164,7 @@ void tunnel_stop(struct tunnel *t)
 	if (t->stopped)
 		return;
 	t->stopped = true;
+	t->c->p->n_tunnels--;
 	evtimer_del(t->timer);
 	if (t->up) {
 		upstream_close(t->up);

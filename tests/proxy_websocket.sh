@@ -4,11 +4,12 @@
 # instances of the same app and of other apps never touches it. Every
 # message sent after each change comes back, in order, and the tunnel is
 # still open at the end. Ordinary requests keep working beside it. A tunnel
-# left idle past --tunnel-idle-timeout-ms is closed.
+# left idle past --tunnel-idle-timeout-ms is closed. A SIGTERM drain waits
+# for an open tunnel (up to --drain-timeout-ms) instead of cutting it.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
-proxy_setup --tunnel-idle-timeout-ms 5000
+proxy_setup --tunnel-idle-timeout-ms 5000 --drain-timeout-ms 3000
 start_backend w1; PW1=$BACKEND_PORT
 start_backend w2; PW2=$BACKEND_PORT
 app_add ws.test
@@ -70,4 +71,23 @@ grep -q '^idle-probe$' "$T/idle.out" || fail "second tunnel did not echo: $(cat 
 [ "$ms" -ge 4000 ] && [ "$ms" -lt 12000 ] || fail "idle tunnel closed after $ms ms (timeout 5000 ms)"
 
 router_alive
+
+log "SIGTERM: the drain waits for an open tunnel (drain timeout 3 s)"
+mkfifo "$T/ws2.in"
+hc --timeout 8000 "GET /ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" \
+	--expect '\r\n\r\n' --stdin <"$T/ws2.in" >"$T/ws2.out" 2>/dev/null &
+ws2_pid=$!
+exec 8>"$T/ws2.in"
+wait_for 5 grep -q '^HTTP/1.1 101' "$T/ws2.out" || fail "no 101 for the drain tunnel: $(cat "$T/ws2.out")"
+t0=$(now_ms)
+kill -TERM "$ROUTER_PID"
+sleep 1
+kill -0 "$ROUTER_PID" 2>/dev/null || fail "the router exited at once with a tunnel open"
+echo "during-drain" >&8
+wait_for 3 grep -q '^during-drain$' "$T/ws2.out" || fail "the tunnel does not work during the drain"
+wait_for 10 sh -c "! kill -0 $ROUTER_PID" || fail "the router outlived its drain timeout"
+ms=$(( $(now_ms) - t0 ))
+[ "$ms" -ge 2500 ] || fail "the router exited after $ms ms, before its drain timeout (3000 ms)"
+exec 8>&-
+wait "$ws2_pid"
 log "ok"
