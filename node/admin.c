@@ -303,7 +303,7 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 		       zkr_router_connected(a->router));
 	metric(b, "zkrouter_client_connections", "gauge", "Open client connections.",
 	       proxy_client_connections(a->proxy));
-	metric(b, "zkrouter_active_requests", "gauge", "Requests in flight.",
+	metric(b, "zkrouter_active_requests", "gauge", "Requests in flight plus open WebSocket tunnels (what a drain waits for).",
 	       proxy_active_requests(a->proxy));
 	metric(b, "zkrouter_table_generation", "gauge", "Generation of the routing table in use.",
 	       t ? t->generation : 0);

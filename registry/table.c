@@ -336,7 +336,8 @@ static void digest_u64(EVP_MD_CTX *ctx, uint64_t v)
 
 void route_app_seal(struct route_app *a)
 {
-	qsort(a->instances, a->n_instances, sizeof(*a->instances), instance_cmp);
+	if (a->n_instances > 1)   /* qsort's array may not be NULL, even for 0 */
+		qsort(a->instances, a->n_instances, sizeof(*a->instances), instance_cmp);
 
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned int len = 0;
