@@ -129,7 +129,8 @@ static void m_lost(struct zkr_membership *m)
 	evtimer_add(m->retry_ev, &tv);
 }
 
-static uint8_t *m_encode(struct zkr_membership *m, size_t *len)
+/* Our RouterNode as it stands now, encoded; NULL (with `why`) if invalid. */
+static uint8_t *m_encode_why(struct zkr_membership *m, size_t *len, char *why, size_t whylen)
 {
 	record_router_node r = ZKROUTER__ROUTER_NODE__INIT;
 	r.node_id = m->node_id;
@@ -144,8 +145,13 @@ static uint8_t *m_encode(struct zkr_membership *m, size_t *len)
 		r.table_generation = m->generation;
 		r.table_digest = m->digest;
 	}
+	return record_router_node_encode(&r, len, why, whylen);
+}
+
+static uint8_t *m_encode(struct zkr_membership *m, size_t *len)
+{
 	char why[RECORD_WHY_MAX];
-	uint8_t *buf = record_router_node_encode(&r, len, why, sizeof(why));
+	uint8_t *buf = m_encode_why(m, len, why, sizeof(why));
 	if (buf == NULL)
 		log_error("membership: cannot encode our RouterNode: %s", why);
 	return buf;
@@ -526,17 +532,8 @@ struct zkr_membership *zkr_membership_new(struct event_base *base, struct zkr_se
 	}
 	/* Refuse now what would be refused at every write. */
 	size_t len;
-	uint8_t *probe = NULL;
 	char rwhy[RECORD_WHY_MAX];
-	{
-		record_router_node r = ZKROUTER__ROUTER_NODE__INIT;
-		r.node_id = m->node_id;
-		r.listen = m->listen;
-		r.n_listen = m->n_listen;
-		r.admin = m->admin;
-		r.version = m->version;
-		probe = record_router_node_encode(&r, &len, rwhy, sizeof(rwhy));
-	}
+	uint8_t *probe = m_encode_why(m, &len, rwhy, sizeof(rwhy));
 	if (probe == NULL) {
 		snprintf(why, whylen, "router record: %s", rwhy);
 		zkr_membership_free(m);
