@@ -11,13 +11,39 @@
 #include <config.h>
 
 #include <errno.h>
-#include <sys/uio.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "node/proxy-t.h"
+
+/* Small outputs in several chains (a head and a body) are copied into one
+ * so that they go out with a plain send(). */
+#define CONN_PULLUP_MAX (8u * 1024)
+
+/* Writes what `out` holds to `fd` and drains what went: a plain send()
+ * when the bytes are contiguous (no iovec for the kernel to import), a
+ * writev of the chains otherwise. Returns what the system call returned. */
+static ssize_t conn_send(struct evbuffer *out, evutil_socket_t fd)
+{
+	size_t len = evbuffer_get_length(out);
+	size_t first = evbuffer_get_contiguous_space(out);
+	ssize_t sent;
+
+	if (first < len && len <= CONN_PULLUP_MAX) {
+		if (evbuffer_pullup(out, (ev_ssize_t)len) == NULL)
+			return evbuffer_write(out, fd);
+		first = len;
+	}
+	if (first < len)
+		return evbuffer_write(out, fd);
+	sent = send(fd, evbuffer_pullup(out, (ev_ssize_t)first), first, MSG_NOSIGNAL);
+	if (sent > 0)
+		evbuffer_drain(out, (size_t)sent);
+	return sent;
+}
 
 void conn_flush(struct conn_io *io)
 {
@@ -32,7 +58,7 @@ void conn_flush(struct conn_io *io)
 	 * error leaves the bytes in place: the write event then meets the
 	 * same error and reports it through the event callback. */
 	evbuffer_unfreeze(out, 1);
-	evbuffer_write(out, bufferevent_getfd(bev));
+	conn_send(out, bufferevent_getfd(bev));
 	evbuffer_freeze(out, 1);
 	if (evbuffer_get_length(out) > 0)
 		bufferevent_enable(bev, EV_WRITE);
@@ -48,10 +74,9 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn_io *io = arg;
 	struct evbuffer *in = bufferevent_get_input(io->bev);
-	struct evbuffer_iovec v[2];
-	struct iovec iov[2];
+	struct evbuffer_iovec v;
 	ssize_t got;
-	int n, i, err;
+	int err;
 
 	if (what & EV_TIMEOUT) {
 		conn_read_off(io);   /* as a bufferevent does after a timeout */
@@ -63,36 +88,25 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	evbuffer_unfreeze(in, 0);
 	if (io->rsize < CONN_READ_MIN)
 		io->rsize = CONN_READ_MIN;
-	n = evbuffer_reserve_space(in, io->rsize, v, 2);
-	if (n <= 0) {
+	/* One contiguous reservation, read with a plain recv(). */
+	if (evbuffer_reserve_space(in, io->rsize, &v, 1) != 1) {
 		evbuffer_freeze(in, 0);
 		conn_read_off(io);
 		io->eventcb(io->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, io->arg);
 		return;
 	}
-	for (i = 0; i < n; i++) {
-		iov[i].iov_base = v[i].iov_base;
-		iov[i].iov_len = v[i].iov_len;
-	}
-	got = readv(fd, iov, n);
+	got = recv(fd, v.iov_base, v.iov_len, 0);
 	err = errno;
 	if (got > 0) {
-		size_t left = (size_t)got;
-
 		/* Full reads mean a stream: read bigger; short ones, smaller. */
 		if ((size_t)got >= io->rsize && io->rsize < CONN_READ_MAX)
 			io->rsize *= 2;
 		else if ((size_t)got < io->rsize / 4 && io->rsize > CONN_READ_MIN)
 			io->rsize /= 2;
-
-		for (i = 0; i < n; i++) {
-			if (v[i].iov_len > left)
-				v[i].iov_len = left;
-			left -= v[i].iov_len;
-		}
-		evbuffer_commit_space(in, v, n);
+		v.iov_len = (size_t)got;
+		evbuffer_commit_space(in, &v, 1);
 	} else {
-		evbuffer_commit_space(in, v, 0);
+		evbuffer_commit_space(in, &v, 0);
 		/* Drop the chain reserved for nothing, so an idle
 		 * connection holds no read buffer. */
 		if (evbuffer_get_length(in) == 0)

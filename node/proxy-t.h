@@ -56,7 +56,7 @@ struct tunnel;
 /*
  * Our own read side of a bufferevent. libevent's socket bufferevent asks
  * the kernel how much is readable (an ioctl) before every read and reads
- * at most 4 KB; this reads with one readv into the bufferevent's input, 4 KB
+ * at most 4 KB; this reads with one recv() into the bufferevent's input, 4 KB
  * for small requests and doubling up to CONN_READ_MAX while reads come back
  * full (bodies), then calls the same read and event
  * callbacks a bufferevent would (EOF, ERROR, TIMEOUT with READING). The
