@@ -1,13 +1,12 @@
 /*
  * Re-serialization of heads with the forwarding headers (see headers.h).
- * Everything is appended to the destination evbuffer; the values copied
+ * Everything is appended to a reusable byte buffer; the values copied
  * are the ones http.c validated (no CR, LF or other control bytes).
  */
 #include <config.h>
 
+#include <stdlib.h>
 #include <string.h>
-
-#include <event2/buffer.h>
 
 #include "node/balancer.h"
 #include "node/headers.h"
@@ -31,35 +30,41 @@ bool headers_is_hop(enum http_hdr_kind kind, bool tunnel)
 	}
 }
 
-/* A small append helper: all the pieces go through one checked path and
- * gather in a local buffer, which reaches the evbuffer in one evbuffer_add
- * (a head is some forty pieces). */
-struct out {
-	struct evbuffer *b;
-	bool failed;
-	size_t len;
-	char buf[2048];
-};
-
-static void out_flush(struct out *o)
+void hbuf_free(struct hbuf *b)
 {
-	if (!o->failed && o->len && evbuffer_add(o->b, o->buf, o->len) != 0)
-		o->failed = true;
-	o->len = 0;
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
 }
+
+/* A small append helper: all the pieces go through one checked path. */
+struct out {
+	struct hbuf *b;
+	bool failed;
+};
 
 static void put(struct out *o, const void *p, size_t len)
 {
-	if (len > sizeof(o->buf) - o->len) {
-		out_flush(o);
-		if (len > sizeof(o->buf)) {
-			if (!o->failed && evbuffer_add(o->b, p, len) != 0)
-				o->failed = true;
+	struct hbuf *b = o->b;
+
+	if (o->failed || len == 0)
+		return;
+	if (len > b->cap - b->len) {
+		size_t cap = b->cap ? b->cap : 512;
+		char *d;
+
+		while (cap - b->len < len)
+			cap *= 2;
+		d = realloc(b->data, cap);
+		if (d == NULL) {
+			o->failed = true;
 			return;
 		}
+		b->data = d;
+		b->cap = cap;
 	}
-	memcpy(o->buf + o->len, p, len);
-	o->len += len;
+	memcpy(b->data + b->len, p, len);
+	b->len += len;
 }
 
 static void puts_(struct out *o, const char *s)
@@ -102,15 +107,16 @@ static void put_framing(struct out *o, enum body_framing framing, uint64_t len)
 	}
 }
 
-bool headers_write_request(struct evbuffer *out, const struct http_head *h,
+bool headers_write_request(struct hbuf *out, const struct http_head *h,
 			   const struct fwd_request *f)
 {
-	struct out o = {.b = out};
+	struct out o = {out, false};
 	const char *method = llhttp_method_name((llhttp_method_t)h->method);
 	bool xff_done = false;
 	bool tunnel = h->upgrade;
 	unsigned i;
 
+	out->len = 0;
 	puts_(&o, method);
 	put(&o, " ", 1);
 	if (h->path_len == 0 || (h->path[0] != '/' && h->path[0] != '*'))
@@ -183,18 +189,18 @@ bool headers_write_request(struct evbuffer *out, const struct http_head *h,
 		PUT_LIT(&o, "Connection: upgrade\r\n");
 	put_framing(&o, f->framing, f->content_length);
 	put(&o, "\r\n", 2);
-	out_flush(&o);
 	return !o.failed;
 }
 
-bool headers_write_response(struct evbuffer *out, const struct http_head *h,
+bool headers_write_response(struct hbuf *out, const struct http_head *h,
 			    const struct fwd_response *f)
 {
-	struct out o = {.b = out};
+	struct out o = {out, false};
 	bool has_rid = false;
 	char line[16];
 	unsigned i;
 
+	out->len = 0;
 	/* llhttp guarantees a three-digit status. */
 	memcpy(line, "HTTP/1.1 000 ", 13);
 	line[7] = f->client_http10 ? '0' : '1';
@@ -235,7 +241,6 @@ bool headers_write_response(struct evbuffer *out, const struct http_head *h,
 		PUT_LIT(&o, "Connection: keep-alive\r\n");
 	put_framing(&o, f->framing, f->content_length);
 	put(&o, "\r\n", 2);
-	out_flush(&o);
 	return !o.failed;
 }
 

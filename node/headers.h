@@ -20,7 +20,14 @@
 
 #include "node/http.h"
 
-struct evbuffer;
+/* A growable byte buffer for a head being written; kept and reused (its
+ * memory is freed with hbuf_free only). */
+struct hbuf {
+	char *data;
+	size_t len, cap;
+};
+
+void hbuf_free(struct hbuf *b);
 
 /* How a body follows the head we write. */
 enum body_framing {
@@ -43,8 +50,9 @@ struct fwd_request {
 	uint64_t content_length;
 };
 
-/* Writes the request head for the backend. False on allocation failure. */
-bool headers_write_request(struct evbuffer *out, const struct http_head *h,
+/* Writes the request head for the backend into out (emptied first).
+ * False on allocation failure. */
+bool headers_write_request(struct hbuf *out, const struct http_head *h,
 			   const struct fwd_request *f);
 
 struct fwd_response {
@@ -59,8 +67,9 @@ struct fwd_response {
 	const char *sticky_value;
 };
 
-/* Writes the response head for the client. False on allocation failure. */
-bool headers_write_response(struct evbuffer *out, const struct http_head *h,
+/* Writes the response head for the client into out (emptied first).
+ * False on allocation failure. */
+bool headers_write_response(struct hbuf *out, const struct http_head *h,
 			    const struct fwd_response *f);
 
 /* Writes a 128-bit random request id as 32 hex digits (+ NUL) into out. */

@@ -195,31 +195,36 @@ int http_find(const struct http_head *h, const char *name)
 
 static enum http_hdr_kind classify(const struct http_hdr *hd)
 {
+#define KNOWN(lit, kind) {lit, sizeof(lit) - 1, kind}
 	static const struct {
 		const char *name;
+		size_t len;
 		enum http_hdr_kind kind;
 	} known[] = {
-		{"host", HDR_HOST},
-		{"content-length", HDR_CONTENT_LENGTH},
-		{"transfer-encoding", HDR_TRANSFER_ENCODING},
-		{"connection", HDR_CONNECTION},
-		{"keep-alive", HDR_KEEP_ALIVE},
-		{"proxy-connection", HDR_PROXY_CONNECTION},
-		{"te", HDR_TE},
-		{"trailer", HDR_TRAILER},
-		{"upgrade", HDR_UPGRADE},
-		{"expect", HDR_EXPECT},
-		{"x-forwarded-for", HDR_X_FORWARDED_FOR},
-		{"x-forwarded-proto", HDR_X_FORWARDED_PROTO},
-		{"x-forwarded-host", HDR_X_FORWARDED_HOST},
-		{"x-forwarded-port", HDR_X_FORWARDED_PORT},
-		{"x-request-id", HDR_X_REQUEST_ID},
-		{"cookie", HDR_COOKIE},
+		KNOWN("host", HDR_HOST),
+		KNOWN("content-length", HDR_CONTENT_LENGTH),
+		KNOWN("transfer-encoding", HDR_TRANSFER_ENCODING),
+		KNOWN("connection", HDR_CONNECTION),
+		KNOWN("keep-alive", HDR_KEEP_ALIVE),
+		KNOWN("proxy-connection", HDR_PROXY_CONNECTION),
+		KNOWN("te", HDR_TE),
+		KNOWN("trailer", HDR_TRAILER),
+		KNOWN("upgrade", HDR_UPGRADE),
+		KNOWN("expect", HDR_EXPECT),
+		KNOWN("x-forwarded-for", HDR_X_FORWARDED_FOR),
+		KNOWN("x-forwarded-proto", HDR_X_FORWARDED_PROTO),
+		KNOWN("x-forwarded-host", HDR_X_FORWARDED_HOST),
+		KNOWN("x-forwarded-port", HDR_X_FORWARDED_PORT),
+		KNOWN("x-request-id", HDR_X_REQUEST_ID),
+		KNOWN("cookie", HDR_COOKIE),
 	};
+#undef KNOWN
 	size_t i;
 
+	/* Lengths first: most names match none, and are told so without
+	 * a case-insensitive comparison. */
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (ieq(hd->name, hd->nlen, known[i].name))
+		if (hd->nlen == known[i].len && strncasecmp(hd->name, known[i].name, known[i].len) == 0)
 			return known[i].kind;
 	return HDR_OTHER;
 }
@@ -229,28 +234,26 @@ static enum http_hdr_kind classify(const struct http_hdr *hd)
  * whitespace (obs-fold), which llhttp versions treat differently. */
 static bool scan_lines(const char *buf, size_t len, const char **why)
 {
-	size_t i;
+	const char *end = buf + len, *p;
 
-	for (i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)buf[i];
-
-		if (ch == 0) {
-			*why = "NUL byte in head";
-			return false;
-		}
-		if (ch == '\r' && i + 1 < len && buf[i + 1] != '\n') {
+	if (memchr(buf, '\0', len) != NULL) {
+		*why = "NUL byte in head";
+		return false;
+	}
+	for (p = buf; (p = memchr(p, '\r', (size_t)(end - p))) != NULL; p++) {
+		if (p + 1 < end && p[1] != '\n') {
 			*why = "bare CR in head";
 			return false;
 		}
-		if (ch == '\n') {
-			if (i == 0 || buf[i - 1] != '\r') {
-				*why = "bare LF in head";
-				return false;
-			}
-			if (i + 1 < len && (buf[i + 1] == ' ' || buf[i + 1] == '\t')) {
-				*why = "obs-fold (line folding) in head";
-				return false;
-			}
+	}
+	for (p = buf; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++) {
+		if (p == buf || p[-1] != '\r') {
+			*why = "bare LF in head";
+			return false;
+		}
+		if (p + 1 < end && (p[1] == ' ' || p[1] == '\t')) {
+			*why = "obs-fold (line folding) in head";
+			return false;
 		}
 	}
 	return true;

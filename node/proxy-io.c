@@ -64,6 +64,31 @@ void conn_flush(struct conn_io *io)
 		bufferevent_enable(bev, EV_WRITE);
 }
 
+bool conn_write(struct conn_io *io, const void *data, size_t len)
+{
+	struct bufferevent *bev = io->bev;
+	struct evbuffer *out = bufferevent_get_output(bev);
+	ssize_t sent;
+
+	if (io->bev_reads || evbuffer_get_length(out) > 0 || (bufferevent_get_enabled(bev) & EV_WRITE)) {
+		if (evbuffer_add(out, data, len) != 0)
+			return false;
+		conn_flush(io);
+		return true;
+	}
+	sent = send(bufferevent_getfd(bev), data, len, MSG_NOSIGNAL);
+	if (sent >= 0 && (size_t)sent == len)
+		return true;
+	/* The socket is full, or failed: the rest waits for the write event,
+	 * which also meets and reports a hard error. */
+	if (sent < 0)
+		sent = 0;
+	if (evbuffer_add(out, (const char *)data + sent, len - (size_t)sent) != 0)
+		return false;
+	bufferevent_enable(bev, EV_WRITE);
+	return true;
+}
+
 void conn_write_done(struct conn_io *io)
 {
 	if (!io->bev_reads && evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)

@@ -49,12 +49,9 @@ static struct request *request_get(struct client *c)
 			return NULL;
 		r->head.hdrs = calloc(p->cfg.max_headers, sizeof(struct http_hdr));
 		r->rhead.hdrs = calloc(p->cfg.max_headers, sizeof(struct http_hdr));
-		r->head_out = evbuffer_new();
-		if (r->head.hdrs == NULL || r->rhead.hdrs == NULL || r->head_out == NULL) {
+		if (r->head.hdrs == NULL || r->rhead.hdrs == NULL) {
 			free(r->head.hdrs);
 			free(r->rhead.hdrs);
-			if (r->head_out)
-				evbuffer_free(r->head_out);
 			free(r);
 			return NULL;
 		}
@@ -64,7 +61,7 @@ static struct request *request_get(struct client *c)
 	{
 		struct http_hdr *h1 = r->head.hdrs, *h2 = r->rhead.hdrs;
 		unsigned m = r->head.max_hdrs;
-		struct evbuffer *ho = r->head_out;
+		struct hbuf ho = r->head_out;
 		char *target = r->target;
 		size_t cap = r->target_cap;
 
@@ -78,7 +75,7 @@ static struct request *request_get(struct client *c)
 		if (r->target)
 			r->target[0] = '\0';
 	}
-	evbuffer_drain(r->head_out, evbuffer_get_length(r->head_out));
+	r->head_out.len = 0;
 	r->c = c;
 	r->state = RQ_ROUTING;
 	r->n = ++c->n_requests;
@@ -91,7 +88,7 @@ static void request_destroy(struct request *r)
 {
 	free(r->head.hdrs);
 	free(r->rhead.hdrs);
-	evbuffer_free(r->head_out);
+	hbuf_free(&r->head_out);
 	free(r->target);
 	free(r);
 }
@@ -501,7 +498,7 @@ static void request_route(struct request *r, size_t head_len)
 	f.host_len = h->authority ? h->authority_len : h->hdrs[h->host_idx].vlen;
 	f.framing = r->req_framing;
 	f.content_length = r->req_remaining;
-	if (!headers_write_request(r->head_out, h, &f)) {
+	if (!headers_write_request(&r->head_out, h, &f)) {
 		evbuffer_drain(in, head_len);
 		request_fail(r, 503, "out_of_memory", "out of memory");
 		return;

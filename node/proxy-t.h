@@ -155,7 +155,7 @@ struct request {
 	struct http_head rhead;    /* points into the upstream's input */
 	llhttp_t parser;           /* request body (chunked) */
 	llhttp_t rparser;          /* response */
-	struct evbuffer *head_out; /* the head we send, kept for retries */
+	struct hbuf head_out;      /* the head we send, kept for retries */
 
 	char rid[REQUEST_ID_MAX + 1];
 	size_t rid_len;
@@ -232,6 +232,7 @@ struct proxy {
 	struct request *free_reqs;
 	size_t n_free_reqs;
 	struct evbuffer *scratch;
+	struct hbuf resp_head;     /* the response head being written */
 
 	/* Objects closed inside a callback are freed here, from the loop. */
 	struct event *reaper;
@@ -271,6 +272,10 @@ void proxy_reap_later(struct proxy *p);
  * are stuck. Call after filling a connection's output.
  */
 void conn_flush(struct conn_io *io);
+/* Writes len bytes: at once with send() when nothing is queued before them
+ * (no copy into the output), the rest (or all, when bytes are queued or for
+ * TLS) through the output buffer. False on allocation failure. */
+bool conn_write(struct conn_io *io, const void *data, size_t len);
 /* From a write callback: disarms EV_WRITE once the output is empty. */
 void conn_write_done(struct conn_io *io);
 /* The read side (struct conn_io): open once the socket exists. */

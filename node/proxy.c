@@ -692,6 +692,7 @@ void proxy_free(struct proxy *p)
 	request_pool_clear(p);
 	if (p->scratch)
 		evbuffer_free(p->scratch);
+	hbuf_free(&p->resp_head);
 	if (p->reaper)
 		event_free(p->reaper);
 	if (p->accept_timer)

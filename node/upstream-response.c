@@ -9,6 +9,7 @@
  */
 #include <config.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -43,9 +44,8 @@ static bool response_head(struct request *r, size_t end)
 	struct client *c = r->c;
 	struct upstream *up = r->up;
 	struct http_head *h = &r->rhead;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct hbuf *hb = &c->p->resp_head;
 	struct fwd_response f;
-	size_t before = evbuffer_get_length(out);
 	bool has_body = http_response_has_body(h, r->head_request);
 
 	memset(&f, 0, sizeof(f));
@@ -86,10 +86,12 @@ static bool response_head(struct request *r, size_t end)
 	f.keep_alive = r->keep_alive && !c->p->stopping;
 	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
 			   r->resp_framing != FRAME_CLOSE;
-	if (!headers_write_response(out, h, &f))
+	/* The head stays in resp_head: the caller sends it, alone or with
+	 * the body when that is already here. */
+	if (!headers_write_response(hb, h, &f))
 		return false;
 	evbuffer_drain(bufferevent_get_input(up->bev), end);
-	r->bytes_out += evbuffer_get_length(out) - before;
+	r->bytes_out += hb->len;
 	r->status = h->status;
 	r->resp_head_done = true;
 	request_set_state(r, RQ_RESPONDING);
@@ -100,16 +102,18 @@ static bool response_head(struct request *r, size_t end)
 static bool response_interim(struct request *r, size_t end)
 {
 	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+	struct hbuf *hb = &r->c->p->resp_head;
 	struct fwd_response f;
-	size_t before = evbuffer_get_length(out);
 
 	memset(&f, 0, sizeof(f));
 	f.keep_alive = true;
 	f.framing = FRAME_NONE;
-	if (!r->http10 && !headers_write_response(out, &r->rhead, &f))
-		return false;
+	if (!r->http10) {
+		if (!headers_write_response(hb, &r->rhead, &f) || evbuffer_add(out, hb->data, hb->len) != 0)
+			return false;
+		r->bytes_out += hb->len;
+	}
 	evbuffer_drain(bufferevent_get_input(r->up->bev), end);
-	r->bytes_out += evbuffer_get_length(out) - before;
 	/* resp_started stays set: the app has seen the request, so it is
 	 * never sent again, even though the final response is to come. */
 	return true;
@@ -120,20 +124,20 @@ static void response_upgrade(struct request *r, size_t end)
 	struct client *c = r->c;
 	struct upstream *up = r->up;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct hbuf *hb = &c->p->resp_head;
 	struct fwd_response f;
-	size_t before = evbuffer_get_length(out);
 
 	memset(&f, 0, sizeof(f));
 	f.tunnel = true;
 	f.keep_alive = true;
 	f.request_id = r->rid;
 	f.request_id_len = r->rid_len;
-	if (!headers_write_response(out, &r->rhead, &f)) {
+	if (!headers_write_response(hb, &r->rhead, &f) || evbuffer_add(out, hb->data, hb->len) != 0) {
 		upstream_response_fail(r, 502, "backend_failed", "out of memory");
 		return;
 	}
 	evbuffer_drain(bufferevent_get_input(up->bev), end);
-	r->bytes_out += evbuffer_get_length(out) - before;
+	r->bytes_out += hb->len;
 	r->status = 101;
 	r->resp_head_done = true;
 	backend_record_success(r->be);
@@ -146,6 +150,46 @@ static void response_upgrade(struct request *r, size_t end)
 		return;
 	}
 	request_finish(r);
+}
+
+/* Largest whole answer (head and body) sent from resp_head in one send(). */
+#define WHOLE_MAX (16u * 1024)
+
+/*
+ * The common answer: a head and a small body of known length that came in
+ * whole. Both leave in one send() from resp_head, without passing through
+ * the client's output buffer. Returns 1 when sent, 0 when the answer is not
+ * of that kind (nothing done), -1 when it failed (the request is failed).
+ */
+static int response_whole(struct request *r, struct evbuffer *in)
+{
+	struct hbuf *hb = &r->c->p->resp_head;
+	size_t body = 0;
+
+	if (r->resp_framing == FRAME_LENGTH) {
+		if (r->resp_remaining > evbuffer_get_length(in) ||
+		    r->resp_remaining > WHOLE_MAX - (hb->len < WHOLE_MAX ? hb->len : WHOLE_MAX))
+			return 0;
+		body = (size_t)r->resp_remaining;
+	} else if (r->resp_framing != FRAME_NONE) {
+		return 0;
+	}
+	if (body > hb->cap - hb->len) {
+		char *d = realloc(hb->data, hb->len + body);
+
+		if (d == NULL)
+			return 0;   /* the usual path may still manage */
+		hb->data = d;
+		hb->cap = hb->len + body;
+	}
+	if ((body && evbuffer_remove(in, hb->data + hb->len, body) != (int)body) ||
+	    !conn_write(&r->c->io, hb->data, hb->len + body)) {
+		upstream_response_fail(r, 502, "backend_failed", "out of memory");
+		return -1;
+	}
+	r->resp_remaining = 0;
+	r->bytes_out += body;
+	return 1;
 }
 
 /* Moves what the backend sent toward the client, as far as the client's
@@ -213,6 +257,17 @@ static void response_read_some(struct request *r)
 			return;
 		}
 		backend_record_success(up->be);
+		switch (response_whole(r, in)) {
+		case 1:
+			response_complete(r);
+			return;
+		case -1:
+			return;
+		}
+		if (evbuffer_add(out, p->resp_head.data, p->resp_head.len) != 0) {
+			upstream_response_fail(r, 502, "backend_failed", "out of memory");
+			return;
+		}
 		if (r->resp_framing == FRAME_NONE ||
 		    (r->resp_framing == FRAME_LENGTH && r->resp_remaining == 0)) {
 			response_complete(r);

@@ -220,17 +220,20 @@ static void request_send(struct request *r)
 	struct evbuffer *out = bufferevent_get_output(up->bev);
 	const struct route_app_config *ac = &r->as->app->config;
 	unsigned rt = app_or(ac->response_timeout_ms, r->c->p->cfg.response_timeout_ms);
-	size_t len = evbuffer_get_length(r->head_out);
-	unsigned char *head = evbuffer_pullup(r->head_out, -1);
+	bool queued;
 
-	if (head == NULL || evbuffer_add(out, head, len) != 0) {
+	conn_write_timeout(&up->io, rt);
+	if (r->upstream_start_us == 0)
+		r->upstream_start_us = backend_now_us();
+	/* With no body to follow, the head goes out at once; a body joins
+	 * it in the output buffer so that both leave in one write. */
+	queued = r->req_body_done ? conn_write(&up->io, r->head_out.data, r->head_out.len)
+				  : evbuffer_add(out, r->head_out.data, r->head_out.len) == 0;
+	if (!queued) {
 		request_fail(r, 502, "backend_failed", "out of memory");
 		return;
 	}
-	conn_write_timeout(&up->io, rt);
 	arm_response_timeout(r);
-	if (r->upstream_start_us == 0)
-		r->upstream_start_us = backend_now_us();
 	request_set_state(r, r->req_body_done ? RQ_WAITING : RQ_SENDING);
 	upstream_pump_request(r);
 }
@@ -550,7 +553,9 @@ void upstream_release(struct request *r, bool reusable)
 			up->reused = false;
 			TAILQ_INSERT_HEAD(&be->idle, up, link);
 			be->n_idle++;
-			set_timeouts(up, idle, 0);
+			/* The write timeout stays: with nothing to write it
+			 * arms nothing, and the next request needs it again. */
+			conn_read_timeout(&up->io, idle);
 			/* Reading stays on: an idle close is noticed at once. */
 			conn_read_on(&up->io);
 		} else {

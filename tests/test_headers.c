@@ -12,14 +12,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "node/headers.h"
 #include "node/http.h"
 #include "tests/lib/unit.h"
 
 static struct http_hdr hdrs[64];
 static const struct http_limits lim = {8192, 64, 1024};
+
+/* What a head buffer holds, as a malloc'd string. */
+static char *hbuf_string(const struct hbuf *b)
+{
+	char *s = malloc(b->len + 1);
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	memcpy(s, b->data, b->len);
+	s[b->len] = '\0';
+	return s;
+}
 
 static void parse_req(const char *raw, struct http_head *h, llhttp_t *p)
 {
@@ -37,9 +46,8 @@ static char *rewrite(const char *raw, enum body_framing framing, uint64_t cl)
 	struct http_head h;
 	llhttp_t p;
 	struct fwd_request f;
-	struct evbuffer *out = evbuffer_new();
+	struct hbuf out = {NULL, 0, 0};
 	char *s;
-	size_t len;
 	int i;
 
 	parse_req(raw, &h, &p);
@@ -65,13 +73,9 @@ static char *rewrite(const char *raw, enum body_framing framing, uint64_t cl)
 			f.request_id_present = true;
 			break;
 		}
-	CU_ASSERT_FATAL(headers_write_request(out, &h, &f));
-	len = evbuffer_get_length(out);
-	s = malloc(len + 1);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	evbuffer_remove(out, s, len);
-	s[len] = '\0';
-	evbuffer_free(out);
+	CU_ASSERT_FATAL(headers_write_request(&out, &h, &f));
+	s = hbuf_string(&out);
+	hbuf_free(&out);
 	return s;
 }
 
@@ -162,21 +166,16 @@ static char *write_resp(const char *raw, const struct fwd_response *f)
 	struct http_head h;
 	llhttp_t p;
 	const char *why;
-	struct evbuffer *out = evbuffer_new();
-	size_t len;
+	struct hbuf out = {NULL, 0, 0};
 	char *s;
 
 	memset(&h, 0, sizeof(h));
 	h.hdrs = hdrs;
 	h.max_hdrs = 64;
 	CU_ASSERT_EQUAL_FATAL(http_parse_response(&p, raw, strlen(raw), false, &lim, false, &h, &why), HTTP_OK);
-	CU_ASSERT_FATAL(headers_write_response(out, &h, f));
-	len = evbuffer_get_length(out);
-	s = malloc(len + 1);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-	evbuffer_remove(out, s, len);
-	s[len] = '\0';
-	evbuffer_free(out);
+	CU_ASSERT_FATAL(headers_write_response(&out, &h, f));
+	s = hbuf_string(&out);
+	hbuf_free(&out);
 	return s;
 }
 
@@ -244,6 +243,49 @@ static void test_request_ids(void)
 	}
 }
 
+/* A head larger than the buffer's first size grows it; the next head
+ * written into the same buffer replaces the first, whatever their sizes. */
+static void test_buffer_reuse(void)
+{
+	static char big[5000], raw[5200];
+	struct http_head h;
+	llhttp_t p;
+	struct fwd_request f;
+	struct hbuf out = {NULL, 0, 0};
+	const char *start = "GET /a HTTP/1.1\r\nHost: x.test\r\n";
+	char *s;
+
+	memset(big, 'v', sizeof(big) - 1);
+	snprintf(raw, sizeof(raw), "GET /a HTTP/1.1\r\nHost: x.test\r\nX-Big: %s\r\n\r\n", big);
+	parse_req(raw, &h, &p);
+	memset(&f, 0, sizeof(f));
+	f.client_ip = "10.0.0.1";
+	f.proto = "http";
+	f.local_port = 80;
+	f.host = "x.test";
+	f.host_len = 6;
+	f.request_id = "r1";
+	f.request_id_len = 2;
+	CU_ASSERT_FATAL(headers_write_request(&out, &h, &f));
+	CU_ASSERT(out.len > sizeof(big));
+	CU_ASSERT(out.cap >= out.len);
+	s = hbuf_string(&out);
+	CU_ASSERT_PTR_NOT_NULL(strstr(s, big));
+	CU_ASSERT(strncmp(s, start, strlen(start)) == 0);
+	CU_ASSERT(strcmp(s + strlen(s) - 4, "\r\n\r\n") == 0);
+	free(s);
+
+	parse_req("GET /b HTTP/1.1\r\nHost: x.test\r\n\r\n", &h, &p);
+	CU_ASSERT_FATAL(headers_write_request(&out, &h, &f));
+	s = hbuf_string(&out);
+	CU_ASSERT_STRING_EQUAL(s, "GET /b HTTP/1.1\r\nHost: x.test\r\nX-Forwarded-For: 10.0.0.1\r\n"
+				  "X-Forwarded-Proto: http\r\nX-Forwarded-Host: x.test\r\n"
+				  "X-Forwarded-Port: 80\r\nX-Request-Id: r1\r\n\r\n");
+	free(s);
+	hbuf_free(&out);
+	CU_ASSERT_PTR_NULL(out.data);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("headers", NULL, NULL);
@@ -256,4 +298,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_upgrade_kept);
 	UNIT_TEST(s, test_responses);
 	UNIT_TEST(s, test_request_ids);
+	UNIT_TEST(s, test_buffer_reuse);
 }
