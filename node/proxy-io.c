@@ -11,6 +11,8 @@
 #include <config.h>
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -45,10 +47,11 @@ static ssize_t conn_send(struct evbuffer *out, evutil_socket_t fd)
 	return sent;
 }
 
-void conn_flush(struct conn_io *io)
+void conn_flush_now(struct conn_io *io)
 {
 	struct bufferevent *bev = io->bev;
 	struct evbuffer *out = bufferevent_get_output(bev);
+	ssize_t sent;
 
 	if (io->bev_reads || evbuffer_get_length(out) == 0 ||
 	    (bufferevent_get_enabled(bev) & EV_WRITE))
@@ -58,35 +61,86 @@ void conn_flush(struct conn_io *io)
 	 * error leaves the bytes in place: the write event then meets the
 	 * same error and reports it through the event callback. */
 	evbuffer_unfreeze(out, 1);
-	conn_send(out, bufferevent_getfd(bev));
+	sent = conn_send(out, bufferevent_getfd(bev));
 	evbuffer_freeze(out, 1);
 	if (evbuffer_get_length(out) > 0)
 		bufferevent_enable(bev, EV_WRITE);
+	/* As after the bufferevent's own write: its write callback runs
+	 * when the output is down to the low watermark. */
+	if (sent > 0)
+		bufferevent_trigger(bev, EV_WRITE, 0);
 }
 
-bool conn_write(struct conn_io *io, const void *data, size_t len)
+static void conn_unqueue(struct conn_io *io)
 {
-	struct bufferevent *bev = io->bev;
-	struct evbuffer *out = bufferevent_get_output(bev);
-	ssize_t sent;
+	struct conn_flushq *q = io->fq;
+	size_t i;
 
-	if (io->bev_reads || evbuffer_get_length(out) > 0 || (bufferevent_get_enabled(bev) & EV_WRITE)) {
-		if (evbuffer_add(out, data, len) != 0)
-			return false;
-		conn_flush(io);
-		return true;
+	if (!io->queued)
+		return;
+	io->queued = false;
+	for (i = 0; i < q->n; i++)
+		if (q->items[i] == io)
+			q->items[i] = NULL;
+}
+
+void conn_flush(struct conn_io *io)
+{
+	struct conn_flushq *q = io->fq;
+
+	if (io->queued || io->bev_reads || evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
+		return;
+	if (q->n == q->cap) {
+		size_t cap = q->cap ? 2 * q->cap : 64;
+		struct conn_io **items = realloc(q->items, cap * sizeof(*items));
+
+		if (items == NULL) {
+			conn_flush_now(io);
+			return;
+		}
+		q->items = items;
+		q->cap = cap;
 	}
-	sent = send(bufferevent_getfd(bev), data, len, MSG_NOSIGNAL);
-	if (sent >= 0 && (size_t)sent == len)
-		return true;
-	/* The socket is full, or failed: the rest waits for the write event,
-	 * which also meets and reports a hard error. */
-	if (sent < 0)
-		sent = 0;
-	if (evbuffer_add(out, (const char *)data + sent, len - (size_t)sent) != 0)
-		return false;
-	bufferevent_enable(bev, EV_WRITE);
-	return true;
+	if (q->n == 0)
+		event_active(q->ev, EV_WRITE, 0);
+	q->items[q->n++] = io;
+	io->queued = true;
+}
+
+/* The turn's I/O callbacks have run: write every queued output. A write
+ * callback run from here may queue more; they are written too. */
+static void flushq_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_flushq *q = arg;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	for (i = 0; i < q->n; i++) {
+		struct conn_io *io = q->items[i];
+
+		if (io == NULL)
+			continue;
+		io->queued = false;
+		q->items[i] = NULL;
+		conn_flush_now(io);
+	}
+	q->n = 0;
+}
+
+bool conn_flushq_init(struct conn_flushq *q, struct event_base *base)
+{
+	memset(q, 0, sizeof(*q));
+	q->ev = event_new(base, -1, 0, flushq_cb, q);
+	return q->ev != NULL;
+}
+
+void conn_flushq_free(struct conn_flushq *q)
+{
+	if (q->ev)
+		event_free(q->ev);
+	free(q->items);
+	memset(q, 0, sizeof(*q));
 }
 
 void conn_write_done(struct conn_io *io)
@@ -150,11 +204,13 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		    io->arg);
 }
 
-bool conn_io_open(struct conn_io *io, struct event_base *base, struct bufferevent *bev,
-		  bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg,
-		  bool bev_reads)
+bool conn_io_open(struct conn_io *io, struct event_base *base, struct conn_flushq *fq,
+		  struct bufferevent *bev, bufferevent_data_cb readcb,
+		  bufferevent_event_cb eventcb, void *arg, bool bev_reads)
 {
 	io->base = base;
+	io->fq = fq;
+	io->queued = false;
 	io->bev = bev;
 	io->readcb = readcb;
 	io->eventcb = eventcb;
@@ -219,6 +275,8 @@ void conn_write_timeout(struct conn_io *io, unsigned ms)
 
 void conn_io_close(struct conn_io *io)
 {
+	if (io->fq)
+		conn_unqueue(io);
 	if (io->rev) {
 		event_free(io->rev);
 		io->rev = NULL;

@@ -120,7 +120,8 @@ static void client_linger(struct client *c)
 void client_close_after_flush(struct client *c)
 {
 	client_set_state(c, CS_CLOSING);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	conn_flush_now(&c->io);   /* its write callback may linger already */
+	if (c->state == CS_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		client_linger(c);
 }
 
@@ -302,7 +303,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		return;
 	}
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	if (!conn_io_open(&c->io, p->base, c->bev, client_read_cb, client_event_cb, c, c->tls)) {
+	if (!conn_io_open(&c->io, p->base, &p->flushq, c->bev, client_read_cb, client_event_cb, c,
+			  c->tls)) {
 		bufferevent_free(c->bev);
 		free(c);
 		return;
@@ -426,7 +428,8 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->accept_timer = evtimer_new(base, accept_timer_cb, p);
 	p->scratch = evbuffer_new();
-	if (p->reaper == NULL || p->accept_timer == NULL || p->scratch == NULL) {
+	if (p->reaper == NULL || p->accept_timer == NULL || p->scratch == NULL ||
+	    !conn_flushq_init(&p->flushq, base)) {
 		proxy_free(p);
 		return NULL;
 	}
@@ -693,6 +696,7 @@ void proxy_free(struct proxy *p)
 	if (p->scratch)
 		evbuffer_free(p->scratch);
 	hbuf_free(&p->resp_head);
+	conn_flushq_free(&p->flushq);
 	if (p->reaper)
 		event_free(p->reaper);
 	if (p->accept_timer)

@@ -9,7 +9,6 @@
  */
 #include <config.h>
 
-#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -86,8 +85,6 @@ static bool response_head(struct request *r, size_t end)
 	f.keep_alive = r->keep_alive && !c->p->stopping;
 	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
 			   r->resp_framing != FRAME_CLOSE;
-	/* The head stays in resp_head: the caller sends it, alone or with
-	 * the body when that is already here. */
 	if (!headers_write_response(hb, h, &f))
 		return false;
 	evbuffer_drain(bufferevent_get_input(up->bev), end);
@@ -150,46 +147,6 @@ static void response_upgrade(struct request *r, size_t end)
 		return;
 	}
 	request_finish(r);
-}
-
-/* Largest whole answer (head and body) sent from resp_head in one send(). */
-#define WHOLE_MAX (16u * 1024)
-
-/*
- * The common answer: a head and a small body of known length that came in
- * whole. Both leave in one send() from resp_head, without passing through
- * the client's output buffer. Returns 1 when sent, 0 when the answer is not
- * of that kind (nothing done), -1 when it failed (the request is failed).
- */
-static int response_whole(struct request *r, struct evbuffer *in)
-{
-	struct hbuf *hb = &r->c->p->resp_head;
-	size_t body = 0;
-
-	if (r->resp_framing == FRAME_LENGTH) {
-		if (r->resp_remaining > evbuffer_get_length(in) ||
-		    r->resp_remaining > WHOLE_MAX - (hb->len < WHOLE_MAX ? hb->len : WHOLE_MAX))
-			return 0;
-		body = (size_t)r->resp_remaining;
-	} else if (r->resp_framing != FRAME_NONE) {
-		return 0;
-	}
-	if (body > hb->cap - hb->len) {
-		char *d = realloc(hb->data, hb->len + body);
-
-		if (d == NULL)
-			return 0;   /* the usual path may still manage */
-		hb->data = d;
-		hb->cap = hb->len + body;
-	}
-	if ((body && evbuffer_remove(in, hb->data + hb->len, body) != (int)body) ||
-	    !conn_write(&r->c->io, hb->data, hb->len + body)) {
-		upstream_response_fail(r, 502, "backend_failed", "out of memory");
-		return -1;
-	}
-	r->resp_remaining = 0;
-	r->bytes_out += body;
-	return 1;
 }
 
 /* Moves what the backend sent toward the client, as far as the client's
@@ -257,13 +214,6 @@ static void response_read_some(struct request *r)
 			return;
 		}
 		backend_record_success(up->be);
-		switch (response_whole(r, in)) {
-		case 1:
-			response_complete(r);
-			return;
-		case -1:
-			return;
-		}
 		if (evbuffer_add(out, p->resp_head.data, p->resp_head.len) != 0) {
 			upstream_response_fail(r, 502, "backend_failed", "out of memory");
 			return;

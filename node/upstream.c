@@ -220,16 +220,11 @@ static void request_send(struct request *r)
 	struct evbuffer *out = bufferevent_get_output(up->bev);
 	const struct route_app_config *ac = &r->as->app->config;
 	unsigned rt = app_or(ac->response_timeout_ms, r->c->p->cfg.response_timeout_ms);
-	bool queued;
 
 	conn_write_timeout(&up->io, rt);
 	if (r->upstream_start_us == 0)
 		r->upstream_start_us = backend_now_us();
-	/* With no body to follow, the head goes out at once; a body joins
-	 * it in the output buffer so that both leave in one write. */
-	queued = r->req_body_done ? conn_write(&up->io, r->head_out.data, r->head_out.len)
-				  : evbuffer_add(out, r->head_out.data, r->head_out.len) == 0;
-	if (!queued) {
+	if (evbuffer_add(out, r->head_out.data, r->head_out.len) != 0) {
 		request_fail(r, 502, "backend_failed", "out of memory");
 		return;
 	}
@@ -370,7 +365,7 @@ static struct upstream *upstream_connect(struct proxy *p, struct backend *be, un
 	up->io.bev = up->bev;   /* the connect timeout is a write timeout */
 	set_timeouts(up, 0, timeout_ms);
 	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0 ||
-	    !conn_io_open(&up->io, p->base, up->bev, up_read_cb, up_event_cb, up, false)) {
+	    !conn_io_open(&up->io, p->base, &p->flushq, up->bev, up_read_cb, up_event_cb, up, false)) {
 		int err = errno;   /* the caller tells EMFILE from a refusal */
 
 		conn_io_close(&up->io);
