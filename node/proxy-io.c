@@ -2,11 +2,12 @@
  * Socket I/O for client and backend connections (struct conn_io in
  * proxy-t.h). Bufferevents hold the buffers, connect, and take over when
  * a socket is full; the common case goes around them: a read is one
- * readv sized by the previous one (no FIONREAD ioctl, no 4 KB cap), a
- * write is one writev from the caller with no write event armed, and
- * every timeout is a libevent "common timeout". That leaves 4 system
- * calls per proxied keep-alive request. TLS connections leave all of it
- * to their OpenSSL bufferevent.
+ * recv() sized by the previous one (no FIONREAD ioctl, no 4 KB cap), a
+ * write is one send() at the end of the loop's turn (struct conn_flushq)
+ * with no write event armed, and every timeout is a libevent "common
+ * timeout". That leaves 4 system calls per proxied keep-alive request,
+ * plus a share of epoll_wait. TLS connections leave all of it to their
+ * OpenSSL bufferevent.
  */
 #include <config.h>
 
