@@ -146,7 +146,10 @@ void conn_flushq_free(struct conn_flushq *q)
 
 void conn_write_done(struct conn_io *io)
 {
-	if (!io->bev_reads && evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
+	/* Also called after our own writes, with EV_WRITE off: then
+	 * there is nothing to disarm (and no event_del to pay). */
+	if (!io->bev_reads && (bufferevent_get_enabled(io->bev) & EV_WRITE) &&
+	    evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
 		bufferevent_disable(io->bev, EV_WRITE);
 }
 
