@@ -48,6 +48,7 @@
 #define MAX_TRIED 12
 #define REQUEST_ID_MAX 128
 #define REQUEST_POOL_MAX 256      /* free request objects kept for reuse */
+#define ACCEPT_WARN_EVERY_MS 10000 /* out of descriptors: one warning per 10 s */
 
 struct proxy;
 struct request;
@@ -237,6 +238,8 @@ struct proxy {
 	unsigned short tls_port;   /* first TLS listener, for redirect_https */
 	struct event *accept_timer;
 	bool accept_paused;
+	uint64_t accept_warned_ms;     /* last "out of descriptors" warning */
+	unsigned accept_unwarned;      /* such errors since, not logged */
 	bool stopping;
 
 	struct route_table *table;

@@ -329,9 +329,25 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-		log_warn("accept on port %u: %s; pausing accepts for 100 ms", (unsigned)li->port,
-			 evutil_socket_error_to_string(err));
-		accept_pause(li->p, 100);
+		struct proxy *p = li->p;
+		uint64_t now = backend_now_ms();
+
+		/* Retried every 100 ms while it lasts: one line per 10 s. */
+		if (p->accept_warned_ms == 0 || now - p->accept_warned_ms >= ACCEPT_WARN_EVERY_MS) {
+			if (p->accept_unwarned)
+				log_warn("accept on port %u: %s; pausing accepts for 100 ms "
+					 "(%u more times since the last warning)",
+					 (unsigned)li->port, evutil_socket_error_to_string(err),
+					 p->accept_unwarned);
+			else
+				log_warn("accept on port %u: %s; pausing accepts for 100 ms",
+					 (unsigned)li->port, evutil_socket_error_to_string(err));
+			p->accept_warned_ms = now;
+			p->accept_unwarned = 0;
+		} else {
+			p->accept_unwarned++;
+		}
+		accept_pause(p, 100);
 		return;
 	}
 	log_warn("accept on port %u: %s", (unsigned)li->port, evutil_socket_error_to_string(err));
