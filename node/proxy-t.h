@@ -75,7 +75,8 @@ struct tunnel;
  * answers per wake-up instead of being woken for each (measured: the
  * backends' context switches per request drop by a quarter and their CPU
  * time per request by 10-15%). The flush is an event activated behind the
- * turn's I/O events, so any loop driving the base runs it.
+ * turn's I/O events, so any loop driving the base runs it. After writing,
+ * the router yields the CPU once (see flushq_cb).
  */
 struct conn_flushq {
 	struct event *ev;
@@ -298,8 +299,9 @@ void proxy_reap_later(struct proxy *p);
  * (output at or below the low watermark). Call after filling an output.
  */
 void conn_flush(struct conn_io *io);
-/* Writes the output now (a connection about to close or linger). */
-void conn_flush_now(struct conn_io *io);
+/* Writes the output now (a connection about to close or linger). True
+ * when bytes went out. */
+bool conn_flush_now(struct conn_io *io);
 /* From a write callback: disarms EV_WRITE once the output is empty. */
 void conn_write_done(struct conn_io *io);
 /* The read side (struct conn_io): open once the socket exists. */
