@@ -256,6 +256,8 @@ static bool start(struct daemon *d)
 		.node_id = c->node_id,
 		.listen = (const char *const *)c->listen,
 		.n_listen = c->n_listen,
+		.tls_listen = (const char *const *)c->tls_listen,
+		.n_tls_listen = c->n_tls_listen,
 		.admin = c->admin,
 		.version = PACKAGE_VERSION,
 	};

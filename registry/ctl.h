@@ -49,6 +49,12 @@ bool ctl_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uin
 /* JSON output. */
 void json_str(FILE *f, const char *s);
 void json_strn(FILE *f, const char *s, size_t n);
+/* ,"key":["v0","v1",...] */
+void json_str_array(FILE *f, const char *key, char *const *v, size_t n);
+/* A router's client addresses for a text column: plain ones, then the
+ * HTTPS ones marked "tls:"; "-" when none. */
+void ctl_router_addresses(char *out, size_t outlen, char *const *listen, size_t n_listen,
+			  char *const *tls_listen, size_t n_tls_listen);
 
 /* "2026-11-26T23:04:05.123Z" for a Unix time in ms (0 -> "-"). */
 void ctl_format_time(uint64_t ms, char *out, size_t outlen);

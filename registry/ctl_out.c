@@ -67,6 +67,33 @@ bad:
 	return false;
 }
 
+void json_str_array(FILE *f, const char *key, char *const *v, size_t n)
+{
+	fprintf(f, ",\"%s\":[", key);
+	for (size_t k = 0; k < n; k++) {
+		if (k)
+			fputc(',', f);
+		json_str(f, v[k]);
+	}
+	fputc(']', f);
+}
+
+void ctl_router_addresses(char *out, size_t outlen, char *const *listen, size_t n_listen,
+			  char *const *tls_listen, size_t n_tls_listen)
+{
+	size_t off = 0;
+
+	snprintf(out, outlen, "-");
+	for (size_t k = 0; k < n_listen + n_tls_listen && off < outlen; k++) {
+		bool tls = k >= n_listen;
+		int w = snprintf(out + off, outlen - off, "%s%s%s", off ? "," : "", tls ? "tls:" : "",
+				 tls ? tls_listen[k - n_listen] : listen[k]);
+
+		if (w > 0)
+			off += (size_t)w;
+	}
+}
+
 void json_strn(FILE *f, const char *s, size_t n)
 {
 	fputc('"', f);

@@ -125,12 +125,9 @@ int ctl_cmd_routers(struct ctl *c, int argc, char **argv)
 				printf("}");
 				continue;
 			}
-			printf(",\"listen\":[");
-			for (size_t k = 0; k < r->n_listen; k++) {
-				printf("%s", k ? "," : "");
-				json_str(stdout, r->listen[k]);
-			}
-			printf("],\"admin\":");
+			json_str_array(stdout, "listen", r->listen, r->n_listen);
+			json_str_array(stdout, "tls_listen", r->tls_listen, r->n_tls_listen);
+			printf(",\"admin\":");
 			json_str(stdout, r->admin);
 			printf(",\"version\":");
 			json_str(stdout, r->version);
@@ -153,14 +150,9 @@ int ctl_cmd_routers(struct ctl *c, int argc, char **argv)
 				printf("%-20s INVALID: %s\n", e[i].id, e[i].why);
 				continue;
 			}
-			char listen[256] = "-";
-			size_t off = 0;
-			for (size_t k = 0; k < r->n_listen && off < sizeof(listen); k++) {
-				int w = snprintf(listen + off, sizeof(listen) - off, "%s%s", k ? "," : "",
-						 r->listen[k]);
-				if (w > 0)
-					off += (size_t)w;
-			}
+			char listen[256];
+			ctl_router_addresses(listen, sizeof(listen), r->listen, r->n_listen, r->tls_listen,
+					     r->n_tls_listen);
 			printf("%-20s %-30s %-22s %-10s %10" PRIu64 "  %.12s\n", e[i].id, listen,
 			       r->admin ? r->admin : "-", r->version ? r->version : "-",
 			       (uint64_t)r->table_generation, r->table_digest ? r->table_digest : "(no table yet)");

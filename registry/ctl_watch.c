@@ -177,12 +177,8 @@ static void print_router(struct watch *w, const char *event, const char *id, con
 		if (r != NULL) {
 			printf(",\"generation\":%" PRIu64 ",\"digest\":", (uint64_t)r->table_generation);
 			json_str(stdout, r->table_digest);
-			printf(",\"listen\":[");
-			for (size_t k = 0; k < r->n_listen; k++) {
-				printf("%s", k ? "," : "");
-				json_str(stdout, r->listen[k]);
-			}
-			printf("]");
+			json_str_array(stdout, "listen", r->listen, r->n_listen);
+			json_str_array(stdout, "tls_listen", r->tls_listen, r->n_tls_listen);
 		} else if (why[0]) {
 			printf(",\"error\":");
 			json_str(stdout, why);
@@ -192,8 +188,13 @@ static void print_router(struct watch *w, const char *event, const char *id, con
 		if (r != NULL) {
 			printf(" generation=%" PRIu64 " digest=%.12s", (uint64_t)r->table_generation,
 			       r->table_digest ? r->table_digest : "-");
-			for (size_t k = 0; k < r->n_listen; k++)
-				printf("%s%s", k ? "," : " listen=", r->listen[k]);
+			if (r->n_listen + r->n_tls_listen > 0) {
+				char listen[256];
+
+				ctl_router_addresses(listen, sizeof(listen), r->listen, r->n_listen,
+						     r->tls_listen, r->n_tls_listen);
+				printf(" listen=%s", listen);
+			}
 		} else if (why[0]) {
 			printf(" INVALID: %s", why);
 		}

@@ -51,8 +51,8 @@ struct zkr_membership {
 	struct zkr_session *s;
 	char *node_id;
 	char *path;                /* /routers/<node-id> */
-	char **listen;
-	size_t n_listen;
+	char **listen, **tls_listen;
+	size_t n_listen, n_tls_listen;
 	char *admin, *version;
 	uint64_t started_at_ms;
 	int min_interval_ms;
@@ -136,6 +136,8 @@ static uint8_t *m_encode_why(struct zkr_membership *m, size_t *len, char *why, s
 	r.node_id = m->node_id;
 	r.listen = m->listen;
 	r.n_listen = m->n_listen;
+	r.tls_listen = m->tls_listen;
+	r.n_tls_listen = m->n_tls_listen;
 	r.admin = m->admin;
 	r.version = m->version;
 	r.has_started_at_ms = true;
@@ -491,6 +493,29 @@ uint64_t zkr_membership_writes(const struct zkr_membership *m)
 	return m->writes;
 }
 
+static void free_list(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+/* Copies n strings; *count is the number copied so far (free_list frees
+ * them whatever happened). */
+static bool dup_list(char ***dst, size_t *count, const char *const *src, size_t n)
+{
+	*count = 0;
+	*dst = NULL;
+	if (n == 0)
+		return true;
+	if ((*dst = calloc(n, sizeof(**dst))) == NULL)
+		return false;
+	for (; *count < n; (*count)++)
+		if (((*dst)[*count] = strdup(src[*count])) == NULL)
+			return false;
+	return true;
+}
+
 static bool dup_or_null(char **dst, const char *src)
 {
 	*dst = src ? strdup(src) : NULL;
@@ -521,15 +546,9 @@ struct zkr_membership *zkr_membership_new(struct event_base *base, struct zkr_se
 		m->path = NULL;
 		goto oom;
 	}
-	if (opts->n_listen > 0) {
-		m->listen = calloc(opts->n_listen, sizeof(*m->listen));
-		if (m->listen == NULL)
-			goto oom;
-		m->n_listen = opts->n_listen;
-		for (size_t i = 0; i < opts->n_listen; i++)
-			if ((m->listen[i] = strdup(opts->listen[i])) == NULL)
-				goto oom;
-	}
+	if (!dup_list(&m->listen, &m->n_listen, opts->listen, opts->n_listen) ||
+	    !dup_list(&m->tls_listen, &m->n_tls_listen, opts->tls_listen, opts->n_tls_listen))
+		goto oom;
 	/* Refuse now what would be refused at every write. */
 	size_t len;
 	char rwhy[RECORD_WHY_MAX];
@@ -572,9 +591,8 @@ void zkr_membership_free(struct zkr_membership *m)
 		event_free(m->write_ev);
 	if (m->retry_ev)
 		event_free(m->retry_ev);
-	for (size_t i = 0; i < m->n_listen; i++)
-		free(m->listen[i]);
-	free(m->listen);
+	free_list(m->listen, m->n_listen);
+	free_list(m->tls_listen, m->n_tls_listen);
 	free(m->node_id);
 	free(m->path);
 	free(m->admin);

@@ -25,6 +25,8 @@ struct zkr_membership_opts {
 	const char *node_id;       /* znode name; required */
 	const char *const *listen; /* advertised client addresses */
 	size_t n_listen;
+	const char *const *tls_listen; /* advertised HTTPS client addresses */
+	size_t n_tls_listen;
 	const char *admin;         /* or NULL */
 	const char *version;       /* or NULL */
 	int min_interval_ms;       /* between two writes; default 200 */

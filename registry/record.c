@@ -225,6 +225,9 @@ bool record_router_node_validate(const record_router_node *r, char *why, size_t 
 	for (size_t i = 0; i < r->n_listen; i++)
 		if (strlen(r->listen[i]) > 300 || !printable(r->listen[i]))
 			return reject(why, whylen, "listen address %zu too long or not printable", i);
+	for (size_t i = 0; i < r->n_tls_listen; i++)
+		if (strlen(r->tls_listen[i]) > 300 || !printable(r->tls_listen[i]))
+			return reject(why, whylen, "tls_listen address %zu too long or not printable", i);
 	if (r->admin != NULL && (strlen(r->admin) > 300 || !printable(r->admin)))
 		return reject(why, whylen, "admin address too long or not printable");
 	if (r->version != NULL && (strlen(r->version) > 64 || !printable(r->version)))

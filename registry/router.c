@@ -58,6 +58,8 @@ struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_rout
 		.node_id = opts->node_id,
 		.listen = opts->listen,
 		.n_listen = opts->n_listen,
+		.tls_listen = opts->tls_listen,
+		.n_tls_listen = opts->n_tls_listen,
 		.admin = opts->admin,
 		.version = opts->version,
 	};

@@ -25,6 +25,8 @@ struct zkr_router_opts {
 	const char *node_id;
 	const char *const *listen; /* advertised client addresses */
 	size_t n_listen;
+	const char *const *tls_listen; /* advertised HTTPS client addresses */
+	size_t n_tls_listen;
 	const char *admin;         /* admin address, or NULL */
 	const char *version;
 };

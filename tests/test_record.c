@@ -140,10 +140,13 @@ static void test_app_config_round_trip_and_defaults(void)
 static void test_router_node_round_trip(void)
 {
 	char *listen[] = { "127.0.0.1:8080", "[::1]:8443" };
+	char *tls_listen[] = { "127.0.0.1:8443" };
 	record_router_node r = ZKROUTER__ROUTER_NODE__INIT;
 	r.node_id = "router-1";
 	r.n_listen = 2;
 	r.listen = listen;
+	r.n_tls_listen = 1;
+	r.tls_listen = tls_listen;
 	r.admin = "127.0.0.1:9080";
 	r.version = "0.1.0";
 	r.has_table_generation = 1;
@@ -159,6 +162,8 @@ static void test_router_node_round_trip(void)
 	CU_ASSERT_STRING_EQUAL(b->node_id, "router-1");
 	CU_ASSERT_EQUAL_FATAL(b->n_listen, 2);
 	CU_ASSERT_STRING_EQUAL(b->listen[1], "[::1]:8443");
+	CU_ASSERT_EQUAL_FATAL(b->n_tls_listen, 1);
+	CU_ASSERT_STRING_EQUAL(b->tls_listen[0], "127.0.0.1:8443");
 	CU_ASSERT_STRING_EQUAL(b->admin, "127.0.0.1:9080");
 	CU_ASSERT_EQUAL(b->table_generation, 42);
 	CU_ASSERT_STRING_EQUAL(b->table_digest, r.table_digest);
@@ -168,6 +173,10 @@ static void test_router_node_round_trip(void)
 	CU_ASSERT_PTR_NULL(record_router_node_encode(&r, &len, why, sizeof(why)));
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "table_digest"));
 	r.table_digest = NULL;
+	tls_listen[0] = "127.0.0.1:8443\n";
+	CU_ASSERT_PTR_NULL(record_router_node_encode(&r, &len, why, sizeof(why)));
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "tls_listen address 0"));
+	tls_listen[0] = "127.0.0.1:8443";
 	r.node_id = NULL;
 	CU_ASSERT_PTR_NULL(record_router_node_encode(&r, &len, why, sizeof(why)));
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "node_id missing"));

@@ -58,6 +58,15 @@ proxy_setup --tls-listen "127.0.0.1:$TLS_PORT" --tls-cert "$T/cert.pem" --tls-ke
 grep -q "listening on 127.0.0.1:$TLS_PORT (TLS)" "$T/zkrouterd.log" ||
 	fail "no TLS listener in the log"
 
+log "the router's /routers record advertises both listeners"
+CTL="$top_builddir/zkrouterctl --zk $ZK/zkrouter --timeout 5000"
+wait_for 10 sh -c "$CTL --json routers | grep -q '\"tls_listen\":\[\"127.0.0.1:$TLS_PORT\"\]'" ||
+	fail "no tls_listen in the record: $($CTL --json routers)"
+$CTL --json routers | grep -q "\"listen\":\[\"$PROXY\"\]" ||
+	fail "plain listen missing: $($CTL --json routers)"
+$CTL routers | grep -q "^test-$$ *$PROXY,tls:127.0.0.1:$TLS_PORT " ||
+	fail "routers text: $($CTL routers)"
+
 start_backend a1
 app_add app.test
 register app.test a1 "$BACKEND_PORT"
