@@ -37,13 +37,26 @@ void upstream_response_fail(struct request *r, int status, const char *code, con
 	request_fail(r, status, code, msg);
 }
 
+/* Writes a response head into the client's output (gathered first in the
+ * proxy's reusable head buffer) and counts its bytes. False on allocation
+ * failure. */
+static bool write_head(struct request *r, const struct fwd_response *f)
+{
+	struct hbuf *hb = &r->c->p->resp_head;
+
+	if (!headers_write_response(hb, &r->rhead, f) ||
+	    evbuffer_add(bufferevent_get_output(r->c->bev), hb->data, hb->len) != 0)
+		return false;
+	r->bytes_out += hb->len;
+	return true;
+}
+
 /* Writes the response head for the client and decides the framing. */
 static bool response_head(struct request *r, size_t end)
 {
 	struct client *c = r->c;
 	struct upstream *up = r->up;
 	struct http_head *h = &r->rhead;
-	struct hbuf *hb = &c->p->resp_head;
 	struct fwd_response f;
 	bool has_body = http_response_has_body(h, r->head_request);
 
@@ -85,10 +98,9 @@ static bool response_head(struct request *r, size_t end)
 	f.keep_alive = r->keep_alive && !c->p->stopping;
 	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
 			   r->resp_framing != FRAME_CLOSE;
-	if (!headers_write_response(hb, h, &f))
+	if (!write_head(r, &f))
 		return false;
 	evbuffer_drain(bufferevent_get_input(up->bev), end);
-	r->bytes_out += hb->len;
 	r->status = h->status;
 	r->resp_head_done = true;
 	request_set_state(r, RQ_RESPONDING);
@@ -98,18 +110,13 @@ static bool response_head(struct request *r, size_t end)
 /* An interim 1xx (100 Continue): passed on to HTTP/1.1 clients only. */
 static bool response_interim(struct request *r, size_t end)
 {
-	struct evbuffer *out = bufferevent_get_output(r->c->bev);
-	struct hbuf *hb = &r->c->p->resp_head;
 	struct fwd_response f;
 
 	memset(&f, 0, sizeof(f));
 	f.keep_alive = true;
 	f.framing = FRAME_NONE;
-	if (!r->http10) {
-		if (!headers_write_response(hb, &r->rhead, &f) || evbuffer_add(out, hb->data, hb->len) != 0)
-			return false;
-		r->bytes_out += hb->len;
-	}
+	if (!r->http10 && !write_head(r, &f))
+		return false;
 	evbuffer_drain(bufferevent_get_input(r->up->bev), end);
 	/* resp_started stays set: the app has seen the request, so it is
 	 * never sent again, even though the final response is to come. */
@@ -120,8 +127,6 @@ static void response_upgrade(struct request *r, size_t end)
 {
 	struct client *c = r->c;
 	struct upstream *up = r->up;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	struct hbuf *hb = &c->p->resp_head;
 	struct fwd_response f;
 
 	memset(&f, 0, sizeof(f));
@@ -129,12 +134,11 @@ static void response_upgrade(struct request *r, size_t end)
 	f.keep_alive = true;
 	f.request_id = r->rid;
 	f.request_id_len = r->rid_len;
-	if (!headers_write_response(hb, &r->rhead, &f) || evbuffer_add(out, hb->data, hb->len) != 0) {
+	if (!write_head(r, &f)) {
 		upstream_response_fail(r, 502, "backend_failed", "out of memory");
 		return;
 	}
 	evbuffer_drain(bufferevent_get_input(up->bev), end);
-	r->bytes_out += hb->len;
 	r->status = 101;
 	r->resp_head_done = true;
 	backend_record_success(r->be);
@@ -214,10 +218,6 @@ static void response_read_some(struct request *r)
 			return;
 		}
 		backend_record_success(up->be);
-		if (evbuffer_add(out, p->resp_head.data, p->resp_head.len) != 0) {
-			upstream_response_fail(r, 502, "backend_failed", "out of memory");
-			return;
-		}
 		if (r->resp_framing == FRAME_NONE ||
 		    (r->resp_framing == FRAME_LENGTH && r->resp_remaining == 0)) {
 			response_complete(r);
