@@ -334,14 +334,13 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
 		/* Retried every 100 ms while it lasts: one line per 10 s. */
 		if (p->accept_warned_ms == 0 || now - p->accept_warned_ms >= ACCEPT_WARN_EVERY_MS) {
+			char more[64] = "";
+
 			if (p->accept_unwarned)
-				log_warn("accept on port %u: %s; pausing accepts for 100 ms "
-					 "(%u more times since the last warning)",
-					 (unsigned)li->port, evutil_socket_error_to_string(err),
+				snprintf(more, sizeof(more), " (%u more times since the last warning)",
 					 p->accept_unwarned);
-			else
-				log_warn("accept on port %u: %s; pausing accepts for 100 ms",
-					 (unsigned)li->port, evutil_socket_error_to_string(err));
+			log_warn("accept on port %u: %s; pausing accepts for 100 ms%s", (unsigned)li->port,
+				 evutil_socket_error_to_string(err), more);
 			p->accept_warned_ms = now;
 			p->accept_unwarned = 0;
 		} else {
