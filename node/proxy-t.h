@@ -76,12 +76,15 @@ struct tunnel;
  * backends' context switches per request drop by a quarter and their CPU
  * time per request by 10-15%). The flush is an event activated behind the
  * turn's I/O events, so any loop driving the base runs it. After writing,
- * the router yields the CPU once (see flushq_cb).
+ * the router yields the CPU, at most once per CONN_YIELD_EVERY_US (see
+ * flushq_cb).
  */
 struct conn_flushq {
+	struct event_base *base;
 	struct event *ev;
 	struct conn_io **items;    /* NULL where a connection closed meanwhile */
 	size_t n, cap;
+	struct timeval yielded;    /* the loop's time at the last yield */
 };
 
 bool conn_flushq_init(struct conn_flushq *q, struct event_base *base);
