@@ -203,29 +203,39 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	evbuffer_unfreeze(in, 0);
 	if (io->rsize < CONN_READ_MIN)
 		io->rsize = CONN_READ_MIN;
-	/* One contiguous reservation, read with a plain recv(). */
-	if (evbuffer_reserve_space(in, io->rsize, &v, 1) != 1) {
-		evbuffer_freeze(in, 0);
-		conn_read_off(io);
-		io->eventcb(io->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, io->arg);
-		return;
+	if (io->rsize == CONN_READ_MIN) {
+		/* A small read goes through one buffer shared by every
+		 * connection and is then copied: a head of a few hundred bytes
+		 * then takes a 1 KB chain, which malloc keeps in its
+		 * per-thread cache, instead of a 4 KB reservation. */
+		static _Thread_local unsigned char scratch[CONN_READ_MIN];
+
+		got = recv(fd, scratch, sizeof(scratch), 0);
+		err = errno;
+		if (got > 0 && evbuffer_add(in, scratch, (size_t)got) != 0) {
+			got = -1;
+			err = ENOMEM;
+		}
+	} else if (evbuffer_reserve_space(in, io->rsize, &v, 1) != 1) {
+		got = -1;
+		err = ENOMEM;
+	} else {
+		/* A stream: one contiguous reservation, read with a plain recv(). */
+		got = recv(fd, v.iov_base, v.iov_len, 0);
+		err = errno;
+		v.iov_len = got > 0 ? (size_t)got : 0;
+		evbuffer_commit_space(in, &v, got > 0 ? 1 : 0);
+		/* Drop the chain reserved for nothing, so an idle
+		 * connection holds no read buffer. */
+		if (got <= 0 && evbuffer_get_length(in) == 0)
+			evbuffer_drain(in, 0);
 	}
-	got = recv(fd, v.iov_base, v.iov_len, 0);
-	err = errno;
 	if (got > 0) {
 		/* Full reads mean a stream: read bigger; short ones, smaller. */
 		if ((size_t)got >= io->rsize && io->rsize < CONN_READ_MAX)
 			io->rsize *= 2;
 		else if ((size_t)got < io->rsize / 4 && io->rsize > CONN_READ_MIN)
 			io->rsize /= 2;
-		v.iov_len = (size_t)got;
-		evbuffer_commit_space(in, &v, 1);
-	} else {
-		evbuffer_commit_space(in, &v, 0);
-		/* Drop the chain reserved for nothing, so an idle
-		 * connection holds no read buffer. */
-		if (evbuffer_get_length(in) == 0)
-			evbuffer_drain(in, 0);
 	}
 	evbuffer_freeze(in, 0);
 	if (got > 0) {

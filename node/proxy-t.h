@@ -57,9 +57,10 @@ struct tunnel;
 /*
  * Our own read side of a bufferevent. libevent's socket bufferevent asks
  * the kernel how much is readable (an ioctl) before every read and reads
- * at most 4 KB; this reads with one recv() into the bufferevent's input, 4 KB
- * for small requests and doubling up to CONN_READ_MAX while reads come back
- * full (bodies), then calls the same read and event
+ * at most 4 KB; this reads with one recv(): up to 4 KB into a scratch
+ * buffer that is then copied into the input (small requests and answers),
+ * and straight into the input, doubling up to CONN_READ_MAX, while reads
+ * come back full (bodies). It then calls the same read and event
  * callbacks a bufferevent would (EOF, ERROR, TIMEOUT with READING). The
  * bufferevent keeps the output side, connects and write timeouts; tunnels
  * hand reading back to it. TLS connections (`bev_reads`) leave reading and
