@@ -590,3 +590,34 @@ bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbu
 	*used = len;
 	return true;
 }
+
+bool http_body_move(llhttp_t *parser, struct evbuffer *in, struct evbuffer *out,
+		    struct evbuffer *scratch, bool rechunk, size_t *used, size_t *data,
+		    bool *done, const char **why)
+{
+	struct evbuffer_iovec v;
+
+	*used = 0;
+	*data = 0;
+	*done = false;
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+		return true;
+	if (!http_body_decode(parser, v.iov_base, v.iov_len, scratch, used, done, why)) {
+		/* Chunks decoded before the error must not reach another
+		 * message. */
+		evbuffer_drain(scratch, evbuffer_get_length(scratch));
+		return false;
+	}
+	*data = evbuffer_get_length(scratch);
+	if (*data > 0) {
+		if (rechunk)
+			evbuffer_add_printf(out, "%zx\r\n", *data);
+		evbuffer_add_buffer(out, scratch);
+		if (rechunk)
+			evbuffer_add(out, "\r\n", 2);
+	}
+	evbuffer_drain(in, *used);
+	if (*done && rechunk)
+		evbuffer_add(out, "0\r\n\r\n", 5);
+	return true;
+}

@@ -130,6 +130,19 @@ bool http_response_has_body(const struct http_head *h, bool head_request);
 bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbuffer *out,
 		      size_t *used, bool *done, const char **why);
 
+/*
+ * One step of moving a chunked body from `in` to `out`: decodes the bytes
+ * contiguous at the front of `in` through `scratch` (empty before and
+ * after, also on failure, as it is shared by every message) and appends
+ * the data to `out`, framed again as one chunk when `rechunk` (then also
+ * the last chunk), as-is otherwise. Drains what it consumed. *used gets
+ * those bytes of `in`, *data the body bytes, *done whether the body ended.
+ * Returns false on a malformed body, with the reason in *why.
+ */
+bool http_body_move(llhttp_t *parser, struct evbuffer *in, struct evbuffer *out,
+		    struct evbuffer *scratch, bool rechunk, size_t *used, size_t *data,
+		    bool *done, const char **why);
+
 /* Case-insensitive comparison of a header name with a literal. */
 bool http_name_is(const struct http_hdr *hd, const char *name);
 

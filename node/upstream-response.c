@@ -243,32 +243,18 @@ static void response_read_some(struct request *r)
 				return;
 			}
 		} else if (r->resp_framing == FRAME_CHUNKED) {
-			struct evbuffer_iovec v;
-			size_t used = 0, dlen;
-			bool done = false;
+			size_t used, dlen;
+			bool done;
 			const char *why = NULL;
 
-			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-				break;
-			if (!http_body_decode(&r->rparser, v.iov_base, v.iov_len, p->scratch, &used,
-					      &done, &why)) {
+			if (!http_body_move(&r->rparser, in, out, p->scratch, !r->dechunk_raw, &used,
+					    &dlen, &done, &why)) {
 				rlog_warn(r, "bad chunked body from %s: %s", up->be->name, why ? why : "?");
 				upstream_response_fail(r, 502, "backend_failed", "invalid chunked body");
 				return;
 			}
-			dlen = evbuffer_get_length(p->scratch);
-			if (dlen) {
-				if (!r->dechunk_raw)
-					evbuffer_add_printf(out, "%zx\r\n", dlen);
-				evbuffer_add_buffer(out, p->scratch);
-				if (!r->dechunk_raw)
-					evbuffer_add(out, "\r\n", 2);
-				r->bytes_out += dlen;
-			}
-			evbuffer_drain(in, used);
+			r->bytes_out += dlen;
 			if (done) {
-				if (!r->dechunk_raw)
-					evbuffer_add(out, "0\r\n\r\n", 5);
 				response_complete(r);
 				return;
 			}

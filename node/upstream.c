@@ -135,32 +135,20 @@ static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *o
 			if (r->req_remaining == 0)
 				r->req_body_done = true;
 		} else {
-			struct evbuffer_iovec v;
-			size_t used = 0, dlen;
-			bool done = false;
+			size_t used, dlen;
+			bool done;
 			const char *why = NULL;
 
-			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-				break;
-			if (!http_body_decode(&r->parser, v.iov_base, v.iov_len, p->scratch, &used, &done,
-					      &why)) {
+			if (!http_body_move(&r->parser, in, out, p->scratch, true, &used, &dlen, &done,
+					    &why)) {
 				evbuffer_drain(in, evbuffer_get_length(in));
 				request_fail(r, 400, "bad_request", "malformed chunked body");
 				return false;
 			}
-			dlen = evbuffer_get_length(p->scratch);
-			if (dlen) {
-				evbuffer_add_printf(out, "%zx\r\n", dlen);
-				evbuffer_add_buffer(out, p->scratch);
-				evbuffer_add(out, "\r\n", 2);
-			}
-			evbuffer_drain(in, used);
 			r->body_moved += used;
 			r->bytes_in += used;
-			if (done) {
-				evbuffer_add(out, "0\r\n\r\n", 5);
+			if (done)
 				r->req_body_done = true;
-			}
 			if (used == 0)
 				break;
 		}

@@ -19,7 +19,8 @@
  *   /hop             an answer carrying hop-by-hop headers a proxy must drop
  *   /badresp?kind=K  a broken answer, then close: K is clte (Content-Length
  *                    with chunked), dupcl (two lengths), garbage (not HTTP),
- *                    short (fewer body bytes than announced)
+ *                    short (fewer body bytes than announced), badchunk
+ *                    (a valid chunk, then an invalid chunk size)
  *   /ws              101 Switching Protocols, then echoes every byte back
  *   anything else    a small fast answer ("ok <id>"), for the benchmark
  * Every answer carries `X-Backend-Id: <id>` and names the id in its body, so

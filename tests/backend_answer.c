@@ -295,6 +295,8 @@ void answer_dispatch(struct conn *c)
 				   "Content-Length: 7\r\n\r\nbadrespXX" },
 			{ "garbage", "\x16\x03\x01 this is not http\r\n\r\n" },
 			{ "short", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nbadresp-short" },
+			{ "badchunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				      "8\r\nbadresp1\r\nzz\r\n\r\n" },
 		};
 		const char *q = strstr(url, "kind=");
 		const char *bytes = bad[0].bytes;

@@ -114,6 +114,14 @@ rc=$?
 [ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection still open after a cut-short body (exit $rc)"
 [ "$(grep -c -a '^HTTP/1' "$T/short.out")" -le 1 ] || fail "answered after a cut-short body: $(cat "$T/short.out")"
 
+log "a chunk decoded before a broken chunk size reaches no other answer"
+pcurl slow.test "/badresp?kind=badchunk" -o /dev/null >/dev/null
+out=$(pcurl slow.test "/stream?chunks=2&delay=1")
+case $out in
+*badresp*) fail "bytes of a broken chunked answer reached the next answer: $out" ;;
+esac
+[ "$(echo "$out" | grep -c '^chunk [01] of s1')" = 2 ] || fail "chunked answer after a broken one: $out"
+
 log "every instance ejected: still tried (502, not 503), served once one is back"
 for i in 1 2 3 4; do
 	pcurl fo.test "/?fo=$i" -D "$T/hfo" -o /dev/null >/dev/null

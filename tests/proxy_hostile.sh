@@ -81,6 +81,11 @@ rc=$?
 [ "$(grep -c -a '^HTTP/1' "$T/badchunk.out")" -le 1 ] || fail "answered past an invalid chunk: $(cat "$T/badchunk.out")"
 grep -q -a '^ok a1' "$T/badchunk.out" && fail "the request behind an invalid chunk was answered"
 
+log "the chunk decoded before that error does not leak into the next chunked body"
+want=$(printf abc | sha256sum | cut -d' ' -f1)
+hc --timeout 3000 "POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" --expect 'bytes=' >"$T/after-bad.out"
+grep -q -a "^bytes=3 sha256=$want" "$T/after-bad.out" || fail "next chunked body: $(cat "$T/after-bad.out")"
+
 log "nothing hostile reached the backend"
 if grep -a 'hostile\|parse-error' "$T/backend-a1.log"; then
 	fail "the backend saw hostile bytes (above)"
