@@ -329,6 +329,51 @@ static void test_chunked_bad(void)
 	}
 }
 
+/* http_body_move: re-framed or raw, and a malformed body leaves the shared
+ * decode buffer empty (what it decoded before the error goes nowhere). */
+static void test_body_move(void)
+{
+	static const char *head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+	static const char *body = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new(), *scratch = evbuffer_new();
+	struct http_head h;
+	llhttp_t p;
+	size_t used, data;
+	bool done;
+	const char *why = NULL;
+	int raw;
+
+	for (raw = 0; raw <= 1; raw++) {
+		const char *want = raw ? "hello world" : "b\r\nhello world\r\n0\r\n\r\n";
+
+		CU_ASSERT_EQUAL_FATAL(parse(head, &h, &p), HTTP_OK);
+		evbuffer_add(in, body, strlen(body));
+		CU_ASSERT_FATAL(http_body_move(&p, in, out, scratch, !raw, &used, &data, &done, &why));
+		CU_ASSERT(done);
+		CU_ASSERT_EQUAL(used, strlen(body));
+		CU_ASSERT_EQUAL(data, 11);
+		CU_ASSERT_EQUAL(evbuffer_get_length(in), 0);
+		CU_ASSERT_EQUAL(evbuffer_get_length(scratch), 0);
+		CU_ASSERT_EQUAL_FATAL(evbuffer_get_length(out), strlen(want));
+		CU_ASSERT_NSTRING_EQUAL(evbuffer_pullup(out, -1), want, strlen(want));
+		evbuffer_drain(out, evbuffer_get_length(out));
+	}
+
+	/* Nothing readable yet: no progress, no error. */
+	CU_ASSERT_EQUAL_FATAL(parse(head, &h, &p), HTTP_OK);
+	CU_ASSERT(http_body_move(&p, in, out, scratch, true, &used, &data, &done, &why));
+	CU_ASSERT(used == 0 && data == 0 && !done);
+
+	evbuffer_add(in, "5\r\nhello\r\nzz\r\n", 15);
+	CU_ASSERT(!http_body_move(&p, in, out, scratch, true, &used, &data, &done, &why));
+	CU_ASSERT_PTR_NOT_NULL(why);
+	CU_ASSERT_EQUAL(evbuffer_get_length(scratch), 0);
+	CU_ASSERT_EQUAL(evbuffer_get_length(out), 0);
+	evbuffer_free(in);
+	evbuffer_free(out);
+	evbuffer_free(scratch);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("http", NULL, NULL);
@@ -341,4 +386,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_responses);
 	UNIT_TEST(s, test_chunked_decode);
 	UNIT_TEST(s, test_chunked_bad);
+	UNIT_TEST(s, test_body_move);
 }
