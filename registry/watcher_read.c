@@ -128,6 +128,20 @@ static void wapp_listed(int rc, const struct String_vector *names, const struct 
 			const void *data);
 static void winst_read(int rc, const char *value, int len, const struct Stat *stat, const void *data);
 
+/* After handing a read to the client: true when it went. Otherwise the
+ * request is freed and the failure reported (a retry is scheduled); the
+ * caller marks what must be read again. */
+static bool watcher_issued(struct zkr_watcher *w, struct req *r, int rc, const char *what,
+			   const char *path)
+{
+	if (rc == ZOK)
+		return true;
+	if (r != NULL)
+		req_free(r);
+	watcher_read_failed(w, what, path, rc);
+	return false;
+}
+
 void watcher_issue_apps(struct zkr_watcher *w)
 {
 	zhandle_t *zh = zkr_session_zh(w->s);
@@ -138,11 +152,8 @@ void watcher_issue_apps(struct zkr_watcher *w)
 	struct req *r = req_new(w, REQ_APPS, NULL, NULL);
 	int rc = r ? zoo_awget_children(zh, APPS_PATH, watcher_watch, watch_ctx(w), watcher_apps_listed, r)
 		   : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
+	if (!watcher_issued(w, r, rc, "list", APPS_PATH)) {
 		w->apps_need = true;
-		watcher_read_failed(w, "list", APPS_PATH, rc);
 		return;
 	}
 	w->apps_inflight = true;
@@ -157,14 +168,11 @@ static void watcher_issue_exists(struct zkr_watcher *w, struct wapp *a, const ch
 	int rc = r ? zoo_awexists(zkr_session_zh(w->s), path, watcher_watch, watch_ctx(w),
 				  watcher_exists_done, r)
 		   : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
+	if (!watcher_issued(w, r, rc, "exists", path)) {
 		if (a != NULL)
 			a->list_need = true;
 		else
 			w->apps_need = true;
-		watcher_read_failed(w, "exists", path, rc);
 	}
 }
 
@@ -179,11 +187,8 @@ void watcher_issue_cfg(struct zkr_watcher *w, struct wapp *a)
 	struct req *r = req_new(w, REQ_CFG, a, NULL);
 	int rc = r ? zoo_awget(zkr_session_zh(w->s), path, watcher_watch, watch_ctx(w), wapp_cfg_read, r)
 		   : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
+	if (!watcher_issued(w, r, rc, "read", path)) {
 		a->cfg_need = true;
-		watcher_read_failed(w, "read", path, rc);
 		return;
 	}
 	a->cfg_inflight = true;
@@ -202,11 +207,8 @@ void watcher_issue_list(struct zkr_watcher *w, struct wapp *a)
 	int rc = r ? zoo_awget_children2(zkr_session_zh(w->s), path, watcher_watch, watch_ctx(w),
 					 wapp_listed, r)
 		   : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
+	if (!watcher_issued(w, r, rc, "list", path)) {
 		a->list_need = true;
-		watcher_read_failed(w, "list", path, rc);
 		return;
 	}
 	a->list_inflight = true;
@@ -220,11 +222,8 @@ void watcher_issue_get(struct zkr_watcher *w, struct wapp *a, struct winst *in)
 	snprintf(path, sizeof(path), APPS_PATH "/%s/instances/%s", a->domain, in->id);
 	struct req *r = req_new(w, REQ_GET, a, in->id);
 	int rc = r ? zoo_aget(zkr_session_zh(w->s), path, 0, winst_read, r) : ZSYSTEMERROR;
-	if (rc != ZOK) {
-		if (r != NULL)
-			req_free(r);
+	if (!watcher_issued(w, r, rc, "read", path)) {
 		in->retry = true;
-		watcher_read_failed(w, "read", path, rc);
 		return;
 	}
 	in->inflight = true;
