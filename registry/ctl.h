@@ -30,8 +30,11 @@ struct ctl {
 	bool opened;
 };
 
-/* Connects on first use; prints the error and returns false on failure. */
+/* Connects on first use; prints the error and returns false on failure.
+ * ctl_connect is for commands that only read: it never creates a missing
+ * chroot. Commands that write use ctl_connect_to_write. */
 bool ctl_connect(struct ctl *c);
+bool ctl_connect_to_write(struct ctl *c);
 
 /* Prints "zkrouterctl: <msg>" to stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

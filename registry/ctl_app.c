@@ -43,7 +43,7 @@ int ctl_cmd_init(struct ctl *c, int argc, char **argv)
 		apps_entries[1] = (struct ACL){ ZOO_PERM_READ, { "world", "anyone" } };
 	}
 	/* The session creates the chroot when it is missing. */
-	if (!ctl_connect(c))
+	if (!ctl_connect_to_write(c))
 		return CTL_EXIT_FAIL;
 	bool created[2];
 	for (size_t i = 0; i < 2; i++) {
@@ -250,7 +250,7 @@ static int app_add(struct ctl *c, struct app_args *a)
 	if (buf == NULL)
 		goto done;
 	rc = CTL_EXIT_FAIL;
-	if (!ctl_connect(c))
+	if (!ctl_connect_to_write(c))
 		goto done;
 	int failed = -1;
 	int zrc = ctl_zk_create2(&c->conn, path, len ? (const char *)buf : "", (int)len,
@@ -320,7 +320,7 @@ static int app_set(struct ctl *c, struct app_args *a)
 				     "(ACLs are set by app add)");
 	if (!a->any_config && !a->reset)
 		return ctl_usage_err("app set: nothing to change");
-	if (!ctl_connect(c))
+	if (!ctl_connect_to_write(c))
 		return CTL_EXIT_FAIL;
 	record_app_config *old = NULL;
 	struct Stat st;
@@ -431,7 +431,7 @@ static int app_rm(struct ctl *c, struct app_args *a)
 	if (!app_path(path, sizeof(path), a->domain, "") ||
 	    !app_path(ipath, sizeof(ipath), a->domain, "/instances"))
 		return ctl_usage_err("domain too long");
-	if (!ctl_connect(c))
+	if (!ctl_connect_to_write(c))
 		return CTL_EXIT_FAIL;
 	struct String_vector kids;
 	int zrc = ctl_zk_children(&c->conn, ipath, &kids);

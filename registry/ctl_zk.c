@@ -115,7 +115,7 @@ static void session_cb(struct zkr_session *s, enum zkr_session_event ev, void *a
 }
 
 bool ctl_zk_open(struct ctl_zk *c, const char *connect, const char *auth, int timeout_ms,
-		 char *why, size_t whylen)
+		 bool read_only, char *why, size_t whylen)
 {
 	memset(c, 0, sizeof(*c));
 	c->timeout_ms = timeout_ms;
@@ -134,6 +134,7 @@ bool ctl_zk_open(struct ctl_zk *c, const char *connect, const char *auth, int ti
 		.auth = auth,
 		/* Short: a tool's session should not outlive it by much if it dies. */
 		.timeout_ms = 10000,
+		.read_only = read_only,
 	};
 	char swhy[256] = "";
 	c->session = zkr_session_new(c->base, &opts, swhy, sizeof(swhy));

@@ -31,10 +31,11 @@ struct ctl_zk {
 
 /*
  * Connects and waits up to timeout_ms for the session. Returns false with a
- * reason (e.g. "cannot reach ZooKeeper at ... within 3000 ms").
+ * reason (e.g. "cannot reach ZooKeeper at ... within 3000 ms"). With
+ * `read_only` a missing chroot is left missing (reads find nothing).
  */
 bool ctl_zk_open(struct ctl_zk *c, const char *connect, const char *auth, int timeout_ms,
-		 char *why, size_t whylen);
+		 bool read_only, char *why, size_t whylen);
 void ctl_zk_close(struct ctl_zk *c);
 
 /* Runs the loop for up to ms milliseconds, or until *flag turns true (a

@@ -103,6 +103,7 @@ struct zkr_session {
 	struct event *retry;       /* backoff timer: (re)open a handle */
 
 	bool need_boot;            /* the check found no chroot: bootstrap next */
+	bool read_only;            /* opts.read_only: never bootstrap the chroot */
 	bool in_zk;                /* inside zookeeper_interest/_process/_close */
 	bool rearm;                /* a kick arrived while in_zk */
 	unsigned attempts;         /* consecutive failed sessions, for backoff */
@@ -342,6 +343,10 @@ static void session_chroot_checked(int rc, const struct Stat *stat, const void *
 	if (rc == ZCLOSING || s->state != SESSION_CHECK)
 		return;
 	if (rc == ZOK) {
+		session_connected(s);
+	} else if (rc == ZNONODE && s->read_only) {
+		/* Reads find nothing, as in an empty chroot; leave it absent. */
+		log_debug("zk: chroot %s missing; not creating it", s->chroot);
 		session_connected(s);
 	} else if (rc == ZNONODE) {
 		log_info("zk: chroot %s missing; creating it", s->chroot);
@@ -620,6 +625,7 @@ struct zkr_session *zkr_session_new(struct event_base *base, const struct zkr_se
 	}
 	s->base = base;
 	s->state = SESSION_CONNECTING;
+	s->read_only = opts->read_only;
 	s->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
 	if (s->timeout_ms < SESSION_TIMEOUT_MIN_MS)
 		s->timeout_ms = SESSION_TIMEOUT_MIN_MS;

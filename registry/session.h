@@ -29,6 +29,7 @@ struct zkr_session_opts {
 	const char *connect;       /* "host:port,host:port[/chroot]"; chroot default /zkrouter */
 	const char *auth;          /* "user:password" for digest auth, or NULL */
 	int timeout_ms;            /* requested session timeout */
+	bool read_only;            /* never create a missing chroot (reads then find nothing) */
 };
 
 struct zkr_session;

@@ -68,17 +68,27 @@ static const char usage_text[] =
 "2 bad command line; 3 ZooKeeper unreachable, request refused (ACL), unknown\n"
 "domain or other failure.\n";
 
-bool ctl_connect(struct ctl *c)
+static bool connect_session(struct ctl *c, bool read_only)
 {
 	char why[256];
 	if (c->opened)
 		return true;
-	if (!ctl_zk_open(&c->conn, c->zk, c->auth, c->timeout_ms, why, sizeof(why))) {
+	if (!ctl_zk_open(&c->conn, c->zk, c->auth, c->timeout_ms, read_only, why, sizeof(why))) {
 		ctl_err("%s", why);
 		return false;
 	}
 	c->opened = true;
 	return true;
+}
+
+bool ctl_connect(struct ctl *c)
+{
+	return connect_session(c, true);
+}
+
+bool ctl_connect_to_write(struct ctl *c)
+{
+	return connect_session(c, false);
 }
 
 struct command {

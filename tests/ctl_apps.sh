@@ -51,6 +51,15 @@ expect_fail 3 "permission denied" "$CTL" --zk "$ZK/secure" app add a.localhost
 "$CTL" --zk "$ZK/secure" --auth ops:pw app add a.localhost >/dev/null || fail "operator app add"
 "$CTL" --zk "$ZK/secure" apps | grep -q "^a.localhost " || fail "anonymous apps"
 
+log "commands that only read leave a missing chroot missing"
+expect_fail 3 "/apps does not exist: run \`zkrouterctl init\` first" "$CTL" --zk "$ZK/fresh" apps
+"$CTL" --zk "$ZK/fresh" --json routers >/dev/null 2>&1
+"$top_builddir/tests/zkput" --zk "$ZK/" --timeout 5000 get /fresh >/dev/null 2>&1 &&
+	fail "a read-only command created the chroot /fresh"
+"$CTL" --zk "$ZK/fresh" init >/dev/null || fail "init in a missing chroot"
+"$top_builddir/tests/zkput" --zk "$ZK/" --timeout 5000 get /fresh >/dev/null ||
+	fail "init did not create the chroot /fresh"
+
 log "unknown domains: exit 3, named"
 expect_fail 3 "unknown domain nope.localhost" ctl instances nope.localhost
 expect_fail 3 "unknown domain nope.localhost" ctl app rm nope.localhost
