@@ -185,6 +185,7 @@ static void render_instance(struct admin *a, struct evbuffer *b, const struct ro
 	json_u64(b, "consecutive_failures", bi.consecutive_failures, &f);
 	json_bool(b, "health_down", bi.health_down, &f);
 	json_u64(b, "idle_pooled", bi.idle_pooled, &f);
+	json_bool(b, "resolved", bi.resolved, &f);
 	evbuffer_add(b, "}}", 2);
 }
 

@@ -7,12 +7,14 @@
 #include <config.h>
 
 #include <errno.h>
-#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <event2/dns.h>
+#include <event2/event.h>
 #include <event2/util.h>
 
 #include "node/backend.h"
@@ -32,35 +34,125 @@ uint64_t backend_now_ms(void)
 	return backend_now_us() / 1000u;
 }
 
-/* Numeric hosts need no lookup; names are resolved once, here, when the
- * instance first appears (instances normally register IP literals). */
-static void backend_resolve(struct backend *b)
+/* ---- host names -------------------------------------------------------- */
+
+#define LOOKUP_RETRY_MIN_MS 1000u
+#define LOOKUP_RETRY_MAX_MS 60000u
+
+static void backend_lookup(struct backend *b);
+
+static void backend_looked_up(int err, struct evutil_addrinfo *res, void *arg)
 {
-	struct addrinfo hints, *res = NULL;
+	struct backend *b = arg;
+	struct evutil_addrinfo *pick;
+	char addr[64];
+
+	b->looking_up = false;
+	b->lookup = NULL;
+	/* IPv4 first when the name has both, as most apps listen on it. */
+	for (pick = res; pick != NULL && pick->ai_family != AF_INET; pick = pick->ai_next)
+		;
+	if (pick == NULL)
+		pick = res;
+	if (err == 0 && pick != NULL && pick->ai_addrlen <= sizeof(b->addr)) {
+		memcpy(&b->addr, pick->ai_addr, pick->ai_addrlen);
+		b->addrlen = pick->ai_addrlen;
+		b->lookup_failures = 0;
+		if (evutil_inet_ntop(b->addr.ss_family,
+				     b->addr.ss_family == AF_INET6
+					     ? (const void *)&((struct sockaddr_in6 *)&b->addr)->sin6_addr
+					     : (const void *)&((struct sockaddr_in *)&b->addr)->sin_addr,
+				     addr, sizeof(addr)) == NULL)
+			snprintf(addr, sizeof(addr), "?");
+		log_info("app %s instance %s: %s is %s", b->domain, b->id, b->host, addr);
+	} else if (err != EVUTIL_EAI_CANCEL && !b->removed && b->lookup_retry != NULL) {
+		unsigned ms = LOOKUP_RETRY_MIN_MS;
+		struct timeval tv;
+
+		for (unsigned i = 0; i < b->lookup_failures && ms < LOOKUP_RETRY_MAX_MS; i++)
+			ms *= 2;
+		if (ms > LOOKUP_RETRY_MAX_MS)
+			ms = LOOKUP_RETRY_MAX_MS;
+		/* One warning per instance; the retries after it are quiet. */
+		zkr_log_at(b->lookup_failures ? ZKR_LOG_DEBUG : ZKR_LOG_WARN,
+			   "app %s instance %s: cannot resolve %s: %s; retrying in %u ms", b->domain,
+			   b->id, b->host, err ? evutil_gai_strerror(err) : "no usable address", ms);
+		b->lookup_failures++;
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		if (evtimer_add(b->lookup_retry, &tv) == 0)
+			backend_ref(b);   /* the timer's */
+	}
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
+	backend_unref(b);   /* the lookup's */
+}
+
+static void backend_lookup_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct backend *b = arg;
+
+	(void)fd;
+	(void)what;
+	if (!b->removed)
+		backend_lookup(b);
+	backend_unref(b);   /* the timer's */
+}
+
+static void backend_lookup(struct backend *b)
+{
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
 	char port[8];
-	int rc;
 
 	snprintf(port, sizeof(port), "%u", (unsigned)b->port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	rc = getaddrinfo(b->host, port, &hints, &res);
-	if (rc == EAI_NONAME) {
-		hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-		rc = getaddrinfo(b->host, port, &hints, &res);
-	}
-	if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(b->addr)) {
-		log_warn("app %s instance %s: cannot resolve %s: %s", b->domain, b->id, b->host,
-			 rc ? gai_strerror(rc) : "no address");
-		if (res)
-			freeaddrinfo(res);
-		b->addrlen = 0;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+	backend_ref(b);   /* the lookup's, dropped in backend_looked_up */
+	b->looking_up = true;
+	req = evdns_getaddrinfo(b->resolver->dns, b->host, port, &hints, backend_looked_up, b);
+	/* An answer from /etc/hosts or an immediate error has already run
+	 * the callback. */
+	if (b->looking_up)
+		b->lookup = req;
+}
+
+/* Numeric hosts are their address; names are looked up, see backend_new. */
+static void backend_resolve(struct backend *b)
+{
+	int len = (int)sizeof(b->addr);
+	char hostport[300];
+
+	if (strchr(b->host, ':'))
+		snprintf(hostport, sizeof(hostport), "[%s]:%u", b->host, (unsigned)b->port);
+	else
+		snprintf(hostport, sizeof(hostport), "%s:%u", b->host, (unsigned)b->port);
+	if (evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&b->addr, &len) == 0) {
+		b->addrlen = (socklen_t)len;
 		return;
 	}
-	memcpy(&b->addr, res->ai_addr, res->ai_addrlen);
-	b->addrlen = res->ai_addrlen;
-	freeaddrinfo(res);
+	b->addrlen = 0;
+	if (b->resolver == NULL) {
+		log_warn("app %s instance %s: %s is a host name and there is no DNS resolver",
+			 b->domain, b->id, b->host);
+		return;
+	}
+	b->lookup_retry = evtimer_new(b->resolver->base, backend_lookup_again, b);
+	backend_lookup(b);
+}
+
+/* Stops a pending lookup or retry; each drops its reference. */
+static void backend_lookup_stop(struct backend *b)
+{
+	if (b->lookup != NULL)
+		evdns_getaddrinfo_cancel(b->lookup);
+	if (b->lookup_retry != NULL && evtimer_pending(b->lookup_retry, NULL)) {
+		evtimer_del(b->lookup_retry);
+		backend_unref(b);
+	}
 }
 
 static uint64_t backend_hash_str(const char *s)
@@ -74,7 +166,8 @@ static uint64_t backend_hash_str(const char *s)
 	return h;
 }
 
-struct backend *backend_new(const char *domain, const struct route_instance *inst)
+struct backend *backend_new(const char *domain, const struct route_instance *inst,
+			    const struct backend_resolver *resolver)
 {
 	struct backend *b = calloc(1, sizeof(*b));
 
@@ -96,6 +189,7 @@ struct backend *backend_new(const char *domain, const struct route_instance *ins
 	b->draining = inst->draining;
 	/* The seed depends on the id only, so every router hashes alike. */
 	b->hash_seed = backend_hash_str(inst->id);
+	b->resolver = resolver;
 	TAILQ_INIT(&b->idle);
 	if (strchr(b->host, ':'))
 		snprintf(b->name, sizeof(b->name), "[%s]:%u", b->host, (unsigned)b->port);
@@ -116,6 +210,8 @@ void backend_unref(struct backend *b)
 	if (b == NULL || --b->refs > 0)
 		return;
 	upstream_pool_close(b);
+	if (b->lookup_retry != NULL)
+		event_free(b->lookup_retry);
 	free(b->id);
 	free(b->domain);
 	free(b->host);
@@ -166,6 +262,7 @@ void backend_retire(struct backend *b)
 	log_debug("app %s instance %s (%s): retired, %u in flight", b->domain, b->id, b->name,
 		  b->outstanding);
 	upstream_pool_close(b);
+	backend_lookup_stop(b);
 }
 
 /* ---- app states -------------------------------------------------------- */
@@ -214,7 +311,8 @@ static bool same_endpoint(const struct backend *b, const struct route_instance *
 
 /* A new app_state for `app`, carrying over the backends of `old` (may be
  * NULL) whose instance still exists at the same address. */
-static struct app_state *app_state_build(struct route_app *app, const struct app_state *old)
+static struct app_state *app_state_build(struct route_app *app, const struct app_state *old,
+					 const struct backend_resolver *resolver)
 {
 	struct app_state *s = calloc(1, sizeof(*s));
 	size_t i;
@@ -238,7 +336,7 @@ static struct app_state *app_state_build(struct route_app *app, const struct app
 			if (b->draining)
 				upstream_pool_close(b);
 		} else {
-			b = backend_new(app->domain, inst);
+			b = backend_new(app->domain, inst, resolver);
 			if (b == NULL)
 				goto failed;
 		}
@@ -309,12 +407,14 @@ static void map_put(struct app_state **slots, size_t cap, struct app_state *s)
 
 static void map_release(struct backend_map *m)
 {
+	const struct backend_resolver *resolver = m->resolver;
 	size_t i;
 
 	for (i = 0; i < m->cap; i++)
 		app_state_unref(m->slots[i]);
 	free(m->slots);
 	backend_map_init(m);
+	m->resolver = resolver;
 }
 
 bool backend_map_update(struct backend_map *m, const struct route_table *old,
@@ -324,6 +424,7 @@ bool backend_map_update(struct backend_map *m, const struct route_table *old,
 	size_t i, j;
 
 	backend_map_init(&nm);
+	nm.resolver = m->resolver;
 	nm.cap = 16;
 	while (nm.cap < 2 * (t->n_apps + 1))
 		nm.cap *= 2;
@@ -347,7 +448,7 @@ bool backend_map_update(struct backend_map *m, const struct route_table *old,
 		if (s != NULL) {
 			app_state_ref(s);
 		} else {
-			s = app_state_build(app, prev);
+			s = app_state_build(app, prev, m->resolver);
 			if (s == NULL) {
 				map_release(&nm);
 				return false;

@@ -27,7 +27,17 @@
 
 #include "registry/table.h"
 
+struct event;
+struct event_base;
+struct evdns_base;
+struct evdns_getaddrinfo_request;
 struct upstream;
+
+/* What looks up instance host names: a loop and its DNS resolver. */
+struct backend_resolver {
+	struct event_base *base;
+	struct evdns_base *dns;
+};
 
 struct backend {
 	unsigned refs;
@@ -35,7 +45,7 @@ struct backend {
 	char *domain;              /* the app's domain, for logs */
 	char name[300];            /* "host:port", for logs and the access log */
 	struct sockaddr_storage addr;
-	socklen_t addrlen;         /* 0: the host did not resolve */
+	socklen_t addrlen;         /* 0: the host name is not resolved (yet) */
 	char *host;
 	uint16_t port;
 	uint32_t weight;
@@ -49,6 +59,12 @@ struct backend {
 	uint64_t hash_seed;        /* per-instance seed for rendezvous hashing */
 	TAILQ_HEAD(, upstream) idle;
 	unsigned n_idle;
+	/* Looking up a host name (each holds a reference while pending). */
+	const struct backend_resolver *resolver;
+	struct evdns_getaddrinfo_request *lookup;
+	bool looking_up;
+	struct event *lookup_retry;
+	unsigned lookup_failures;
 };
 
 struct app_state {
@@ -62,9 +78,13 @@ struct app_state {
 uint64_t backend_now_ms(void);
 uint64_t backend_now_us(void);
 
-/* A backend for `inst` of app `domain`; resolves its host now (numeric
- * addresses without any lookup). NULL on allocation failure. */
-struct backend *backend_new(const char *domain, const struct route_instance *inst);
+/* A backend for `inst` of app `domain`. A numeric host is its address at
+ * once; a host name is looked up through `resolver` (may be NULL: names
+ * then never resolve) without blocking, retried with backoff on failure,
+ * and the backend takes no request until it resolves. NULL on allocation
+ * failure. */
+struct backend *backend_new(const char *domain, const struct route_instance *inst,
+			    const struct backend_resolver *resolver);
 struct backend *backend_ref(struct backend *b);
 void backend_unref(struct backend *b);
 
@@ -101,6 +121,7 @@ struct backend_map {
 	size_t cap;                /* power of two, 0 when empty */
 	size_t count;
 	struct app_state **slots;
+	const struct backend_resolver *resolver;   /* for new backends; set after init */
 };
 
 void backend_map_init(struct backend_map *m);

@@ -24,7 +24,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <event2/util.h>
 
 #include "node/config.h"
 #include "registry/log.h"
@@ -72,6 +75,8 @@ static const struct option_def options[] = {
 	  "this router's name under /routers (default: the host name)" },
 	{ "zk-session-timeout-ms", OPT_INT, F(zk_session_timeout_ms), 0, "10000", 1000, 600000, false, false, "MS",
 	  "requested ZooKeeper session timeout" },
+	{ "resolver", OPT_STR_OFF, F(resolver), 0, NULL, NOBOUND, false, false, "IP[:PORT]",
+	  "DNS server for instance host names (default: the nameservers of /etc/resolv.conf)" },
 	{ "listen", OPT_LIST, F(listen), F(n_listen), "0.0.0.0:8080", NOBOUND, false, false, "ADDR:PORT",
 	  "client listener, [v6]:port for IPv6; repeat for several" },
 	{ "tls-listen", OPT_LIST, F(tls_listen), F(n_tls_listen), NULL, NOBOUND, false, false, "ADDR:PORT",
@@ -466,6 +471,16 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 		set_why(why, whylen, "%s is set without %s", c->tls_cert ? "tls-cert" : "tls-key",
 			c->tls_cert ? "tls-key" : "tls-cert");
 		return false;
+	}
+	if (c->resolver != NULL) {
+		struct sockaddr_storage ss;
+		int sslen = sizeof(ss);
+
+		if (evutil_parse_sockaddr_port(c->resolver, (struct sockaddr *)&ss, &sslen) != 0) {
+			set_why(why, whylen, "resolver: \"%s\" is not IP, IP:PORT or [V6]:PORT",
+				c->resolver);
+			return false;
+		}
 	}
 	if (c->admin != NULL && !config_split_addr(c->admin, addr, sizeof(addr), &port)) {
 		set_why(why, whylen, "admin: \"%s\" is not ADDR:PORT, [V6]:PORT or off", c->admin);

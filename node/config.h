@@ -31,6 +31,7 @@ struct zkr_config {
 	char *zk_auth;                    /* digest "user:password", NULL: none */
 	char *node_id;                    /* default: the host name */
 	int zk_session_timeout_ms;        /* default 10000 */
+	char *resolver;                   /* DNS server "IP[:PORT]" for instance host names; NULL: resolv.conf */
 
 	/* listeners */
 	char **listen;                    /* "ADDR:PORT", may repeat; NULL-terminated too */

@@ -35,7 +35,7 @@ struct check {
 
 struct health {
 	struct event_base *base;
-	struct evdns_base *dns;
+	struct evdns_base *dns;    /* the proxy's */
 	struct proxy *proxy;
 	unsigned timeout_ms, rise, fall;
 	unsigned default_interval_ms;   /* for apps with a path and no interval */
@@ -253,10 +253,8 @@ struct health *health_new(struct event_base *base, struct proxy *proxy, const st
 		return NULL;
 	h->base = base;
 	h->proxy = proxy;
-	/* Instance hosts may be DNS names: resolve them without blocking the loop. */
-	h->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (h->dns == NULL)
-		log_warn("health: no DNS resolver (resolv.conf?); checks of instances named by host name will fail");
+	/* Instance hosts may be DNS names: resolved without blocking the loop. */
+	h->dns = proxy_resolver(proxy);
 	health_apply_config(h, cfg);
 	return h;
 }
@@ -273,7 +271,5 @@ void health_free(struct health *h)
 	for (size_t i = 0; i < h->n; i++)
 		check_free(h->checks[i]);
 	free(h->checks);
-	if (h->dns != NULL)
-		evdns_base_free(h->dns, 0);
 	free(h);
 }

@@ -249,6 +249,7 @@ struct proxy {
 
 	struct route_table *table;
 	struct backend_map map;
+	struct backend_resolver resolver;   /* instance host names, health checks */
 
 	TAILQ_HEAD(, client) clients;
 	size_t n_clients;

@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -424,6 +425,31 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 	p->lim.max_target_bytes = p->cfg.max_target_bytes ? p->cfg.max_target_bytes : 8192;
 }
 
+/* The resolver of instance host names: the system's nameservers, or the
+ * one configured; /etc/hosts first either way. */
+static struct evdns_base *proxy_resolver_new(struct event_base *base, const char *nameserver)
+{
+	struct evdns_base *dns;
+
+	if (nameserver == NULL) {
+		dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+		if (dns != NULL && evdns_base_count_nameservers(dns) == 0)
+			log_warn("no nameserver in /etc/resolv.conf: instances named by host name "
+				 "resolve only through /etc/hosts");
+		return dns;
+	}
+	dns = evdns_base_new(base, 0);
+	if (dns == NULL)
+		return NULL;
+	if (evdns_base_nameserver_ip_add(dns, nameserver) != 0) {
+		log_error("resolver %s: cannot use it as a nameserver", nameserver);
+		evdns_base_free(dns, 0);
+		return NULL;
+	}
+	evdns_base_load_hosts(dns, NULL);
+	return dns;
+}
+
 struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 			struct accesslog *log)
 {
@@ -438,13 +464,16 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	TAILQ_INIT(&p->dead_clients);
 	TAILQ_INIT(&p->dead_upstreams);
 	backend_map_init(&p->map);
+	p->resolver.base = base;
+	p->resolver.dns = proxy_resolver_new(base, cfg->resolver);
+	p->map.resolver = &p->resolver;
 	if (getrandom(&p->rng, sizeof(p->rng), 0) != (ssize_t)sizeof(p->rng) || p->rng == 0)
 		p->rng = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->accept_timer = evtimer_new(base, accept_timer_cb, p);
 	p->scratch = evbuffer_new();
-	if (p->reaper == NULL || p->accept_timer == NULL || p->scratch == NULL ||
-	    !conn_flushq_init(&p->flushq, base)) {
+	if (p->resolver.dns == NULL || p->reaper == NULL || p->accept_timer == NULL ||
+	    p->scratch == NULL || !conn_flushq_init(&p->flushq, base)) {
 		proxy_free(p);
 		return NULL;
 	}
@@ -595,6 +624,11 @@ struct route_table *proxy_table(struct proxy *p)
 	return p->table;
 }
 
+struct evdns_base *proxy_resolver(struct proxy *p)
+{
+	return p->resolver.dns;
+}
+
 void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg)
 {
 	unsigned old_max_headers = p->cfg.max_headers;
@@ -673,6 +707,7 @@ bool proxy_backend_info(struct proxy *p, const char *domain, const char *instanc
 	out->consecutive_failures = b->consecutive_failures;
 	out->health_down = b->health_down;
 	out->idle_pooled = b->n_idle;
+	out->resolved = b->addrlen != 0;
 	return true;
 }
 
@@ -704,6 +739,8 @@ void proxy_free(struct proxy *p)
 	while ((c = TAILQ_FIRST(&p->clients)) != NULL)
 		client_close(c);   /* ends its request in flight too */
 	backend_map_clear(&p->map);
+	if (p->resolver.dns)
+		evdns_base_free(p->resolver.dns, 1);
 	if (p->table)
 		route_table_unref(p->table);
 	reaper_cb(-1, 0, p);

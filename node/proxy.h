@@ -22,6 +22,7 @@
 
 struct proxy;
 struct accesslog;
+struct evdns_base;
 
 /* A proxy on `base` with the limits of `cfg` (copied; the caller keeps
  * cfg). `log` may be NULL (no access log); the proxy does not own it. */
@@ -49,6 +50,10 @@ void proxy_set_table(struct proxy *p, struct route_table *t);
 /* The current snapshot, borrowed (NULL before the first one). */
 struct route_table *proxy_table(struct proxy *p);
 
+/* The resolver of instance host names (--resolver, or the system's); the
+ * health checks share it. */
+struct evdns_base *proxy_resolver(struct proxy *p);
+
 /* Applies the reloadable options of `cfg` (timeouts, limits, pools). */
 void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg);
 
@@ -68,6 +73,7 @@ struct backend_info {
 	unsigned consecutive_failures;
 	bool health_down;
 	unsigned idle_pooled;
+	bool resolved;                  /* false while a host name has no address */
 };
 
 /* Runtime state of one instance; false if the proxy has none for it

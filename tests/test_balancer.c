@@ -37,7 +37,7 @@ static void make(size_t n, const uint32_t *weights)
 		inst.host = "127.0.0.1";
 		inst.port = (uint16_t)(9000 + i);
 		inst.weight = weights ? weights[i] : 100;
-		bes[i] = backend_new("app.test", &inst);
+		bes[i] = backend_new("app.test", &inst, NULL);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(bes[i]);
 		CU_ASSERT_FATAL(backend_routable(bes[i]));
 	}
