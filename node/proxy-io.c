@@ -372,6 +372,11 @@ void conn_read_timeout(struct conn_io *io, unsigned ms)
 {
 	if (io->timeout_ms == ms)
 		return;
+	conn_read_timeout_restart(io, ms);
+}
+
+void conn_read_timeout_restart(struct conn_io *io, unsigned ms)
+{
 	io->timeout_ms = ms;
 	if (io->bev_reads)
 		conn_bev_timeouts(io);

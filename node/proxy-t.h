@@ -316,7 +316,11 @@ bool conn_io_open(struct conn_io *io, struct event_base *base, struct conn_flush
 void conn_io_close(struct conn_io *io);
 void conn_read_on(struct conn_io *io);
 void conn_read_off(struct conn_io *io);
+/* The read inactivity timeout; unchanged values leave the countdown
+ * running. conn_read_timeout_restart starts it again in any case (a new
+ * wait begins). */
 void conn_read_timeout(struct conn_io *io, unsigned ms);
+void conn_read_timeout_restart(struct conn_io *io, unsigned ms);
 void conn_write_timeout(struct conn_io *io, unsigned ms);
 
 /* ---- proxy-request.c: requests ---------------------------------------- */

@@ -100,10 +100,12 @@ static void arm_response_timeout(struct request *r)
 {
 	const struct route_app_config *ac = &r->as->app->config;
 
-	conn_read_timeout(&r->up->io,
-			  r->req_body_done ? app_or(ac->response_timeout_ms,
-						    r->c->p->cfg.response_timeout_ms)
-					   : 0);
+	/* Restarted even when unchanged: a pooled connection's idle timeout
+	 * may have the same value, counting since it was last used. */
+	conn_read_timeout_restart(&r->up->io,
+				  r->req_body_done ? app_or(ac->response_timeout_ms,
+							    r->c->p->cfg.response_timeout_ms)
+						   : 0);
 }
 
 bool request_body_stalled(const struct request *r)

@@ -248,5 +248,16 @@ log "client got $got bytes, the router relayed $relayed"
 [ "$got" -lt 1000000000 ] || fail "the answer was not cut"
 fi
 
+log "a reused pooled connection gets the whole response timeout, also when it equals the idle timeout"
+# The router's idle timeout for pooled connections is 4000 ms (default); this
+# app's response timeout is the same value.
+app_add rt.test app:response_timeout_ms=4000
+register rt.test r1 "$PS1"
+wait_instance rt.test r1
+[ "$(pcurl rt.test / -o /dev/null -w '%{http_code}')" = 200 ] || fail "rt.test"
+sleep 2.5
+code=$(pcurl rt.test '/slow?ms=2000' -o /dev/null -w '%{http_code}')
+[ "$code" = 200 ] || fail "2 s answer on a connection idle for 2.5 s: $code, want 200"
+
 router_alive
 log "ok"
