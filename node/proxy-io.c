@@ -357,6 +357,12 @@ void conn_read_on(struct conn_io *io)
 	conn_read_arm(io);
 }
 
+void conn_io_halt(struct conn_io *io)
+{
+	conn_read_off(io);
+	conn_unqueue(io);
+}
+
 void conn_read_off(struct conn_io *io)
 {
 	if (!io->reading)

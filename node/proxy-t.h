@@ -314,6 +314,9 @@ bool conn_io_open(struct conn_io *io, struct event_base *base, struct conn_flush
 		  struct bufferevent *bev, bufferevent_data_cb readcb,
 		  bufferevent_event_cb eventcb, void *arg, bool bev_reads);
 void conn_io_close(struct conn_io *io);
+/* The connection is being closed: no more reading, and its queued
+ * output is not written at the turn's end. */
+void conn_io_halt(struct conn_io *io);
 void conn_read_on(struct conn_io *io);
 void conn_read_off(struct conn_io *io);
 /* The read inactivity timeout; unchanged values leave the countdown

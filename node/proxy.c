@@ -370,7 +370,7 @@ void client_close(struct client *c)
 	client_set_state(c, CS_DEAD);
 	if (c->tun)
 		tunnel_stop(c->tun);
-	conn_read_off(&c->io);
+	conn_io_halt(&c->io);
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 	TAILQ_REMOVE(&p->clients, c, link);

@@ -59,7 +59,7 @@ void upstream_close(struct upstream *up)
 	}
 	up_set_state(up, US_DEAD);
 	up->req = NULL;
-	conn_read_off(&up->io);
+	conn_io_halt(&up->io);
 	bufferevent_disable(up->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
 	TAILQ_INSERT_TAIL(&p->dead_upstreams, up, reap_link);
