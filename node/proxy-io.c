@@ -245,6 +245,7 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (got < 0 && (err == EAGAIN || err == EWOULDBLOCK || err == EINTR))
 		return;
 	conn_read_off(io);
+	io->eof = got == 0;
 	errno = err;
 	io->eventcb(io->bev, BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
 		    io->arg);
@@ -262,6 +263,7 @@ bool conn_io_open(struct conn_io *io, struct event_base *base, struct conn_flush
 	io->eventcb = eventcb;
 	io->arg = arg;
 	io->reading = false;
+	io->eof = false;
 	io->bev_reads = bev_reads;
 	if (bev_reads)
 		return true;
@@ -344,7 +346,7 @@ static void conn_read_arm(struct conn_io *io)
 
 void conn_read_on(struct conn_io *io)
 {
-	if (io->reading)
+	if (io->reading || io->eof)
 		return;
 	if (io->bev_reads) {
 		io->reading = true;

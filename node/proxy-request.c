@@ -173,7 +173,7 @@ void request_finish(struct request *r)
 		c->read_paused = false;
 		conn_read_on(&c->io);
 	}
-	if (!c->processing && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (!c->processing && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || c->io.eof))
 		client_process(c);
 }
 
@@ -659,5 +659,9 @@ void client_process(struct client *c)
 		}
 		request_route(r, end);
 	}
+	/* Half-closed, and every request it sent completely is answered:
+	 * nothing more can come. */
+	if (c->state == CS_IDLE && c->io.eof)
+		client_close_after_flush(c);
 	c->processing = false;
 }

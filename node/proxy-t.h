@@ -103,6 +103,7 @@ struct conn_io {
 	unsigned wtimeout_ms;      /* write timeout (bytes stuck), 0: none */
 	unsigned rsize;            /* next read size: grows while reads fill it */
 	bool reading;
+	bool eof;                  /* the peer will send nothing more */
 	bool bev_reads;            /* TLS: the bufferevent does the I/O */
 	bool queued;               /* in fq, to be written at the turn's end */
 };
@@ -317,6 +318,7 @@ void conn_io_close(struct conn_io *io);
 /* The connection is being closed: no more reading, and its queued
  * output is not written at the turn's end. */
 void conn_io_halt(struct conn_io *io);
+/* Reading again is a no-op once the peer's EOF was seen (io->eof). */
 void conn_read_on(struct conn_io *io);
 void conn_read_off(struct conn_io *io);
 /* The read inactivity timeout; unchanged values leave the countdown

@@ -106,7 +106,9 @@ static void client_linger(struct client *c)
 	struct timeval tv = {1, 0};
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 
-	if (fd < 0 || shutdown(fd, SHUT_WR) != 0) {
+	/* Lingering reads what a client still sends; after its EOF there is
+	 * nothing left to read. */
+	if (fd < 0 || shutdown(fd, SHUT_WR) != 0 || c->io.eof) {
 		client_close(c);
 		return;
 	}
@@ -145,6 +147,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct client *c = arg;
 	struct proxy *p;
 	uint64_t now;
+	bool eof;
 
 	CHECK_MAGIC(c, CLIENT_MAGIC);
 	p = c->p;
@@ -186,10 +189,21 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_close(c);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && c->state == CS_REQUEST && c->req && c->req->req_body_done &&
-	    !(what & BEV_EVENT_ERROR)) {
-		/* A half-close after a complete request: answer, then close. */
-		c->req->keep_alive = false;
+	eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
+	if (eof)
+		c->io.eof = true;   /* (a TLS bufferevent reads for itself) */
+	if (eof && c->state == CS_REQUEST && c->req) {
+		/* A half-close: what the client sent completely is answered,
+		 * pipelined requests too, then the connection closes
+		 * (client_process). A body still in the input goes on once
+		 * the backend connection is up; one cut short is a 400. */
+		if (!c->req->req_body_done)
+			upstream_pump_request(c->req);
+		return;
+	}
+	if (eof && c->state == CS_IDLE) {
+		/* An answer finished in this same turn may still be queued. */
+		client_close_after_flush(c);
 		return;
 	}
 	if (c->state == CS_CLOSING && !(what & BEV_EVENT_ERROR)) {

@@ -186,6 +186,10 @@ void upstream_pump_request(struct request *r)
 		request_fail(r, 413, "body_too_large", "request body larger than the app allows");
 		return;
 	}
+	if (!r->req_body_done && c->io.eof && evbuffer_get_length(in) == 0) {
+		request_fail(r, 400, "bad_request", "the client closed before the end of the body");
+		return;
+	}
 	if (r->req_body_done) {
 		if (r->state == RQ_SENDING)
 			request_set_state(r, RQ_WAITING);

@@ -179,5 +179,29 @@ grep -q -a '^got=000300000$' "$T/early.out" ||
 	fail "body after an early response head: $(head -c 300 "$T/early.out"); app: $(cat "$T/early.log")"
 fi
 
+log "pipelined requests, then a half-close: every one is answered"
+hc --timeout 5000 "GET /echo?n=1 HTTP/1.1\r\n${H}\r\nGET /echo?n=2 HTTP/1.1\r\n${H}\r\n" --shut >"$T/pshut.out"
+rc=$?
+[ "$rc" = 0 ] || fail "connection not closed after the answers to a half-closed client (exit $rc)"
+[ "$(grep -c -a '^HTTP/1.1 200' "$T/pshut.out")" = 2 ] || fail "pipelined + half-close: $(cat "$T/pshut.out")"
+grep -q -a '^target=/echo?n=2' "$T/pshut.out" || fail "second pipelined request not answered after a half-close"
+
+log "a half-close in the middle of a body: 400, closed"
+hc --timeout 5000 "POST /upload HTTP/1.1\r\n${H}Content-Length: 10\r\n\r\nhello" --shut >"$T/cut.out"
+rc=$?
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection open after a body cut by a half-close (exit $rc)"
+[ "$(first_status "$T/cut.out")" = 400 ] || fail "body cut by a half-close: $(cat "$T/cut.out")"
+
+log "a complete body, then a half-close, while the backend connection is still being made"
+app_add slowconn.test
+spawn slowaccept python3 "$top_srcdir/tests/slowaccept.py" "$T/sa.port" "$T/sa.go"
+wait_for 10 test -s "$T/sa.port" || hard_error "tests/slowaccept.py did not start"
+register slowconn.test sc1 "$(cat "$T/sa.port")"
+wait_instance slowconn.test sc1
+touch "$T/sa.go"
+hc --timeout 8000 "POST /up HTTP/1.1\r\nHost: slowconn.test\r\nContent-Length: 5\r\n\r\nhello" --shut >"$T/shut.out"
+grep -q -a '^body=5' "$T/shut.out" || fail "half-closed POST while connecting: $(cat "$T/shut.out")"
+grep -q '^POST /up HTTP/1.1 body hello' "$T/slowaccept.log" || fail "the app never got the body: $(cat "$T/slowaccept.log")"
+
 router_alive
 log "ok"
