@@ -190,8 +190,15 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
-	if (eof)
+	if (eof) {
 		c->io.eof = true;   /* (a TLS bufferevent reads for itself) */
+		/* An OpenSSL bufferevent stops writing too when it sees the
+		 * peer's close_notify, and starts again only when its output
+		 * goes from empty to not: restart it for what is queued (and
+		 * with it the write timeout). */
+		if (c->tls && evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+			bufferevent_enable(bev, EV_WRITE);
+	}
 	if (eof && c->state == CS_REQUEST && c->req) {
 		/* A half-close: what the client sent completely is answered,
 		 * pipelined requests too, then the connection closes

@@ -155,6 +155,20 @@ grep -q '^backend=t1$' "$T/b4" || fail "not served by t1: $(cat "$T/b4")"
 grep -qix 'h: x-forwarded-proto: https' <(tr -d '\r' <"$T/b4") ||
 	fail "redirect_https app over TLS: $(grep -i forwarded-proto "$T/b4")"
 
+log "close_notify while an answer is still queued: the rest is sent, then the connection closes"
+# 20 MB: the request is still in flight at the close_notify; 2.09 MB: it
+# has ended, its last bytes queued (the socket buffers take about 2 MB).
+if command -v python3 >/dev/null; then
+	for size in 20000000 2090000; do
+		timeout 60 python3 "$top_srcdir/tests/tlsclose.py" "$TLS_PORT" "$size" 1.5 5 >"$T/tlsclose.out" 2>&1
+		read -r got how <"$T/tlsclose.out"
+		[ "$how" = closed ] || fail "$size bytes, close_notify with output queued: $(cat "$T/tlsclose.out")"
+		[ "${got#bytes=}" -ge "$size" ] || fail "$size-byte answer cut after close_notify: $(cat "$T/tlsclose.out")"
+		wait_for 5 sh -c "curl -s http://$ADMIN/metrics | grep -q '^zkrouter_client_connections 0\$'" ||
+			fail "still counted: $(curl -s "http://$ADMIN/metrics" | grep client_connections)"
+	done
+fi
+
 log "SIGTERM drains and exits 0"
 router_alive
 kill -TERM "$ROUTER_PID"
