@@ -65,7 +65,10 @@ static void backend_looked_up(int err, struct evutil_addrinfo *res, void *arg)
 				     addr, sizeof(addr)) == NULL)
 			snprintf(addr, sizeof(addr), "?");
 		log_info("app %s instance %s: %s is %s", b->domain, b->id, b->host, addr);
-	} else if (err != EVUTIL_EAI_CANCEL && !b->removed && b->lookup_retry != NULL) {
+	} else if (err != EVUTIL_EAI_CANCEL && !b->removed && b->lookup_retry != NULL &&
+		   b->refs > 1) {
+		/* (refs == 1: only this lookup holds it, a table that was
+		 * never installed made it; nothing to retry for.) */
 		unsigned ms = LOOKUP_RETRY_MIN_MS;
 		struct timeval tv;
 
@@ -94,7 +97,7 @@ static void backend_lookup_again(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!b->removed)
+	if (!b->removed && b->refs > 1)
 		backend_lookup(b);
 	backend_unref(b);   /* the timer's */
 }
@@ -144,7 +147,9 @@ static void backend_resolve(struct backend *b)
 	backend_lookup(b);
 }
 
-/* Stops a pending lookup or retry; each drops its reference. */
+/* Stops a pending lookup or retry; each drops its reference. A cancelled
+ * lookup's callback is deferred to the loop: at shutdown, when the loop
+ * does not run again, its backend is left to the process's exit. */
 static void backend_lookup_stop(struct backend *b)
 {
 	if (b->lookup != NULL)

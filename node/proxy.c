@@ -430,7 +430,7 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 	p->cfg.config_file = p->cfg.zk_connect = p->cfg.zk_auth = p->cfg.node_id = NULL;
 	p->cfg.listen = NULL;
 	p->cfg.n_listen = 0;
-	p->cfg.admin = p->cfg.access_log = p->cfg.log_level = NULL;
+	p->cfg.admin = p->cfg.access_log = p->cfg.log_level = p->cfg.resolver = NULL;
 	p->cfg.cli_argv = NULL;
 	p->cfg.cli_argc = 0;
 	if (p->cfg.max_headers == 0)
@@ -452,13 +452,10 @@ static struct evdns_base *proxy_resolver_new(struct event_base *base, const char
 {
 	struct evdns_base *dns;
 
-	if (nameserver == NULL) {
-		dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-		if (dns != NULL && evdns_base_count_nameservers(dns) == 0)
-			log_warn("no nameserver in /etc/resolv.conf: instances named by host name "
-				 "resolve only through /etc/hosts");
-		return dns;
-	}
+	/* Without a nameserver in /etc/resolv.conf libevent asks
+	 * 127.0.0.1, as the C library does. */
+	if (nameserver == NULL)
+		return evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	dns = evdns_base_new(base, 0);
 	if (dns == NULL)
 		return NULL;
