@@ -34,6 +34,17 @@ uint64_t backend_now_ms(void)
 	return backend_now_us() / 1000u;
 }
 
+/* base_ms doubled `doublings` times, at most max_ms: the backoff of
+ * passive ejection and of failed lookups. */
+static uint64_t backoff_ms(unsigned base_ms, unsigned max_ms, unsigned doublings)
+{
+	uint64_t d = base_ms ? base_ms : 1;
+
+	for (unsigned i = 0; i < doublings && d < max_ms; i++)
+		d *= 2;
+	return d > max_ms ? max_ms : d;
+}
+
 /* ---- host names -------------------------------------------------------- */
 
 #define LOOKUP_RETRY_MIN_MS 1000u
@@ -69,13 +80,10 @@ static void backend_looked_up(int err, struct evutil_addrinfo *res, void *arg)
 		   b->refs > 1) {
 		/* (refs == 1: only this lookup holds it, a table that was
 		 * never installed made it; nothing to retry for.) */
-		unsigned ms = LOOKUP_RETRY_MIN_MS;
+		unsigned ms = (unsigned)backoff_ms(LOOKUP_RETRY_MIN_MS, LOOKUP_RETRY_MAX_MS,
+						   b->lookup_failures);
 		struct timeval tv;
 
-		for (unsigned i = 0; i < b->lookup_failures && ms < LOOKUP_RETRY_MAX_MS; i++)
-			ms *= 2;
-		if (ms > LOOKUP_RETRY_MAX_MS)
-			ms = LOOKUP_RETRY_MAX_MS;
 		/* One warning per instance; the retries after it are quiet. */
 		zkr_log_at(b->lookup_failures ? ZKR_LOG_DEBUG : ZKR_LOG_WARN,
 			   "app %s instance %s: cannot resolve %s: %s; retrying in %u ms", b->domain,
@@ -235,14 +243,10 @@ bool backend_ejected(const struct backend *b, uint64_t now_ms)
 
 void backend_record_failure(struct backend *b, uint64_t now_ms, unsigned base_ms, unsigned max_ms)
 {
-	uint64_t d = base_ms ? base_ms : 1;
-	unsigned i;
+	uint64_t d;
 
 	b->consecutive_failures++;
-	for (i = 1; i < b->consecutive_failures && d < max_ms; i++)
-		d *= 2;
-	if (d > max_ms)
-		d = max_ms;
+	d = backoff_ms(base_ms, max_ms, b->consecutive_failures - 1);
 	/* Only the way into ejection is worth an info line; failing-open
 	 * retries of an ejected instance would repeat it. */
 	zkr_log_at(backend_ejected(b, now_ms) ? ZKR_LOG_DEBUG : ZKR_LOG_INFO,
