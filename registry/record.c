@@ -138,6 +138,12 @@ static bool printable(const char *s)
 	return true;
 }
 
+/* An address a router advertises (listen, tls_listen, admin). */
+static bool address_ok(const char *s)
+{
+	return strlen(s) <= 300 && printable(s);
+}
+
 bool record_instance_validate(const record_instance *r, char *why, size_t whylen)
 {
 	if (r->host == NULL)
@@ -223,12 +229,12 @@ bool record_router_node_validate(const record_router_node *r, char *why, size_t 
 	if (!record_valid_znode_name(r->node_id))
 		return reject(why, whylen, "node_id \"%.64s\" is not a valid znode name", r->node_id);
 	for (size_t i = 0; i < r->n_listen; i++)
-		if (strlen(r->listen[i]) > 300 || !printable(r->listen[i]))
+		if (!address_ok(r->listen[i]))
 			return reject(why, whylen, "listen address %zu too long or not printable", i);
 	for (size_t i = 0; i < r->n_tls_listen; i++)
-		if (strlen(r->tls_listen[i]) > 300 || !printable(r->tls_listen[i]))
+		if (!address_ok(r->tls_listen[i]))
 			return reject(why, whylen, "tls_listen address %zu too long or not printable", i);
-	if (r->admin != NULL && (strlen(r->admin) > 300 || !printable(r->admin)))
+	if (r->admin != NULL && !address_ok(r->admin))
 		return reject(why, whylen, "admin address too long or not printable");
 	if (r->version != NULL && (strlen(r->version) > 64 || !printable(r->version)))
 		return reject(why, whylen, "version too long or not printable");
