@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -24,6 +25,7 @@
 #include "registry/log.h"
 #include "registry/record.h"
 #include "registry/router.h"
+#include "registry/statefile.h"
 #include "registry/table.h"
 
 /* Small, bounded requests only: the admin port is for probes and humans. */
@@ -35,9 +37,23 @@ struct admin {
 	struct proxy *proxy;
 	struct zkr_router *router;
 	struct accesslog *log;
+	struct statefile *state;
 	char *node_id;
 	bool draining;
+	bool from_disk;            /* the table in use was read from the state file */
+	uint64_t disk_written_at_ms;
 };
+
+/* Seconds since the state file in use was written; 0 for ZooKeeper's table. */
+static uint64_t table_age_s(const struct admin *a)
+{
+	struct timespec now;
+	if (!a->from_disk)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &now);
+	uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+	return ms > a->disk_written_at_ms ? (ms - a->disk_written_at_ms) / 1000 : 0;
+}
 
 void admin_json_string(struct evbuffer *out, const char *s)
 {
@@ -129,12 +145,21 @@ static void reply_plain(struct evhttp_request *req, int code, const char *reason
 static void handle_healthz(struct admin *a, struct evhttp_request *req)
 {
 	struct route_table *t = proxy_table(a->proxy);
-	if (a->draining)
+	char text[96];
+
+	if (a->draining) {
 		reply_plain(req, 503, "Service Unavailable", "draining");
-	else if (t == NULL)
+	} else if (t == NULL) {
 		reply_plain(req, 503, "Service Unavailable", "no routing table loaded yet");
-	else
+	} else if (a->from_disk) {
+		/* Still ready: the last known table serves (fail static). The
+		 * first line stays "ok" for checkers that match the body. */
+		snprintf(text, sizeof(text), "ok\ntable_from_disk: 1\ntable_age_seconds: %" PRIu64,
+			 table_age_s(a));
+		reply_plain(req, 200, "OK", text);
+	} else {
 		reply_plain(req, 200, "OK", "ok");
+	}
 }
 
 static void render_config(struct evbuffer *b, const struct route_app_config *c)
@@ -207,6 +232,9 @@ static void handle_routes(struct admin *a, struct evhttp_request *req)
 	json_bool(b, "draining", a->draining, &f);
 	if (a->router != NULL)
 		json_bool(b, "zk_connected", zkr_router_connected(a->router), &f);
+	json_bool(b, "table_from_disk", a->from_disk, &f);
+	json_u64(b, "table_age_seconds", table_age_s(a), &f);
+	json_str(b, "state_file", a->state ? statefile_path(a->state) : NULL, &f);
 	json_key(b, "apps", &f);
 	evbuffer_add(b, "[", 1);
 	for (size_t i = 0; t != NULL && i < t->n_apps; i++) {
@@ -308,6 +336,20 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	       proxy_active_requests(a->proxy));
 	metric(b, "zkrouter_table_generation", "gauge", "Generation of the routing table in use.",
 	       t ? t->generation : 0);
+	metric(b, "zkrouter_table_from_disk", "gauge",
+	       "1 while the table in use was read from the state file (ZooKeeper not read yet).",
+	       a->from_disk);
+	metric(b, "zkrouter_table_age_seconds", "gauge",
+	       "Age of the state file whose table is in use; 0 for ZooKeeper's table.", table_age_s(a));
+	if (a->state != NULL) {
+		struct statefile_stats ss;
+		statefile_get_stats(a->state, &ss);
+		metric(b, "zkrouter_state_writes_total", "counter", "State files written.", ss.writes);
+		metric(b, "zkrouter_state_write_errors_total", "counter",
+		       "State-file writes that failed.", ss.write_errors);
+		metric(b, "zkrouter_state_written_generation", "gauge",
+		       "Table generation in the last state file written.", ss.written_generation);
+	}
 	metric(b, "zkrouter_apps", "gauge", "Apps in the routing table.", t ? t->n_apps : 0);
 	metric(b, "zkrouter_instances", "gauge", "Instances in the routing table.", instances);
 	metric(b, "zkrouter_instances_ejected", "gauge", "Instances passively ejected now.", ejected);
@@ -388,6 +430,17 @@ void admin_set_router(struct admin *a, struct zkr_router *router)
 void admin_set_accesslog(struct admin *a, struct accesslog *log)
 {
 	a->log = log;
+}
+
+void admin_set_table_source(struct admin *a, bool from_disk, uint64_t written_at_ms)
+{
+	a->from_disk = from_disk;
+	a->disk_written_at_ms = written_at_ms;
+}
+
+void admin_set_statefile(struct admin *a, struct statefile *sf)
+{
+	a->state = sf;
 }
 
 void admin_set_draining(struct admin *a, bool draining)

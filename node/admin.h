@@ -4,13 +4,16 @@
  *
  *   GET /healthz   200 "ok" once a routing table is loaded and while not
  *                  draining; 503 with the reason otherwise. Load balancers
- *                  and DNS health checkers poll this.
+ *                  and DNS health checkers poll this. While the table comes
+ *                  from the state file, lines "table_from_disk: 1" and
+ *                  "table_age_seconds: N" follow the "ok".
  *   GET /routes    JSON: node_id, generation, digest, and every app with
  *                  its config and instances, each with the proxy's runtime
  *                  state (ejection, outstanding requests, health).
  *   GET /metrics   Prometheus text format: requests by status class, bytes,
  *                  retries, a latency histogram, connections, requests in
- *                  flight, table generation, apps, instances, ejections.
+ *                  flight, table generation, apps, instances, ejections,
+ *                  whether the table comes from disk, state-file writes.
  */
 #ifndef ZKR_ADMIN_H
 #define ZKR_ADMIN_H
@@ -35,6 +38,14 @@ void admin_set_router(struct admin *a, struct zkr_router *router);
 /* Lets /metrics report request counters and latency (optional). */
 struct accesslog;
 void admin_set_accesslog(struct admin *a, struct accesslog *log);
+
+/* Where the table in use comes from: the state file written at
+ * written_at_ms (Unix time), or ZooKeeper (from_disk false). */
+void admin_set_table_source(struct admin *a, bool from_disk, uint64_t written_at_ms);
+
+/* Lets /routes and /metrics report the state file (optional). */
+struct statefile;
+void admin_set_statefile(struct admin *a, struct statefile *sf);
 
 /* SIGTERM: /healthz answers 503 "draining" from now on. */
 void admin_set_draining(struct admin *a, bool draining);

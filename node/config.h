@@ -32,6 +32,8 @@ struct zkr_config {
 	char *node_id;                    /* default: the host name */
 	int zk_session_timeout_ms;        /* default 10000 */
 	char *resolver;                   /* DNS server "IP[:PORT]" for instance host names; NULL: resolv.conf */
+	char *state_dir;                  /* where the last table is kept; NULL: off */
+	unsigned zk_startup_wait_ms;      /* at start, route from state_dir after this; default 2000 */
 
 	/* listeners */
 	char **listen;                    /* "ADDR:PORT", may repeat; NULL-terminated too */
@@ -82,6 +84,10 @@ struct zkr_config {
 	int cli_argc;
 	char **cli_argv;
 };
+
+/* The default state-dir: one that cannot be created or written is only
+ * warned about, where one set explicitly stops the start. */
+#define CONFIG_STATE_DIR_DEFAULT "/var/lib/zkrouter"
 
 enum config_result {
 	CONFIG_OK,                        /* run */

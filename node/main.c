@@ -4,7 +4,10 @@
  *
  *   config ──> log, access log, proxy (listeners, TLS listeners), admin,
  *              health checks
- *   zkr_router (ZooKeeper) ──on_table──> proxy_set_table, health_set_table
+ *   zkr_router (ZooKeeper) ──on_table──> proxy_set_table, health_set_table,
+ *                                        statefile_save (--state-dir)
+ *   state file, read at start ──after zk-startup-wait-ms, if ZooKeeper has
+ *                                given no table yet──> the same consumers
  *   SIGHUP  ──> reopen the access log, reload reloadable options
  *   SIGTERM ──> /healthz 503, leave /routers, close listeners, wait for
  *               requests in flight (at most drain-timeout-ms), exit 0
@@ -15,6 +18,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +36,11 @@
 #include "node/proxy.h"
 #include "registry/log.h"
 #include "registry/router.h"
+#include "registry/statefile.h"
 
 #define DRAIN_POLL_MS 100
+/* A burst of changes (a deploy) costs one state-file write per second. */
+#define STATE_WRITE_INTERVAL_MS 1000
 
 struct daemon {
 	struct zkr_config cfg;
@@ -43,6 +50,11 @@ struct daemon {
 	struct admin *admin;
 	struct health *health;
 	struct zkr_router *router;
+	struct statefile *state;           /* NULL: state-dir off or unusable */
+	struct route_table *disk_table;    /* read at start, until served or superseded */
+	struct statefile_meta disk_meta;
+	struct event *startup_timer;
+	bool from_disk;                    /* the table in use came from the state file */
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *drain_poll;
 	bool draining;
 	struct timespec drain_started;
@@ -92,6 +104,19 @@ static void apply_log_level(const struct zkr_config *cfg)
 		zkr_log_set_level(lvl);
 }
 
+static uint64_t wall_ms(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+static uint64_t disk_age_s(const struct daemon *d)
+{
+	uint64_t now = wall_ms();
+	return now > d->disk_meta.written_at_ms ? (now - d->disk_meta.written_at_ms) / 1000 : 0;
+}
+
 static void on_table(struct route_table *t, void *arg)
 {
 	struct daemon *d = arg;
@@ -100,6 +125,98 @@ static void on_table(struct route_table *t, void *arg)
 	proxy_set_table(d->proxy, t);
 	if (d->health != NULL)
 		health_set_table(d->health, t);
+	/* ZooKeeper's complete view: the table from disk is done with. */
+	if (d->from_disk) {
+		log_info("ZooKeeper's table replaces the one read from %s", statefile_path(d->state));
+		d->from_disk = false;
+		if (d->admin != NULL)
+			admin_set_table_source(d->admin, false, 0);
+	}
+	if (d->disk_table != NULL) {
+		route_table_unref(d->disk_table);
+		d->disk_table = NULL;
+	}
+	if (d->startup_timer != NULL)
+		evtimer_del(d->startup_timer);
+	if (d->state != NULL)
+		statefile_save(d->state, t);
+}
+
+/* zk-startup-wait-ms after the start: no table from ZooKeeper yet (no
+ * session, or its first read is not complete), so route with the last
+ * one this router knew rather than answer 503 to everything. */
+static void on_startup_wait(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct route_table *t = d->disk_table;
+
+	d->disk_table = NULL;
+	if (t == NULL || zkr_router_has_table(d->router)) {
+		route_table_unref(t);
+		return;
+	}
+	log_warn("no table from ZooKeeper after %u ms (%s): routing with the %zu apps of %s, "
+		 "written %" PRIu64 " s ago, until ZooKeeper's is read",
+		 d->cfg.zk_startup_wait_ms,
+		 zkr_router_connected(d->router) ? "first read not complete" : "no session",
+		 t->n_apps, statefile_path(d->state), disk_age_s(d));
+	d->from_disk = true;
+	proxy_set_table(d->proxy, t);
+	if (d->health != NULL)
+		health_set_table(d->health, t);
+	if (d->admin != NULL)
+		admin_set_table_source(d->admin, true, d->disk_meta.written_at_ms);
+	route_table_unref(t);
+}
+
+/*
+ * The state file: opened (or, for the default directory, warned about),
+ * read, and the startup timer armed if it holds a table. A file that is
+ * missing is normal on a first start; one that is corrupt, truncated or
+ * incompatible is ignored with its name and the reason.
+ */
+static bool state_start(struct daemon *d)
+{
+	struct zkr_config *c = &d->cfg;
+	char why[STATEFILE_WHY_MAX];
+
+	if (c->state_dir == NULL) {
+		log_info("state-dir off: the routing table is not kept on disk");
+		return true;
+	}
+	d->state = statefile_open(c->state_dir, c->node_id, zkr_router_chroot(d->router),
+				  STATE_WRITE_INTERVAL_MS, why, sizeof(why));
+	if (d->state == NULL) {
+		if (strcmp(c->state_dir, CONFIG_STATE_DIR_DEFAULT) != 0) {
+			log_error("state-dir: %s", why);
+			return false;
+		}
+		log_warn("state-dir: %s; running without a state file, so a restart while ZooKeeper is "
+			 "unreachable will route nothing (set state-dir, or \"off\" to silence this)", why);
+		return true;
+	}
+	if (d->admin != NULL)
+		admin_set_statefile(d->admin, d->state);
+	d->disk_table = statefile_load(d->state, &d->disk_meta, why, sizeof(why));
+	int err = errno;
+	if (d->disk_table == NULL) {
+		if (err == ENOENT)
+			log_info("state file %s: none yet", statefile_path(d->state));
+		else
+			log_warn("state file %s ignored: %s", statefile_path(d->state), why);
+		return true;
+	}
+	log_info("state file %s: %zu apps, written %" PRIu64 " s ago by %s; routing with it if "
+		 "ZooKeeper gives no table within %u ms", statefile_path(d->state), d->disk_table->n_apps,
+		 disk_age_s(d), d->disk_meta.node_id[0] ? d->disk_meta.node_id : "?",
+		 c->zk_startup_wait_ms);
+	struct timeval wait = { c->zk_startup_wait_ms / 1000, (c->zk_startup_wait_ms % 1000) * 1000 };
+	d->startup_timer = evtimer_new(d->base, on_startup_wait, d);
+	if (d->startup_timer == NULL || evtimer_add(d->startup_timer, &wait) != 0) {
+		log_error("cannot arm the startup timer");
+		return false;
+	}
+	return true;
 }
 
 static void on_hup(evutil_socket_t fd, short what, void *arg)
@@ -269,6 +386,8 @@ static bool start(struct daemon *d)
 		admin_set_router(d->admin, d->router);
 		admin_set_accesslog(d->admin, d->alog);
 	}
+	if (!state_start(d))
+		return false;
 	log_info("zkrouterd %s started as node %s, ZooKeeper %s", PACKAGE_VERSION, c->node_id,
 		 c->zk_connect);
 	return true;
@@ -289,10 +408,20 @@ static void stop(struct daemon *d)
 		event_free(d->sig_term);
 	if (d->sig_int != NULL)
 		event_free(d->sig_int);
+	if (d->startup_timer != NULL)
+		event_free(d->startup_timer);
+	route_table_unref(d->disk_table);
 	health_free(d->health);
 	admin_free(d->admin);
+	/* A clean stop with a current table rewrites the file, so that its age
+	 * at the next start counts from now, not from the last change. */
+	if (d->state != NULL && d->router != NULL && !d->from_disk && zkr_router_synced(d->router) &&
+	    proxy_table(d->proxy) != NULL)
+		statefile_save(d->state, proxy_table(d->proxy));
 	if (d->router != NULL)
 		zkr_router_free(d->router);
+	/* Writes what is still queued: the last change always reaches the disk. */
+	statefile_close(d->state);
 	if (d->proxy != NULL)
 		proxy_free(d->proxy);
 	accesslog_close(d->alog);

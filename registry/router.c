@@ -107,3 +107,13 @@ bool zkr_router_connected(const struct zkr_router *r)
 {
 	return zkr_session_connected(r->s);
 }
+
+bool zkr_router_synced(const struct zkr_router *r)
+{
+	return zkr_session_connected(r->s) && zkr_watcher_synced(r->w);
+}
+
+const char *zkr_router_chroot(const struct zkr_router *r)
+{
+	return zkr_session_chroot(r->s);
+}

@@ -48,4 +48,11 @@ void zkr_router_free(struct zkr_router *r);
 bool zkr_router_has_table(const struct zkr_router *r);
 bool zkr_router_connected(const struct zkr_router *r);
 
+/* True while connected with a complete, current read published: the table
+ * in force is ZooKeeper's view as of now. */
+bool zkr_router_synced(const struct zkr_router *r);
+
+/* The ZooKeeper chroot in use ("/zkrouter" by default). */
+const char *zkr_router_chroot(const struct zkr_router *r);
+
 #endif
