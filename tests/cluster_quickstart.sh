@@ -108,7 +108,8 @@ cports=$(free_port 2)
 CP=$(echo "$cports" | sed -n 1p)
 CA=$(echo "$cports" | sed -n 2p)
 spawn conf-example "$ZKD" --config "$EXAMPLE" \
-	--zk "127.0.0.1:$ZKP" --listen "127.0.0.1:$CP" --admin "127.0.0.1:$CA" --node-id conf-example
+	--zk "127.0.0.1:$ZKP" --listen "127.0.0.1:$CP" --admin "127.0.0.1:$CA" --node-id conf-example \
+	--state-dir "$T/state"
 CONF_PID=$SPAWNED_PID
 wait_for 20 sh -c "curl -sf --max-time 2 http://127.0.0.1:$CA/healthz" ||
 	fail "zkrouterd with the example config did not become healthy"

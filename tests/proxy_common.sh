@@ -99,7 +99,8 @@ proxy_setup() {
 	PROXY=127.0.0.1:$PROXY_PORT
 	ADMIN=127.0.0.1:$ADMIN_PORT
 	spawn zkrouterd "$ZKROUTERD" --zk "$ZK/zkrouter" --listen "$PROXY" --admin "$ADMIN" \
-		--node-id "test-$$" --zk-session-timeout-ms 10000 --access-log "$T/access.log" "$@"
+		--node-id "test-$$" --zk-session-timeout-ms 10000 --access-log "$T/access.log" \
+		--state-dir "$T/state" "$@"
 	ROUTER_PID=$SPAWNED_PID
 	wait_for 20 sh -c "curl -sf --max-time 2 http://$ADMIN/healthz" ||
 		fail "zkrouterd did not become healthy"

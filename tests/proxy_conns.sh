@@ -73,7 +73,7 @@ stop_pid "$ROUTER_PID"
 PROXY_PORT=$(free_port)
 PROXY=127.0.0.1:$PROXY_PORT
 spawn zkrouterd-lowfd bash -c 'ulimit -n 64 && exec "$@"' zkrouterd "$ZKROUTERD" --zk "$ZK/zkrouter" \
-	--listen "$PROXY" --admin off --node-id "lowfd-$$" --head-timeout-ms 60000 \
+	--listen "$PROXY" --admin off --node-id "lowfd-$$" --state-dir "$T/state" --head-timeout-ms 60000 \
 	--client-idle-timeout-ms 60000 --max-client-connections 1000
 LOWFD_PID=$SPAWNED_PID
 wait_for 20 sh -c "[ \"\$(curl -s --max-time 2 -H 'Host: a.test' http://$PROXY/)\" = 'ok a1' ]" ||

@@ -18,7 +18,7 @@ PROXY=127.0.0.1:$(echo "$ports" | sed -n 1p)
 ADMIN=127.0.0.1:$(echo "$ports" | sed -n 2p)
 NODE=admin-$$
 spawn zkrouterd "$ZKROUTERD" --zk "$ZK/zkrouter" --listen "$PROXY" --admin "$ADMIN" \
-	--node-id "$NODE" --zk-session-timeout-ms 6000 --access-log "$T/access.log"
+	--node-id "$NODE" --zk-session-timeout-ms 6000 --access-log "$T/access.log" --state-dir "$T/state"
 ROUTER_PID=$SPAWNED_PID
 
 log "/healthz is 503 while no table was ever loaded"
