@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -659,14 +660,14 @@ struct statefile *statefile_open(const char *dir, const char *node_id, const cha
 {
 	struct statefile *sf = calloc(1, sizeof(*sf));
 	pthread_condattr_t ca;
-	size_t dlen = strlen(dir);
+	size_t plen = strlen(dir) + sizeof("/table-") + strlen(node_id);
 
 	if (sf == NULL || (sf->node_id = strdup(node_id)) == NULL || (sf->chroot = strdup(chroot)) == NULL ||
-	    (sf->path = malloc(dlen + sizeof("/table-") + strlen(node_id))) == NULL) {
+	    (sf->path = malloc(plen)) == NULL) {
 		set_why(why, whylen, "out of memory");
 		goto failed;
 	}
-	sprintf(sf->path, "%s/table-%s", dir, node_id);
+	snprintf(sf->path, plen, "%s/table-%s", dir, node_id);
 	sf->interval_ms = min_interval_ms;
 	if (!dir_ready(dir, sf->path, why, whylen))
 		goto failed;
@@ -681,9 +682,15 @@ struct statefile *statefile_open(const char *dir, const char *node_id, const cha
 	if (!cv)
 		goto no_thread;
 	sf->cv_ok = true;
-	if (pthread_create(&sf->thread, NULL, writer_main, sf) != 0)
+	/* The thread starts with every signal blocked, so that the daemon's
+	 * signals (HUP, TERM) always reach the event loop's thread. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	sf->thread_ok = pthread_create(&sf->thread, NULL, writer_main, sf) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!sf->thread_ok)
 		goto no_thread;
-	sf->thread_ok = true;
 	return sf;
 no_thread:
 	set_why(why, whylen, "cannot start the writer thread");
