@@ -481,6 +481,26 @@ static void test_writer(void)
 	assert_same(t2, back);
 	route_table_unref(back);
 
+	/* A failed write (here: a directory where the temporary file goes) is
+	 * counted, and the same table is written once the cause is gone. */
+	sf = statefile_open(dir, "n2", CHROOT, 100, why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sf);
+	char blocker[192];
+	snprintf(blocker, sizeof(blocker), "%s/table-n2.tmp", dir);
+	CU_ASSERT_EQUAL_FATAL(mkdir(blocker, 0700), 0);
+	statefile_save(sf, t3);
+	for (int i = 0; i < 1000; i++) {
+		statefile_get_stats(sf, &st);
+		if (st.write_errors > 0)
+			break;
+		usleep(10000);
+	}
+	CU_ASSERT(st.write_errors > 0);
+	CU_ASSERT_EQUAL(st.writes, 0);
+	CU_ASSERT_EQUAL_FATAL(rmdir(blocker), 0);
+	CU_ASSERT_TRUE(wait_written(sf, 3));
+	statefile_close(sf);
+
 	/* A directory that cannot be made, or a file in its place. */
 	CU_ASSERT_PTR_NULL(statefile_open("/proc/no/such/dir", "n1", CHROOT, 1000, why, sizeof(why)));
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "/proc/no/such/dir"));
