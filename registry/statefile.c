@@ -561,37 +561,40 @@ static bool ts_before(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
-/* One write, outside the lock; the result is recorded under it. */
+/* One write, outside the lock; the result is recorded under it, and
+ * logged after it (a slow log must not hold up statefile_save). */
 static void writer_write(struct statefile *sf, struct route_table *t)
 {
 	char why[STATEFILE_WHY_MAX];
 	uint64_t t0 = clock_ms(CLOCK_MONOTONIC);
 	bool ok = statefile_write(sf->path, t, sf->chroot, sf->node_id, why, sizeof(why));
 	uint64_t took = clock_ms(CLOCK_MONOTONIC) - t0;
+	bool was_failing;
 
 	pthread_mutex_lock(&sf->mu);
 	clock_gettime(CLOCK_MONOTONIC, &sf->last_write);
 	sf->wrote_once = true;
+	was_failing = sf->failing;
+	sf->failing = !ok;
 	if (ok) {
 		sf->stats.writes++;
 		sf->stats.written_generation = t->generation;
-		if (sf->failing)
-			log_info("state file %s written again", sf->path);
-		sf->failing = false;
-		log_debug("state file %s: generation %llu, %zu apps written in %llu ms", sf->path,
-			  (unsigned long long)t->generation, t->n_apps, (unsigned long long)took);
 	} else {
 		sf->stats.write_errors++;
-		if (!sf->failing)
-			log_warn("state file %s not written: %s; routing is unaffected, retrying", sf->path,
-				 why);
-		sf->failing = true;
 		/* Retry this table after the interval unless a newer one came
 		 * (never at stop: a disk that fails must not hold up the exit). */
 		if (sf->pending == NULL && !sf->stop)
 			sf->pending = route_table_ref(t);
 	}
 	pthread_mutex_unlock(&sf->mu);
+
+	if (ok && was_failing)
+		log_info("state file %s written again", sf->path);
+	if (ok)
+		log_debug("state file %s: generation %llu, %zu apps written in %llu ms", sf->path,
+			  (unsigned long long)t->generation, t->n_apps, (unsigned long long)took);
+	else if (!was_failing)   /* once per streak of failures */
+		log_warn("state file %s not written: %s; routing is unaffected, retrying", sf->path, why);
 }
 
 static void *writer_main(void *arg)
