@@ -272,6 +272,27 @@ static void request_metrics(struct admin *a, struct evbuffer *b)
 			    n.requests, n.duration_sum_s, n.requests);
 }
 
+static void limits_metrics(struct admin *a, struct evbuffer *b)
+{
+	struct limits_stats st;
+
+	proxy_limits_stats(a->proxy, &st);
+	metric(b, "zkrouter_per_ip_rejected_connections_total", "counter",
+	       "Connections over max-connections-per-ip, answered 429.", st.rejected_conns);
+	metric(b, "zkrouter_per_ip_refused_connections_total", "counter",
+	       "Connections over twice max-connections-per-ip, closed at once.", st.refused_conns);
+	metric(b, "zkrouter_per_ip_rejected_requests_total", "counter",
+	       "Requests over max-requests-per-ip-per-s, answered 429.", st.rejected_reqs);
+	metric(b, "zkrouter_per_ip_tracked", "gauge", "Client addresses in the per-IP table.",
+	       st.tracked);
+	metric(b, "zkrouter_per_ip_table_size", "gauge", "Entries of the per-IP table.", st.size);
+	metric(b, "zkrouter_per_ip_evictions_total", "counter",
+	       "Per-IP entries reused for another address (least recently used first).",
+	       st.evictions);
+	metric(b, "zkrouter_per_ip_untracked_total", "counter",
+	       "Connections whose address found no free per-IP entry (not limited).", st.untracked);
+}
+
 static void handle_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct route_table *t = proxy_table(a->proxy);
@@ -313,6 +334,7 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	metric(b, "zkrouter_instances_ejected", "gauge", "Instances passively ejected now.", ejected);
 	metric(b, "zkrouter_instances_health_down", "gauge", "Instances failing active checks.",
 	       health_down);
+	limits_metrics(a, b);
 	if (a->log != NULL)
 		request_metrics(a, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);

@@ -31,6 +31,7 @@
 #include "node/headers.h"
 #include "node/host.h"
 #include "node/http.h"
+#include "node/limits.h"
 #include "registry/log.h"
 #include "registry/table.h"
 
@@ -135,6 +136,8 @@ struct client {
 	bool processing;           /* inside client_process: no re-entry */
 	bool read_paused;          /* backpressure: the destination is full */
 	bool tls;                  /* accepted on a TLS listener */
+	bool over_conn_limit;      /* over max-connections-per-ip: 429, close */
+	struct limits_entry *ipent;   /* its address's per-IP entry (held), or NULL */
 	unsigned short local_port;
 	char ip[INET6_ADDRSTRLEN];
 	char peer[INET6_ADDRSTRLEN + 8];
@@ -192,6 +195,7 @@ struct request {
 	char *target;              /* copy for the access log */
 	size_t target_cap;
 	bool head_request, http10, keep_alive, upgrade;
+	unsigned retry_after_s;    /* a 429's Retry-After; 0: none */
 	bool idempotent;           /* RFC 9110 9.2.2: may be sent twice */
 	bool has_key;              /* balancer hash key found (HASH_*) */
 	uint64_t key_hash;
@@ -238,6 +242,7 @@ struct proxy {
 	struct event_base *base;
 	struct zkr_config cfg;     /* scalar options only; strings not kept */
 	struct http_limits lim;
+	struct limits *perip;      /* per client address: connections, rate */
 	struct accesslog *log;
 	struct listener **listeners;  /* each allocated alone: callbacks hold them */
 	size_t n_listeners;
@@ -342,6 +347,17 @@ void client_process(struct client *c);
 /* Answers `status` to a head that failed (to parse, or to arrive in time)
  * and closes the connection. */
 void client_reject(struct client *c, int status, const char *code, const char *why);
+/*
+ * Counts the client against the per-address limits, by the address in
+ * c->ip (the one X-Forwarded-For carries). Call it wherever that address
+ * becomes known: at accept, or once a PROXY header named the real client;
+ * a second call gives back what the first took. Over the limit the
+ * client's first request is answered 429; far over it the connection is
+ * closed here, and false is returned (the caller must not use it then).
+ */
+bool client_limits_open(struct client *c);
+/* Gives the client's per-address entry back; client_close calls it. */
+void client_limits_close(struct client *c);
 /* Frees the free list of request objects. */
 void request_pool_clear(struct proxy *p);
 

@@ -343,6 +343,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	clog_debug(c, "accepted on port %u", (unsigned)li->port);
 	if (p->n_clients >= p->cfg.max_client_connections)
 		accept_pause(p, 0);
+	client_limits_open(c);   /* may close it: nothing follows */
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -389,6 +390,7 @@ void client_close(struct client *c)
 	if (c->state == CS_DEAD)
 		return;
 	client_set_state(c, CS_DEAD);
+	client_limits_close(c);
 	if (c->tun)
 		tunnel_stop(c->tun);
 	conn_io_halt(&c->io);
@@ -444,6 +446,9 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 	p->lim.max_head_bytes = p->cfg.max_head_bytes;
 	p->lim.max_headers = p->cfg.max_headers;
 	p->lim.max_target_bytes = p->cfg.max_target_bytes ? p->cfg.max_target_bytes : 8192;
+	if (p->perip != NULL)
+		limits_configure(p->perip, p->cfg.max_connections_per_ip,
+				 p->cfg.max_requests_per_ip_per_s, p->cfg.requests_per_ip_burst);
 }
 
 /* The resolver of instance host names: the system's nameservers, or the
@@ -487,10 +492,14 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	p->map.resolver = &p->resolver;
 	if (getrandom(&p->rng, sizeof(p->rng), 0) != (ssize_t)sizeof(p->rng) || p->rng == 0)
 		p->rng = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
+	p->perip = limits_new(cfg->per_ip_table_size ? cfg->per_ip_table_size : 65536);
+	if (p->perip != NULL)
+		limits_configure(p->perip, p->cfg.max_connections_per_ip,
+				 p->cfg.max_requests_per_ip_per_s, p->cfg.requests_per_ip_burst);
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->accept_timer = evtimer_new(base, accept_timer_cb, p);
 	p->scratch = evbuffer_new();
-	if (p->resolver.dns == NULL || p->reaper == NULL || p->accept_timer == NULL ||
+	if (p->resolver.dns == NULL || p->perip == NULL || p->reaper == NULL || p->accept_timer == NULL ||
 	    p->scratch == NULL || !conn_flushq_init(&p->flushq, base)) {
 		proxy_free(p);
 		return NULL;
@@ -696,6 +705,11 @@ size_t proxy_client_connections(const struct proxy *p)
 	return p->n_clients;
 }
 
+void proxy_limits_stats(const struct proxy *p, struct limits_stats *out)
+{
+	limits_get_stats(p->perip, out);
+}
+
 static struct backend *proxy_find_backend(struct proxy *p, const char *domain, const char *id)
 {
 	struct route_app *app;
@@ -762,6 +776,7 @@ void proxy_free(struct proxy *p)
 	if (p->table)
 		route_table_unref(p->table);
 	reaper_cb(-1, 0, p);
+	limits_free(p->perip);
 	request_pool_clear(p);
 	if (p->scratch)
 		evbuffer_free(p->scratch);
