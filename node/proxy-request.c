@@ -64,6 +64,7 @@ static struct request *request_get(struct client *c)
 		struct hbuf ho = r->head_out;
 		char *target = r->target;
 		size_t cap = r->target_cap;
+		struct event *qtimer = r->qtimer;
 
 		memset(r, 0, sizeof(*r));
 		r->head.hdrs = h1;
@@ -72,6 +73,7 @@ static struct request *request_get(struct client *c)
 		r->head_out = ho;
 		r->target = target;
 		r->target_cap = cap;
+		r->qtimer = qtimer;
 		if (r->target)
 			r->target[0] = '\0';
 	}
@@ -90,6 +92,8 @@ static void request_destroy(struct request *r)
 	free(r->rhead.hdrs);
 	hbuf_free(&r->head_out);
 	free(r->target);
+	if (r->qtimer)
+		event_free(r->qtimer);
 	free(r);
 }
 
@@ -151,6 +155,7 @@ void request_finish(struct request *r)
 	struct client *c = r->c;
 	struct proxy *p = c->p;
 	bool keep = r->keep_alive && r->req_body_done && !p->stopping && c->state == CS_REQUEST;
+	struct app_load *freed = appq_leave(r);
 
 	if (c->state != CS_DEAD)
 		conn_flush(&c->io);
@@ -160,6 +165,8 @@ void request_finish(struct request *r)
 	p->n_active--;
 	c->req = NULL;
 	request_put(p, r);
+	if (freed != NULL)
+		appq_dispatch(p, freed);   /* other clients' requests only */
 	if (c->state != CS_REQUEST)
 		return;
 	if (!keep) {
@@ -526,7 +533,8 @@ static void request_route(struct request *r, size_t head_len)
 	/* The head is serialized: the parsed pointers die with these bytes. */
 	evbuffer_drain(in, head_len);
 	h->n_hdrs = 0;
-	upstream_attempt(r);
+	if (appq_admit(r))
+		upstream_attempt(r);
 }
 
 static int result_status(enum http_result res, const char **code)

@@ -203,6 +203,11 @@ struct request {
 				    * r->as holds its backends) */
 
 	struct app_state *as;      /* reference held */
+	bool admitted;             /* holds a slot of its app (appqueue.c) */
+	bool queued;               /* waits for one, in as->load->queue */
+	TAILQ_ENTRY(request) qlink;
+	struct event *qtimer;      /* the queue wait's bound; kept with the
+				    * pooled object, made at its first wait */
 	struct backend *be;        /* reference held while counted outstanding */
 	struct upstream *up;
 	struct backend *tried[MAX_TRIED];
@@ -261,6 +266,8 @@ struct proxy {
 	size_t n_clients;
 	size_t n_active;           /* requests in flight */
 	size_t n_tunnels;          /* open tunnels (upgraded requests) */
+	size_t n_queued;           /* requests waiting for an app's slot */
+	uint64_t app_overloaded;   /* requests answered 503 app_overloaded */
 	uint64_t next_id;
 	uint64_t rng;
 
@@ -386,6 +393,19 @@ void upstream_resume_response(struct request *r);
 /* A failure on the backend side: a 502/504 answer, or the client's
  * connection cut when part of the response is already out. */
 void upstream_response_fail(struct request *r, int status, const char *code, const char *msg);
+
+/* ---- appqueue.c: the per-app concurrency cap ---------------------------- */
+
+/* Takes a slot of the request's app (max_concurrent_requests). True when
+ * the request may go on now. False when it waits in the app's queue (it
+ * goes on from appq_dispatch) or was answered 503 app_overloaded. */
+bool appq_admit(struct request *r);
+/* The request ends: it leaves the queue, or gives its slot back. Returns
+ * the app's load (a reference) when a waiting request may now start:
+ * pass it to appq_dispatch once the request is put away. */
+struct app_load *appq_leave(struct request *r);
+/* Starts waiting requests while the app has free slots; drops `ld`. */
+void appq_dispatch(struct proxy *p, struct app_load *ld);
 
 /* ---- tunnel.c ---------------------------------------------------------- */
 
