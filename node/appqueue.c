@@ -121,6 +121,20 @@ static void refresh_app(struct proxy *p, struct request *r)
 	r->as = s;
 }
 
+void appq_table_changed(struct proxy *p)
+{
+	size_t i;
+
+	/* Only while requests wait, which is rare: then a raised or removed
+	 * cap lets them go now rather than at the next request's end. */
+	for (i = 0; p->n_queued > 0 && p->table != NULL && i < p->table->n_apps; i++) {
+		struct app_state *s = backend_map_get(&p->map, p->table->apps[i]);
+
+		if (s != NULL && s->load->n_queued > 0)
+			appq_dispatch(p, app_load_ref(s->load));
+	}
+}
+
 bool appq_info(struct proxy *p, const char *domain, unsigned *in_flight, unsigned *queued)
 {
 	struct route_app *app = p->table ? route_table_find(p->table, domain, strlen(domain)) : NULL;

@@ -406,6 +406,8 @@ bool appq_admit(struct request *r);
 struct app_load *appq_leave(struct request *r);
 /* Starts waiting requests while the app has free slots; drops `ld`. */
 void appq_dispatch(struct proxy *p, struct app_load *ld);
+/* A new table is in use: a cap it raised lets waiting requests go. */
+void appq_table_changed(struct proxy *p);
 
 /* ---- tunnel.c ---------------------------------------------------------- */
 

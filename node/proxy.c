@@ -644,6 +644,7 @@ void proxy_set_table(struct proxy *p, struct route_table *t)
 	p->table = t;
 	log_debug("table generation %llu in use (%zu apps)", (unsigned long long)t->generation,
 		  t->n_apps);
+	appq_table_changed(p);
 }
 
 struct route_table *proxy_table(struct proxy *p)

@@ -6,8 +6,8 @@
 # answered 503 app_overloaded at once (error code, request id). Another
 # app is not held back. A request that waits longer than
 # --app-queue-timeout-ms (reloaded by SIGHUP) gets 503 app_overloaded.
-# /routes shows the app's requests in flight and waiting, /metrics the
-# totals.
+# Raising the cap sends a waiting request at once. /routes shows the
+# app's requests in flight and waiting, /metrics the totals.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -50,8 +50,8 @@ slow() {
 }
 
 log "two slow requests fill the cap; a third waits; a fourth is answered 503 app_overloaded at once"
-slow 1 4000
-slow 2 4000
+slow 1 8000
+slow 2 8000
 wait_for 10 app_at 2 0 || fail "two requests not in flight: in_flight=$(app_load in_flight) queued=$(app_load queued)"
 slow 3 10
 wait_for 10 app_at 2 1 || fail "third request not queued: in_flight=$(app_load in_flight) queued=$(app_load queued)"
@@ -78,8 +78,8 @@ log "SIGHUP: app-queue-timeout-ms 500; a request that waits longer gets 503 app_
 echo "app-queue-timeout-ms = 500" >"$T/zkrouterd.conf"
 kill -HUP "$ROUTER_PID"
 wait_for 10 grep -q 'reload applied: app-queue-timeout-ms' "$T/zkrouterd.log" || fail "reload not applied"
-slow 4 3000
-slow 5 3000
+slow 4 6000
+slow 5 6000
 wait_for 10 app_at 2 0 || fail "two requests not in flight: in_flight=$(app_load in_flight) queued=$(app_load queued)"
 out=$(pcurl c.test /waits -i -w '\ntime=%{time_total}\n')
 echo "$out" | head -1 | grep -q '^HTTP/1.1 503 ' || fail "request past the queue timeout: $(echo "$out" | head -5)"
@@ -90,13 +90,13 @@ wait $SLOW_4 $SLOW_5
 wait_for 5 app_at 0 0 || fail "slots not given back: in_flight=$(app_load in_flight) queued=$(app_load queued)"
 
 log "a client that resets its connection while queued gives its place up"
-slow 6 3000
-slow 7 3000
-wait_for 10 app_at 2 0 || fail "two requests not in flight"
 echo "app-queue-timeout-ms = 20000" >"$T/zkrouterd.conf"
 n=$(grep -c 'reload applied' "$T/zkrouterd.log")
 kill -HUP "$ROUTER_PID"
 wait_for 10 sh -c "[ \$(grep -c 'reload applied' '$T/zkrouterd.log') -gt $n ]" || fail "reload not applied"
+slow 6 8000
+slow 7 8000
+wait_for 10 app_at 2 0 || fail "two requests not in flight"
 # (A client that only half-closes still gets its answer: it may be reading.)
 python3 - "$PROXY_PORT" "$ADMIN" <<'PY' || fail "resetting client failed"
 import socket, struct, sys, time, urllib.request
@@ -114,5 +114,17 @@ wait_for 10 app_at 2 0 || fail "a departed client's request still queued: queued
 wait $SLOW_6 $SLOW_7
 wait_for 5 app_at 0 0 || fail "slots not given back"
 grep -q 'GET /leaves' "$T/backend-c1.log" "$T/backend-c2.log" && fail "a departed client's request was sent"
+
+log "raising the cap while a request waits sends it at once"
+slow 8 8000
+slow 9 8000
+wait_for 10 app_at 2 0 || fail "two requests not in flight"
+slow 10 10
+wait_for 10 app_at 2 1 || fail "request not queued"
+ctl app set c.test --max-concurrent-requests 3 >"$T/set3.out" 2>&1 || fail "app set: $(cat "$T/set3.out")"
+wait_for 8 test -s "$T/slow10.code" || fail "the waiting request was not sent when the cap was raised"
+[ "$(cat "$T/slow10.code")" = 200 ] || fail "the waiting request: $(cat "$T/slow10.code")"
+[ -s "$T/slow8.code" ] && fail "the waiting request went only after a slot freed"
+wait $SLOW_8 $SLOW_9
 router_alive
 log "ok"
