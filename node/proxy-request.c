@@ -462,8 +462,8 @@ static void request_route(struct request *r, size_t head_len)
 		return;
 	}
 	if (c->over_conn_limit) {
-		/* Retry-After: connections of the address close all the time;
-		 * a second is a fair guess and keeps clients from spinning. */
+		/* When one of the address's connections closes is unknown: a
+		 * second is a fair guess that keeps a client from spinning. */
 		r->retry_after_s = 1;
 		evbuffer_drain(in, head_len);
 		request_fail(r, 429, "too_many_connections",

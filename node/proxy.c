@@ -482,6 +482,8 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 		return NULL;
 	p->base = base;
 	p->log = log;
+	/* The table's size is fixed for the process (not reloadable). */
+	p->perip = limits_new(cfg->per_ip_table_size ? cfg->per_ip_table_size : 65536);
 	proxy_copy_config(p, cfg);
 	TAILQ_INIT(&p->clients);
 	TAILQ_INIT(&p->dead_clients);
@@ -492,15 +494,11 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	p->map.resolver = &p->resolver;
 	if (getrandom(&p->rng, sizeof(p->rng), 0) != (ssize_t)sizeof(p->rng) || p->rng == 0)
 		p->rng = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
-	p->perip = limits_new(cfg->per_ip_table_size ? cfg->per_ip_table_size : 65536);
-	if (p->perip != NULL)
-		limits_configure(p->perip, p->cfg.max_connections_per_ip,
-				 p->cfg.max_requests_per_ip_per_s, p->cfg.requests_per_ip_burst);
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->accept_timer = evtimer_new(base, accept_timer_cb, p);
 	p->scratch = evbuffer_new();
-	if (p->resolver.dns == NULL || p->perip == NULL || p->reaper == NULL || p->accept_timer == NULL ||
-	    p->scratch == NULL || !conn_flushq_init(&p->flushq, base)) {
+	if (p->resolver.dns == NULL || p->perip == NULL || p->reaper == NULL ||
+	    p->accept_timer == NULL || p->scratch == NULL || !conn_flushq_init(&p->flushq, base)) {
 		proxy_free(p);
 		return NULL;
 	}
