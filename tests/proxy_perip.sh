@@ -7,7 +7,8 @@
 # counts neither against another address; a reload (SIGHUP) that raises
 # the limit lets the next connection in. --max-requests-per-ip-per-s
 # answers 429 with Retry-After past the burst, per address, and lets the
-# address in again once a token is earned. /metrics counts each kind.
+# address in again once a token is earned. A flood from 1500 addresses
+# leaves the per-IP table at its size. /metrics counts each kind.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -17,7 +18,8 @@ HOLD=$top_srcdir/tests/holdconns.py
 cat >"$T/zkrouterd.conf" <<CONF
 max-connections-per-ip = 2
 CONF
-proxy_setup --config "$T/zkrouterd.conf"
+# A small table (8 buckets of 8), so that a flood of addresses fills it.
+proxy_setup --config "$T/zkrouterd.conf" --per-ip-table-size 64
 start_backend a1
 app_add a.test
 register a.test a1 "$BACKEND_PORT"
@@ -113,7 +115,26 @@ log "127.0.0.3 passes again once a token is earned"
 wait_for 10 sh -c "curl -s -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.3 -H 'Host: a.test' http://$PROXY/ | grep -q 200" ||
 	fail "127.0.0.3 never let in again"
 [ "$(metric zkrouter_per_ip_tracked)" -ge 3 ] || fail "tracked addresses: $(metric zkrouter_per_ip_tracked)"
-[ "$(metric zkrouter_per_ip_table_size)" = 65536 ] || fail "table size: $(metric zkrouter_per_ip_table_size)"
+[ "$(metric zkrouter_per_ip_table_size)" = 64 ] || fail "table size: $(metric zkrouter_per_ip_table_size)"
+
+log "a flood from 1500 addresses (127.1.x.y) keeps the table at its size, evicting the idle"
+python3 - "$PROXY_PORT" <<'PY' || fail "flood client failed"
+import socket, sys
+for i in range(1500):
+    s = socket.socket()
+    s.bind(("127.1.%d.%d" % (i // 250, i % 250 + 1), 0))
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+    s.sendall(b"GET /flood HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+    while s.recv(4096):
+        pass
+    s.close()
+PY
+[ "$(metric zkrouter_per_ip_tracked)" = 64 ] || fail "tracked after the flood: $(metric zkrouter_per_ip_tracked)"
+ev=$(metric zkrouter_per_ip_evictions_total)
+un=$(metric zkrouter_per_ip_untracked_total)
+# Every new address past the 64 entries evicted one, or (when its bucket
+# still held connections being closed) went untracked.
+[ $((ev + un)) -ge $((1500 + 3 - 64)) ] || fail "evictions $ev + untracked $un for 1500 new addresses"
 
 log "no request answered 429 reached the backend"
 i=0
