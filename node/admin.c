@@ -177,6 +177,8 @@ static void render_config(struct evbuffer *b, const struct route_app_config *c)
 	json_bool(b, "redirect_https", c->redirect_https, &f);
 	json_u64(b, "max_connections", c->max_connections, &f);
 	json_u64(b, "max_body_bytes", c->max_body_bytes, &f);
+	json_u64(b, "max_concurrent_requests", c->max_concurrent_requests, &f);
+	json_u64(b, "max_queued_requests", c->max_queued_requests, &f);
 	json_key(b, "retries", &f);
 	if (c->retries < 0)
 		evbuffer_add(b, "null", 4);
@@ -240,12 +242,17 @@ static void handle_routes(struct admin *a, struct evhttp_request *req)
 	for (size_t i = 0; t != NULL && i < t->n_apps; i++) {
 		const struct route_app *app = t->apps[i];
 		char hex[ROUTE_DIGEST_HEX_LEN + 1];
+		unsigned in_flight, queued;
 		bool af = true;
 		for (size_t k = 0; k < ROUTE_DIGEST_LEN; k++)
 			snprintf(hex + 2 * k, 3, "%02x", app->digest[k]);
 		evbuffer_add(b, i ? ",{" : "{", i ? 2 : 1);
 		json_str(b, "domain", app->domain, &af);
 		json_str(b, "digest", hex, &af);
+		if (appq_info(a->proxy, app->domain, &in_flight, &queued)) {
+			json_u64(b, "in_flight", in_flight, &af);
+			json_u64(b, "queued", queued, &af);
+		}
 		json_key(b, "config", &af);
 		render_config(b, &app->config);
 		json_key(b, "instances", &af);
@@ -300,11 +307,33 @@ static void request_metrics(struct admin *a, struct evbuffer *b)
 			    n.requests, n.duration_sum_s, n.requests);
 }
 
+static void limits_metrics(struct admin *a, struct evbuffer *b)
+{
+	struct limits_stats st;
+
+	proxy_limits_stats(a->proxy, &st);
+	metric(b, "zkrouter_per_ip_rejected_connections_total", "counter",
+	       "Connections over max-connections-per-ip, answered 429.", st.rejected_conns);
+	metric(b, "zkrouter_per_ip_refused_connections_total", "counter",
+	       "Connections over twice max-connections-per-ip, closed at once.", st.refused_conns);
+	metric(b, "zkrouter_per_ip_rejected_requests_total", "counter",
+	       "Requests over max-requests-per-ip-per-s, answered 429.", st.rejected_reqs);
+	metric(b, "zkrouter_per_ip_tracked", "gauge", "Client addresses in the per-IP table.",
+	       st.tracked);
+	metric(b, "zkrouter_per_ip_table_size", "gauge", "Entries of the per-IP table.", st.size);
+	metric(b, "zkrouter_per_ip_evictions_total", "counter",
+	       "Per-IP entries reused for another address (least recently used first).",
+	       st.evictions);
+	metric(b, "zkrouter_per_ip_untracked_total", "counter",
+	       "Connections whose address found no free per-IP entry (not limited).", st.untracked);
+}
+
 static void handle_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct route_table *t = proxy_table(a->proxy);
 	struct evbuffer *b = evbuffer_new();
-	uint64_t instances = 0, ejected = 0, health_down = 0;
+	uint64_t instances = 0, ejected = 0, health_down = 0, app_overloaded;
+	size_t app_queued;
 
 	if (b == NULL) {
 		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
@@ -355,6 +384,12 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	metric(b, "zkrouter_instances_ejected", "gauge", "Instances passively ejected now.", ejected);
 	metric(b, "zkrouter_instances_health_down", "gauge", "Instances failing active checks.",
 	       health_down);
+	limits_metrics(a, b);
+	appq_totals(a->proxy, &app_queued, &app_overloaded);
+	metric(b, "zkrouter_app_queued_requests", "gauge",
+	       "Requests waiting for a slot under their app's max_concurrent_requests.", app_queued);
+	metric(b, "zkrouter_app_overloaded_total", "counter",
+	       "Requests answered 503 app_overloaded (queue full or wait too long).", app_overloaded);
 	if (a->log != NULL)
 		request_metrics(a, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);

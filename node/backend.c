@@ -276,6 +276,19 @@ void backend_retire(struct backend *b)
 
 /* ---- app states -------------------------------------------------------- */
 
+struct app_load *app_load_ref(struct app_load *l)
+{
+	l->refs++;
+	return l;
+}
+
+void app_load_unref(struct app_load *l)
+{
+	/* Queued requests hold their app_state, which holds this. */
+	if (l != NULL && --l->refs == 0)
+		free(l);
+}
+
 struct app_state *app_state_ref(struct app_state *s)
 {
 	s->refs++;
@@ -291,6 +304,7 @@ void app_state_unref(struct app_state *s)
 	for (i = 0; i < s->n; i++)
 		backend_unref(s->bes[i]);
 	free(s->bes);
+	app_load_unref(s->load);
 	route_app_unref(s->app);
 	free(s);
 }
@@ -330,10 +344,21 @@ static struct app_state *app_state_build(struct route_app *app, const struct app
 		return NULL;
 	s->refs = 1;
 	s->bes = calloc(app->n_instances ? app->n_instances : 1, sizeof(*s->bes));
-	if (s->bes == NULL) {
+	if (old != NULL && old->load != NULL) {
+		s->load = app_load_ref(old->load);
+	} else if ((s->load = calloc(1, sizeof(*s->load))) != NULL) {
+		s->load->refs = 1;
+		TAILQ_INIT(&s->load->queue);
+	}
+	if (s->bes == NULL || s->load == NULL) {
+		free(s->bes);
+		app_load_unref(s->load);
 		free(s);
 		return NULL;
 	}
+	/* The newest config sets the cap for every request of the app. */
+	s->load->max_concurrent = app->config.max_concurrent_requests;
+	s->load->max_queued = app->config.max_queued_requests;
 	for (i = 0; i < app->n_instances; i++) {
 		const struct route_instance *inst = &app->instances[i];
 		struct backend *b = old ? app_state_find(old, inst->id) : NULL;
@@ -357,6 +382,7 @@ failed:
 	for (i = 0; i < s->n; i++)
 		backend_unref(s->bes[i]);
 	free(s->bes);
+	app_load_unref(s->load);
 	free(s);
 	return NULL;
 }

@@ -31,6 +31,7 @@ struct event;
 struct event_base;
 struct evdns_base;
 struct evdns_getaddrinfo_request;
+struct request;
 struct upstream;
 
 /* What looks up instance host names: a loop and its DNS resolver. */
@@ -67,11 +68,28 @@ struct backend {
 	unsigned lookup_failures;
 };
 
+/*
+ * An app's requests in flight on this router and those waiting for a
+ * slot under its max_concurrent_requests (node/appqueue.c). It outlives
+ * each app_state: the next app_state of the same app shares it, so a
+ * change of instances or config keeps the count and the queue.
+ */
+struct app_load {
+	unsigned refs;
+	unsigned in_flight;        /* admitted, not finished */
+	unsigned n_queued;
+	uint32_t max_concurrent;   /* from the newest config; 0: no cap */
+	uint32_t max_queued;
+	bool dispatching;          /* appq_dispatch runs: no nesting */
+	TAILQ_HEAD(, request) queue;
+};
+
 struct app_state {
 	unsigned refs;
 	struct route_app *app;     /* reference held */
 	size_t n;
 	struct backend **bes;      /* parallel to app->instances */
+	struct app_load *load;     /* reference held; shared with its successors */
 };
 
 /* Monotonic time (a vDSO call: cheap enough for every request). */
@@ -103,6 +121,8 @@ void backend_retire(struct backend *b);
 
 /* ---- app states -------------------------------------------------------- */
 
+struct app_load *app_load_ref(struct app_load *l);
+void app_load_unref(struct app_load *l);
 struct app_state *app_state_ref(struct app_state *s);
 void app_state_unref(struct app_state *s);
 

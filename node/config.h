@@ -74,6 +74,13 @@ struct zkr_config {
 	                                     the listeners close; default 0 */
 	size_t buffer_high_bytes;         /* bufferevent high watermark; default 65536 */
 
+	/* per client address (node/limits.c) and per app */
+	unsigned max_connections_per_ip;  /* 429 past it; 0: off (default) */
+	unsigned max_requests_per_ip_per_s; /* token bucket rate, 429 past it; 0: off */
+	unsigned requests_per_ip_burst;   /* bucket size; 0: the rate */
+	unsigned per_ip_table_size;       /* addresses tracked at once; default 65536 */
+	unsigned app_queue_timeout_ms;    /* wait for an app's concurrency slot; default 10000 */
+
 	/* active health checks (apps with a health_path) */
 	unsigned health_timeout_ms;       /* per check; default 2000 */
 	unsigned health_interval_ms;      /* when the app names none; default 5000 */

@@ -64,6 +64,7 @@ static struct request *request_get(struct client *c)
 		struct hbuf ho = r->head_out;
 		char *target = r->target;
 		size_t cap = r->target_cap;
+		struct event *qtimer = r->qtimer;
 
 		memset(r, 0, sizeof(*r));
 		r->head.hdrs = h1;
@@ -72,6 +73,7 @@ static struct request *request_get(struct client *c)
 		r->head_out = ho;
 		r->target = target;
 		r->target_cap = cap;
+		r->qtimer = qtimer;
 		if (r->target)
 			r->target[0] = '\0';
 	}
@@ -90,6 +92,8 @@ static void request_destroy(struct request *r)
 	free(r->rhead.hdrs);
 	hbuf_free(&r->head_out);
 	free(r->target);
+	if (r->qtimer)
+		event_free(r->qtimer);
 	free(r);
 }
 
@@ -151,6 +155,7 @@ void request_finish(struct request *r)
 	struct client *c = r->c;
 	struct proxy *p = c->p;
 	bool keep = r->keep_alive && r->req_body_done && !p->stopping && c->state == CS_REQUEST;
+	struct app_load *freed = appq_leave(r);
 
 	if (c->state != CS_DEAD)
 		conn_flush(&c->io);
@@ -160,6 +165,8 @@ void request_finish(struct request *r)
 	p->n_active--;
 	c->req = NULL;
 	request_put(p, r);
+	if (freed != NULL)
+		appq_dispatch(p, freed);   /* other clients' requests only */
 	if (c->state != CS_REQUEST)
 		return;
 	if (!keep) {
@@ -187,6 +194,7 @@ static const char *status_text(int status)
 	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
@@ -203,7 +211,7 @@ static void request_answer(struct request *r, int status, const char *code, cons
 {
 	struct client *c = r->c;
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char body[512];
+	char body[512], retry[40] = "";
 	int blen;
 	bool close_conn;
 	size_t before = evbuffer_get_length(out);
@@ -225,7 +233,8 @@ static void request_answer(struct request *r, int status, const char *code, cons
 	}
 	/* A request body we did not read leaves the stream unframed. */
 	close_conn = !r->keep_alive || !r->req_body_done || status == 400 || status == 408 ||
-		     status == 414 || status == 431 || status == 505 || status == 405;
+		     status == 414 || status == 431 || status == 505 || status == 405 ||
+		     c->over_conn_limit;
 	r->keep_alive = !close_conn;
 	r->resp_reusable = false;
 	upstream_abandon(r);
@@ -237,12 +246,14 @@ static void request_answer(struct request *r, int status, const char *code, cons
 			status_text(status), msg, r->rid);
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		blen = (int)strlen(body);
+	if (r->retry_after_s)
+		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", r->retry_after_s);
 	evbuffer_add_printf(out,
 			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-			    "%s%s\r\nX-Request-Id: %s\r\n%s\r\n",
+			    "%s%s\r\nX-Request-Id: %s\r\n%s%s\r\n",
 			    status, status_text(status), blen,
 			    location ? "Location: " : "X-Zkrouter-Error: ", location ? location : code,
-			    r->rid, close_conn ? "Connection: close\r\n" : "");
+			    r->rid, retry, close_conn ? "Connection: close\r\n" : "");
 	if (!r->head_request)
 		evbuffer_add(out, body, (size_t)blen);
 	r->status = status;
@@ -450,6 +461,20 @@ static void request_route(struct request *r, size_t head_len)
 		request_fail(r, 400, "bad_request", "invalid Host");
 		return;
 	}
+	if (c->over_conn_limit) {
+		/* When one of the address's connections closes is unknown: a
+		 * second is a fair guess that keeps a client from spinning. */
+		r->retry_after_s = 1;
+		evbuffer_drain(in, head_len);
+		request_fail(r, 429, "too_many_connections",
+			     "too many connections from this address");
+		return;
+	}
+	if (!limits_request(p->perip, c->ipent, backend_now_ms(), &r->retry_after_s)) {
+		evbuffer_drain(in, head_len);
+		request_fail(r, 429, "too_many_requests", "too many requests from this address");
+		return;
+	}
 	if (p->table == NULL) {
 		evbuffer_drain(in, head_len);
 		request_fail(r, 503, "no_table", "the routing table is not loaded yet");
@@ -508,7 +533,8 @@ static void request_route(struct request *r, size_t head_len)
 	/* The head is serialized: the parsed pointers die with these bytes. */
 	evbuffer_drain(in, head_len);
 	h->n_hdrs = 0;
-	upstream_attempt(r);
+	if (appq_admit(r))
+		upstream_attempt(r);
 }
 
 static int result_status(enum http_result res, const char **code)
@@ -531,6 +557,40 @@ static int result_status(enum http_result res, const char **code)
 	default:
 		return 400;
 	}
+}
+
+/* ---- per-address limits ------------------------------------------------ */
+
+bool client_limits_open(struct client *c)
+{
+	struct proxy *p = c->p;
+	struct limits_key k;
+	enum limits_verdict v;
+
+	client_limits_close(c);
+	if (!limits_enabled(p->perip) || !limits_key_parse(c->ip, &k))
+		return true;
+	v = limits_conn_open(p->perip, &k, backend_now_ms(), &c->ipent);
+	if (v == LIMITS_REFUSE) {
+		/* Debug only: a flood would otherwise flood the log too (the
+		 * metrics count these). */
+		clog_debug(c, "far over max-connections-per-ip: closed");
+		client_close(c);
+		return false;
+	}
+	c->over_conn_limit = v == LIMITS_OVER;
+	if (c->over_conn_limit)
+		clog_debug(c, "over max-connections-per-ip: its request gets 429");
+	return true;
+}
+
+void client_limits_close(struct client *c)
+{
+	if (c->ipent != NULL) {
+		limits_conn_close(c->p->perip, c->ipent);
+		c->ipent = NULL;
+	}
+	c->over_conn_limit = false;
 }
 
 /* Starts a request for a head that failed (to parse, or to arrive in

@@ -31,6 +31,7 @@
 #include "node/headers.h"
 #include "node/host.h"
 #include "node/http.h"
+#include "node/limits.h"
 #include "registry/log.h"
 #include "registry/table.h"
 
@@ -135,6 +136,8 @@ struct client {
 	bool processing;           /* inside client_process: no re-entry */
 	bool read_paused;          /* backpressure: the destination is full */
 	bool tls;                  /* accepted on a TLS listener */
+	bool over_conn_limit;      /* over max-connections-per-ip: 429, close */
+	struct limits_entry *ipent;   /* its address's per-IP entry (held), or NULL */
 	unsigned short local_port;
 	char ip[INET6_ADDRSTRLEN];
 	char peer[INET6_ADDRSTRLEN + 8];
@@ -192,6 +195,7 @@ struct request {
 	char *target;              /* copy for the access log */
 	size_t target_cap;
 	bool head_request, http10, keep_alive, upgrade;
+	unsigned retry_after_s;    /* a 429's Retry-After; 0: none */
 	bool idempotent;           /* RFC 9110 9.2.2: may be sent twice */
 	bool has_key;              /* balancer hash key found (HASH_*) */
 	uint64_t key_hash;
@@ -199,6 +203,11 @@ struct request {
 				    * r->as holds its backends) */
 
 	struct app_state *as;      /* reference held */
+	bool admitted;             /* holds a slot of its app (appqueue.c) */
+	bool queued;               /* waits for one, in as->load->queue */
+	TAILQ_ENTRY(request) qlink;
+	struct event *qtimer;      /* the queue wait's bound; kept with the
+				    * pooled object, made at its first wait */
 	struct backend *be;        /* reference held while counted outstanding */
 	struct upstream *up;
 	struct backend *tried[MAX_TRIED];
@@ -238,6 +247,7 @@ struct proxy {
 	struct event_base *base;
 	struct zkr_config cfg;     /* scalar options only; strings not kept */
 	struct http_limits lim;
+	struct limits *perip;      /* per client address: connections, rate */
 	struct accesslog *log;
 	struct listener **listeners;  /* each allocated alone: callbacks hold them */
 	size_t n_listeners;
@@ -256,6 +266,8 @@ struct proxy {
 	size_t n_clients;
 	size_t n_active;           /* requests in flight */
 	size_t n_tunnels;          /* open tunnels (upgraded requests) */
+	size_t n_queued;           /* requests waiting for an app's slot */
+	uint64_t app_overloaded;   /* requests answered 503 app_overloaded */
 	uint64_t next_id;
 	uint64_t rng;
 
@@ -342,6 +354,17 @@ void client_process(struct client *c);
 /* Answers `status` to a head that failed (to parse, or to arrive in time)
  * and closes the connection. */
 void client_reject(struct client *c, int status, const char *code, const char *why);
+/*
+ * Counts the client against the per-address limits, by the address in
+ * c->ip (the one X-Forwarded-For carries). Call it wherever that address
+ * becomes known: at accept, or once a PROXY header named the real client;
+ * a second call gives back what the first took. Over the limit the
+ * client's first request is answered 429; far over it the connection is
+ * closed here, and false is returned (the caller must not use it then).
+ */
+bool client_limits_open(struct client *c);
+/* Gives the client's per-address entry back; client_close calls it. */
+void client_limits_close(struct client *c);
 /* Frees the free list of request objects. */
 void request_pool_clear(struct proxy *p);
 
@@ -370,6 +393,21 @@ void upstream_resume_response(struct request *r);
 /* A failure on the backend side: a 502/504 answer, or the client's
  * connection cut when part of the response is already out. */
 void upstream_response_fail(struct request *r, int status, const char *code, const char *msg);
+
+/* ---- appqueue.c: the per-app concurrency cap ---------------------------- */
+
+/* Takes a slot of the request's app (max_concurrent_requests). True when
+ * the request may go on now. False when it waits in the app's queue (it
+ * goes on from appq_dispatch) or was answered 503 app_overloaded. */
+bool appq_admit(struct request *r);
+/* The request ends: it leaves the queue, or gives its slot back. Returns
+ * the app's load (a reference) when a waiting request may now start:
+ * pass it to appq_dispatch once the request is put away. */
+struct app_load *appq_leave(struct request *r);
+/* Starts waiting requests while the app has free slots; drops `ld`. */
+void appq_dispatch(struct proxy *p, struct app_load *ld);
+/* A new table is in use: a cap it raised lets waiting requests go. */
+void appq_table_changed(struct proxy *p);
 
 /* ---- tunnel.c ---------------------------------------------------------- */
 

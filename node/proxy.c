@@ -343,6 +343,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	clog_debug(c, "accepted on port %u", (unsigned)li->port);
 	if (p->n_clients >= p->cfg.max_client_connections)
 		accept_pause(p, 0);
+	client_limits_open(c);   /* may close it: nothing follows */
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -389,6 +390,7 @@ void client_close(struct client *c)
 	if (c->state == CS_DEAD)
 		return;
 	client_set_state(c, CS_DEAD);
+	client_limits_close(c);
 	if (c->tun)
 		tunnel_stop(c->tun);
 	conn_io_halt(&c->io);
@@ -444,6 +446,9 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 	p->lim.max_head_bytes = p->cfg.max_head_bytes;
 	p->lim.max_headers = p->cfg.max_headers;
 	p->lim.max_target_bytes = p->cfg.max_target_bytes ? p->cfg.max_target_bytes : 8192;
+	if (p->perip != NULL)
+		limits_configure(p->perip, p->cfg.max_connections_per_ip,
+				 p->cfg.max_requests_per_ip_per_s, p->cfg.requests_per_ip_burst);
 }
 
 /* The resolver of instance host names: the system's nameservers, or the
@@ -477,6 +482,8 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 		return NULL;
 	p->base = base;
 	p->log = log;
+	/* The table's size is fixed for the process (not reloadable). */
+	p->perip = limits_new(cfg->per_ip_table_size ? cfg->per_ip_table_size : 65536);
 	proxy_copy_config(p, cfg);
 	TAILQ_INIT(&p->clients);
 	TAILQ_INIT(&p->dead_clients);
@@ -490,8 +497,8 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->accept_timer = evtimer_new(base, accept_timer_cb, p);
 	p->scratch = evbuffer_new();
-	if (p->resolver.dns == NULL || p->reaper == NULL || p->accept_timer == NULL ||
-	    p->scratch == NULL || !conn_flushq_init(&p->flushq, base)) {
+	if (p->resolver.dns == NULL || p->perip == NULL || p->reaper == NULL ||
+	    p->accept_timer == NULL || p->scratch == NULL || !conn_flushq_init(&p->flushq, base)) {
 		proxy_free(p);
 		return NULL;
 	}
@@ -635,6 +642,7 @@ void proxy_set_table(struct proxy *p, struct route_table *t)
 	p->table = t;
 	log_debug("table generation %llu in use (%zu apps)", (unsigned long long)t->generation,
 		  t->n_apps);
+	appq_table_changed(p);
 }
 
 struct route_table *proxy_table(struct proxy *p)
@@ -694,6 +702,11 @@ size_t proxy_active_requests(const struct proxy *p)
 size_t proxy_client_connections(const struct proxy *p)
 {
 	return p->n_clients;
+}
+
+void proxy_limits_stats(const struct proxy *p, struct limits_stats *out)
+{
+	limits_get_stats(p->perip, out);
 }
 
 static struct backend *proxy_find_backend(struct proxy *p, const char *domain, const char *id)
@@ -762,6 +775,7 @@ void proxy_free(struct proxy *p)
 	if (p->table)
 		route_table_unref(p->table);
 	reaper_cb(-1, 0, p);
+	limits_free(p->perip);
 	request_pool_clear(p);
 	if (p->scratch)
 		evbuffer_free(p->scratch);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "node/config.h"
+#include "node/limits.h"
 #include "registry/table.h"
 
 struct proxy;
@@ -65,6 +66,12 @@ void proxy_stop_listening(struct proxy *p);
  * counting as one: the SIGTERM drain waits until this is 0. */
 size_t proxy_active_requests(const struct proxy *p);
 size_t proxy_client_connections(const struct proxy *p);
+/* appqueue.c: an app's requests in flight on this router and waiting for
+ * a slot (false when the table has no such app), and the totals. */
+bool appq_info(struct proxy *p, const char *domain, unsigned *in_flight, unsigned *queued);
+void appq_totals(const struct proxy *p, size_t *queued, uint64_t *overloaded);
+/* The per-client-address limits' counters (node/limits.h). */
+void proxy_limits_stats(const struct proxy *p, struct limits_stats *out);
 
 struct backend_info {
 	bool ejected;

@@ -69,6 +69,7 @@ enum {
 	OPT_BALANCE = 1000, OPT_HASH_KEY, OPT_HEALTH_PATH, OPT_HEALTH_INTERVAL,
 	OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_RETRIES,
 	OPT_STICKY, OPT_REDIRECT, OPT_NO_REDIRECT, OPT_MAX_CONN, OPT_MAX_BODY,
+	OPT_MAX_CONCURRENT, OPT_MAX_QUEUED,
 	OPT_OWNER, OPT_ROUTER_AUTH, OPT_RESET, OPT_FORCE,
 };
 
@@ -86,6 +87,8 @@ static const struct option app_opts[] = {
 	{ "no-redirect-https", no_argument, NULL, OPT_NO_REDIRECT },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 	{ "max-body-bytes", required_argument, NULL, OPT_MAX_BODY },
+	{ "max-concurrent-requests", required_argument, NULL, OPT_MAX_CONCURRENT },
+	{ "max-queued-requests", required_argument, NULL, OPT_MAX_QUEUED },
 	{ "owner", required_argument, NULL, OPT_OWNER },
 	{ "router-auth", required_argument, NULL, OPT_ROUTER_AUTH },
 	{ "reset", no_argument, NULL, OPT_RESET },
@@ -172,6 +175,17 @@ static int parse_app_args(int argc, char **argv, struct app_args *a)
 					    &a->cfg.has_max_connections, &a->cfg.max_connections);
 			a->given.has_max_connections = 1;
 			break;
+		case OPT_MAX_CONCURRENT:
+			bad = parse_u32_opt("--max-concurrent-requests", optarg, 0,
+					    RECORD_APP_CONCURRENCY_MAX, &a->cfg.has_max_concurrent_requests,
+					    &a->cfg.max_concurrent_requests);
+			a->given.has_max_concurrent_requests = 1;
+			break;
+		case OPT_MAX_QUEUED:
+			bad = parse_u32_opt("--max-queued-requests", optarg, 0, RECORD_APP_CONCURRENCY_MAX,
+					    &a->cfg.has_max_queued_requests, &a->cfg.max_queued_requests);
+			a->given.has_max_queued_requests = 1;
+			break;
 		case OPT_MAX_BODY:
 			if (!ctl_parse_u64("--max-body-bytes", optarg, 0, UINT64_MAX, &v))
 				return CTL_EXIT_USAGE;
@@ -218,7 +232,7 @@ static void apply_given(record_app_config *cfg, const struct app_args *a)
 #define COPY(f) if (g->has_##f) { cfg->has_##f = 1; cfg->f = n->f; }
 	COPY(health_interval_ms) COPY(connect_timeout_ms) COPY(response_timeout_ms)
 	COPY(idle_timeout_ms) COPY(retries) COPY(max_connections) COPY(max_body_bytes)
-	COPY(redirect_https)
+	COPY(redirect_https) COPY(max_concurrent_requests) COPY(max_queued_requests)
 #undef COPY
 }
 

@@ -177,6 +177,10 @@ void ctl_print_app_config_json(FILE *f, const record_app_config *cfg)
 		fprintf(f, ",\"max_body_bytes\":%" PRIu64, (uint64_t)cfg->max_body_bytes);
 	if (cfg->has_retries)
 		fprintf(f, ",\"retries\":%u", cfg->retries);
+	if (cfg->has_max_concurrent_requests)
+		fprintf(f, ",\"max_concurrent_requests\":%u", cfg->max_concurrent_requests);
+	if (cfg->has_max_queued_requests)
+		fprintf(f, ",\"max_queued_requests\":%u", cfg->max_queued_requests);
 	fputc('}', f);
 }
 
@@ -234,5 +238,9 @@ void ctl_app_config_summary(const record_app_config *cfg, char *out, size_t outl
 		ADD(" max-conn=%u", cfg->max_connections);
 	if (cfg->has_max_body_bytes)
 		ADD(" max-body=%" PRIu64, (uint64_t)cfg->max_body_bytes);
+	if (cfg->has_max_concurrent_requests)
+		ADD(" max-concurrent=%u", cfg->max_concurrent_requests);
+	if (cfg->has_max_queued_requests)
+		ADD(" max-queued=%u", cfg->max_queued_requests);
 #undef ADD
 }

@@ -219,7 +219,11 @@ bool record_app_config_validate(const record_app_config *r, char *why, size_t wh
 	       check_range("response_timeout_ms", r->has_response_timeout_ms, r->response_timeout_ms, 1, 3600000, why, whylen) &&
 	       check_range("idle_timeout_ms", r->has_idle_timeout_ms, r->idle_timeout_ms, 1, 3600000, why, whylen) &&
 	       check_range("health_interval_ms", r->has_health_interval_ms, r->health_interval_ms, 100, 3600000, why, whylen) &&
-	       check_range("retries", r->has_retries, r->retries, 0, RECORD_RETRIES_MAX, why, whylen);
+	       check_range("retries", r->has_retries, r->retries, 0, RECORD_RETRIES_MAX, why, whylen) &&
+	       check_range("max_concurrent_requests", r->has_max_concurrent_requests,
+			   r->max_concurrent_requests, 0, RECORD_APP_CONCURRENCY_MAX, why, whylen) &&
+	       check_range("max_queued_requests", r->has_max_queued_requests,
+			   r->max_queued_requests, 0, RECORD_APP_CONCURRENCY_MAX, why, whylen);
 }
 
 bool record_router_node_validate(const record_router_node *r, char *why, size_t whylen)

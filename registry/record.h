@@ -28,6 +28,7 @@
 #define RECORD_PATH_MAX 1024
 #define RECORD_TOKEN_MAX 128
 #define RECORD_RETRIES_MAX 10
+#define RECORD_APP_CONCURRENCY_MAX 1000000   /* max_concurrent_requests, max_queued_requests */
 
 typedef Zkrouter__Instance record_instance;
 typedef Zkrouter__AppConfig record_app_config;

@@ -279,6 +279,8 @@ struct route_app *route_app_new(const char *domain, const record_app_config *cfg
 	c->max_connections = cfg->has_max_connections ? cfg->max_connections : 0;
 	c->max_body_bytes = cfg->has_max_body_bytes ? cfg->max_body_bytes : 0;
 	c->retries = cfg->has_retries ? (int)cfg->retries : -1;
+	c->max_concurrent_requests = cfg->has_max_concurrent_requests ? cfg->max_concurrent_requests : 0;
+	c->max_queued_requests = cfg->has_max_queued_requests ? cfg->max_queued_requests : 0;
 	if (!dup_opt(&a->domain, domain) || !dup_opt(&c->hash_key, cfg->hash_key) ||
 	    !dup_opt(&c->health_path, cfg->health_path) ||
 	    !dup_opt(&c->sticky_cookie, cfg->sticky_cookie) || a->domain == NULL) {
@@ -360,6 +362,14 @@ void route_app_seal(struct route_app *a)
 	digest_u64(ctx, c->max_connections);
 	digest_u64(ctx, c->max_body_bytes);
 	digest_u64(ctx, (uint64_t)(int64_t)c->retries);
+	/* Fields added later enter the digest only when set, so routers of
+	 * the previous version agree on the digest of apps that do not use
+	 * them. The tag keeps them from reading as an instance count. */
+	if (c->max_concurrent_requests || c->max_queued_requests) {
+		digest_str(ctx, "concurrency");
+		digest_u64(ctx, c->max_concurrent_requests);
+		digest_u64(ctx, c->max_queued_requests);
+	}
 	digest_u64(ctx, a->n_instances);
 	for (size_t i = 0; i < a->n_instances; i++) {
 		const struct route_instance *in = &a->instances[i];

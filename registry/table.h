@@ -53,6 +53,8 @@ struct route_app_config {
 	uint32_t max_connections;
 	uint64_t max_body_bytes;
 	int retries;
+	uint32_t max_concurrent_requests;  /* per router, all instances; 0: no cap */
+	uint32_t max_queued_requests;      /* waiting past that cap */
 };
 
 struct route_app {

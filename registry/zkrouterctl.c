@@ -60,6 +60,7 @@ static const char usage_text[] =
 "  --connect-timeout MS  --response-timeout MS  --idle-timeout MS\n"
 "  --retries N (0-10)  --sticky-cookie NAME  --redirect-https | --no-redirect-https\n"
 "  --max-connections N  --max-body-bytes N\n"
+"  --max-concurrent-requests N  --max-queued-requests N   per-app cap and its queue\n"
 "\n"
 "Domains are lower case, without port or trailing dot; \"*.example.com\" is a\n"
 "wildcard app matching one more leading label.\n"

@@ -120,6 +120,8 @@ static void test_bad_command_lines(void)
 		{ { "--zk", "z:1", "--retries=eleven" }, "not a whole number" },
 		{ { "--zk", "z:1", "--retries=11" }, "out of range 0-10" },
 		{ { "--zk", "z:1", "--max-head-bytes=1" }, "out of range 1024-1048576" },
+		{ { "--zk", "z:1", "--max-connections-per-ip=1000001" }, "out of range 0-1000000" },
+		{ { "--zk", "z:1", "--per-ip-table-size=4" }, "out of range 8-16777216" },
 		{ { "--zk", "z:1", "--listen=nowhere" }, "listen" },
 		{ { "--zk", "z:1", "--listen=1.2.3.4:0" }, "listen" },
 		{ { "--zk", "z:1", "--admin=[::1]:99999" }, "admin" },
@@ -330,6 +332,11 @@ static void test_reload(void)
 	CU_ASSERT_TRUE(config_option_reloadable("retries"));
 	CU_ASSERT_TRUE(config_option_reloadable("log_level"));
 	CU_ASSERT_FALSE(config_option_reloadable("listen"));
+	CU_ASSERT_TRUE(config_option_reloadable("max-connections-per-ip"));
+	CU_ASSERT_TRUE(config_option_reloadable("max_requests_per_ip_per_s"));
+	CU_ASSERT_TRUE(config_option_reloadable("requests-per-ip-burst"));
+	CU_ASSERT_TRUE(config_option_reloadable("app-queue-timeout-ms"));
+	CU_ASSERT_FALSE(config_option_reloadable("per-ip-table-size"));   /* fixed memory */
 	CU_ASSERT_FALSE(config_option_reloadable("zk"));
 	CU_ASSERT_FALSE(config_option_reloadable("no-such-option"));
 

@@ -348,6 +348,15 @@ static void test_app_config_rules(void)
 	ASSERT_APP_REJECTED(r, "retries 11 out of range");
 	r.retries = 3;
 	CU_ASSERT_TRUE(record_app_config_validate(&r, why, sizeof(why)));
+	r.has_max_concurrent_requests = 1;
+	r.max_concurrent_requests = 1000001;
+	ASSERT_APP_REJECTED(r, "max_concurrent_requests 1000001 out of range");
+	r.max_concurrent_requests = 50;
+	r.has_max_queued_requests = 1;
+	r.max_queued_requests = 4000000000u;
+	ASSERT_APP_REJECTED(r, "max_queued_requests 4000000000 out of range");
+	r.max_queued_requests = 1000000;
+	CU_ASSERT_TRUE(record_app_config_validate(&r, why, sizeof(why)));
 
 	/* encode refuses what decode would refuse */
 	size_t len;

@@ -160,6 +160,22 @@ static void test_digest_is_content_only(void)
 	CU_ASSERT_EQUAL(rr->config.balance, ZKROUTER__APP_CONFIG__BALANCE__ROUND_ROBIN);
 	CU_ASSERT_EQUAL(plain->config.retries, -1);
 	route_app_unref(rr);
+
+	/* The concurrency cap changes the digest when set; unset, the digest
+	 * stays what routers without the field compute (it is not hashed). */
+	record_app_config capped = ZKROUTER__APP_CONFIG__INIT;
+	capped.has_max_concurrent_requests = 1;
+	capped.max_concurrent_requests = 10;
+	struct route_app *cap = route_app_new("a.test", &capped);
+	route_app_seal(cap);
+	CU_ASSERT_EQUAL(cap->config.max_concurrent_requests, 10);
+	CU_ASSERT(memcmp(cap->digest, plain->digest, ROUTE_DIGEST_LEN) != 0);
+	route_app_unref(cap);
+	capped.max_concurrent_requests = 0;   /* explicit 0 is the default */
+	cap = route_app_new("a.test", &capped);
+	route_app_seal(cap);
+	CU_ASSERT(memcmp(cap->digest, plain->digest, ROUTE_DIGEST_LEN) == 0);
+	route_app_unref(cap);
 	route_app_unref(plain);
 
 	struct route_table *e1 = route_table_new(), *e2 = route_table_new();

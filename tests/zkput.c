@@ -22,6 +22,7 @@
  *   instance:k=v,k=v          an Instance: host, port, weight, zone,
  *                             state (up|draining), id, registered_at_ms
  *   app:k=v,k=v               an AppConfig: balance, hash_key, retries,
+ *                             max_concurrent_requests, max_queued_requests,
  *                             connect_timeout_ms, response_timeout_ms,
  *                             sticky_cookie, redirect_https (0|1)
  *
@@ -161,6 +162,12 @@ static bool parse_app(char *spec, uint8_t **out, int *len)
 			r.response_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
 		} else if (strcmp(k, "sticky_cookie") == 0) {
 			r.sticky_cookie = v;
+		} else if (strcmp(k, "max_concurrent_requests") == 0) {
+			r.has_max_concurrent_requests = true;
+			r.max_concurrent_requests = (uint32_t)strtoul(v, NULL, 10);
+		} else if (strcmp(k, "max_queued_requests") == 0) {
+			r.has_max_queued_requests = true;
+			r.max_queued_requests = (uint32_t)strtoul(v, NULL, 10);
 		} else if (strcmp(k, "redirect_https") == 0) {
 			r.has_redirect_https = true;
 			r.redirect_https = strcmp(v, "1") == 0;
