@@ -108,6 +108,10 @@ static void config_record(Zkrouter__AppConfig *r, const struct route_app_config 
 	r->max_body_bytes = c->max_body_bytes;
 	r->has_retries = c->retries >= 0;
 	r->retries = c->retries >= 0 ? (uint32_t)c->retries : 0;
+	r->has_max_concurrent_requests = c->max_concurrent_requests != 0;
+	r->max_concurrent_requests = c->max_concurrent_requests;
+	r->has_max_queued_requests = c->max_queued_requests != 0;
+	r->max_queued_requests = c->max_queued_requests;
 }
 
 static void instance_record(Zkrouter__Instance *r, const struct route_instance *in)

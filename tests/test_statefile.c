@@ -64,6 +64,10 @@ static struct route_table *sample(int variant)
 	c.max_body_bytes = 1u << 30;
 	c.has_retries = true;
 	c.retries = 0;
+	c.has_max_concurrent_requests = true;
+	c.max_concurrent_requests = 40;
+	c.has_max_queued_requests = true;
+	c.max_queued_requests = 50;
 	struct route_app *a = route_app_new("api.example.com", &c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	add(a, "web-2", "10.0.0.2", 8080, 7, "zone-b", true, 1700000000123ULL);
@@ -122,6 +126,8 @@ static void assert_same(const struct route_table *x, const struct route_table *y
 		CU_ASSERT_STRING_EQUAL(a->domain, b->domain);
 		CU_ASSERT_EQUAL(memcmp(a->digest, b->digest, ROUTE_DIGEST_LEN), 0);
 		CU_ASSERT_EQUAL(a->config.retries, b->config.retries);
+		CU_ASSERT_EQUAL(a->config.max_concurrent_requests, b->config.max_concurrent_requests);
+		CU_ASSERT_EQUAL(a->config.max_queued_requests, b->config.max_queued_requests);
 		CU_ASSERT_EQUAL_FATAL(a->n_instances, b->n_instances);
 		for (size_t j = 0; j < a->n_instances; j++) {
 			CU_ASSERT_STRING_EQUAL(a->instances[j].id, b->instances[j].id);
