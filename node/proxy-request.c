@@ -150,7 +150,7 @@ void request_finish(struct request *r)
 {
 	struct client *c = r->c;
 	struct proxy *p = c->p;
-	bool keep = r->keep_alive && r->req_body_done && !p->stopping && c->state == CS_REQUEST;
+	bool keep = r->keep_alive && r->req_body_done && !p->draining && c->state == CS_REQUEST;
 
 	if (c->state != CS_DEAD)
 		conn_flush(&c->io);
@@ -224,8 +224,8 @@ static void request_answer(struct request *r, int status, const char *code, cons
 		r->rid_len = 32;
 	}
 	/* A request body we did not read leaves the stream unframed. */
-	close_conn = !r->keep_alive || !r->req_body_done || status == 400 || status == 408 ||
-		     status == 414 || status == 431 || status == 505 || status == 405;
+	close_conn = !r->keep_alive || !r->req_body_done || c->p->draining || status == 400 ||
+		     status == 408 || status == 414 || status == 431 || status == 505 || status == 405;
 	r->keep_alive = !close_conn;
 	r->resp_reusable = false;
 	upstream_abandon(r);

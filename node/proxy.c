@@ -665,7 +665,6 @@ void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg)
 void proxy_stop_listening(struct proxy *p)
 {
 	size_t i;
-	struct client *c, *next;
 
 	p->stopping = true;
 	for (i = 0; i < p->n_listeners; i++) {
@@ -674,13 +673,9 @@ void proxy_stop_listening(struct proxy *p)
 	}
 	p->n_listeners = 0;
 	evtimer_del(p->accept_timer);
-	/* Idle keep-alive clients are closed now; busy ones after their
-	 * current response (request_finish sees `stopping`). */
-	for (c = TAILQ_FIRST(&p->clients); c; c = next) {
-		next = TAILQ_NEXT(c, link);
-		if (c->state == CS_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-			client_close(c);
-	}
+	/* Clients between two requests are closed now; busy ones after
+	 * their current response (request_finish sees `draining`). */
+	(void)proxy_drain_tick(p);
 }
 
 size_t proxy_active_requests(const struct proxy *p)
