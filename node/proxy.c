@@ -5,7 +5,8 @@
  * table snapshots and the API main.c and admin.c use. proxy-io.c holds
  * the socket I/O shared with upstream.c. proxy-request.c reads, routes and ends requests;
  * upstream.c carries them to a backend and the response back; tunnel.c
- * takes over after an Upgrade. See proxy-t.h for the picture.
+ * takes over after an Upgrade; proxy-drain.c closes connections for a
+ * SIGTERM drain. See proxy-t.h for the picture.
  */
 #include <config.h>
 
