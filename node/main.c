@@ -9,8 +9,10 @@
  *   state file, read at start ──after zk-startup-wait-ms, if ZooKeeper has
  *                                given no table yet──> the same consumers
  *   SIGHUP  ──> reopen the access log, reload reloadable options
- *   SIGTERM ──> /healthz 503, leave /routers, close listeners, wait for
- *               requests in flight (at most drain-timeout-ms), exit 0
+ *   SIGTERM ──> /healthz 503, leave /routers, answers close their
+ *               connections; after drain-delay-ms close listeners and idle
+ *               keep-alive connections, wait for requests in flight (at
+ *               most drain-timeout-ms), exit 0
  *
  * Everything runs in one libevent loop; signals arrive as loop events, so
  * no handler ever races the request path.
@@ -247,7 +249,7 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
-	size_t active = proxy_active_requests(d->proxy);
+	size_t active = proxy_drain_tick(d->proxy);
 	uint64_t ms = elapsed_ms(&d->drain_started);
 
 	if (active == 0) {
@@ -270,7 +272,7 @@ static void begin_drain(evutil_socket_t fd, short what, void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &d->drain_started);
 	proxy_stop_listening(d->proxy);
 	log_info("listeners closed; waiting for %zu requests in flight (at most %u ms)",
-		 proxy_active_requests(d->proxy), d->cfg.drain_timeout_ms);
+		 proxy_drain_tick(d->proxy), d->cfg.drain_timeout_ms);
 	d->drain_poll = event_new(d->base, -1, EV_PERSIST, drain_tick, d);
 	if (d->drain_poll == NULL || event_add(d->drain_poll, &poll) != 0) {
 		log_error("cannot arm the drain timer; exiting now");
@@ -291,6 +293,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->draining = true;
+	proxy_drain(d->proxy);
 	log_info("signal %d: draining (%zu requests in flight; listeners close in %u ms)", (int)sig,
 		 proxy_active_requests(d->proxy), d->cfg.drain_delay_ms);
 	if (d->admin != NULL)

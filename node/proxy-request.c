@@ -154,7 +154,7 @@ void request_finish(struct request *r)
 {
 	struct client *c = r->c;
 	struct proxy *p = c->p;
-	bool keep = r->keep_alive && r->req_body_done && !p->stopping && c->state == CS_REQUEST;
+	bool keep = r->keep_alive && r->req_body_done && !p->draining && c->state == CS_REQUEST;
 	struct app_load *freed = appq_leave(r);
 
 	if (c->state != CS_DEAD)
@@ -232,8 +232,8 @@ static void request_answer(struct request *r, int status, const char *code, cons
 		r->rid_len = 32;
 	}
 	/* A request body we did not read leaves the stream unframed. */
-	close_conn = !r->keep_alive || !r->req_body_done || status == 400 || status == 408 ||
-		     status == 414 || status == 431 || status == 505 || status == 405 ||
+	close_conn = !r->keep_alive || !r->req_body_done || c->p->draining || status == 400 ||
+		     status == 408 || status == 414 || status == 431 || status == 505 || status == 405 ||
 		     c->over_conn_limit;
 	r->keep_alive = !close_conn;
 	r->resp_reusable = false;

@@ -256,7 +256,8 @@ struct proxy {
 	bool accept_paused;
 	uint64_t accept_warned_ms;     /* last "out of descriptors" warning */
 	unsigned accept_unwarned;      /* such errors since, not logged */
-	bool stopping;
+	bool stopping;             /* listeners closed (drain) or freeing */
+	bool draining;             /* SIGTERM: every response closes its connection */
 
 	struct route_table *table;
 	struct backend_map map;

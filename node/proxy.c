@@ -5,7 +5,8 @@
  * table snapshots and the API main.c and admin.c use. proxy-io.c holds
  * the socket I/O shared with upstream.c. proxy-request.c reads, routes and ends requests;
  * upstream.c carries them to a backend and the response back; tunnel.c
- * takes over after an Upgrade. See proxy-t.h for the picture.
+ * takes over after an Upgrade; proxy-drain.c closes connections for a
+ * SIGTERM drain. See proxy-t.h for the picture.
  */
 #include <config.h>
 
@@ -670,25 +671,47 @@ void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg)
 		accept_resume(p);
 }
 
+/* The connections the kernel completed that we did not accept yet would
+ * be reset when the listening socket closes, after their clients may
+ * have sent a request: they are accepted and served like any other. Only
+ * a handshake that completes between the last accept() and the close is
+ * reset (a window of microseconds). */
+static void listener_take_queued(struct listener *ls)
+{
+	evutil_socket_t lfd = evconnlistener_get_fd(ls->l), fd;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	if (evutil_make_socket_nonblocking(lfd) != 0)
+		return;
+	while (ls->p->n_clients < ls->p->cfg.max_client_connections) {
+		sl = sizeof(ss);
+		fd = accept(lfd, (struct sockaddr *)&ss, &sl);
+		if (fd < 0)
+			return;   /* EAGAIN: none left; an error: none we can take */
+		if (evutil_make_socket_nonblocking(fd) != 0 || evutil_make_socket_closeonexec(fd) != 0) {
+			evutil_closesocket(fd);
+			continue;
+		}
+		accept_cb(ls->l, fd, (struct sockaddr *)&ss, (int)sl, ls);
+	}
+}
+
 void proxy_stop_listening(struct proxy *p)
 {
 	size_t i;
-	struct client *c, *next;
 
 	p->stopping = true;
 	for (i = 0; i < p->n_listeners; i++) {
+		listener_take_queued(p->listeners[i]);
 		listener_free(p->listeners[i]);
 		p->listeners[i] = NULL;
 	}
 	p->n_listeners = 0;
 	evtimer_del(p->accept_timer);
-	/* Idle keep-alive clients are closed now; busy ones after their
-	 * current response (request_finish sees `stopping`). */
-	for (c = TAILQ_FIRST(&p->clients); c; c = next) {
-		next = TAILQ_NEXT(c, link);
-		if (c->state == CS_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
-			client_close(c);
-	}
+	/* Clients between two requests are closed now; busy ones after
+	 * their current response (request_finish sees `draining`). */
+	(void)proxy_drain_tick(p);
 }
 
 size_t proxy_active_requests(const struct proxy *p)

@@ -58,9 +58,20 @@ struct evdns_base *proxy_resolver(struct proxy *p);
 /* Applies the reloadable options of `cfg` (timeouts, limits, pools). */
 void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg);
 
-/* Closes every listener (SIGTERM drain); connections in flight go on,
- * keep-alive clients are closed after their current response. */
+/* SIGTERM (proxy-drain.c): from now on every response says
+ * "Connection: close" and its connection closes after it. */
+void proxy_drain(struct proxy *p);
+
+/* Closes every listener (the drain's second half); connections in flight
+ * go on, each closed after its current response; keep-alive connections
+ * idle between two requests are closed now. */
 void proxy_stop_listening(struct proxy *p);
+
+/* Once the listeners are closed, and then periodically: closes the
+ * client connections that are between two requests and returns what the
+ * drain still waits for: requests in flight and tunnels, requests on
+ * their way, answers still being written. */
+size_t proxy_drain_tick(struct proxy *p);
 
 /* Requests in flight, each open tunnel (upgraded request, WebSocket)
  * counting as one: the SIGTERM drain waits until this is 0. */

@@ -95,7 +95,7 @@ static bool response_head(struct request *r, size_t end)
 	}
 	if (f.framing == FRAME_CLOSE || !r->req_body_done)
 		r->keep_alive = false;
-	f.keep_alive = r->keep_alive && !c->p->stopping;
+	f.keep_alive = r->keep_alive && !c->p->draining;
 	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
 			   r->resp_framing != FRAME_CLOSE;
 	if (!write_head(r, &f))

@@ -309,20 +309,36 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		upstream_response_fail(r, 504, "backend_timeout", "the backend did not answer in time");
 		return;
 	}
-	if (!r->resp_started && up->reused && !r->fresh_retry_done && r->body_moved == 0 &&
-	    r->idempotent) {
-		/* A pooled connection closed with no answer. Most often the
-		 * app had retired it before our head arrived, but it may have
-		 * read the head, acted on it and died: only a request that is
-		 * safe to run twice is sent again. The others get a 502
-		 * rather than a silent second POST (telling the two cases
-		 * apart would cost a probe of every reused connection). */
-		rlog_debug(r, "pooled connection to %s was closed; retrying on a fresh one",
-			   up->be->name);
-		r->fresh_retry_done = true;
+	if (!r->resp_started && r->body_moved == 0 && r->idempotent) {
+		/* Closed or reset with no answer. The app may have read the
+		 * head, acted on it and died, so only a request that is safe
+		 * to run twice (and whose body, if any, is still ours to
+		 * send) is sent again. The others get a 502 rather than a
+		 * silent second POST: telling "never reached the app" from
+		 * "reached it" would cost a probe of every connection. */
+		if (up->reused && !r->fresh_retry_done) {
+			/* Most often the app had retired a pooled connection
+			 * before our head arrived: one fresh connection to
+			 * the same instance, not held against it. */
+			rlog_debug(r, "pooled connection to %s was closed; retrying on a fresh one",
+				   up->be->name);
+			r->fresh_retry_done = true;
+		} else if (!up->reused) {
+			/* A fresh connection: the instance is dying (killed,
+			 * crashed, its port closing) or broken. Another
+			 * instance gets the request, within the same retries
+			 * and retry budget, and this one is ejected. */
+			rlog_info(r, "%s %s the connection without answering; trying another instance",
+				  up->be->name, (what & BEV_EVENT_ERROR) ? "reset" : "closed");
+			backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+					       r->c->p->cfg.eject_max_ms);
+		}
 		retry_or_fail(r, false);
 		return;
 	}
+	if (!up->reused && !r->resp_started)
+		backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+				       r->c->p->cfg.eject_max_ms);
 	upstream_response_fail(r, 502, "backend_failed", "the backend closed the connection");
 }
 
@@ -487,7 +503,9 @@ void upstream_attempt(struct request *r)
 	}
 }
 
-/* The current attempt failed before anything reached the app. */
+/* The current attempt failed with no response byte: before anything
+ * reached the app, or (a request safe to send twice, no body byte sent)
+ * with its connection closed or reset. */
 static void retry_or_fail(struct request *r, bool timeout)
 {
 	struct backend *be = r->be;
