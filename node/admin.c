@@ -272,6 +272,23 @@ static void request_metrics(struct admin *a, struct evbuffer *b)
 			    n.requests, n.duration_sum_s, n.requests);
 }
 
+/* PROXY protocol headers on the listeners that expect them. */
+static void pp_metrics(struct admin *a, struct evbuffer *b)
+{
+	struct proxy_pp_counters n;
+
+	proxy_pp_counters(a->proxy, &n);
+	metric(b, "zkrouter_proxy_protocol_headers_total", "counter",
+	       "PROXY protocol headers read on the listeners that expect them.", n.headers);
+	evbuffer_add_printf(b, "# HELP zkrouter_proxy_protocol_rejected_total Connections closed on "
+			    "a PROXY protocol listener without a valid header, by reason.\n"
+			    "# TYPE zkrouter_proxy_protocol_rejected_total counter\n"
+			    "zkrouter_proxy_protocol_rejected_total{reason=\"malformed\"} %" PRIu64 "\n"
+			    "zkrouter_proxy_protocol_rejected_total{reason=\"timeout\"} %" PRIu64 "\n"
+			    "zkrouter_proxy_protocol_rejected_total{reason=\"closed\"} %" PRIu64 "\n",
+			    n.malformed, n.timeout, n.closed);
+}
+
 static void handle_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct route_table *t = proxy_table(a->proxy);
@@ -313,6 +330,7 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	metric(b, "zkrouter_instances_ejected", "gauge", "Instances passively ejected now.", ejected);
 	metric(b, "zkrouter_instances_health_down", "gauge", "Instances failing active checks.",
 	       health_down);
+	pp_metrics(a, b);
 	if (a->log != NULL)
 		request_metrics(a, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
