@@ -223,6 +223,7 @@ static bool start(struct daemon *d)
 		unsigned flags = 0;
 
 		/* config_check accepted the spec already. */
+		snprintf(why, sizeof(why), "not ADDR:PORT[,proxy]");
 		if (!config_split_listen(c->listen[i], addr, sizeof(addr), &flags) ||
 		    !proxy_listen(d->proxy, addr, flags & CONFIG_LISTEN_PROXY, why, sizeof(why))) {
 			log_error("listen %s: %s", c->listen[i], why);
@@ -236,6 +237,7 @@ static bool start(struct daemon *d)
 		char addr[300];
 		unsigned flags = 0;
 
+		snprintf(why, sizeof(why), "not ADDR:PORT[,proxy]");
 		if (!config_split_listen(c->tls_listen[i], addr, sizeof(addr), &flags) ||
 		    !proxy_listen_tls(d->proxy, addr, flags & CONFIG_LISTEN_PROXY, c->tls_cert,
 				      c->tls_key, why, sizeof(why))) {
