@@ -19,7 +19,8 @@ Connects to 127.0.0.1:PORT, sends the header (in N pieces 50 ms apart with
 GET /echo, Host: app.test, Connection: close), over TLS with --tls (the
 handshake after the header, certificate checked against app.test). Prints
 what came back until the server closed, then a last line "bytes=N closed"
-or "bytes=N reset", or "bytes=N timeout" after --timeout seconds (10).
+or "bytes=N reset", or "bytes=N timeout" after --timeout seconds (10),
+followed by " ms=M": the time from the connect to that end.
 """
 import argparse
 import ipaddress
@@ -68,6 +69,7 @@ def main():
     hdr = header(a.header)
     sock = socket.create_connection(("127.0.0.1", a.port), timeout=a.timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    start = time.monotonic()
     step = max(1, -(-len(hdr) // a.pieces)) if hdr else 1
     for i in range(0, len(hdr), step):
         sock.sendall(hdr[i:i + step])
@@ -75,7 +77,7 @@ def main():
             time.sleep(0.05)
     if a.close_after_header:
         sock.close()
-        print("bytes=0 closed")
+        print("bytes=0 closed ms=0")
         return 0
     got = b""
     end = "closed"
@@ -95,7 +97,8 @@ def main():
         end = "reset"
         sys.stderr.write("%s\n" % e)
     sys.stdout.write(got.decode("latin-1"))
-    print("\nbytes=%d %s" % (len(got), end))
+    ms = int((time.monotonic() - start) * 1000)
+    print("\nbytes=%d %s ms=%d" % (len(got), end, ms))
     return 0
 
 
