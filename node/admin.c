@@ -328,6 +328,23 @@ static void limits_metrics(struct admin *a, struct evbuffer *b)
 	       "Connections whose address found no free per-IP entry (not limited).", st.untracked);
 }
 
+/* PROXY protocol headers on the listeners that expect them. */
+static void pp_metrics(struct admin *a, struct evbuffer *b)
+{
+	struct proxy_pp_counters n;
+
+	proxy_pp_counters(a->proxy, &n);
+	metric(b, "zkrouter_proxy_protocol_headers_total", "counter",
+	       "PROXY protocol headers read on the listeners that expect them.", n.headers);
+	evbuffer_add_printf(b, "# HELP zkrouter_proxy_protocol_rejected_total Connections closed on "
+			    "a PROXY protocol listener without a valid header, by reason.\n"
+			    "# TYPE zkrouter_proxy_protocol_rejected_total counter\n"
+			    "zkrouter_proxy_protocol_rejected_total{reason=\"malformed\"} %" PRIu64 "\n"
+			    "zkrouter_proxy_protocol_rejected_total{reason=\"timeout\"} %" PRIu64 "\n"
+			    "zkrouter_proxy_protocol_rejected_total{reason=\"closed\"} %" PRIu64 "\n",
+			    n.malformed, n.timeout, n.closed);
+}
+
 static void handle_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct route_table *t = proxy_table(a->proxy);
@@ -390,6 +407,7 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	       "Requests waiting for a slot under their app's max_concurrent_requests.", app_queued);
 	metric(b, "zkrouter_app_overloaded_total", "counter",
 	       "Requests answered 503 app_overloaded (queue full or wait too long).", app_overloaded);
+	pp_metrics(a, b);
 	if (a->log != NULL)
 		request_metrics(a, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);

@@ -81,10 +81,10 @@ static const struct option_def options[] = {
 	  "keep the last routing table in DIR/table-NODE_ID, to start from it while ZooKeeper is unreachable; \"off\" disables it" },
 	{ "zk-startup-wait-ms", OPT_UINT, F(zk_startup_wait_ms), 0, "2000", 0, 600000, false, false, "MS",
 	  "at start, route with the table from state-dir when ZooKeeper has given none after this long" },
-	{ "listen", OPT_LIST, F(listen), F(n_listen), "0.0.0.0:8080", NOBOUND, false, false, "ADDR:PORT",
-	  "client listener, [v6]:port for IPv6; repeat for several" },
-	{ "tls-listen", OPT_LIST, F(tls_listen), F(n_tls_listen), NULL, NOBOUND, false, false, "ADDR:PORT",
-	  "HTTPS listener (needs tls-cert and tls-key); repeat for several (default none)" },
+	{ "listen", OPT_LIST, F(listen), F(n_listen), "0.0.0.0:8080", NOBOUND, false, false, "ADDR:PORT[,proxy]",
+	  "client listener, [v6]:port for IPv6, \",proxy\" when a PROXY protocol header comes first; repeat for several" },
+	{ "tls-listen", OPT_LIST, F(tls_listen), F(n_tls_listen), NULL, NOBOUND, false, false, "ADDR:PORT[,proxy]",
+	  "HTTPS listener (needs tls-cert and tls-key), \",proxy\" as for listen; repeat for several (default none)" },
 	{ "tls-cert", OPT_STR_OFF, F(tls_cert), 0, NULL, NOBOUND, false, false, "FILE",
 	  "PEM certificate for the HTTPS listeners, the chain may follow it (default none)" },
 	{ "tls-key", OPT_STR_OFF, F(tls_key), 0, NULL, NOBOUND, false, false, "FILE",
@@ -425,6 +425,41 @@ bool config_split_addr(const char *s, char *addr, size_t addrsz, unsigned short 
 	return true;
 }
 
+bool config_split_listen(const char *spec, char *addr_port, size_t addrsz, unsigned *flags)
+{
+	const char *comma = strchr(spec, ',');
+	size_t alen = comma ? (size_t)(comma - spec) : strlen(spec);
+
+	*flags = 0;
+	if (alen >= addrsz)
+		return false;
+	memcpy(addr_port, spec, alen);
+	addr_port[alen] = '\0';
+	while (comma != NULL) {
+		const char *flag = comma + 1;
+		size_t flen;
+
+		comma = strchr(flag, ',');
+		flen = comma ? (size_t)(comma - flag) : strlen(flag);
+		if (flen == 5 && memcmp(flag, "proxy", 5) == 0)
+			*flags |= CONFIG_LISTEN_PROXY;
+		else
+			return false;
+	}
+	return true;
+}
+
+/* A listener option's value: "ADDR:PORT" or "[V6]:PORT", then its flags. */
+static bool listen_ok(const char *spec)
+{
+	char addr_port[300], addr[256];
+	unsigned short port;
+	unsigned flags;
+
+	return config_split_listen(spec, addr_port, sizeof(addr_port), &flags) &&
+	       config_split_addr(addr_port, addr, sizeof(addr), &port);
+}
+
 /* Checks that involve several options, or values beyond their own range. */
 static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 {
@@ -461,14 +496,15 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 		return false;
 	}
 	for (size_t i = 0; i < c->n_listen; i++) {
-		if (!config_split_addr(c->listen[i], addr, sizeof(addr), &port)) {
-			set_why(why, whylen, "listen: \"%s\" is not ADDR:PORT or [V6]:PORT", c->listen[i]);
+		if (!listen_ok(c->listen[i])) {
+			set_why(why, whylen, "listen: \"%s\" is not ADDR:PORT or [V6]:PORT, with ,proxy or nothing after it",
+				c->listen[i]);
 			return false;
 		}
 	}
 	for (size_t i = 0; i < c->n_tls_listen; i++) {
-		if (!config_split_addr(c->tls_listen[i], addr, sizeof(addr), &port)) {
-			set_why(why, whylen, "tls-listen: \"%s\" is not ADDR:PORT or [V6]:PORT",
+		if (!listen_ok(c->tls_listen[i])) {
+			set_why(why, whylen, "tls-listen: \"%s\" is not ADDR:PORT or [V6]:PORT, with ,proxy or nothing after it",
 				c->tls_listen[i]);
 			return false;
 		}

@@ -36,10 +36,10 @@ struct zkr_config {
 	unsigned zk_startup_wait_ms;      /* at start, route from state_dir after this; default 2000 */
 
 	/* listeners */
-	char **listen;                    /* "ADDR:PORT", may repeat; NULL-terminated too */
+	char **listen;                    /* "ADDR:PORT[,proxy]", may repeat; NULL-terminated too */
 	size_t n_listen;
 	char *admin;                      /* "ADDR:PORT", default 127.0.0.1:9901; "off" disables */
-	char **tls_listen;                /* HTTPS listeners, "ADDR:PORT", may repeat; none by default */
+	char **tls_listen;                /* HTTPS listeners, "ADDR:PORT[,proxy]", may repeat; none by default */
 	size_t n_tls_listen;
 	char *tls_cert;                   /* PEM certificate (chain) for tls_listen; NULL: none */
 	char *tls_key;                    /* PEM private key of tls_cert; NULL: none */
@@ -133,6 +133,15 @@ bool config_option_reloadable(const char *name);
 /* Splits "ADDR:PORT" or "[V6]:PORT" (port 1-65535) into a NUL-terminated
  * address and a port. False on anything else. */
 bool config_split_addr(const char *s, char *addr, size_t addrsz, unsigned short *port);
+
+/* A listener's flags, after its address: "ADDR:PORT,proxy". */
+#define CONFIG_LISTEN_PROXY 0x1u   /* connections begin with a PROXY protocol header */
+
+/* Splits a listener "ADDR:PORT[,FLAG]..." into "ADDR:PORT" (copied into
+ * addr_port) and its CONFIG_LISTEN_* flags. False for an unknown or empty
+ * flag, or an address that does not fit; the address itself is checked by
+ * config_split_addr. */
+bool config_split_listen(const char *spec, char *addr_port, size_t addrsz, unsigned *flags);
 
 /* Writes the effective configuration as a config file (one "name = value"
  * per line, every option, credentials left out), for --check-config. */

@@ -339,7 +339,13 @@ static bool start(struct daemon *d)
 		return false;
 	}
 	for (size_t i = 0; i < c->n_listen; i++) {
-		if (!proxy_listen(d->proxy, c->listen[i], why, sizeof(why))) {
+		char addr[300];
+		unsigned flags = 0;
+
+		/* config_check accepted the spec already. */
+		snprintf(why, sizeof(why), "not ADDR:PORT[,proxy]");
+		if (!config_split_listen(c->listen[i], addr, sizeof(addr), &flags) ||
+		    !proxy_listen(d->proxy, addr, flags & CONFIG_LISTEN_PROXY, why, sizeof(why))) {
 			log_error("listen %s: %s", c->listen[i], why);
 			return false;
 		}
@@ -348,8 +354,13 @@ static bool start(struct daemon *d)
 	 * that cannot be read, or that do not match, stops the start here
 	 * with the file named, rather than failing each handshake later. */
 	for (size_t i = 0; i < c->n_tls_listen; i++) {
-		if (!proxy_listen_tls(d->proxy, c->tls_listen[i], c->tls_cert, c->tls_key, why,
-				      sizeof(why))) {
+		char addr[300];
+		unsigned flags = 0;
+
+		snprintf(why, sizeof(why), "not ADDR:PORT[,proxy]");
+		if (!config_split_listen(c->tls_listen[i], addr, sizeof(addr), &flags) ||
+		    !proxy_listen_tls(d->proxy, addr, flags & CONFIG_LISTEN_PROXY, c->tls_cert,
+				      c->tls_key, why, sizeof(why))) {
 			log_error("tls-listen %s: %s", c->tls_listen[i], why);
 			return false;
 		}

@@ -32,11 +32,14 @@
 #include "node/host.h"
 #include "node/http.h"
 #include "node/limits.h"
+#include "node/proxyproto.h"
+#include "node/proxy.h"
 #include "registry/log.h"
 #include "registry/table.h"
 
 #define CLIENT_MAGIC 0x7a6b636cu   /* "zkcl" */
 #define UPSTREAM_MAGIC 0x7a6b7570u /* "zkup" */
+#define PP_CONN_MAGIC 0x7a6b7070u  /* "zkpp" */
 
 /* Callbacks get their object back as a void *: check it is one. */
 #define CHECK_MAGIC(obj, m) \
@@ -241,6 +244,29 @@ struct listener {
 	struct evconnlistener *l;
 	unsigned short port;
 	struct ssl_ctx_st *tls;    /* SSL_CTX for a TLS listener, else NULL */
+	bool proxy_header;         /* connections begin with a PROXY header */
+};
+
+/*
+ * A connection accepted on a listener with proxy_header, whose header is
+ * still being read (proxy-pp.c). It has no bufferevent yet: the header is
+ * taken from the socket with recv(), never more than the header, so what
+ * follows (an HTTP request, or a TLS ClientHello for the OpenSSL
+ * bufferevent created next) stays in the socket. It lives at most
+ * head_timeout_ms and counts against max_client_connections.
+ */
+struct pp_conn {
+	uint32_t magic;
+	struct proxy *p;
+	evutil_socket_t fd;
+	struct event *ev;          /* readable, or the deadline */
+	struct ssl_st *ssl;        /* TLS listener: the SSL for the handshake */
+	unsigned short local_port;
+	struct sockaddr_storage peer;   /* the socket's own peer */
+	uint64_t deadline_ms;
+	size_t have;               /* header bytes taken from the socket */
+	uint8_t buf[PROXYPROTO_MAX];
+	TAILQ_ENTRY(pp_conn) link;
 };
 
 struct proxy {
@@ -265,6 +291,9 @@ struct proxy {
 
 	TAILQ_HEAD(, client) clients;
 	size_t n_clients;
+	TAILQ_HEAD(, pp_conn) pp_conns;    /* reading their PROXY header */
+	size_t n_pp_conns;
+	struct proxy_pp_counters pp_count;
 	size_t n_active;           /* requests in flight */
 	size_t n_tunnels;          /* open tunnels (upgraded requests) */
 	size_t n_queued;           /* requests waiting for an app's slot */
@@ -340,6 +369,28 @@ void conn_read_off(struct conn_io *io);
 void conn_read_timeout(struct conn_io *io, unsigned ms);
 void conn_read_timeout_restart(struct conn_io *io, unsigned ms);
 void conn_write_timeout(struct conn_io *io, unsigned ms);
+
+/* The connections held now, counted against max_client_connections:
+ * clients, and those still reading a PROXY header. */
+#define PROXY_CONNS(p) ((p)->n_clients + (p)->n_pp_conns)
+/* A connection accepted, its client known: `sa` is the socket's peer or
+ * the one its PROXY header named, `local_port` the port the client
+ * connected to; `ssl` (TLS listeners, else NULL) is taken over. Closes
+ * the socket on failure and returns NULL. */
+struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *sa,
+			    unsigned short local_port, struct ssl_st *ssl);
+/* After a connection closed or the cap rose: accepting resumes if it
+ * paused at max_client_connections and is below it now. */
+void proxy_accept_recheck(struct proxy *p);
+
+/* ---- proxy-pp.c: PROXY protocol headers -------------------------------- */
+
+/* Reads the PROXY header of a connection just accepted, then hands it to
+ * client_start (or closes it). `ssl` is taken over. */
+void pp_conn_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *sa, int salen,
+		   unsigned short local_port, struct ssl_st *ssl);
+/* Closes every connection still reading its header (listeners closing). */
+void pp_conn_close_all(struct proxy *p);
 
 /* ---- proxy-request.c: requests ---------------------------------------- */
 

@@ -261,10 +261,16 @@ static void accept_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *p = arg;
 
-	if (p->n_clients < p->cfg.max_client_connections)
+	if (PROXY_CONNS(p) < p->cfg.max_client_connections)
 		accept_resume(p);
 	else
 		accept_pause(p, 100);
+}
+
+void proxy_accept_recheck(struct proxy *p)
+{
+	if (p->accept_paused && PROXY_CONNS(p) < p->cfg.max_client_connections)
+		accept_resume(p);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -272,33 +278,52 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
 	struct listener *li = arg;
 	struct proxy *p = li->p;
-	struct client *c;
-	int one = 1;
-	uint16_t port = 0;
+	SSL *ssl = NULL;
 
-	if (p->n_clients >= p->cfg.max_client_connections) {
+	if (PROXY_CONNS(p) >= p->cfg.max_client_connections) {
 		evutil_closesocket(fd);
 		accept_pause(p, 0);
 		return;
 	}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
+	if (li->tls && (ssl = SSL_new(li->tls)) == NULL) {
 		evutil_closesocket(fd);
 		return;
+	}
+	if (li->proxy_header)
+		pp_conn_start(p, fd, sa, salen, li->port, ssl);
+	else
+		client_start(p, fd, sa, li->port, ssl);
+	if (PROXY_CONNS(p) >= p->cfg.max_client_connections)
+		accept_pause(p, 0);
+}
+
+struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *sa,
+			    unsigned short local_port, SSL *ssl)
+{
+	struct client *c;
+	int one = 1;
+	uint16_t port = 0;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		if (ssl)
+			SSL_free(ssl);
+		evutil_closesocket(fd);
+		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->magic = CLIENT_MAGIC;
 	c->p = p;
 	c->id = ++p->next_id;
-	c->local_port = li->port;
+	c->local_port = local_port;
 	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
 
 		evutil_inet_ntop(AF_INET, &sin->sin_addr, c->ip, sizeof(c->ip));
 		port = ntohs(sin->sin_port);
 		snprintf(c->peer, sizeof(c->peer), "%s:%u", c->ip, port);
 	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)sa;
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
 
 		evutil_inet_ntop(AF_INET6, &sin6->sin6_addr, c->ip, sizeof(c->ip));
 		port = ntohs(sin6->sin6_port);
@@ -307,15 +332,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		snprintf(c->ip, sizeof(c->ip), "unknown");
 		snprintf(c->peer, sizeof(c->peer), "unknown");
 	}
-	if (li->tls) {
-		SSL *ssl = SSL_new(li->tls);
-
+	if (ssl) {
 		c->tls = true;
-		c->bev = ssl ? bufferevent_openssl_socket_new(p->base, fd, ssl,
-							      BUFFEREVENT_SSL_ACCEPTING,
-							      BEV_OPT_CLOSE_ON_FREE)
-			     : NULL;
-		if (c->bev == NULL && ssl)
+		c->bev = bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+							BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL)
 			SSL_free(ssl);
 	} else {
 		c->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -323,14 +344,14 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (c->bev == NULL) {
 		evutil_closesocket(fd);
 		free(c);
-		return;
+		return NULL;
 	}
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 	if (!conn_io_open(&c->io, p->base, &p->flushq, c->bev, client_read_cb, client_event_cb, c,
 			  c->tls)) {
 		bufferevent_free(c->bev);
 		free(c);
-		return;
+		return NULL;
 	}
 	client_set_limits(c);
 	c->state = CS_IDLE;
@@ -341,10 +362,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (!c->tls)
 		bufferevent_disable(c->bev, EV_WRITE);
 	conn_read_on(&c->io);
-	clog_debug(c, "accepted on port %u", (unsigned)li->port);
-	if (p->n_clients >= p->cfg.max_client_connections)
-		accept_pause(p, 0);
-	client_limits_open(c);   /* may close it: nothing follows */
+	clog_debug(c, "accepted on port %u", (unsigned)local_port);
+	/* Counted by the address `sa` names: behind a PROXY header, the
+	 * client's, never the load balancer's. */
+	if (!client_limits_open(c))
+		return NULL;   /* closed: far over max-connections-per-ip */
+	return c;
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -401,8 +424,7 @@ void client_close(struct client *c)
 	p->n_clients--;
 	TAILQ_INSERT_TAIL(&p->dead_clients, c, link);
 	proxy_reap_later(p);
-	if (p->accept_paused && p->n_clients < p->cfg.max_client_connections)
-		accept_resume(p);
+	proxy_accept_recheck(p);
 	if (r != NULL) {
 		rlog_debug(r, "client connection closed with the request in flight");
 		r->keep_alive = false;
@@ -487,6 +509,7 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	p->perip = limits_new(cfg->per_ip_table_size ? cfg->per_ip_table_size : 65536);
 	proxy_copy_config(p, cfg);
 	TAILQ_INIT(&p->clients);
+	TAILQ_INIT(&p->pp_conns);
 	TAILQ_INIT(&p->dead_clients);
 	TAILQ_INIT(&p->dead_upstreams);
 	backend_map_init(&p->map);
@@ -506,8 +529,8 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	return p;
 }
 
-static bool listen_on(struct proxy *p, const char *addr_port, SSL_CTX *tls, char *why,
-		      size_t whylen)
+static bool listen_on(struct proxy *p, const char *addr_port, SSL_CTX *tls, bool proxy_header,
+		      char *why, size_t whylen)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
@@ -534,6 +557,7 @@ static bool listen_on(struct proxy *p, const char *addr_port, SSL_CTX *tls, char
 	ls->p = p;
 	ls->port = port;
 	ls->tls = tls;
+	ls->proxy_header = proxy_header;
 	ls->l = evconnlistener_new_bind(p->base, accept_cb, ls,
 					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
 					1024, (struct sockaddr *)&ss, sslen);
@@ -549,13 +573,15 @@ static bool listen_on(struct proxy *p, const char *addr_port, SSL_CTX *tls, char
 		evconnlistener_disable(ls->l);
 	if (tls && p->tls_port == 0)
 		p->tls_port = port;
-	log_info("listening on %s%s", addr_port, tls ? " (TLS)" : "");
+	log_info("listening on %s%s%s", addr_port, tls ? " (TLS)" : "",
+		 proxy_header ? " (PROXY protocol)" : "");
 	return true;
 }
 
-bool proxy_listen(struct proxy *p, const char *addr_port, char *why, size_t whylen)
+bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, char *why,
+		  size_t whylen)
 {
-	return listen_on(p, addr_port, NULL, why, whylen);
+	return listen_on(p, addr_port, NULL, proxy_header, why, whylen);
 }
 
 /* ALPN: we speak HTTP/1.1 only; a client offering only h2 gets no ALPN
@@ -595,8 +621,8 @@ static const char *ssl_error(void)
 	return buf;
 }
 
-bool proxy_listen_tls(struct proxy *p, const char *addr_port, const char *cert_file,
-		      const char *key_file, char *why, size_t whylen)
+bool proxy_listen_tls(struct proxy *p, const char *addr_port, bool proxy_header,
+		      const char *cert_file, const char *key_file, char *why, size_t whylen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -620,7 +646,7 @@ bool proxy_listen_tls(struct proxy *p, const char *addr_port, const char *cert_f
 		goto failed;
 	}
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-	if (!listen_on(p, addr_port, ctx, why, whylen))
+	if (!listen_on(p, addr_port, ctx, proxy_header, why, whylen))
 		goto failed;
 	return true;
 failed:
@@ -667,8 +693,7 @@ void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg)
 	TAILQ_FOREACH(c, &p->clients, link)
 		if (c->state == CS_IDLE || c->state == CS_REQUEST)
 			client_set_limits(c);
-	if (p->accept_paused && p->n_clients < p->cfg.max_client_connections)
-		accept_resume(p);
+	proxy_accept_recheck(p);
 }
 
 /* The connections the kernel completed that we did not accept yet would
@@ -709,6 +734,7 @@ void proxy_stop_listening(struct proxy *p)
 	}
 	p->n_listeners = 0;
 	evtimer_del(p->accept_timer);
+	pp_conn_close_all(p);   /* no request yet, like idle clients */
 	/* Clients between two requests are closed now; busy ones after
 	 * their current response (request_finish sees `draining`). */
 	(void)proxy_drain_tick(p);
@@ -790,6 +816,7 @@ void proxy_free(struct proxy *p)
 	for (i = 0; i < p->n_listeners; i++)
 		listener_free(p->listeners[i]);
 	free(p->listeners);
+	pp_conn_close_all(p);
 	while ((c = TAILQ_FIRST(&p->clients)) != NULL)
 		client_close(c);   /* ends its request in flight too */
 	backend_map_clear(&p->map);

@@ -31,16 +31,21 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 			struct accesslog *log);
 
 /* Opens a listener on "ADDR:PORT" ("[v6]:PORT" for IPv6). On failure
- * returns false with a reason in `why`. May be called more than once. */
-bool proxy_listen(struct proxy *p, const char *addr_port, char *why, size_t whylen)
-	__attribute__((warn_unused_result));
+ * returns false with a reason in `why`. May be called more than once.
+ * With `proxy_header`, every connection must begin with a PROXY protocol
+ * header (v1 or v2, proxyproto.h), read before anything else: the client
+ * address it names is the one forwarded and logged. A connection whose
+ * header is missing, malformed or late (head_timeout_ms) is closed. */
+bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, char *why,
+		  size_t whylen) __attribute__((warn_unused_result));
 
 /* Opens a TLS listener on "ADDR:PORT" with a PEM certificate chain and its
  * private key (TLS 1.2 and up, HTTP/1.1 by ALPN). Requests arriving there
  * are forwarded with X-Forwarded-Proto: https; apps with redirect_https
- * get plain-HTTP requests redirected to the first TLS listener's port. */
-bool proxy_listen_tls(struct proxy *p, const char *addr_port, const char *cert_file,
-		      const char *key_file, char *why, size_t whylen)
+ * get plain-HTTP requests redirected to the first TLS listener's port.
+ * `proxy_header` as for proxy_listen: the header precedes the handshake. */
+bool proxy_listen_tls(struct proxy *p, const char *addr_port, bool proxy_header,
+		      const char *cert_file, const char *key_file, char *why, size_t whylen)
 	__attribute__((warn_unused_result));
 
 /* Publishes a new snapshot for new requests; takes its own reference.
@@ -83,6 +88,16 @@ bool appq_info(struct proxy *p, const char *domain, unsigned *in_flight, unsigne
 void appq_totals(const struct proxy *p, size_t *queued, uint64_t *overloaded);
 /* The per-client-address limits' counters (node/limits.h). */
 void proxy_limits_stats(const struct proxy *p, struct limits_stats *out);
+
+/* PROXY protocol headers on the listeners that expect them: read, and
+ * connections closed without one (for /metrics). */
+struct proxy_pp_counters {
+	uint64_t headers;          /* read whole, the connection went on */
+	uint64_t malformed;        /* not a header, or a malformed one */
+	uint64_t timeout;          /* not whole within head_timeout_ms */
+	uint64_t closed;           /* the peer closed or reset before the end */
+};
+void proxy_pp_counters(const struct proxy *p, struct proxy_pp_counters *out);
 
 struct backend_info {
 	bool ejected;

@@ -322,6 +322,13 @@ int ctl_cmd_dns(struct ctl *c, int argc, char **argv)
 		for (size_t k = 0; k < e[i].r->n_listen; k++) {
 			struct dns_rr rr;
 			const char *l = e[i].r->listen[k];
+			/* "ADDR:PORT,proxy" waits for a load balancer's PROXY
+			 * header: a client sent there directly would fail. */
+			if (strchr(l, ',') != NULL) {
+				ctl_err("warning: router %s listens on %s for a load balancer, not for "
+					"clients; skipped", e[i].id, l);
+				continue;
+			}
 			if (!parse_listen(l, &rr)) {
 				ctl_err("warning: router %s: listen address \"%s\" is not ip:port; skipped",
 					e[i].id, l);

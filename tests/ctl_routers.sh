@@ -44,7 +44,8 @@ ctl --json routers | grep -qF '"count":2,"converged":true,"digest":"'"$DA"'"' ||
 	fail "routers --json: $(ctl --json routers)"
 
 log "a third router on another digest: not converged, exit 1"
-router r3 --listen 127.0.0.1:8081 --listen 0.0.0.0:8082 --generation 3 --digest "$DB"
+router r3 --listen 127.0.0.1:8081 --listen 0.0.0.0:8082 --listen '127.0.0.3:8083,proxy' \
+	--generation 3 --digest "$DB"
 ctl routers >"$T/out"
 expect_eq "$?" 1 "routers disagreeing"
 grep -q "NOT converged: 2 distinct digests among 3 routers" "$T/out" || fail "summary: $(cat "$T/out")"
@@ -60,6 +61,8 @@ printf '%s\n' '$ORIGIN example.com.' \
 	"www.example.com.	30	IN	AAAA	::1" >"$T/want"
 diff -u "$T/want" "$T/records" || fail "dns records differ"
 grep -q "r3 listens on 0.0.0.0:8082 (any address)" "$T/err" || fail "no warning for 0.0.0.0: $(cat "$T/err")"
+grep -q "r3 listens on 127.0.0.3:8083,proxy for a load balancer" "$T/err" ||
+	fail "no warning for a PROXY protocol listener: $(cat "$T/err")"
 ctl dns --zone example.com --name '*' 2>/dev/null | grep -q '^\*.example.com.	60	IN	A	127.0.0.1$' ||
 	fail "wildcard name: $(ctl dns --zone example.com --name '*')"
 ctl dns --zone example.com --name @ 2>/dev/null | grep -q '^example.com.	60	IN	A' || fail "apex"

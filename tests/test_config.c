@@ -124,6 +124,9 @@ static void test_bad_command_lines(void)
 		{ { "--zk", "z:1", "--per-ip-table-size=4" }, "out of range 8-16777216" },
 		{ { "--zk", "z:1", "--listen=nowhere" }, "listen" },
 		{ { "--zk", "z:1", "--listen=1.2.3.4:0" }, "listen" },
+		{ { "--zk", "z:1", "--listen=1.2.3.4:80,proxyy" }, "listen: \"1.2.3.4:80,proxyy\" is not" },
+		{ { "--zk", "z:1", "--listen=1.2.3.4:80," }, "listen" },
+		{ { "--zk", "z:1", "--listen=nowhere,proxy" }, "listen" },
 		{ { "--zk", "z:1", "--admin=[::1]:99999" }, "admin" },
 		{ { "--zk", "z:1", "--log-level=loud" }, "error, warn, info, debug" },
 		{ { "--zk", "z:1", "--node-id=a/b" }, "znode" },
@@ -487,6 +490,41 @@ static void test_split_addr(void)
 	}
 }
 
+/* "ADDR:PORT[,proxy]": the address apart, the flags known ones only. */
+static void test_split_listen(void)
+{
+	static const struct {
+		const char *in;
+		const char *addr_port;  /* NULL: refused */
+		unsigned flags;
+	} cases[] = {
+		{ "127.0.0.1:8080", "127.0.0.1:8080", 0 },
+		{ "0.0.0.0:80,proxy", "0.0.0.0:80", CONFIG_LISTEN_PROXY },
+		{ "[::]:443,proxy", "[::]:443", CONFIG_LISTEN_PROXY },
+		{ "0.0.0.0:80,proxy,proxy", "0.0.0.0:80", CONFIG_LISTEN_PROXY },
+		{ "0.0.0.0:80,", NULL, 0 },
+		{ "0.0.0.0:80,PROXY", NULL, 0 },
+		{ "0.0.0.0:80,proxy,", NULL, 0 },
+		{ "0.0.0.0:80, proxy", NULL, 0 },
+		{ "0.0.0.0:80,ssl", NULL, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char addr[64];
+		unsigned flags = 99;
+		bool ok = config_split_listen(cases[i].in, addr, sizeof(addr), &flags);
+		CU_ASSERT_EQUAL(ok, cases[i].addr_port != NULL);
+		if (ok && cases[i].addr_port != NULL) {
+			CU_ASSERT_STRING_EQUAL(addr, cases[i].addr_port);
+			CU_ASSERT_EQUAL(flags, cases[i].flags);
+		}
+	}
+	{
+		char small[8];
+		unsigned flags;
+		CU_ASSERT_FALSE(config_split_listen("127.0.0.1:8080,proxy", small, sizeof(small), &flags));
+	}
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("config", suite_init, suite_clean);
@@ -503,4 +541,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_dump_round_trip);
 	UNIT_TEST(s, test_deploy_example);
 	UNIT_TEST(s, test_split_addr);
+	UNIT_TEST(s, test_split_listen);
 }
