@@ -23,7 +23,8 @@ openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=app.test -days 1 \
 ports=$(free_port 2) || hard_error "no free ports"
 PP_PORT=$(echo "$ports" | sed -n 1p)
 TLS_PORT=$(echo "$ports" | sed -n 2p)
-proxy_setup --listen "127.0.0.1:$PP_PORT,proxy" --tls-listen "127.0.0.1:$TLS_PORT,proxy" \
+: >"$T/pp.conf"
+proxy_setup --config "$T/pp.conf" --listen "127.0.0.1:$PP_PORT,proxy" --tls-listen "127.0.0.1:$TLS_PORT,proxy" \
 	--tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --log-level debug --head-timeout-ms 1500
 grep -q "listening on 127.0.0.1:$PP_PORT (PROXY protocol)" "$T/zkrouterd.log" ||
 	fail "no PROXY protocol listener in the log"
@@ -142,6 +143,28 @@ pcurl app.test /echo -o "$T/p3"
 log "the connections are all gone"
 wait_for 5 sh -c "[ \"\$(curl -s http://$ADMIN/metrics | awk '\$1 == \"zkrouter_client_connections\" {print \$2}')\" = 0 ]" ||
 	fail "client connections left: $(metric zkrouter_client_connections)"
+
+log "per-client limits count the client the header names, not the balancer"
+echo "max-connections-per-ip = 1" >"$T/pp.conf"
+kill -HUP "$ROUTER_PID"
+wait_for 10 grep -q 'reload applied: max-connections-per-ip' "$T/zkrouterd.log" ||
+	fail "SIGHUP did not apply max-connections-per-ip"
+headers=$(metric zkrouter_proxy_protocol_headers_total)
+spawn hold python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"PROXY TCP4 203.0.113.70 198.51.100.1 40070 80\r\n")
+time.sleep(60)
+' "$PP_PORT"
+HOLD_PID=$SPAWNED_PID
+wait_for 10 sh -c "[ \"\$(curl -s http://$ADMIN/metrics | awk '\$1 == \"zkrouter_proxy_protocol_headers_total\" {print \$2}')\" -gt $headers ]" ||
+	fail "the held connection's header was not read"
+ppc "$PP_PORT" v1:203.0.113.70:40071:198.51.100.1:80 >"$T/l1"
+[ "$(status_of "$T/l1")" = 429 ] || fail "a second connection of 203.0.113.70: $(head -n 1 "$T/l1")"
+ppc "$PP_PORT" v1:203.0.113.71:40072:198.51.100.1:80 >"$T/l2"
+[ "$(status_of "$T/l2")" = 200 ] ||
+	fail "203.0.113.71, behind the same balancer address: $(head -n 1 "$T/l2")"
+stop_pid "$HOLD_PID"
 
 router_alive
 log "ok"
