@@ -92,7 +92,7 @@ wait_for 20 progressed ok 300 || fail "loadgen did not get 300 answers before th
 stop_pid "$PID_b" KILL
 wait_for 20 progressed failed 0 || fail "loadgen counted no failure after the server died: $(tail -n 2 "$T/lg-kill.log")"
 kill -TERM "$LGPID"
-wait_for 5 eval '! kill -0 '"$LGPID"' 2>/dev/null' || fail "loadgen did not stop on SIGTERM"
+wait_for 20 eval '! kill -0 '"$LGPID"' 2>/dev/null' || fail "loadgen did not stop on SIGTERM"
 wait "$LGPID"
 RC=$?
 HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $LGPID / /")

@@ -27,7 +27,7 @@ status() { pcurl "$1" / -o /dev/null -w '%{http_code}'; }
 log "a name the server never answers: other apps are served at once"
 register silent.test s1 "$PA1" "host=silent-1.test"
 wait_instance silent.test s1
-wait_for 5 grep -q 'silent-1.test' "$QUERIES" || fail "no query for silent-1.test reached the DNS server"
+wait_for 20 grep -q 'silent-1.test' "$QUERIES" || fail "no query for silent-1.test reached the DNS server"
 for i in 1 2 3 4 5; do
 	t=$(pcurl ip.test / -o /dev/null -w '%{http_code} %{time_total}')
 	[ "${t% *}" = 200 ] || fail "ip.test during a pending lookup: $t"
@@ -67,7 +67,7 @@ log "a name from /etc/hosts resolves at once"
 grep -qE '^127\.0\.0\.1[[:space:]].*\blocalhost\b' /etc/hosts || skip "no localhost in /etc/hosts"
 register hosts.test h1 "$PA1" "host=localhost"
 wait_instance hosts.test h1
-wait_for 5 sh -c "[ \"\$(curl -s --max-time 5 -H 'Host: hosts.test' http://$PROXY/)\" = 'ok a1' ]" ||
+wait_for 20 sh -c "[ \"\$(curl -s --max-time 5 -H 'Host: hosts.test' http://$PROXY/)\" = 'ok a1' ]" ||
 	fail "hosts.test (localhost) not routed"
 
 log "a bad --resolver is refused at start"

@@ -255,7 +255,7 @@ stop_pid "$(backend_pid cut1)" KILL
 touch "$T/cut.go"
 wait "$cut_pid" || fail "the slow client failed: $(cat "$T/cut.out")"
 got=$(cat "$T/cut.out")
-wait_for 5 grep -q 'host=cut.test' "$T/access.log" || fail "no access log line for the cut answer"
+wait_for 20 grep -q 'host=cut.test' "$T/access.log" || fail "no access log line for the cut answer"
 relayed=$(grep 'host=cut.test' "$T/access.log" | tail -n 1 | sed 's/.* out=\([0-9]*\).*/\1/')
 log "client got $got bytes, the router relayed $relayed"
 [ "$got" = "$relayed" ] || fail "the client got $got of the $relayed bytes relayed before the cut"

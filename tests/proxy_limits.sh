@@ -103,11 +103,11 @@ log "a client that stops reading a large answer: closed after 1.5 s, its request
 exec 5<>"/dev/tcp/127.0.0.1/$PROXY_PORT" || hard_error "cannot connect to the router"
 printf 'GET /big?bytes=1000000000 HTTP/1.1\r\nHost: a.test\r\n\r\n' >&5
 metrics() { curl -s --max-time 2 "http://$ADMIN/metrics"; }
-wait_for 5 sh -c "curl -s --max-time 2 http://$ADMIN/metrics | grep -q '^zkrouter_active_requests 1\$'" ||
+wait_for 20 sh -c "curl -s --max-time 2 http://$ADMIN/metrics | grep -q '^zkrouter_active_requests 1\$'" ||
 	fail "the large answer never started"
 # The router closes the connection at its write timeout; the request on it
 # (its backend paused for backpressure) must end with it, not leak.
-wait_for 8 sh -c "curl -s --max-time 2 http://$ADMIN/metrics | grep -q '^zkrouter_active_requests 0\$'" ||
+wait_for 20 sh -c "curl -s --max-time 2 http://$ADMIN/metrics | grep -q '^zkrouter_active_requests 0\$'" ||
 	fail "request still in flight after its client was closed: $(metrics | grep active_requests)"
 exec 5>&-
 grep -q 'client stopped reading' "$T/zkrouterd.log" || fail "the router never timed out the stalled reader"

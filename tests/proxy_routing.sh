@@ -85,7 +85,7 @@ log "least outstanding: a request goes to the idle instance, not the busy one"
 # before its answer, unless the machine is very slow (then said so below).
 pcurl a.test '/slow?ms=6000' >"$T/slow.out" &
 slow_pid=$!
-wait_for 5 sh -c "grep -q 'GET /slow' '$T/backend-a1.log' '$T/backend-a2.log'" || fail "slow request never arrived"
+wait_for 20 sh -c "grep -q 'GET /slow' '$T/backend-a1.log' '$T/backend-a2.log'" || fail "slow request never arrived"
 busy=$(grep -l 'GET /slow' "$T/backend-a1.log" "$T/backend-a2.log" | sed 's/.*backend-\(a[12]\).log/\1/')
 for _ in $(seq 1 5); do
 	out=$(pcurl a.test '/slow?ms=10')

@@ -23,10 +23,10 @@ hc --timeout 3000 "GET /ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nCo
 	--expect '\r\n\r\n' --stdin <"$T/ws.in" >"$T/ws.out" 2>"$T/ws.err" &
 ws_pid=$!
 exec 7>"$T/ws.in"
-wait_for 5 grep -q '^HTTP/1.1 101' "$T/ws.out" || fail "no 101: $(cat "$T/ws.out")"
+wait_for 20 grep -q '^HTTP/1.1 101' "$T/ws.out" || fail "no 101: $(cat "$T/ws.out")"
 grep -qi '^upgrade: websocket' "$T/ws.out" || fail "101 without Upgrade: websocket"
 echo "hello-0" >&7
-wait_for 5 grep -q '^hello-0$' "$T/ws.out" || fail "tunnel does not echo"
+wait_for 20 grep -q '^hello-0$' "$T/ws.out" || fail "tunnel does not echo"
 
 log "100 table changes, a message through the tunnel after each"
 t0=$(now_ms)
@@ -44,7 +44,7 @@ for i in $(seq 1 100); do
 	0) wait_instance other.test o1 gone ;;
 	esac
 	echo "msg-$i" >&7
-	wait_for 5 grep -q "^msg-$i\$" "$T/ws.out" || fail "tunnel lost after table change $i"
+	wait_for 20 grep -q "^msg-$i\$" "$T/ws.out" || fail "tunnel lost after table change $i"
 done
 log "100 changes in $(( $(now_ms) - t0 )) ms"
 
@@ -78,7 +78,7 @@ hc --timeout 8000 "GET /ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nCo
 	--expect '\r\n\r\n' --stdin <"$T/ws2.in" >"$T/ws2.out" 2>/dev/null &
 ws2_pid=$!
 exec 8>"$T/ws2.in"
-wait_for 5 grep -q '^HTTP/1.1 101' "$T/ws2.out" || fail "no 101 for the drain tunnel: $(cat "$T/ws2.out")"
+wait_for 20 grep -q '^HTTP/1.1 101' "$T/ws2.out" || fail "no 101 for the drain tunnel: $(cat "$T/ws2.out")"
 t0=$(now_ms)
 kill -TERM "$ROUTER_PID"
 # The listeners are closed and the drain counts the tunnel; the tunnel

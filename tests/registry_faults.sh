@@ -22,7 +22,7 @@ put mk /apps/a.example.com/instances/p1 instance:host=10.0.0.1,port=80 \
 tw_start r1 --timeout 8000
 R1=$TW_PID
 expect 15 "first table" has r1 '^instance a\.example\.com p1 '
-expect 5 "r1 registered" sh -c "[ -n \"\$($B/zkput --zk $ZK get /routers/r1 2>/dev/null)\" ]"
+expect 20 "r1 registered" sh -c "[ -n \"\$($B/zkput --zk $ZK get /routers/r1 2>/dev/null)\" ]"
 
 log "ZooKeeper stopped: the table is kept"
 before=$(cat "$T/r1.table")
@@ -51,7 +51,7 @@ log "the holder's session expires while it is stopped"
 tw_start r2 --timeout 2000
 R2=$TW_PID
 expect 15 "r2 table" has r2 '^instance a\.example\.com p2 '
-expect 5 "r2 registered" sh -c "[ -n \"\$($B/zkput --zk $ZK get /routers/r2 2>/dev/null)\" ]"
+expect 20 "r2 registered" sh -c "[ -n \"\$($B/zkput --zk $ZK get /routers/r2 2>/dev/null)\" ]"
 old_owner=$(owner_of r2)
 gen_before=$(gen_of r2)
 s2=$(session_of r2)

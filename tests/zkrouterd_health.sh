@@ -50,24 +50,24 @@ wait_instance quiet.test q1
 wait_instance dflt.test d1
 
 log "checks reach every instance of a checked app"
-wait_for 5 grep -q 'req h1 .* GET /hc' "$T/backend-h1.log" || fail "h1 never checked"
-wait_for 5 grep -q 'req h2 .* GET /hc' "$T/backend-h2.log" || fail "h2 never checked"
-wait_for 5 is_up hc.test h1 || fail "h1 not reported up"
+wait_for 20 grep -q 'req h1 .* GET /hc' "$T/backend-h1.log" || fail "h1 never checked"
+wait_for 20 grep -q 'req h2 .* GET /hc' "$T/backend-h2.log" || fail "h2 never checked"
+wait_for 20 is_up hc.test h1 || fail "h1 not reported up"
 
 log "an instance answering 500 is marked down"
-wait_for 5 is_down bad.test b1 || fail "b1 answering 500 not marked down"
+wait_for 20 is_down bad.test b1 || fail "b1 answering 500 not marked down"
 grep -q 'health: bad.test instance b1 is down: GET /status?code=500: 500' "$T/zkrouterd.log" ||
 	fail "no down line for b1: $(grep health "$T/zkrouterd.log")"
 
 log "a backend that stops is marked down; back on its port, up again"
 stop_pid "$(backend_pid h2)"
-wait_for 5 is_down hc.test h2 || fail "stopped h2 not marked down"
+wait_for 20 is_down hc.test h2 || fail "stopped h2 not marked down"
 is_up hc.test h1 || fail "h1 went down with h2"
 for _ in $(seq 1 10); do
 	[ "$(pcurl hc.test /)" = "ok h1" ] || fail "a request went elsewhere than h1 while h2 was down"
 done
 start_backend h2 --listen "127.0.0.1:$P2"
-wait_for 5 is_up hc.test h2 || fail "h2 not marked up again"
+wait_for 20 is_up hc.test h2 || fail "h2 not marked up again"
 grep -q 'health: hc.test instance h2 is up again' "$T/zkrouterd.log" || fail "no up-again line for h2"
 
 # checks N PATTERN LOG: LOG holds at least N lines matching PATTERN.
