@@ -49,8 +49,11 @@ router_alive
 log "an answer that comes late: 503 until then, routed after"
 register late.test l1 "$PA1" "host=late-1.test"
 wait_instance late.test l1
+# The DNS server holds its answer for late-1.test until told to send it.
+wait_for 20 grep -q 'late-1.test' "$QUERIES" || fail "no query for late-1.test reached the DNS server"
 [ "$(status late.test)" = 503 ] || fail "late.test before its name resolved"
-wait_for 10 sh -c "[ \"\$(curl -s --max-time 5 -H 'Host: late.test' http://$PROXY/)\" = 'ok a1' ]" ||
+touch "$T/dns.port.late"
+wait_for 30 sh -c "[ \"\$(curl -s --max-time 5 -H 'Host: late.test' http://$PROXY/)\" = 'ok a1' ]" ||
 	fail "late.test never routed after its name resolved"
 routes | tr -d ' \n' | grep -q '"id":"l1".*"resolved":true' || fail "/routes: l1 not resolved: $(routes)"
 grep -q 'late-1.test is 127.0.0.1' "$T/zkrouterd.log" || fail "no log line for the resolved name"
