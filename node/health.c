@@ -136,7 +136,13 @@ static bool check_arm(struct check *c)
 	unsigned first = (unsigned)(random() % c->interval_ms);
 	struct timeval tv = { first / 1000, (first % 1000) * 1000 };
 	c->timer = evtimer_new(c->h->base, timer_cb, c);
-	return c->timer != NULL && evtimer_add(c->timer, &tv) == 0;
+	if (c->timer == NULL || evtimer_add(c->timer, &tv) != 0)
+		return false;
+	/* Says which interval was chosen (the app's or the router's), and,
+	 * by its absence, that an app without a path gets no check. */
+	log_debug("health: checking %s instance %s: GET %s every %u ms", c->domain, c->id, c->path,
+		  c->interval_ms);
+	return true;
 }
 
 /* An app's check interval: its own, or the router's default. */

@@ -392,6 +392,8 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 			p->accept_unwarned = 0;
 		} else {
 			p->accept_unwarned++;
+			log_debug("accept on port %u: %s; pausing accepts for 100 ms again (warned already)",
+				  (unsigned)li->port, evutil_socket_error_to_string(err));
 		}
 		accept_pause(p, 100);
 		return;

@@ -342,6 +342,14 @@ static void on_probe_done(evutil_socket_t fd, short what, void *arg)
 	}
 	if (p->stopping || p->agent == NULL)
 		return;
+	/* Every probe, at debug level: the warnings below name transitions
+	 * only, and a reader (or a test) may need to know a probe happened. */
+	if (p->check_path == NULL)
+		log_debug("probe of %s:%u: %s", p->host, p->port,
+			  p->probe_ok ? "accepts connections" : "not accepting connections yet");
+	else
+		log_debug("health check GET %s on %s:%u: %s", p->check_path, p->host, p->port,
+			  p->probe_ok ? "passes" : p->probe_why);
 	if (p->check_path == NULL) {
 		/* Readiness of a child's port: once ready, register for good. */
 		if (p->probe_ok) {

@@ -30,7 +30,11 @@ step() {
 }
 
 wait_for 10 grep -q "^ready /apps/$D/instances/e1$" "$T/api.log" || fail "agent_api did not start"
-sleep 0.5
+# The session is up, and a command sent after it has been handled: had
+# the agent registered on its own, its state callback would have said so.
+wait_for 15 grep -q "zk: connected, session" "$T/api.log" || fail "agent_api never connected: $(cat "$T/api.log")"
+step ping "done ping"
+grep -q "^state " "$T/api.log" && fail "the agent changed state before start: $(cat "$T/api.log")"
 expect_eq "$(instance_count "$D")" 0 "instances before start"
 
 log "start: registered"

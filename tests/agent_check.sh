@@ -12,9 +12,13 @@ read -r P Q <<<"$(free_port 2 | tr '\n' ' ')"
 
 log "no backend yet: the check is refused, nothing is registered"
 spawn agent "$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port "$P" --id web \
-	--check-http /healthz --check-interval 200 --session-timeout 4000
+	--check-http /healthz --check-interval 200 --session-timeout 4000 --log-level debug
 A=$SPAWNED_PID
-sleep 1.5
+# probes N LOG PATTERN: LOG holds at least N probe results matching PATTERN
+# (one debug line per probe).
+probes() { [ "$(grep -c -- "health check GET .*: $3" "$T/$2.log")" -ge "$1" ]; }
+# Three refused checks, each of which would have registered had it passed.
+wait_for 15 probes 3 agent 'Connection refused' || fail "no three refused checks: $(cat "$T/agent.log")"
 expect_eq "$(instance_count "$D")" 0 "instances while the check is refused"
 
 log "backend up: registered"
@@ -37,8 +41,8 @@ expect_eq "$(instance_field "$D" web session)" "$s1" "session across the flap"
 log "a check answering 503 never registers; --check-fall 2 waits for two failures"
 spawn backend3 "$BACKEND" --listen "127.0.0.1:$Q" --id b3 --quiet
 spawn agent503 "$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port "$Q" --id bad \
-	--check-http '/status?code=503' --check-interval 200 --check-fall 2
-sleep 1.5
+	--check-http '/status?code=503' --check-interval 200 --check-fall 2 --log-level debug
+wait_for 15 probes 4 agent503 'answered "HTTP/1.1 503' || fail "no four 503 checks: $(cat "$T/agent503.log")"
 expect_eq "$(instance_field "$D" bad port)" "" "an instance failing its check"
 grep -q 'answered "HTTP/1.1 503' "$T/agent503.log" || fail "the 503 is not reported"
 

@@ -11,12 +11,17 @@ D=cmd.localhost
 ctl app add "$D" >/dev/null || fail "app add"
 P=$(free_port)
 
-log "the app listens only after 1.5 s: registration waits for it"
+log "the app listens only once told to: registration waits for it"
 spawn agent "$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port "$P" --id app \
-	--session-timeout 4000 -- sh -c "sleep 1.5; exec '$BACKEND' --listen 127.0.0.1:$P --id app"
+	--session-timeout 4000 --log-level debug -- \
+	sh -c "while [ ! -e '$T/listen' ]; do sleep 0.05; done; exec '$BACKEND' --listen 127.0.0.1:$P --id app"
 A=$SPAWNED_PID
-sleep 0.8
+# Probes of the port (one debug line each) that found it closed: each
+# would have registered the instance had it found the port open.
+closed_probes() { [ "$(grep -c 'not accepting connections yet' "$T/agent.log")" -ge 3 ]; }
+wait_for 15 closed_probes || fail "the agent did not probe the closed port: $(cat "$T/agent.log")"
 expect_eq "$(instance_count "$D")" 0 "instances before the app listens"
+touch "$T/listen"
 wait_for 10 has_instances "$D" 1 || fail "not registered once the app listened"
 curl -s "http://127.0.0.1:$P/" | grep -q "ok app" || fail "the app does not answer"
 app_pid=$(grep -o 'started the app: sh (pid [0-9]*' "$T/agent.log" | grep -o '[0-9]*$')

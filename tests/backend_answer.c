@@ -205,6 +205,9 @@ static void slow_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	answer_text(c, 200, NULL, "slow %s\n", c->srv->id);
+	/* When the delayed answer went out: a test can wait for it. */
+	if (!c->srv->quiet)
+		printf("slow-answered %s %llu\n", c->srv->id, c->id);
 	if (c->state == C_READING)
 		conn_parse(c);
 }

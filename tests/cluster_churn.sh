@@ -25,7 +25,9 @@ agent_start k1 crash.test "$(backend_port k1)"
 agent_start k2 crash.test "$(backend_port k2)"
 wait_converged 30 k1 present && wait_converged 30 k2 present || fail "k1/k2 not registered"
 loadgen_start d --host crash.test --rate 300 --connections 6 --by-header X-Backend-Id
-sleep 2
+# Both instances serve the load before the kill (k2 at least 50 times).
+served() { [ "$(grep -c "^req $1 " "$T/backend-$1.log")" -ge "$2" ]; }
+wait_for 20 served k1 50 && wait_for 20 served k2 50 || fail "the load did not reach both k1 and k2"
 kill -KILL "$(agent_pid k2)" "$(backend_pid k2)"
 killed_at=$(now_ms)
 agent_stop k2 KILL
@@ -52,9 +54,10 @@ agent_start sl2 slow.test "$(backend_port sl2)"
 wait_converged 30 sl1 present && wait_converged 30 sl2 present || fail "sl1/sl2 not registered"
 loadgen_start slow --host slow.test --path '/slow?ms=1500' --connections 12 --timeout 10000 \
 	--by-header X-Backend-Id
-sleep 0.7
-in_flight=$(grep -c '^req sl1 ' "$T/backend-sl1.log")
+# Requests sl1 received and has not answered yet are in flight to it.
+wait_for 20 served sl1 1 || fail "no slow request reached sl1"
 kill -TERM "$(agent_pid sl1)"
+in_flight=$(( $(grep -c '^req sl1 ' "$T/backend-sl1.log") - $(grep -c '^slow-answered sl1 ' "$T/backend-sl1.log") ))
 log "sl1 deregistered with $in_flight slow request(s) in flight"
 [ "$in_flight" -gt 0 ] || fail "no request was in flight to sl1: the scenario proved nothing"
 wait_converged 20 sl1 absent || fail "sl1's deregistration did not reach every router"

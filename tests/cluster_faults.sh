@@ -24,9 +24,14 @@ agent_start i1 fault.test "$(backend_port i1)"
 agent_start i2 fault.test "$(backend_port i2)"
 wait_converged 30 i1 present && wait_converged 30 i2 present || fail "initial registrations not seen"
 
+# served N: the backends i1-i4 got N more requests than at the last mark.
+mark() { MARK=$(cat "$T"/backend-i?.log | grep -c '^req '); }
+served() { [ $(( $(cat "$T"/backend-i?.log | grep -c '^req ') - MARK )) -ge "$1" ]; }
+
 # ---- b: the leader killed under load -------------------------------------
+mark
 loadgen_start b --host fault.test --rate 300 --connections 6 --progress 2
-sleep 2
+wait_for 20 served 300 || fail "the load did not get going before the leader kill"
 leader=$(zk_leader) || fail "no leader in the ensemble"
 log "killing the leader, member $leader"
 zk_member_stop "$leader" KILL
@@ -62,9 +67,10 @@ done
 EOF
 spawn healthz bash "$T/healthz.sh"
 healthz_pid=$SPAWNED_PID
+mark
 loadgen_start c --host fault.test --rate 300 --connections 6 --progress 2
 lg_c_started=$(now_ms)
-sleep 2
+wait_for 20 served 300 || fail "the load did not get going before the outage"
 log "stopping every ensemble member for $OUTAGE s"
 for i in 1 2 3; do zk_member_stop "$i" KILL; done
 stopped_at=$(now_ms)
@@ -97,8 +103,23 @@ agent_start i4 fault.test "$(backend_port i4)"
 wait_converged 60 i4 present || fail "a change after the outage did not reach every router"
 every_router_serves fault.test 200 || fail "not serving after the outage"
 # Nodes left from sessions that did not survive the outage expire within
-# one session timeout: the routers' nodes must still be there after it.
-sleep $(( ROUTER_SESSION_MS / 1000 + 1 ))
+# one session timeout: each router's node must be held by the session the
+# router is on now (the last one its log names), never by one that expires.
+zkput_get() { "$BUILD/tests/zkput" --zk "$ZK/zkrouter" --timeout 10000 get "$1" 2>/dev/null; }
+own_nodes() {
+	local i sess owner
+	for i in $(seq 1 "$N_ROUTERS"); do
+		sess=$(sed -n 's/.* zk: \(re\)\{0,1\}connected, session \(0x[0-9a-f]*\).*/\2/p' "$T/r$i.log" | tail -n 1)
+		owner=$(zkput_get "/routers/r$i" | sed -n 's/^owner=\([^ ]*\) .*/\1/p')
+		[ -n "$sess" ] && [ "$owner" = "$sess" ] || return 1
+	done
+}
+wait_for 60 own_nodes || {
+	for i in $(seq 1 "$N_ROUTERS"); do
+		echo "r$i on $(grep -o 'connected, session 0x[0-9a-f]*' "$T/r$i.log" | tail -n 1), node: $(zkput_get "/routers/r$i")"
+	done
+	fail "a router's /routers node is held by a session other than its own"
+}
 back || { ctl routers; fail "a router's /routers node went after the outage and was not re-created"; }
 for i in $(seq 1 "$N_ROUTERS"); do
 	grep -E 'expired|new session' "$T/r$i.log" | tail -n 3

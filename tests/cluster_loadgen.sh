@@ -81,14 +81,18 @@ run to --target "127.0.0.1:$PORT_a" --host x --path '/slow?ms=2000' --timeout 30
 expect to timeout -eq 2
 
 log "the server dies under load: failures counted as reset/closed/connect, no hang"
-spawn lg-kill "$LG" --target "127.0.0.1:$PORT_b" --host x --connections 4 --rate 500
+spawn lg-kill "$LG" --target "127.0.0.1:$PORT_b" --host x --connections 4 --rate 500 --progress 0.2
 LGPID=$SPAWNED_PID
-sleep 1
+# progressed KEY MIN: loadgen's last progress line shows KEY above MIN.
+progressed() {
+	grep '^progress:' "$T/lg-kill.log" | tail -n 1 | tr ' ' '\n' | sed -n "s/^$1=//p" |
+		awk -v min="$2" '$1 > min { above = 1 } END { exit !above }'
+}
+wait_for 20 progressed ok 300 || fail "loadgen did not get 300 answers before the kill: $(tail -n 2 "$T/lg-kill.log")"
 stop_pid "$PID_b" KILL
-sleep 1
+wait_for 20 progressed failed 0 || fail "loadgen counted no failure after the server died: $(tail -n 2 "$T/lg-kill.log")"
 kill -TERM "$LGPID"
-for _ in $(seq 1 50); do kill -0 "$LGPID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$LGPID" 2>/dev/null && fail "loadgen did not stop on SIGTERM"
+wait_for 20 eval '! kill -0 '"$LGPID"' 2>/dev/null' || fail "loadgen did not stop on SIGTERM"
 wait "$LGPID"
 RC=$?
 HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $LGPID / /")

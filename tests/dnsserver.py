@@ -6,7 +6,8 @@
 Binds 127.0.0.1 on a free port, writes the port to PORTFILE and answers
 by the first label of the name asked:
   silent-*  never answers (the client times out)
-  late-*    answers like ok-*, one second later
+  late-*    answers like ok-*, but only once PORTFILE.late exists (the
+            questions asked before are answered then)
   nx-*      NXDOMAIN
   anything else: A 127.0.0.1, and no AAAA record
 Each question is appended to PORTFILE.log as "QTYPE NAME".
@@ -16,6 +17,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 QTYPE_A = 1
 
@@ -42,14 +44,27 @@ def answer(msg, name, qtype, qend):
     return qid + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0) + question + record
 
 
+def release_late(sock, flag, held, lock):
+    """Sends the held late-* answers once FLAG exists."""
+    while not os.path.exists(flag):
+        time.sleep(0.02)
+    with lock:
+        for reply, peer in held:
+            sock.sendto(reply, peer)
+        held.clear()
+
+
 def main():
     portfile = sys.argv[1]
+    flag = portfile + ".late"
+    held, lock = [], threading.Lock()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
     with open(portfile + ".tmp", "w") as f:
         f.write("%d\n" % sock.getsockname()[1])
     os.rename(portfile + ".tmp", portfile)
     log = open(portfile + ".log", "a", buffering=1)
+    threading.Thread(target=release_late, args=(sock, flag, held, lock), daemon=True).start()
     while True:
         msg, peer = sock.recvfrom(512)
         try:
@@ -60,10 +75,11 @@ def main():
         if name.startswith("silent-"):
             continue
         reply = answer(msg, name, qtype, qend)
-        if name.startswith("late-"):
-            threading.Timer(1.0, sock.sendto, (reply, peer)).start()
-        else:
-            sock.sendto(reply, peer)
+        with lock:
+            if name.startswith("late-") and not os.path.exists(flag):
+                held.append((reply, peer))
+                continue
+        sock.sendto(reply, peer)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ for i in 1 2 3 4; do
 	pcurl d.test "/stream?chunks=15&delay=200&n=$i" >"$T/stream$i.out" &
 	pids="$pids $!"
 done
-wait_for 5 sh -c "[ \$(grep -c 'GET /slow\|GET /stream' '$T/backend-d1.log' '$T/backend-d2.log' | awk -F: '{s+=\$2} END {print s}') -ge 8 ]" ||
+wait_for 20 sh -c "[ \$(grep -c 'GET /slow\|GET /stream' '$T/backend-d1.log' '$T/backend-d2.log' | awk -F: '{s+=\$2} END {print s}') -ge 8 ]" ||
 	fail "not all 8 requests reached a backend"
 inflight_d1=$(grep -c 'GET /slow\|GET /stream' "$T/backend-d1.log")
 [ "$inflight_d1" -ge 1 ] || fail "no request in flight on d1 (balancing sent all 8 to d2)"
@@ -59,7 +59,7 @@ done_d1=$(cat "$T"/slow*.out "$T"/stream*.out | grep -c ' d1$' || true)
 [ "$done_d1" -ge 1 ] || fail "no completed answer came from d1"
 
 log "idle pooled connections to d1 close"
-wait_for 10 sh -c "[ \$(ss -Htn state established '( dport = :$PD1 )' | wc -l) = 0 ]" ||
+wait_for 20 sh -c "[ \$(ss -Htn state established '( dport = :$PD1 )' | wc -l) = 0 ]" ||
 	fail "$(conns_to "$PD1") connections to the removed instance stay open"
 [ "$(conns_to "$PD2")" -ge 1 ] || log "note: no pooled connection to d2 either"
 

@@ -130,21 +130,28 @@ done
 [ "$(routes | grep -o '"ejected":true' | wc -l)" -ge 2 ] || log "note: /routes does not show both instances ejected"
 start_backend fo1 --listen "127.0.0.1:$FO1"
 ok=no
-for i in 1 2 3 4 5 6; do
+deadline=$(( $(now_ms) + 15000 ))
+i=0
+while [ "$(now_ms)" -lt "$deadline" ]; do
+	i=$((i + 1))
 	out=$(pcurl fo.test "/?back=$i")
 	[ "$out" = "ok fo1" ] && ok=yes && break
 	case $out in *no_instances*) fail "503 while every instance was ejected: no fail-open" ;; esac
 	sleep 0.3
 done
-[ "$ok" = yes ] || fail "fo1 came back but ejected instances were never tried"
+[ "$ok" = yes ] || fail "fo1 came back but ejected instances were never tried ($i requests in 15 s)"
 
 log "a client gives up while its answer is pending: later requests get their own answers"
-pcurl slow.test '/slow?ms=1500' --max-time 0.3 >/dev/null
+pcurl slow.test '/slow?ms=1500&abandoned' --max-time 0.3 >/dev/null
 for i in $(seq 1 10); do
 	out=$(pcurl slow.test "/echo?n=$i")
 	echo "$out" | grep -q "^target=/echo?n=$i\$" || fail "after an abandoned answer, request $i got: $out"
 done
-sleep 1.5
+# The backend logs when it sends the abandoned answer: wait for that.
+aconn=$(sed -n 's|^req s1 \([0-9]*\) GET /slow?ms=1500&abandoned$|\1|p' "$T/backend-s1.log")
+[ -n "$aconn" ] || fail "the abandoned request never reached the backend"
+wait_for 15 grep -q "^slow-answered s1 $aconn\$" "$T/backend-s1.log" ||
+	fail "the backend never sent the abandoned answer"
 for i in $(seq 11 15); do
 	out=$(pcurl slow.test "/echo?n=$i")
 	echo "$out" | grep -q "^target=/echo?n=$i\$" || fail "after an abandoned answer arrived, request $i got: $out"
@@ -215,15 +222,16 @@ start_backend cut1
 app_add cut.test
 register cut.test cut1 "$BACKEND_PORT"
 wait_instance cut.test cut1
-# The client stops reading for 1.5 s (every buffer on the way fills and
-# the router pauses the backend), the backend is killed meanwhile, then the
-# client drains slowly, so the router meets the backend's end with bytes
-# still queued for the client. It prints how many bytes it received.
-python3 - "$PROXY_PORT" >"$T/cut.out" 2>&1 <<'PY' &
-import socket, sys, time
+# The client reads nothing until $T/cut.go exists: every buffer on the way
+# fills and the router pauses the backend; the backend is killed then, and
+# the client drains slowly, so the router meets the backend's end with
+# bytes still queued for the client. It prints how many bytes it received.
+python3 - "$PROXY_PORT" "$T/cut.go" >"$T/cut.out" 2>&1 <<'PY' &
+import os, socket, sys, time
 c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 c.sendall(b"GET /big?bytes=1000000000 HTTP/1.1\r\nHost: cut.test\r\n\r\n")
-time.sleep(1.5)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.02)
 n = 0
 while True:
     try:
@@ -237,11 +245,17 @@ while True:
 print(n)
 PY
 cut_pid=$!
-sleep 0.7
+# Backed up: bytes unsent both on the router's socket to the client and on
+# the backend's socket to the router (the router stopped reading it).
+unsent() { ss -Htn state established "( $1 )" | awk '$2 > 0 { n++ } END { exit !n }'; }
+wait_for 15 grep -q '^req cut1 .* GET /big' "$T/backend-cut1.log" || fail "the large request never reached cut1"
+wait_for 15 unsent "sport = :$PROXY_PORT" || fail "the router's output to the stalled client never backed up"
+wait_for 15 unsent "sport = :$BACKEND_PORT" || fail "the router never paused the backend"
 stop_pid "$(backend_pid cut1)" KILL
+touch "$T/cut.go"
 wait "$cut_pid" || fail "the slow client failed: $(cat "$T/cut.out")"
 got=$(cat "$T/cut.out")
-wait_for 5 grep -q 'host=cut.test' "$T/access.log" || fail "no access log line for the cut answer"
+wait_for 20 grep -q 'host=cut.test' "$T/access.log" || fail "no access log line for the cut answer"
 relayed=$(grep 'host=cut.test' "$T/access.log" | tail -n 1 | sed 's/.* out=\([0-9]*\).*/\1/')
 log "client got $got bytes, the router relayed $relayed"
 [ "$got" = "$relayed" ] || fail "the client got $got of the $relayed bytes relayed before the cut"
@@ -254,10 +268,13 @@ log "a reused pooled connection gets the whole response timeout, also when it eq
 app_add rt.test app:response_timeout_ms=4000
 register rt.test r1 "$PS1"
 wait_instance rt.test r1
-[ "$(pcurl rt.test / -o /dev/null -w '%{http_code}')" = 200 ] || fail "rt.test"
+[ "$(pcurl rt.test /?rt-first -o /dev/null -w '%{http_code}')" = 200 ] || fail "rt.test"
 sleep 2.5
-code=$(pcurl rt.test '/slow?ms=2000' -o /dev/null -w '%{http_code}')
+code=$(pcurl rt.test '/slow?ms=2000&rt-second' -o /dev/null -w '%{http_code}')
 [ "$code" = 200 ] || fail "2 s answer on a connection idle for 2.5 s: $code, want 200"
+c1=$(sed -n 's|^req s1 \([0-9]*\) GET /?rt-first$|\1|p' "$T/backend-s1.log")
+c2=$(sed -n 's|^req s1 \([0-9]*\) GET /slow?ms=2000&rt-second$|\1|p' "$T/backend-s1.log")
+[ -n "$c1" ] && [ "$c1" = "$c2" ] || fail "the slow request did not reuse the pooled connection ($c1, $c2): case not exercised"
 
 router_alive
 log "ok"

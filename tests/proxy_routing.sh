@@ -81,12 +81,15 @@ grep -q '^ok a1' "$T/ka.out" && grep -q '^ok a2' "$T/ka.out" ||
 	fail "one keep-alive connection stuck to one instance: $(sort "$T/ka.out" | uniq -c)"
 
 log "least outstanding: a request goes to the idle instance, not the busy one"
-pcurl a.test '/slow?ms=2000' >"$T/slow.out" &
+# The busy instance stays busy for 6 s: the five requests below all come
+# before its answer, unless the machine is very slow (then said so below).
+pcurl a.test '/slow?ms=6000' >"$T/slow.out" &
 slow_pid=$!
-wait_for 5 sh -c "grep -q 'GET /slow' '$T/backend-a1.log' '$T/backend-a2.log'" || fail "slow request never arrived"
+wait_for 20 sh -c "grep -q 'GET /slow' '$T/backend-a1.log' '$T/backend-a2.log'" || fail "slow request never arrived"
 busy=$(grep -l 'GET /slow' "$T/backend-a1.log" "$T/backend-a2.log" | sed 's/.*backend-\(a[12]\).log/\1/')
 for _ in $(seq 1 5); do
 	out=$(pcurl a.test '/slow?ms=10')
+	kill -0 "$slow_pid" 2>/dev/null || fail "the slow request ended before the five others: case not exercised"
 	[ "$out" != "slow $busy" ] || fail "a request was queued behind the busy instance $busy"
 done
 wait "$slow_pid"

@@ -15,6 +15,9 @@ wait_instance a.test a1
 
 log "ZooKeeper stopped: 30 requests over 6 s are all served"
 zk_stop
+# The router knows ZooKeeper is gone before the requests are sent.
+wait_for 15 grep -q 'ZooKeeper unreachable; serving the last table' "$T/zkrouterd.log" ||
+	fail "the router never noticed that ZooKeeper stopped"
 # A keep-alive connection that spans the outage, plus fresh ones.
 urls=$(for i in $(seq 1 10); do printf 'http://%s/?ka=%d ' "$PROXY" "$i"; done)
 for i in $(seq 1 20); do

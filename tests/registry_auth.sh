@@ -33,12 +33,18 @@ lacks r2 '^instance secure\.example\.com ' || fail "r2 read instances it may not
 grep -q 'list /zkrouter/apps/secure.example.com/instances: not authenticated' "$T/r2.log" ||
 	fail "no log line for the refused read"
 
+# session_of NAME: the session NAME connected on last (its log says).
+session_of() { sed -n 's/.* zk: connected, session \(0x[0-9a-f]*\),.*/\1/p' "$T/$1.log" | tail -n 1; }
+# expired SESSION: ZooKeeper logged the expiry of SESSION.
+expired() { grep -q "Expiring session $1," "$T/zookeeper.log"; }
+
 log "the authenticated router's session expires: it authenticates again"
+s1=$(session_of r1)
 kill -STOP "$R1"
 spawn s2 "$B/zkput" --zk "$ZK" --auth app:app-pw --timeout 4000 --hold \
 	eph /apps/secure.example.com/instances/s2 instance:host=10.0.0.3,port=80
 wait_for 10 grep -q '^ready' "$T/s2.log" || fail "the owner could not register s2"
-sleep 4
+expect 30 "ZooKeeper expired r1's session $s1" expired "$s1"
 kill -CONT "$R1"
 expect 20 "r1's session expired" grep -q 'session expired' "$T/r1.log"
 expect 20 "r1 sees s2 after the re-read" has r1 '^instance secure\.example\.com s2 10\.0\.0\.3:80 '
@@ -53,8 +59,9 @@ spawn s3 "$B/zkput" --zk "$ZK" --auth app:app-pw --timeout 4000 --hold \
 wait_for 10 grep -q '^ready' "$T/s3.log" || fail "the owner could not register s3"
 # The server no longer tells r1 of changes there (events are filtered by
 # READ), so the loss shows when r1 has to read the app again: its re-read.
+s1=$(session_of r1)
 kill -STOP "$R1"
-sleep 4
+expect 30 "ZooKeeper expired r1's session $s1" expired "$s1"
 kill -CONT "$R1"
 expect 20 "r1 re-read without access" grep -q 'secure.example.com: reads failed in the re-read; keeping the served version' "$T/r1.log"
 expect 10 "r1 published the re-read" sh -c "[ \$(grep -c 'read complete' $T/r1.log) -ge 3 ]"

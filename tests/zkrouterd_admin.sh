@@ -93,7 +93,7 @@ log "unknown path 404, POST 405"
 log "a routed request leaves one access-log line"
 out=$(curl -s --max-time 10 -H 'Host: Hello.Test:8080' -H 'X-Request-Id: rid-admin-1' "http://$PROXY/some/path?x=1")
 case $out in "ok i1" | "ok i2") ;; *) fail "request through the router gave '$out'" ;; esac
-wait_for 5 grep -q 'rid=rid-admin-1' "$T/access.log" || fail "no access-log line for rid-admin-1"
+wait_for 20 grep -q 'rid=rid-admin-1' "$T/access.log" || fail "no access-log line for rid-admin-1"
 line=$(grep 'rid=rid-admin-1' "$T/access.log")
 for w in ' client=127.0.0.1:' ' host=hello.test ' ' method=GET ' ' target="/some/path?x=1" ' ' status=200 ' \
 	' attempts=1 ' ' total_ms='; do

@@ -164,7 +164,7 @@ if command -v python3 >/dev/null; then
 		read -r got how <"$T/tlsclose.out"
 		[ "$how" = closed ] || fail "$size bytes, close_notify with output queued: $(cat "$T/tlsclose.out")"
 		[ "${got#bytes=}" -ge "$size" ] || fail "$size-byte answer cut after close_notify: $(cat "$T/tlsclose.out")"
-		wait_for 5 sh -c "curl -s http://$ADMIN/metrics | grep -q '^zkrouter_client_connections 0\$'" ||
+		wait_for 20 sh -c "curl -s http://$ADMIN/metrics | grep -q '^zkrouter_client_connections 0\$'" ||
 			fail "still counted: $(curl -s "http://$ADMIN/metrics" | grep client_connections)"
 	done
 fi
