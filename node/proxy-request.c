@@ -146,6 +146,22 @@ static void request_log(struct request *r)
 	accesslog_write(c->p->log, &e);
 }
 
+/*
+ * Reading paused on pipelined requests (client_read_cb) resumes once they
+ * are down below the high mark. Not before: each request would otherwise
+ * let one more read in while taking one head out, and a client that
+ * pipelines faster than it is answered would grow its input without bound.
+ */
+static void client_read_pipelined(struct client *c)
+{
+	if (!c->read_paused ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) >= c->p->cfg.buffer_high_bytes)
+		return;
+	c->read_paused = false;
+	if (!c->out_full)
+		conn_read_on(&c->io);
+}
+
 void request_finish(struct request *r)
 {
 	struct client *c = r->c;
@@ -169,10 +185,7 @@ void request_finish(struct request *r)
 	client_set_state(c, CS_IDLE);
 	c->idle_since_ms = backend_now_ms();
 	c->head_start_ms = 0;
-	if (c->read_paused) {
-		c->read_paused = false;
-		conn_read_on(&c->io);
-	}
+	client_read_pipelined(c);
 	if (!c->processing && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || c->io.eof))
 		client_process(c);
 }
@@ -593,6 +606,10 @@ void client_process(struct client *c)
 
 		if (len == 0)
 			break;
+		/* Answers to earlier requests still wait for the client to
+		 * read them: the next one waits too (and reading stops). */
+		if (client_output_full(c))
+			break;
 		if (c->head_start_ms == 0)
 			c->head_start_ms = backend_now_ms();
 		end = head_end(c, in, len);
@@ -661,7 +678,9 @@ void client_process(struct client *c)
 	}
 	/* Half-closed, and every request it sent completely is answered:
 	 * nothing more can come. */
-	if (c->state == CS_IDLE && c->io.eof)
+	if (c->state == CS_IDLE && c->io.eof && !c->out_full)
 		client_close_after_flush(c);
+	else if (c->state == CS_IDLE)
+		client_read_pipelined(c);
 	c->processing = false;
 }

@@ -134,6 +134,9 @@ struct client {
 	unsigned n_requests;
 	bool processing;           /* inside client_process: no re-entry */
 	bool read_paused;          /* backpressure: the destination is full */
+	bool out_full;             /* backpressure: its own output is past the
+				    * high mark, so no further request is read
+				    * or answered until it drains */
 	bool tls;                  /* accepted on a TLS listener */
 	unsigned short local_port;
 	char ip[INET6_ADDRSTRLEN];
@@ -293,6 +296,10 @@ void client_set_state(struct client *c, enum client_state s);
 void client_close(struct client *c);
 /* Closes once the output is flushed (after a final answer). */
 void client_close_after_flush(struct client *c);
+/* True when the client's output holds buffer_high_bytes or more; reading
+ * it then stops (out_full) until its write callback sees the output down
+ * to the low mark. Called before anything more is done for a client. */
+bool client_output_full(struct client *c);
 void proxy_reap_later(struct proxy *p);
 /*
  * Writes a connection's output at the end of this turn of the event loop

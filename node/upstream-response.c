@@ -211,6 +211,14 @@ static void response_read_some(struct request *r)
 				upstream_response_fail(r, 502, "backend_failed", "out of memory");
 				return;
 			}
+			/* An app may send any number of them: the client's
+			 * output bounds them as it bounds a body. */
+			if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
+				conn_flush(&r->c->io);
+				r->resp_paused = true;
+				conn_read_off(&up->io);
+				return;
+			}
 			continue;
 		}
 		if (!response_head(r, end)) {
