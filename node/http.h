@@ -1,5 +1,6 @@
 /*
- * HTTP/1.x message heads: framing with llhttp (strict, no lenient flags)
+ * HTTP/1.x message heads: framing with llhttp (built in its strict mode,
+ * every lenient flag off)
  * plus the checks llhttp leaves to us, so that a head we accept can only be
  * read one way: by us and by the backend we re-serialize it for.
  *
@@ -121,14 +122,34 @@ enum http_result http_parse_response(llhttp_t *parser, const char *buf, size_t l
  * responses, HEAD/1xx/204/304 have none. */
 bool http_response_has_body(const struct http_head *h, bool head_request);
 
+/* The longest chunk extension (";name=value..." after a chunk size) we
+ * read through; we never forward one. */
+#define HTTP_CHUNK_EXT_MAX 4096
+
+/*
+ * What a chunked body has used so far of the limits on what is not data:
+ * the extension bytes of the chunk-size line being read (at most
+ * HTTP_CHUNK_EXT_MAX) and the trailer fields (counted against max_headers,
+ * their bytes against max_head_bytes). Zeroed with the message; the counts
+ * restart by themselves at each chunk-size line and at the last chunk, so
+ * one state serves every message of a connection.
+ */
+struct http_chunk_state {
+	uint32_t ext_bytes;
+	uint32_t trailers;
+	uint32_t trailer_bytes;
+};
+
 /*
  * Decodes chunked body bytes (the parser continues from the head it
  * parsed). Chunk data is appended to `out` as-is (un-chunked); *used gets
  * the bytes consumed and *done whether the final chunk and trailers were
- * seen (trailers are dropped). Returns false on malformed input.
+ * seen (trailers are dropped). Returns false on malformed input, or on a
+ * chunk extension or trailers past the limits above.
  */
-bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbuffer *out,
-		      size_t *used, bool *done, const char **why);
+bool http_body_decode(llhttp_t *parser, struct http_chunk_state *cs,
+		      const struct http_limits *lim, const char *buf, size_t len,
+		      struct evbuffer *out, size_t *used, bool *done, const char **why);
 
 /*
  * One step of moving a chunked body from `in` to `out`: decodes the bytes
@@ -139,7 +160,8 @@ bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbu
  * those bytes of `in`, *data the body bytes, *done whether the body ended.
  * Returns false on a malformed body, with the reason in *why.
  */
-bool http_body_move(llhttp_t *parser, struct evbuffer *in, struct evbuffer *out,
+bool http_body_move(llhttp_t *parser, struct http_chunk_state *cs,
+		    const struct http_limits *lim, struct evbuffer *in, struct evbuffer *out,
 		    struct evbuffer *scratch, bool rechunk, size_t *used, size_t *data,
 		    bool *done, const char **why);
 

@@ -185,6 +185,7 @@ struct request {
 	struct http_head rhead;    /* points into the upstream's input */
 	llhttp_t parser;           /* request body (chunked) */
 	llhttp_t rparser;          /* response */
+	struct http_chunk_state chunks, rchunks;   /* of parser, of rparser */
 	struct hbuf head_out;      /* the head we send, kept for retries */
 
 	char rid[REQUEST_ID_MAX + 1];

@@ -255,8 +255,8 @@ static void response_read_some(struct request *r)
 			bool done;
 			const char *why = NULL;
 
-			if (!http_body_move(&r->rparser, in, out, p->scratch, !r->dechunk_raw, &used,
-					    &dlen, &done, &why)) {
+			if (!http_body_move(&r->rparser, &r->rchunks, &p->lim, in, out, p->scratch,
+					    !r->dechunk_raw, &used, &dlen, &done, &why)) {
 				rlog_warn(r, "bad chunked body from %s: %s", up->be->name, why ? why : "?");
 				upstream_response_fail(r, 502, "backend_failed", "invalid chunked body");
 				return;

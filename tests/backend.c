@@ -20,7 +20,10 @@
  *   /badresp?kind=K  a broken answer, then close: K is clte (Content-Length
  *                    with chunked), dupcl (two lengths), garbage (not HTTP),
  *                    short (fewer body bytes than announced), badchunk
- *                    (a valid chunk, then an invalid chunk size)
+ *                    (a valid chunk, then an invalid chunk size), chunkcr
+ *                    (a bare CR after the chunk size), chunkcrlf (two
+ *                    bytes in place of the CRLF after chunk data), longext
+ *                    (a 200 KB chunk extension), trailers (4,000 of them)
  *   /ws              101 Switching Protocols, then echoes every byte back
  *   /continues?n=N   N interim "100 Continue" answers (with backpressure),
  *                    then the plain answer

@@ -312,6 +312,13 @@ void answer_dispatch(struct conn *c)
 			{ "short", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nbadresp-short" },
 			{ "badchunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 				      "8\r\nbadresp1\r\nzz\r\n\r\n" },
+			{ "chunkcr", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				     "8\rXbadresp1\r\n0\r\n\r\n" },
+			{ "chunkcrlf", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				       "8\r\nbadresp1XX0\r\n\r\n" },
+			{ "longext", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8;" },
+			{ "trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				      "8\r\nbadresp1\r\n0\r\n" },
 		};
 		const char *q = strstr(url, "kind=");
 		const char *bytes = bad[0].bytes;
@@ -319,7 +326,18 @@ void answer_dispatch(struct conn *c)
 			if (strncmp(q + 5, bad[i].kind, strlen(bad[i].kind)) == 0 &&
 			    (q[5 + strlen(bad[i].kind)] == '\0' || q[5 + strlen(bad[i].kind)] == '&'))
 				bytes = bad[i].bytes;
-		evbuffer_add(bufferevent_get_output(c->bev), bytes, strlen(bytes));
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		evbuffer_add(out, bytes, strlen(bytes));
+		/* 200 KB of chunk extension, or 4,000 trailer fields. */
+		if (bytes == bad[7].bytes) {
+			for (int i = 0; i < 200 * 1024 / 16; i++)
+				evbuffer_add(out, "ext=aaaaaaaaaaa;", 16);
+			evbuffer_add_printf(out, "x\r\nbadresp1\r\n0\r\n\r\n");
+		} else if (bytes == bad[8].bytes) {
+			for (int i = 0; i < 4000; i++)
+				evbuffer_add_printf(out, "X-Trailer-%d: t\r\n", i);
+			evbuffer_add(out, "\r\n", 2);
+		}
 		c->state = C_CLOSING;
 		break;
 	}

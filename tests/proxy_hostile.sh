@@ -5,8 +5,11 @@
 # obs-fold, whitespace before a colon, invalid bytes, missing, repeated or
 # malformed Host, a TLS ClientHello on the plain port. A valid request pipelined
 # before a smuggling attempt is answered, the attempt is not; an invalid
-# chunk size ends the connection without the backend ever reading it. The router
-# keeps serving afterwards.
+# chunk size ends the connection without the backend ever reading it, and so
+# do chunked bodies only a lenient parser takes (a bare CR after the size,
+# junk for the CRLF after the data, a huge extension, thousands of
+# trailers), in requests (400) and in responses (cut). The router keeps
+# serving afterwards.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -85,6 +88,38 @@ log "the chunk decoded before that error does not leak into the next chunked bod
 want=$(printf abc | sha256sum | cut -d' ' -f1)
 hc --timeout 3000 "POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" --expect 'bytes=' >"$T/after-bad.out"
 grep -q -a "^bytes=3 sha256=$want" "$T/after-bad.out" || fail "next chunked body: $(cat "$T/after-bad.out")"
+
+log "chunked framing only a lenient parser takes: 400, closed, the app never gets the request"
+# A bare CR after the chunk size; two bytes in place of the CRLF after the
+# data; a 200 KB chunk extension; 4,000 trailer fields.
+printf 'POST /hostile-chunkext HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n5;' >"$T/chunkext.req"
+head -c 204800 /dev/zero | tr '\0' 'e' >>"$T/chunkext.req"
+printf '\r\nhello\r\n0\r\n\r\n' >>"$T/chunkext.req"
+{
+	printf 'POST /hostile-trailers HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n'
+	for i in $(seq 1 4000); do printf 'X-Trailer-%d: t\r\n' "$i"; done
+	printf '\r\n'
+} >"$T/trailers.req"
+for c in "chunkcr|POST /hostile-chunkcr HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\rXhello\r\n0\r\n\r\n" \
+	 "chunkcrlf|POST /hostile-chunkcrlf HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n" \
+	 "chunkext|--file|$T/chunkext.req" "trailers|--file|$T/trailers.req"; do
+	name=${c%%|*}
+	IFS='|' read -r -a args <<<"${c#*|}"
+	hc --timeout 5000 "${args[@]}" >"$T/$name.out" 2>"$T/$name.err"
+	rc=$?
+	[ "$(first_status "$T/$name.out")" = 400 ] || fail "$name: answered '$(head -c 200 "$T/$name.out")' (want 400)"
+	[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "$name: connection not closed after 400 (hclient exit $rc)"
+	log "$name: 400, closed"
+done
+
+log "the same from an app: the response is cut, never relayed whole"
+for kind in chunkcr chunkcrlf longext trailers; do
+	pcurl a.test "/badresp?kind=$kind" -o "$T/br-$kind.out"
+	rc=$?
+	[ "$rc" != 0 ] || fail "a response with $kind was relayed as complete: $(head -c 200 "$T/br-$kind.out")"
+	grep -q "bad chunked body from" "$T/zkrouterd.log" || fail "$kind: no 'bad chunked body' line in the log"
+	log "$kind: cut (curl exit $rc)"
+done
 
 log "nothing hostile reached the backend"
 if grep -a 'hostile\|parse-error' "$T/backend-a1.log"; then
