@@ -41,6 +41,7 @@ enum http_hdr_kind {
 	HDR_X_FORWARDED_PORT,
 	HDR_X_REQUEST_ID,
 	HDR_COOKIE,
+	HDR_HTTP2_SETTINGS,        /* h2c upgrade's settings: hop-by-hop */
 	HDR_CONNECTION_LISTED,     /* named by a Connection header: hop-by-hop */
 };
 
@@ -164,6 +165,22 @@ bool http_body_move(llhttp_t *parser, struct http_chunk_state *cs,
 		    const struct http_limits *lim, struct evbuffer *in, struct evbuffer *out,
 		    struct evbuffer *scratch, bool rechunk, size_t *used, size_t *data,
 		    bool *done, const char **why);
+
+/*
+ * Upgrade protocols. `allowed` is a comma-separated list of protocol names
+ * (the --upgrade-protocols option, NULL for none). A token of an Upgrade
+ * header ("name" or "name/version") is allowed when its name is listed.
+ */
+bool http_upgrade_token_allowed(const char *token, size_t len, const char *allowed);
+/* Calls fn for each token of an Upgrade header value. */
+void http_upgrade_tokens(const struct http_hdr *hd, void (*fn)(const char *t, size_t n, void *arg),
+			 void *arg);
+/* A request's upgrade stands (h->upgrade stays true) only when one of its
+ * Upgrade tokens is allowed: the others are never forwarded, and a request
+ * with none left is an ordinary request. */
+void http_upgrade_restrict(struct http_head *h, const char *allowed);
+/* True when a list is well formed: comma-separated tokens. */
+bool http_upgrade_list_valid(const char *list);
 
 /* Case-insensitive comparison of a header name with a literal. */
 bool http_name_is(const struct http_hdr *hd, const char *name);

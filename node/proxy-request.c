@@ -424,6 +424,10 @@ static void request_route(struct request *r, size_t head_len)
 			h->method == HTTP_PUT || h->method == HTTP_DELETE;
 	r->http10 = h->minor == 0;
 	r->keep_alive = r->http10 ? h->conn_keep_alive && !h->conn_close : !h->conn_close;
+	/* Only the protocols we tunnel are forwarded (never h2c: the
+	 * requests inside would bypass routing, forwarding headers and the
+	 * access log); without one, this is an ordinary request. */
+	http_upgrade_restrict(h, p->upgrade_protocols);
 	r->upgrade = h->upgrade;
 	r->bytes_in = head_len;
 	if (!copy_target(r)) {
@@ -503,6 +507,7 @@ static void request_route(struct request *r, size_t head_len)
 			request_fail(r, 400, "bad_request", "request head changed");
 			return;
 		}
+		h->upgrade = r->upgrade;   /* as restricted above */
 	}
 	f.client_ip = c->ip;
 	f.proto = c->tls ? "https" : "http";
@@ -511,6 +516,7 @@ static void request_route(struct request *r, size_t head_len)
 	f.host_len = h->authority ? h->authority_len : h->hdrs[h->host_idx].vlen;
 	f.framing = r->req_framing;
 	f.content_length = r->req_remaining;
+	f.upgrade_protocols = p->upgrade_protocols;
 	if (!headers_write_request(&r->head_out, h, &f)) {
 		evbuffer_drain(in, head_len);
 		request_fail(r, 503, "out_of_memory", "out of memory");

@@ -241,6 +241,7 @@ struct listener {
 struct proxy {
 	struct event_base *base;
 	struct zkr_config cfg;     /* scalar options only; strings not kept */
+	char *upgrade_protocols;   /* cfg's upgrade_protocols, our own copy */
 	struct http_limits lim;
 	struct accesslog *log;
 	struct listener **listeners;  /* each allocated alone: callbacks hold them */

@@ -123,6 +123,34 @@ static bool response_interim(struct request *r, size_t end)
 	return true;
 }
 
+struct upgrade_seen {
+	const char *allowed;
+	bool any, other;
+};
+
+static void upgrade_seen_token(const char *t, size_t n, void *arg)
+{
+	struct upgrade_seen *u = arg;
+
+	if (http_upgrade_token_allowed(t, n, u->allowed))
+		u->any = true;
+	else
+		u->other = true;
+}
+
+/* The protocols a 101 names (its Upgrade header, which it must send) are
+ * all ones we tunnel. */
+static bool response_upgrade_allowed(const struct request *r)
+{
+	struct upgrade_seen u = {r->c->p->upgrade_protocols, false, false};
+	unsigned i;
+
+	for (i = 0; i < r->rhead.n_hdrs; i++)
+		if (r->rhead.hdrs[i].kind == HDR_UPGRADE)
+			http_upgrade_tokens(&r->rhead.hdrs[i], upgrade_seen_token, &u);
+	return u.any && !u.other;
+}
+
 static void response_upgrade(struct request *r, size_t end)
 {
 	struct client *c = r->c;
@@ -199,7 +227,13 @@ static void response_read_some(struct request *r)
 			return;
 		}
 		if (r->rhead.status == 101) {
-			if (!r->upgrade) {
+			/* A tunnel only answers an upgrade we forwarded, to a
+			 * protocol we forwarded: anything else would carry
+			 * requests past routing and the access log. */
+			if (!r->upgrade || !response_upgrade_allowed(r)) {
+				rlog_warn(r, "101 from %s %s", up->be->name,
+					  r->upgrade ? "to a protocol we did not forward"
+						     : "to a request that asked for no upgrade");
 				upstream_response_fail(r, 502, "backend_failed", "unexpected 101 from the backend");
 				return;
 			}

@@ -8,8 +8,10 @@
 # chunk size ends the connection without the backend ever reading it, and so
 # do chunked bodies only a lenient parser takes (a bare CR after the size,
 # junk for the CRLF after the data, a huge extension, thousands of
-# trailers), in requests (400) and in responses (cut). The router keeps
-# serving afterwards.
+# trailers), in requests (400) and in responses (cut). Upgrade: h2c is
+# dropped (its request goes on as an ordinary one) and a 101 tunnels only
+# an upgrade we forwarded, so no request can hide in a tunnel. The router
+# keeps serving afterwards.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -120,6 +122,24 @@ for kind in chunkcr chunkcrlf longext trailers; do
 	grep -q "bad chunked body from" "$T/zkrouterd.log" || fail "$kind: no 'bad chunked body' line in the log"
 	log "$kind: cut (curl exit $rc)"
 done
+
+log "Upgrade: h2c is not forwarded: the request behind it is routed by the router, not tunnelled"
+# /upgrade switches to any protocol asked for and then reads HTTP/1.1
+# requests, as an h2c server reads HTTP/2 ones: through a tunnel the next
+# request (for a host the router does not route) would reach it unseen.
+hc --timeout 3000 "GET /upgrade HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n" \
+	--expect 'no upgrade a1' "GET /hostile-h2c HTTP/1.1\r\nHost: nowhere.test\r\n\r\n" --expect 'unknown_route' >"$T/h2c.out"
+rc=$?
+[ "$rc" != 4 ] || fail "h2c: not answered as two ordinary requests: $(cat "$T/h2c.out")"
+grep -q '^HTTP/1.1 101' "$T/h2c.out" && fail "h2c: a 101 reached the client"
+out=$(pcurl a.test /echo -H 'Connection: Upgrade, HTTP2-Settings' -H 'Upgrade: h2c' -H 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA')
+echo "$out" | grep -q '^backend=a1' || fail "h2c echo not answered: $out"
+echo "$out" | grep -qi '^h: \(upgrade\|http2-settings\|connection\):' && fail "h2c upgrade headers forwarded: $out"
+log "a 101 that answers no upgrade we forwarded, or switches to a protocol we did not forward: 502"
+hc --timeout 3000 "GET /upgrade?force=1 HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /after-forced-101 HTTP/1.1\r\n${H}\r\n" >"$T/h2cforce.out"
+[ "$(first_status "$T/h2cforce.out")" = 502 ] || fail "an unrequested 101 was not answered 502: $(head -c 300 "$T/h2cforce.out")"
+hc --timeout 3000 "GET /upgrade HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /after-switched-101 HTTP/1.1\r\n${H}\r\n" >"$T/h2cswitch.out"
+[ "$(first_status "$T/h2cswitch.out")" = 502 ] || fail "a 101 to h2c for a websocket upgrade was not answered 502: $(head -c 300 "$T/h2cswitch.out")"
 
 log "nothing hostile reached the backend"
 if grep -a 'hostile\|parse-error' "$T/backend-a1.log"; then
