@@ -102,6 +102,8 @@ static const struct option_def options[] = {
 	  "longest request target; 414 past it" },
 	{ "upgrade-protocols", OPT_STR_OFF, F(upgrade_protocols), 0, "websocket", NOBOUND, true, false, "LIST",
 	  "Upgrade protocols tunnelled after a 101, comma-separated; others are dropped from requests (\"off\": none; h2c never)" },
+	{ "allow-underscore-headers", OPT_BOOL, F(allow_underscore_headers), 0, "no", NOBOUND, true, false, NULL,
+	  "forward request header names that contain '_' (dropped by default: a server behind may read them as '-')" },
 	{ "head-timeout-ms", OPT_UINT, F(head_timeout_ms), 0, "10000", 100, 3600000, true, false, "MS",
 	  "time to receive a request head; 408 past it" },
 	{ "client-idle-timeout-ms", OPT_UINT, F(client_idle_timeout_ms), 0, "60000", 100, 86400000, true, false, "MS",

@@ -200,6 +200,8 @@ bool headers_write_request(struct hbuf *out, const struct http_head *h,
 			continue;
 		}
 		default:
+			if (!f->keep_underscores && memchr(hd->name, '_', hd->nlen) != NULL)
+				continue;
 			put_hdr(&o, hd);
 		}
 	}

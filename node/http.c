@@ -693,15 +693,86 @@ enum http_result http_parse_request(llhttp_t *parser, const char *buf, size_t le
 	return validate_headers(h, true, why);
 }
 
+const char *http_status_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 102: return "Processing";
+	case 103: return "Early Hints";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
+	case 204: return "No Content";
+	case 205: return "Reset Content";
+	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Content";
+	case 426: return "Upgrade Required";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "";
+	}
+}
+
 enum http_result http_parse_response(llhttp_t *parser, const char *buf, size_t len, bool partial,
 				     const struct http_limits *lim, bool head_request,
 				     struct http_head *h, const char **why)
 {
 	enum http_result r = run(parser, HTTP_RESPONSE, buf, len, partial, lim, head_request, h, why);
+	size_t i;
 
 	if (r != HTTP_OK)
 		return r;
 	h->status = llhttp_get_status_code(parser);
+	/* llhttp takes any three digits; clients differ on what 000 or 600
+	 * mean, so they never see one. */
+	if (h->status < 100 || h->status > 599) {
+		*why = "status code outside 100-599";
+		return HTTP_BAD;
+	}
+	/* The reason phrase means nothing to HTTP, but a client may print
+	 * it: control bytes (escape sequences) are not passed on. */
+	for (i = 0; i < h->reason_len; i++) {
+		unsigned char ch = (unsigned char)h->reason[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			h->reason = http_status_reason(h->status);
+			h->reason_len = strlen(h->reason);
+			break;
+		}
+	}
 	return validate_headers(h, false, why);
 }
 

@@ -114,10 +114,15 @@ enum http_result http_parse_request(llhttp_t *parser, const char *buf, size_t le
 				    const char **why);
 
 /* Parses and validates a response head (from a backend). `head_request`:
- * the request was HEAD, so the response has no body whatever it says. */
+ * the request was HEAD, so the response has no body whatever it says.
+ * A status outside 100-599 is HTTP_BAD; a reason phrase with control
+ * bytes is replaced by the standard one (h->reason then points to it). */
 enum http_result http_parse_response(llhttp_t *parser, const char *buf, size_t len, bool partial,
 				     const struct http_limits *lim, bool head_request,
 				     struct http_head *h, const char **why);
+
+/* The standard reason phrase of a status code ("" for codes without one). */
+const char *http_status_reason(int status);
 
 /* True when the message has a body to frame after the head. For
  * responses, HEAD/1xx/204/304 have none. */

@@ -424,6 +424,10 @@ static void request_route(struct request *r, size_t head_len)
 			h->method == HTTP_PUT || h->method == HTTP_DELETE;
 	r->http10 = h->minor == 0;
 	r->keep_alive = r->http10 ? h->conn_keep_alive && !h->conn_close : !h->conn_close;
+	/* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means its
+	 * framing may be read differently along the way: answer, then close. */
+	if (r->http10 && h->chunked)
+		r->keep_alive = false;
 	/* Only the protocols we tunnel are forwarded (never h2c: the
 	 * requests inside would bypass routing, forwarding headers and the
 	 * access log); without one, this is an ordinary request. */
@@ -517,6 +521,7 @@ static void request_route(struct request *r, size_t head_len)
 	f.framing = r->req_framing;
 	f.content_length = r->req_remaining;
 	f.upgrade_protocols = p->upgrade_protocols;
+	f.keep_underscores = p->cfg.allow_underscore_headers;
 	if (!headers_write_request(&r->head_out, h, &f)) {
 		evbuffer_drain(in, head_len);
 		request_fail(r, 503, "out_of_memory", "out of memory");

@@ -96,8 +96,10 @@ static bool response_head(struct request *r, size_t end)
 	if (f.framing == FRAME_CLOSE || !r->req_body_done)
 		r->keep_alive = false;
 	f.keep_alive = r->keep_alive && !c->p->stopping;
+	/* An HTTP/1.0 response with Transfer-Encoding is read, then its
+	 * connection closed (RFC 9112 6.1). */
 	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
-			   r->resp_framing != FRAME_CLOSE;
+			   r->resp_framing != FRAME_CLOSE && !(h->minor == 0 && h->chunked);
 	if (!write_head(r, &f))
 		return false;
 	evbuffer_drain(bufferevent_get_input(up->bev), end);

@@ -23,7 +23,9 @@
  *                    (a valid chunk, then an invalid chunk size), chunkcr
  *                    (a bare CR after the chunk size), chunkcrlf (two
  *                    bytes in place of the CRLF after chunk data), longext
- *                    (a 200 KB chunk extension), trailers (4,000 of them)
+ *                    (a 200 KB chunk extension), trailers (4,000 of them),
+ *                    statusN (status N: 000, 099, 600, 999), reasonctl
+ *                    (control bytes in the reason phrase)
  *   /ws              101 Switching Protocols, then echoes every byte back
  *   /continues?n=N   N interim "100 Continue" answers (with backpressure),
  *                    then the plain answer

@@ -319,6 +319,11 @@ void answer_dispatch(struct conn *c)
 			{ "longext", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8;" },
 			{ "trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 				      "8\r\nbadresp1\r\n0\r\n" },
+			{ "status000", "HTTP/1.1 000 Zero\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			{ "status099", "HTTP/1.1 099 Low\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			{ "status600", "HTTP/1.1 600 High\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			{ "status999", "HTTP/1.1 999 High\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			{ "reasonctl", "HTTP/1.1 200 \x1b[31mRed\x07\r\nContent-Length: 8\r\n\r\nbadresp1" },
 		};
 		const char *q = strstr(url, "kind=");
 		const char *bytes = bad[0].bytes;

@@ -10,12 +10,17 @@
 # junk for the CRLF after the data, a huge extension, thousands of
 # trailers), in requests (400) and in responses (cut). Upgrade: h2c is
 # dropped (its request goes on as an ordinary one) and a 101 tunnels only
-# an upgrade we forwarded, so no request can hide in a tunnel. The router
-# keeps serving afterwards.
+# an upgrade we forwarded, so no request can hide in a tunnel. Backend status
+# codes outside 100-599 are a 502, control bytes in a reason phrase are not
+# relayed, an HTTP/1.0 request with Transfer-Encoding closes its connection
+# after its answer, and header names with '_' are not forwarded (unless
+# allow-underscore-headers, reloaded on SIGHUP). The router keeps serving
+# afterwards.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
-proxy_setup
+echo "allow-underscore-headers = no" >"$T/zkrouterd.conf"
+proxy_setup --config "$T/zkrouterd.conf"
 start_backend a1
 app_add a.test
 register a.test a1 "$BACKEND_PORT"
@@ -140,6 +145,40 @@ hc --timeout 3000 "GET /upgrade?force=1 HTTP/1.1\r\n${H}Connection: Upgrade\r\nU
 [ "$(first_status "$T/h2cforce.out")" = 502 ] || fail "an unrequested 101 was not answered 502: $(head -c 300 "$T/h2cforce.out")"
 hc --timeout 3000 "GET /upgrade HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /after-switched-101 HTTP/1.1\r\n${H}\r\n" >"$T/h2cswitch.out"
 [ "$(first_status "$T/h2cswitch.out")" = 502 ] || fail "a 101 to h2c for a websocket upgrade was not answered 502: $(head -c 300 "$T/h2cswitch.out")"
+
+log "backend status codes outside 100-599: 502"
+for kind in status000 status099 status600 status999; do
+	st=$(pcurl a.test "/badresp?kind=$kind" -o "$T/br-$kind.out" -w '%{http_code}')
+	[ "$st" = 502 ] || fail "$kind: answered $st (want 502): $(head -c 200 "$T/br-$kind.out")"
+done
+
+log "control bytes in a backend's reason phrase do not reach the client"
+hc --timeout 3000 "GET /badresp?kind=reasonctl HTTP/1.1\r\n${H}\r\n" --expect badresp1 >"$T/reason.out"
+[ "$(head -n 1 "$T/reason.out" | tr -d '\r')" = "HTTP/1.1 200 OK" ] ||
+	fail "reason phrase relayed: $(head -n 1 "$T/reason.out" | od -c | head -n 3)"
+LC_ALL=C grep -q -a $'[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' "$T/reason.out" && fail "control bytes relayed: $(od -c "$T/reason.out" | head)"
+
+log "HTTP/1.0 with Transfer-Encoding: answered, then the connection closes"
+hc --timeout 3000 "POST /echo HTTP/1.0\r\n${H}Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /after-10-te HTTP/1.0\r\n${H}Connection: keep-alive\r\n\r\n" >"$T/te10.out"
+rc=$?
+grep -q -a '^body-bytes=5' "$T/te10.out" || fail "HTTP/1.0 chunked request not answered: $(cat "$T/te10.out")"
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection kept open after an HTTP/1.0 request with Transfer-Encoding (exit $rc)"
+[ "$(grep -c -a '^HTTP/1' "$T/te10.out")" = 1 ] || fail "answered past it: $(cat "$T/te10.out")"
+
+log "header names with '_' are dropped, unless allow-underscore-headers (reloaded)"
+out=$(pcurl a.test /echo -H 'Transfer_Encoding: chunked' -H 'Content_Length: 5' -H 'X_Custom: v' -H 'X-Ok: v')
+echo "$out" | grep -q '^h: X-Ok: v' || fail "echo without X-Ok: $out"
+echo "$out" | grep -q '^h: [A-Za-z-]*_' && fail "a name with '_' was forwarded: $out"
+echo "allow-underscore-headers = yes" >"$T/zkrouterd.conf"
+kill -HUP "$ROUTER_PID"
+wait_for 10 grep -q 'reload applied: allow-underscore-headers' "$T/zkrouterd.log" ||
+	fail "allow-underscore-headers not reloaded: $(tail -n 5 "$T/zkrouterd.log")"
+out=$(pcurl a.test /echo -H 'X_Custom: v')
+echo "$out" | grep -q '^h: X_Custom: v' || fail "X_Custom not forwarded with allow-underscore-headers: $out"
+echo "allow-underscore-headers = no" >"$T/zkrouterd.conf"
+kill -HUP "$ROUTER_PID"
+wait_for 10 sh -c "[ \$(grep -c 'reload applied: allow-underscore-headers' '$T/zkrouterd.log') = 2 ]" ||
+	fail "allow-underscore-headers not reloaded back"
 
 log "nothing hostile reached the backend"
 if grep -a 'hostile\|parse-error' "$T/backend-a1.log"; then

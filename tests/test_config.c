@@ -62,6 +62,7 @@ static void test_defaults(void)
 	CU_ASSERT_PTR_NULL(c.zk_auth);
 	CU_ASSERT_EQUAL(c.zk_session_timeout_ms, 10000);
 	CU_ASSERT_STRING_EQUAL(c.upgrade_protocols, "websocket");
+	CU_ASSERT_FALSE(c.allow_underscore_headers);
 	CU_ASSERT_EQUAL_FATAL(c.n_listen, 1);
 	CU_ASSERT_STRING_EQUAL(c.listen[0], "0.0.0.0:8080");
 	CU_ASSERT_PTR_NULL(c.listen[1]);
@@ -334,6 +335,7 @@ static void test_reload(void)
 	struct zkr_config c;
 	CU_ASSERT_TRUE(config_option_reloadable("retries"));
 	CU_ASSERT_TRUE(config_option_reloadable("upgrade-protocols"));
+	CU_ASSERT_TRUE(config_option_reloadable("allow-underscore-headers"));
 	CU_ASSERT_TRUE(config_option_reloadable("log_level"));
 	CU_ASSERT_FALSE(config_option_reloadable("listen"));
 	CU_ASSERT_FALSE(config_option_reloadable("zk"));

@@ -41,6 +41,9 @@ static void parse_req(const char *raw, struct http_head *h, llhttp_t *p)
 }
 
 /* The written request head for `raw`, as a malloc'd string. */
+/* --allow-underscore-headers, for the next rewrite(). */
+static bool keep_underscores;
+
 static char *rewrite(const char *raw, enum body_framing framing, uint64_t cl)
 {
 	struct http_head h;
@@ -65,6 +68,7 @@ static char *rewrite(const char *raw, enum body_framing framing, uint64_t cl)
 	f.framing = framing;
 	f.content_length = cl;
 	f.upgrade_protocols = "websocket";
+	f.keep_underscores = keep_underscores;
 	http_upgrade_restrict(&h, f.upgrade_protocols);
 	f.request_id = "00000000000000000000000000000001";
 	f.request_id_len = 32;
@@ -187,6 +191,26 @@ static void test_upgrade_h2c_dropped(void)
 	      "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", FRAME_NONE, 0, plain);
 	check("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocketx, h2c\r\n\r\n",
 	      FRAME_NONE, 0, plain);
+}
+
+/* Names with '_' are dropped (a server behind may read Transfer_Encoding
+ * as Transfer-Encoding), unless asked for. */
+static void test_underscores(void)
+{
+	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n"
+			  "Content_Length: 5\r\nX_Custom: v\r\nX-Ok: v\r\n\r\n";
+	const char *tail = "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+			   "X-Forwarded-Host: a\r\nX-Forwarded-Port: 8080\r\n"
+			   "X-Request-Id: 00000000000000000000000000000001\r\n\r\n";
+	char want[1024];
+
+	snprintf(want, sizeof(want), "GET / HTTP/1.1\r\nHost: a\r\nX-Ok: v\r\n%s", tail);
+	check(raw, FRAME_NONE, 0, want);
+	keep_underscores = true;
+	snprintf(want, sizeof(want), "GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n"
+		 "Content_Length: 5\r\nX_Custom: v\r\nX-Ok: v\r\n%s", tail);
+	check(raw, FRAME_NONE, 0, want);
+	keep_underscores = false;
 }
 
 /* The allowed-list matching behind --upgrade-protocols. */
@@ -344,6 +368,7 @@ void unit_register(void)
 	UNIT_TEST(s, test_upgrade_kept);
 	UNIT_TEST(s, test_upgrade_h2c_dropped);
 	UNIT_TEST(s, test_upgrade_list);
+	UNIT_TEST(s, test_underscores);
 	UNIT_TEST(s, test_responses);
 	UNIT_TEST(s, test_request_ids);
 	UNIT_TEST(s, test_buffer_reuse);

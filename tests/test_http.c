@@ -262,6 +262,45 @@ static void test_responses(void)
 	CU_ASSERT_EQUAL(http_parse_response(&p, r5, strlen(r5), false, &lim, false, &h, &why), HTTP_BAD);
 }
 
+/* Status codes outside 100-599 are refused; a reason phrase with control
+ * bytes is replaced by the standard one, a clean one kept as it is. */
+static void test_response_status_and_reason(void)
+{
+	static const struct {
+		const char *raw;
+		enum http_result want;
+		const char *reason;
+	} cases[] = {
+		{"HTTP/1.1 000 Zero\r\n\r\n", HTTP_BAD, NULL},
+		{"HTTP/1.1 099 Low\r\n\r\n", HTTP_BAD, NULL},
+		{"HTTP/1.1 600 High\r\n\r\n", HTTP_BAD, NULL},
+		{"HTTP/1.1 999 High\r\n\r\n", HTTP_BAD, NULL},
+		{"HTTP/1.1 100 Continue\r\n\r\n", HTTP_OK, "Continue"},
+		{"HTTP/1.1 599 Whatever\r\n\r\n", HTTP_OK, "Whatever"},
+		{"HTTP/1.1 200 Fine\tand dandy\r\n\r\n", HTTP_OK, "Fine\tand dandy"},
+		{"HTTP/1.1 200 \x1b[2JOK\r\n\r\n", HTTP_OK, "OK"},
+		{"HTTP/1.1 404 Gone\x7f\r\n\r\n", HTTP_OK, "Not Found"},
+		{"HTTP/1.1 299 \x01\r\n\r\n", HTTP_OK, ""},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_head h;
+		llhttp_t p;
+		const char *why = NULL;
+
+		memset(&h, 0, sizeof(h));
+		h.hdrs = hdrs;
+		h.max_hdrs = 100;
+		CU_ASSERT_EQUAL(http_parse_response(&p, cases[i].raw, strlen(cases[i].raw), false, &lim,
+						    false, &h, &why), cases[i].want);
+		if (cases[i].want == HTTP_OK) {
+			CU_ASSERT_EQUAL(h.reason_len, strlen(cases[i].reason));
+			CU_ASSERT_NSTRING_EQUAL(h.reason, cases[i].reason, h.reason_len);
+		}
+	}
+}
+
 /* Feeds `body` to the decoder in pieces of `step` bytes. */
 static void decode_in_steps(const char *head, const char *body, size_t step, const char *want,
 			    size_t want_used)
@@ -470,6 +509,7 @@ void unit_register(void)
 	UNIT_TEST(s, test_limits_boundaries);
 	UNIT_TEST(s, test_partial);
 	UNIT_TEST(s, test_responses);
+	UNIT_TEST(s, test_response_status_and_reason);
 	UNIT_TEST(s, test_chunked_decode);
 	UNIT_TEST(s, test_chunked_bad);
 	UNIT_TEST(s, test_chunked_limits);
