@@ -585,6 +585,33 @@ static void client_reject_parse(struct client *c, enum http_result res, const ch
 	client_reject(c, status, code, why);
 }
 
+bool client_output_full(struct client *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) < c->p->cfg.buffer_high_bytes)
+		return false;
+	/* Whatever filled it (our own answers to pipelined requests, or
+	 * answers relayed from an app), a client that does not read must
+	 * not make us read, answer and buffer more: memory would grow
+	 * without bound. The write timeout ends a client that never reads. */
+	if (!c->out_full)
+		clog_debug(c, "output past the high mark: reading paused");
+	c->out_full = true;
+	conn_read_off(&c->io);
+	return true;
+}
+
+void client_output_resume(struct client *c)
+{
+	if (!c->out_full ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->p->cfg.buffer_high_bytes)
+		return;
+	c->out_full = false;
+	if (!c->read_paused)
+		conn_read_on(&c->io);
+	if (c->state == CS_IDLE && !c->processing)
+		client_process(c);
+}
+
 /* Where the pending head ends (past its blank line), or 0. Only the bytes
  * not searched before are searched (from 3 back, in case the blank line
  * straddles two reads), and nothing is copied to do it. */

@@ -298,10 +298,6 @@ void client_set_state(struct client *c, enum client_state s);
 void client_close(struct client *c);
 /* Closes once the output is flushed (after a final answer). */
 void client_close_after_flush(struct client *c);
-/* True when the client's output holds buffer_high_bytes or more; reading
- * it then stops (out_full) until its write callback sees the output down
- * to the low mark. Called before anything more is done for a client. */
-bool client_output_full(struct client *c);
 void proxy_reap_later(struct proxy *p);
 /*
  * Writes a connection's output at the end of this turn of the event loop
@@ -348,6 +344,13 @@ void request_finish(struct request *r);
 void request_set_state(struct request *r, enum request_state s);
 /* Reads and routes pipelined heads waiting in the client's input. */
 void client_process(struct client *c);
+/* True when the client's output holds buffer_high_bytes or more; reading
+ * it then stops (out_full) until its write callback sees the output down
+ * to the low mark. Called before anything more is done for a client. */
+bool client_output_full(struct client *c);
+/* From the write callback: the output drained to the low mark, so reading
+ * and answering go on. */
+void client_output_resume(struct client *c);
 /* Answers `status` to a head that failed (to parse, or to arrive in time)
  * and closes the connection. */
 void client_reject(struct client *c, int status, const char *code, const char *why);

@@ -128,34 +128,6 @@ void client_close_after_flush(struct client *c)
 		client_linger(c);
 }
 
-bool client_output_full(struct client *c)
-{
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) < c->p->cfg.buffer_high_bytes)
-		return false;
-	/* Whatever filled it (our own answers to pipelined requests, or
-	 * answers relayed from an app), a client that does not read must
-	 * not make us read, answer and buffer more: memory would grow
-	 * without bound. The write timeout ends a client that never reads. */
-	if (!c->out_full)
-		clog_debug(c, "output past the high mark: reading paused");
-	c->out_full = true;
-	conn_read_off(&c->io);
-	return true;
-}
-
-/* The output drained to the low mark: read and answer again. */
-static void client_output_resume(struct client *c)
-{
-	if (!c->out_full ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->p->cfg.buffer_high_bytes)
-		return;
-	c->out_full = false;
-	if (!c->read_paused)
-		conn_read_on(&c->io);
-	if (c->state == CS_IDLE && !c->processing)
-		client_process(c);
-}
-
 static void client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
