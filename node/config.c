@@ -30,6 +30,7 @@
 #include <event2/util.h>
 
 #include "node/config.h"
+#include "node/http.h"
 #include "registry/log.h"
 #include "registry/record.h"
 
@@ -103,6 +104,10 @@ static const struct option_def options[] = {
 	  "most request header fields; 431 past it" },
 	{ "max-target-bytes", OPT_SIZE, F(max_target_bytes), 0, "8192", 64, 1048576, true, false, "BYTES",
 	  "longest request target; 414 past it" },
+	{ "upgrade-protocols", OPT_STR_OFF, F(upgrade_protocols), 0, "websocket", NOBOUND, true, false, "LIST",
+	  "Upgrade protocols tunnelled after a 101, comma-separated; others are dropped from requests (\"off\": none; h2c never)" },
+	{ "allow-underscore-headers", OPT_BOOL, F(allow_underscore_headers), 0, "no", NOBOUND, true, false, NULL,
+	  "forward request header names that contain '_' (dropped by default: a server behind may read them as '-')" },
 	{ "head-timeout-ms", OPT_UINT, F(head_timeout_ms), 0, "10000", 100, 3600000, true, false, "MS",
 	  "time to receive a request head; 408 past it" },
 	{ "client-idle-timeout-ms", OPT_UINT, F(client_idle_timeout_ms), 0, "60000", 100, 86400000, true, false, "MS",
@@ -539,6 +544,17 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 	if (c->max_target_bytes > c->max_head_bytes) {
 		set_why(why, whylen, "max-target-bytes (%zu) is larger than max-head-bytes (%zu)",
 			c->max_target_bytes, c->max_head_bytes);
+		return false;
+	}
+	if (!http_upgrade_list_valid(c->upgrade_protocols)) {
+		set_why(why, whylen, "upgrade-protocols: \"%s\" is not a comma-separated list of protocol names",
+			c->upgrade_protocols);
+		return false;
+	}
+	if (http_upgrade_token_allowed("h2c", 3, c->upgrade_protocols)) {
+		/* Its requests would pass inside a tunnel, unrouted and unlogged. */
+		set_why(why, whylen, "upgrade-protocols: h2c cannot be tunnelled (HTTP/2 requests inside "
+			"would bypass routing and the access log)");
 		return false;
 	}
 	if (c->eject_max_ms < c->eject_base_ms) {

@@ -53,6 +53,8 @@ struct zkr_config {
 	size_t max_head_bytes;            /* 431 past it; default 32768 */
 	unsigned max_headers;             /* 431 past it; default 100 */
 	size_t max_target_bytes;          /* 414 past it; default 8192 */
+	char *upgrade_protocols;          /* Upgrade tokens tunnelled; default "websocket", NULL: none */
+	bool allow_underscore_headers;    /* forward request header names with '_'; default no */
 
 	/* timeouts */
 	unsigned head_timeout_ms;         /* 408; default 10000 */

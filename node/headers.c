@@ -22,6 +22,7 @@ bool headers_is_hop(enum http_hdr_kind kind, bool tunnel)
 	case HDR_TRANSFER_ENCODING:
 	case HDR_CONTENT_LENGTH:
 	case HDR_CONNECTION_LISTED:
+	case HDR_HTTP2_SETTINGS:
 		return true;
 	case HDR_UPGRADE:
 		return !tunnel;
@@ -107,6 +108,38 @@ static void put_framing(struct out *o, enum body_framing framing, uint64_t len)
 	}
 }
 
+struct upgrade_out {
+	struct out *o;
+	const char *allowed;
+	bool first;
+};
+
+static void put_upgrade_token(const char *t, size_t n, void *arg)
+{
+	struct upgrade_out *u = arg;
+
+	if (!http_upgrade_token_allowed(t, n, u->allowed))
+		return;
+	if (!u->first)
+		put(u->o, ", ", 2);
+	put(u->o, t, n);
+	u->first = false;
+}
+
+/* One Upgrade line with the protocols we tunnel, from every Upgrade line
+ * of the request (http_upgrade_restrict left at least one). */
+static void put_upgrade(struct out *o, const struct http_head *h, const char *allowed)
+{
+	struct upgrade_out u = {o, allowed, true};
+	unsigned i;
+
+	PUT_LIT(o, "Upgrade: ");
+	for (i = 0; i < h->n_hdrs; i++)
+		if (h->hdrs[i].kind == HDR_UPGRADE)
+			http_upgrade_tokens(&h->hdrs[i], put_upgrade_token, &u);
+	put(o, "\r\n", 2);
+}
+
 bool headers_write_request(struct hbuf *out, const struct http_head *h,
 			   const struct fwd_request *f)
 {
@@ -141,6 +174,8 @@ bool headers_write_request(struct hbuf *out, const struct http_head *h,
 			if (f->request_id_present && hd->value == f->request_id)
 				put_hdr(&o, hd);
 			continue;
+		case HDR_UPGRADE:
+			continue;   /* written once, filtered, below */
 		case HDR_X_FORWARDED_FOR: {
 			/* All X-Forwarded-For lines joined in order, then ours. */
 			unsigned k;
@@ -165,6 +200,8 @@ bool headers_write_request(struct hbuf *out, const struct http_head *h,
 			continue;
 		}
 		default:
+			if (!f->keep_underscores && memchr(hd->name, '_', hd->nlen) != NULL)
+				continue;
 			put_hdr(&o, hd);
 		}
 	}
@@ -185,8 +222,10 @@ bool headers_write_request(struct hbuf *out, const struct http_head *h,
 		put(&o, f->request_id, f->request_id_len);
 		put(&o, "\r\n", 2);
 	}
-	if (tunnel)
+	if (tunnel) {
+		put_upgrade(&o, h, f->upgrade_protocols);
 		PUT_LIT(&o, "Connection: upgrade\r\n");
+	}
 	put_framing(&o, f->framing, f->content_length);
 	put(&o, "\r\n", 2);
 	return !o.failed;

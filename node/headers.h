@@ -6,8 +6,11 @@
  *
  * Removed on the way (hop-by-hop): Connection, Keep-Alive,
  * Proxy-Connection, TE, Trailer, Transfer-Encoding and Content-Length
- * (replaced by our framing), Upgrade unless tunnelling, and every header
- * named by Connection. Replaced: X-Forwarded-Proto/-Host/-Port (the router
+ * (replaced by our framing), HTTP2-Settings, Upgrade unless tunnelling
+ * (and then every protocol we do not tunnel), and every header named by
+ * Connection. Header names with '_' are dropped unless asked for: a
+ * server behind may fold '_' into '-' (Transfer_Encoding into
+ * Transfer-Encoding) and read a framing we never saw. Replaced: X-Forwarded-Proto/-Host/-Port (the router
  * is the edge, what a client claims there is not trusted). Appended to:
  * X-Forwarded-For. Kept or generated: X-Request-Id.
  */
@@ -48,6 +51,9 @@ struct fwd_request {
 	bool request_id_present;   /* the client sent X-Request-Id: keep it */
 	enum body_framing framing;
 	uint64_t content_length;
+	const char *upgrade_protocols;  /* forwarded Upgrade tokens (see
+					 * http_upgrade_token_allowed) */
+	bool keep_underscores;     /* forward header names with '_' */
 };
 
 /* Writes the request head for the backend into out (emptied first).

@@ -1,7 +1,8 @@
 /*
  * Parsing and validating HTTP/1.x heads (see http.h).
  *
- * llhttp runs in strict mode over a complete head held in one piece. Its
+ * llhttp runs in strict mode (built with LLHTTP_STRICT_MODE, every
+ * lenient flag off) over a complete head held in one piece. Its
  * callbacks only record where things are; the rules llhttp does not
  * enforce (or that we want to hold whatever llhttp's version) are checked
  * afterwards in one place, validate(), over the recorded headers: exactly
@@ -20,6 +21,7 @@
 struct pctx {
 	struct http_head *h;
 	const struct http_limits *lim;
+	struct http_chunk_state *cs;   /* body decoding only */
 	struct evbuffer *body_out;
 	enum http_result err;
 	const char *why;
@@ -59,12 +61,27 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/* Trailers are read through and dropped, within the head's limits. */
+static int trailer_bytes(struct pctx *c, size_t len)
+{
+	if (c->cs == NULL)
+		return 0;
+	c->cs->trailer_bytes += (uint32_t)(len < UINT32_MAX / 2 ? len : UINT32_MAX / 2);
+	if (c->cs->trailer_bytes > c->lim->max_head_bytes) {
+		c->why = "trailers larger than the head limit";
+		return -1;
+	}
+	return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct pctx *c = p->data;
 	struct http_hdr *hd;
 
-	if (c->h == NULL || c->headers_done)   /* trailers: dropped */
+	if (c->headers_done)
+		return trailer_bytes(c, len + 4);   /* ": " and CRLF too */
+	if (c->h == NULL)
 		return 0;
 	if (!c->field_open) {
 		if (c->h->n_hdrs >= c->h->max_hdrs) {
@@ -89,6 +106,10 @@ static int on_header_field_complete(llhttp_t *p)
 	struct pctx *c = p->data;
 
 	c->field_open = false;
+	if (c->headers_done && c->cs != NULL && ++c->cs->trailers > c->lim->max_headers) {
+		c->why = "too many trailer fields";
+		return -1;
+	}
 	return 0;
 }
 
@@ -97,7 +118,9 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 	struct pctx *c = p->data;
 	struct http_hdr *hd;
 
-	if (c->h == NULL || c->headers_done || c->h->n_hdrs == 0)
+	if (c->headers_done)
+		return trailer_bytes(c, len);
+	if (c->h == NULL || c->h->n_hdrs == 0)
 		return 0;
 	hd = &c->h->hdrs[c->h->n_hdrs - 1];
 	if (hd->value == NULL)
@@ -113,6 +136,34 @@ static int on_headers_complete(llhttp_t *p)
 	c->headers_done = true;
 	if (c->skip_body)
 		return 1;
+	return 0;
+}
+
+/* Extensions are read through and dropped (we re-frame every chunk), but
+ * only so far: a line of megabytes is no chunk size. */
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t len)
+{
+	struct pctx *c = p->data;
+
+	(void)at;
+	if (c->cs == NULL)
+		return 0;
+	c->cs->ext_bytes += (uint32_t)(len <= HTTP_CHUNK_EXT_MAX ? len : HTTP_CHUNK_EXT_MAX + 1);
+	if (c->cs->ext_bytes > HTTP_CHUNK_EXT_MAX) {
+		c->why = "chunk extension too long";
+		return -1;
+	}
+	return 0;
+}
+
+/* A chunk-size line ended: the next one starts its extension count
+ * afresh, and after the last chunk the trailers are counted from zero. */
+static int on_chunk_header(llhttp_t *p)
+{
+	struct pctx *c = p->data;
+
+	if (c->cs != NULL)
+		memset(c->cs, 0, sizeof(*c->cs));
 	return 0;
 }
 
@@ -145,6 +196,9 @@ static const llhttp_settings_t settings = {
 	.on_headers_complete = on_headers_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
+	.on_chunk_extension_name = on_chunk_extension,
+	.on_chunk_extension_value = on_chunk_extension,
+	.on_chunk_header = on_chunk_header,
 };
 
 size_t http_head_end(const char *buf, size_t len)
@@ -217,6 +271,7 @@ static enum http_hdr_kind classify(const struct http_hdr *hd)
 		KNOWN("x-forwarded-port", HDR_X_FORWARDED_PORT),
 		KNOWN("x-request-id", HDR_X_REQUEST_ID),
 		KNOWN("cookie", HDR_COOKIE),
+		KNOWN("http2-settings", HDR_HTTP2_SETTINGS),
 	};
 #undef KNOWN
 	size_t i;
@@ -495,6 +550,12 @@ static enum http_result run(llhttp_t *parser, llhttp_type_t type, const char *bu
 	c.lim = lim;
 	c.skip_body = head_request;
 	llhttp_init(parser, type, &settings);
+	/* Off by default; said here so that no llhttp default can loosen
+	 * what we accept (the strict build does the rest: see Makefile.inc). */
+	llhttp_set_lenient_headers(parser, 0);
+	llhttp_set_lenient_chunked_length(parser, 0);
+	llhttp_set_lenient_keep_alive(parser, 0);
+	llhttp_set_lenient_transfer_encoding(parser, 0);
 	parser->data = &c;
 	e = llhttp_execute(parser, buf, len);
 	parser->data = NULL;
@@ -543,15 +604,86 @@ enum http_result http_parse_request(llhttp_t *parser, const char *buf, size_t le
 	return validate_headers(h, true, why);
 }
 
+const char *http_status_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 102: return "Processing";
+	case 103: return "Early Hints";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
+	case 204: return "No Content";
+	case 205: return "Reset Content";
+	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Content";
+	case 426: return "Upgrade Required";
+	case 428: return "Precondition Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "";
+	}
+}
+
 enum http_result http_parse_response(llhttp_t *parser, const char *buf, size_t len, bool partial,
 				     const struct http_limits *lim, bool head_request,
 				     struct http_head *h, const char **why)
 {
 	enum http_result r = run(parser, HTTP_RESPONSE, buf, len, partial, lim, head_request, h, why);
+	size_t i;
 
 	if (r != HTTP_OK)
 		return r;
 	h->status = llhttp_get_status_code(parser);
+	/* llhttp takes any three digits; clients differ on what 000 or 600
+	 * mean, so they never see one. */
+	if (h->status < 100 || h->status > 599) {
+		*why = "status code outside 100-599";
+		return HTTP_BAD;
+	}
+	/* The reason phrase means nothing to HTTP, but a client may print
+	 * it: control bytes (escape sequences) are not passed on. */
+	for (i = 0; i < h->reason_len; i++) {
+		unsigned char ch = (unsigned char)h->reason[i];
+
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			h->reason = http_status_reason(h->status);
+			h->reason_len = strlen(h->reason);
+			break;
+		}
+	}
 	return validate_headers(h, false, why);
 }
 
@@ -563,8 +695,9 @@ bool http_response_has_body(const struct http_head *h, bool head_request)
 	return true;
 }
 
-bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbuffer *out,
-		      size_t *used, bool *done, const char **why)
+bool http_body_decode(llhttp_t *parser, struct http_chunk_state *cs,
+		      const struct http_limits *lim, const char *buf, size_t len,
+		      struct evbuffer *out, size_t *used, bool *done, const char **why)
 {
 	struct pctx c;
 	llhttp_errno_t e;
@@ -572,6 +705,8 @@ bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbu
 	memset(&c, 0, sizeof(c));
 	c.body_out = out;
 	c.headers_done = true;
+	c.cs = cs;
+	c.lim = lim;
 	parser->data = &c;
 	e = llhttp_execute(parser, buf, len);
 	parser->data = NULL;
@@ -581,7 +716,7 @@ bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbu
 		return true;
 	}
 	if (e != HPE_OK || c.body_error) {
-		*why = c.body_error ? "out of memory" : llhttp_get_error_reason(parser);
+		*why = c.body_error ? "out of memory" : c.why ? c.why : llhttp_get_error_reason(parser);
 		if (*why == NULL)
 			*why = llhttp_errno_name(e);
 		*used = 0;
@@ -591,7 +726,8 @@ bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbu
 	return true;
 }
 
-bool http_body_move(llhttp_t *parser, struct evbuffer *in, struct evbuffer *out,
+bool http_body_move(llhttp_t *parser, struct http_chunk_state *cs,
+		    const struct http_limits *lim, struct evbuffer *in, struct evbuffer *out,
 		    struct evbuffer *scratch, bool rechunk, size_t *used, size_t *data,
 		    bool *done, const char **why)
 {
@@ -602,7 +738,7 @@ bool http_body_move(llhttp_t *parser, struct evbuffer *in, struct evbuffer *out,
 	*done = false;
 	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 		return true;
-	if (!http_body_decode(parser, v.iov_base, v.iov_len, scratch, used, done, why)) {
+	if (!http_body_decode(parser, cs, lim, v.iov_base, v.iov_len, scratch, used, done, why)) {
 		/* Chunks decoded before the error must not reach another
 		 * message. */
 		evbuffer_drain(scratch, evbuffer_get_length(scratch));

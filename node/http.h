@@ -1,5 +1,6 @@
 /*
- * HTTP/1.x message heads: framing with llhttp (strict, no lenient flags)
+ * HTTP/1.x message heads: framing with llhttp (built in its strict mode,
+ * every lenient flag off)
  * plus the checks llhttp leaves to us, so that a head we accept can only be
  * read one way: by us and by the backend we re-serialize it for.
  *
@@ -40,6 +41,7 @@ enum http_hdr_kind {
 	HDR_X_FORWARDED_PORT,
 	HDR_X_REQUEST_ID,
 	HDR_COOKIE,
+	HDR_HTTP2_SETTINGS,        /* h2c upgrade's settings: hop-by-hop */
 	HDR_CONNECTION_LISTED,     /* named by a Connection header: hop-by-hop */
 };
 
@@ -112,23 +114,48 @@ enum http_result http_parse_request(llhttp_t *parser, const char *buf, size_t le
 				    const char **why);
 
 /* Parses and validates a response head (from a backend). `head_request`:
- * the request was HEAD, so the response has no body whatever it says. */
+ * the request was HEAD, so the response has no body whatever it says.
+ * A status outside 100-599 is HTTP_BAD; a reason phrase with control
+ * bytes is replaced by the standard one (h->reason then points to it). */
 enum http_result http_parse_response(llhttp_t *parser, const char *buf, size_t len, bool partial,
 				     const struct http_limits *lim, bool head_request,
 				     struct http_head *h, const char **why);
+
+/* The standard reason phrase of a status code ("" for codes without one). */
+const char *http_status_reason(int status);
 
 /* True when the message has a body to frame after the head. For
  * responses, HEAD/1xx/204/304 have none. */
 bool http_response_has_body(const struct http_head *h, bool head_request);
 
+/* The longest chunk extension (";name=value..." after a chunk size) we
+ * read through; we never forward one. */
+#define HTTP_CHUNK_EXT_MAX 4096
+
+/*
+ * What a chunked body has used so far of the limits on what is not data:
+ * the extension bytes of the chunk-size line being read (at most
+ * HTTP_CHUNK_EXT_MAX) and the trailer fields (counted against max_headers,
+ * their bytes against max_head_bytes). Zeroed with the message; the counts
+ * restart by themselves at each chunk-size line and at the last chunk, so
+ * one state serves every message of a connection.
+ */
+struct http_chunk_state {
+	uint32_t ext_bytes;
+	uint32_t trailers;
+	uint32_t trailer_bytes;
+};
+
 /*
  * Decodes chunked body bytes (the parser continues from the head it
  * parsed). Chunk data is appended to `out` as-is (un-chunked); *used gets
  * the bytes consumed and *done whether the final chunk and trailers were
- * seen (trailers are dropped). Returns false on malformed input.
+ * seen (trailers are dropped). Returns false on malformed input, or on a
+ * chunk extension or trailers past the limits above.
  */
-bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbuffer *out,
-		      size_t *used, bool *done, const char **why);
+bool http_body_decode(llhttp_t *parser, struct http_chunk_state *cs,
+		      const struct http_limits *lim, const char *buf, size_t len,
+		      struct evbuffer *out, size_t *used, bool *done, const char **why);
 
 /*
  * One step of moving a chunked body from `in` to `out`: decodes the bytes
@@ -139,9 +166,26 @@ bool http_body_decode(llhttp_t *parser, const char *buf, size_t len, struct evbu
  * those bytes of `in`, *data the body bytes, *done whether the body ended.
  * Returns false on a malformed body, with the reason in *why.
  */
-bool http_body_move(llhttp_t *parser, struct evbuffer *in, struct evbuffer *out,
+bool http_body_move(llhttp_t *parser, struct http_chunk_state *cs,
+		    const struct http_limits *lim, struct evbuffer *in, struct evbuffer *out,
 		    struct evbuffer *scratch, bool rechunk, size_t *used, size_t *data,
 		    bool *done, const char **why);
+
+/*
+ * Upgrade protocols. `allowed` is a comma-separated list of protocol names
+ * (the --upgrade-protocols option, NULL for none). A token of an Upgrade
+ * header ("name" or "name/version") is allowed when its name is listed.
+ */
+bool http_upgrade_token_allowed(const char *token, size_t len, const char *allowed);
+/* Calls fn for each token of an Upgrade header value. */
+void http_upgrade_tokens(const struct http_hdr *hd, void (*fn)(const char *t, size_t n, void *arg),
+			 void *arg);
+/* A request's upgrade stands (h->upgrade stays true) only when one of its
+ * Upgrade tokens is allowed: the others are never forwarded, and a request
+ * with none left is an ordinary request. */
+void http_upgrade_restrict(struct http_head *h, const char *allowed);
+/* True when a list is well formed: comma-separated tokens. */
+bool http_upgrade_list_valid(const char *list);
 
 /* Case-insensitive comparison of a header name with a literal. */
 bool http_name_is(const struct http_hdr *hd, const char *name);

@@ -150,6 +150,22 @@ static void request_log(struct request *r)
 	accesslog_write(c->p->log, &e);
 }
 
+/*
+ * Reading paused on pipelined requests (client_read_cb) resumes once they
+ * are down below the high mark. Not before: each request would otherwise
+ * let one more read in while taking one head out, and a client that
+ * pipelines faster than it is answered would grow its input without bound.
+ */
+static void client_read_pipelined(struct client *c)
+{
+	if (!c->read_paused ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) >= c->p->cfg.buffer_high_bytes)
+		return;
+	c->read_paused = false;
+	if (!c->out_full)
+		conn_read_on(&c->io);
+}
+
 void request_finish(struct request *r)
 {
 	struct client *c = r->c;
@@ -176,10 +192,7 @@ void request_finish(struct request *r)
 	client_set_state(c, CS_IDLE);
 	c->idle_since_ms = backend_now_ms();
 	c->head_start_ms = 0;
-	if (c->read_paused) {
-		c->read_paused = false;
-		conn_read_on(&c->io);
-	}
+	client_read_pipelined(c);
 	if (!c->processing && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || c->io.eof))
 		client_process(c);
 }
@@ -422,6 +435,14 @@ static void request_route(struct request *r, size_t head_len)
 			h->method == HTTP_PUT || h->method == HTTP_DELETE;
 	r->http10 = h->minor == 0;
 	r->keep_alive = r->http10 ? h->conn_keep_alive && !h->conn_close : !h->conn_close;
+	/* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means its
+	 * framing may be read differently along the way: answer, then close. */
+	if (r->http10 && h->chunked)
+		r->keep_alive = false;
+	/* Only the protocols we tunnel are forwarded (never h2c: the
+	 * requests inside would bypass routing, forwarding headers and the
+	 * access log); without one, this is an ordinary request. */
+	http_upgrade_restrict(h, p->upgrade_protocols);
 	r->upgrade = h->upgrade;
 	r->bytes_in = head_len;
 	if (!copy_target(r)) {
@@ -515,6 +536,7 @@ static void request_route(struct request *r, size_t head_len)
 			request_fail(r, 400, "bad_request", "request head changed");
 			return;
 		}
+		h->upgrade = r->upgrade;   /* as restricted above */
 	}
 	f.client_ip = c->ip;
 	f.proto = c->tls ? "https" : "http";
@@ -523,6 +545,8 @@ static void request_route(struct request *r, size_t head_len)
 	f.host_len = h->authority ? h->authority_len : h->hdrs[h->host_idx].vlen;
 	f.framing = r->req_framing;
 	f.content_length = r->req_remaining;
+	f.upgrade_protocols = p->upgrade_protocols;
+	f.keep_underscores = p->cfg.allow_underscore_headers;
 	if (!headers_write_request(&r->head_out, h, &f)) {
 		evbuffer_drain(in, head_len);
 		request_fail(r, 503, "out_of_memory", "out of memory");
@@ -621,6 +645,33 @@ static void client_reject_parse(struct client *c, enum http_result res, const ch
 	client_reject(c, status, code, why);
 }
 
+bool client_output_full(struct client *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) < c->p->cfg.buffer_high_bytes)
+		return false;
+	/* Whatever filled it (our own answers to pipelined requests, or
+	 * answers relayed from an app), a client that does not read must
+	 * not make us read, answer and buffer more: memory would grow
+	 * without bound. The write timeout ends a client that never reads. */
+	if (!c->out_full)
+		clog_debug(c, "output past the high mark: reading paused");
+	c->out_full = true;
+	conn_read_off(&c->io);
+	return true;
+}
+
+void client_output_resume(struct client *c)
+{
+	if (!c->out_full ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->p->cfg.buffer_high_bytes)
+		return;
+	c->out_full = false;
+	if (!c->read_paused)
+		conn_read_on(&c->io);
+	if (c->state == CS_IDLE && !c->processing)
+		client_process(c);
+}
+
 /* Where the pending head ends (past its blank line), or 0. Only the bytes
  * not searched before are searched (from 3 back, in case the blank line
  * straddles two reads), and nothing is copied to do it. */
@@ -652,6 +703,10 @@ void client_process(struct client *c)
 		struct request *r;
 
 		if (len == 0)
+			break;
+		/* Answers to earlier requests still wait for the client to
+		 * read them: the next one waits too (and reading stops). */
+		if (client_output_full(c))
 			break;
 		if (c->head_start_ms == 0)
 			c->head_start_ms = backend_now_ms();
@@ -721,7 +776,9 @@ void client_process(struct client *c)
 	}
 	/* Half-closed, and every request it sent completely is answered:
 	 * nothing more can come. */
-	if (c->state == CS_IDLE && c->io.eof)
+	if (c->state == CS_IDLE && c->io.eof && !c->out_full)
 		client_close_after_flush(c);
+	else if (c->state == CS_IDLE)
+		client_read_pipelined(c);
 	c->processing = false;
 }

@@ -138,6 +138,9 @@ struct client {
 	unsigned n_requests;
 	bool processing;           /* inside client_process: no re-entry */
 	bool read_paused;          /* backpressure: the destination is full */
+	bool out_full;             /* backpressure: its own output is past the
+				    * high mark, so no further request is read
+				    * or answered until it drains */
 	bool tls;                  /* accepted on a TLS listener */
 	bool over_conn_limit;      /* over max-connections-per-ip: 429, close */
 	struct limits_entry *ipent;   /* its address's per-IP entry (held), or NULL */
@@ -188,6 +191,7 @@ struct request {
 	struct http_head rhead;    /* points into the upstream's input */
 	llhttp_t parser;           /* request body (chunked) */
 	llhttp_t rparser;          /* response */
+	struct http_chunk_state chunks, rchunks;   /* of parser, of rparser */
 	struct hbuf head_out;      /* the head we send, kept for retries */
 
 	char rid[REQUEST_ID_MAX + 1];
@@ -272,6 +276,7 @@ struct pp_conn {
 struct proxy {
 	struct event_base *base;
 	struct zkr_config cfg;     /* scalar options only; strings not kept */
+	char *upgrade_protocols;   /* cfg's upgrade_protocols, our own copy */
 	struct http_limits lim;
 	struct limits *perip;      /* per client address: connections, rate */
 	struct accesslog *log;
@@ -403,6 +408,13 @@ void request_finish(struct request *r);
 void request_set_state(struct request *r, enum request_state s);
 /* Reads and routes pipelined heads waiting in the client's input. */
 void client_process(struct client *c);
+/* True when the client's output holds buffer_high_bytes or more; reading
+ * it then stops (out_full) until its write callback sees the output down
+ * to the low mark. Called before anything more is done for a client. */
+bool client_output_full(struct client *c);
+/* From the write callback: the output drained to the low mark, so reading
+ * and answering go on. */
+void client_output_resume(struct client *c);
 /* Answers `status` to a head that failed (to parse, or to arrive in time)
  * and closes the connection. */
 void client_reject(struct client *c, int status, const char *code, const char *why);

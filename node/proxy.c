@@ -140,6 +140,8 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 			client_linger(c);
 	} else if (c->state == CS_REQUEST && c->req) {
 		upstream_resume_response(c->req);
+	} else if (c->state == CS_IDLE) {
+		client_output_resume(c);
 	}
 }
 
@@ -451,6 +453,16 @@ static void client_destroy(struct client *c)
 
 static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 {
+	char *up = NULL;
+
+	/* The one string the request path reads gets a copy of its own; if
+	 * that fails, the previous list stays. */
+	if (cfg->upgrade_protocols == NULL || (up = strdup(cfg->upgrade_protocols)) != NULL) {
+		free(p->upgrade_protocols);
+		p->upgrade_protocols = up;
+	} else {
+		log_error("out of memory: upgrade-protocols unchanged");
+	}
 	p->cfg = *cfg;
 	/* Only the scalar options are used here; the strings stay the
 	 * caller's, so clear them rather than keep dangling copies. */
@@ -458,6 +470,7 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 	p->cfg.listen = NULL;
 	p->cfg.n_listen = 0;
 	p->cfg.admin = p->cfg.access_log = p->cfg.log_level = p->cfg.resolver = NULL;
+	p->cfg.upgrade_protocols = NULL;
 	p->cfg.cli_argv = NULL;
 	p->cfg.cli_argc = 0;
 	if (p->cfg.max_headers == 0)
@@ -832,6 +845,7 @@ void proxy_free(struct proxy *p)
 	if (p->scratch)
 		evbuffer_free(p->scratch);
 	hbuf_free(&p->resp_head);
+	free(p->upgrade_protocols);
 	conn_flushq_free(&p->flushq);
 	if (p->reaper)
 		event_free(p->reaper);

@@ -96,8 +96,10 @@ static bool response_head(struct request *r, size_t end)
 	if (f.framing == FRAME_CLOSE || !r->req_body_done)
 		r->keep_alive = false;
 	f.keep_alive = r->keep_alive && !c->p->draining;
+	/* An HTTP/1.0 response with Transfer-Encoding is read, then its
+	 * connection closed (RFC 9112 6.1). */
 	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
-			   r->resp_framing != FRAME_CLOSE;
+			   r->resp_framing != FRAME_CLOSE && !(h->minor == 0 && h->chunked);
 	if (!write_head(r, &f))
 		return false;
 	evbuffer_drain(bufferevent_get_input(up->bev), end);
@@ -121,6 +123,34 @@ static bool response_interim(struct request *r, size_t end)
 	/* resp_started stays set: the app has seen the request, so it is
 	 * never sent again, even though the final response is to come. */
 	return true;
+}
+
+struct upgrade_seen {
+	const char *allowed;
+	bool any, other;
+};
+
+static void upgrade_seen_token(const char *t, size_t n, void *arg)
+{
+	struct upgrade_seen *u = arg;
+
+	if (http_upgrade_token_allowed(t, n, u->allowed))
+		u->any = true;
+	else
+		u->other = true;
+}
+
+/* The protocols a 101 names (its Upgrade header, which it must send) are
+ * all ones we tunnel. */
+static bool response_upgrade_allowed(const struct request *r)
+{
+	struct upgrade_seen u = {r->c->p->upgrade_protocols, false, false};
+	unsigned i;
+
+	for (i = 0; i < r->rhead.n_hdrs; i++)
+		if (r->rhead.hdrs[i].kind == HDR_UPGRADE)
+			http_upgrade_tokens(&r->rhead.hdrs[i], upgrade_seen_token, &u);
+	return u.any && !u.other;
 }
 
 static void response_upgrade(struct request *r, size_t end)
@@ -199,7 +229,13 @@ static void response_read_some(struct request *r)
 			return;
 		}
 		if (r->rhead.status == 101) {
-			if (!r->upgrade) {
+			/* A tunnel only answers an upgrade we forwarded, to a
+			 * protocol we forwarded: anything else would carry
+			 * requests past routing and the access log. */
+			if (!r->upgrade || !response_upgrade_allowed(r)) {
+				rlog_warn(r, "101 from %s %s", up->be->name,
+					  r->upgrade ? "to a protocol we did not forward"
+						     : "to a request that asked for no upgrade");
 				upstream_response_fail(r, 502, "backend_failed", "unexpected 101 from the backend");
 				return;
 			}
@@ -209,6 +245,14 @@ static void response_read_some(struct request *r)
 		if (r->rhead.status < 200) {
 			if (!response_interim(r, end)) {
 				upstream_response_fail(r, 502, "backend_failed", "out of memory");
+				return;
+			}
+			/* An app may send any number of them: the client's
+			 * output bounds them as it bounds a body. */
+			if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
+				conn_flush(&r->c->io);
+				r->resp_paused = true;
+				conn_read_off(&up->io);
 				return;
 			}
 			continue;
@@ -247,8 +291,8 @@ static void response_read_some(struct request *r)
 			bool done;
 			const char *why = NULL;
 
-			if (!http_body_move(&r->rparser, in, out, p->scratch, !r->dechunk_raw, &used,
-					    &dlen, &done, &why)) {
+			if (!http_body_move(&r->rparser, &r->rchunks, &p->lim, in, out, p->scratch,
+					    !r->dechunk_raw, &used, &dlen, &done, &why)) {
 				rlog_warn(r, "bad chunked body from %s: %s", up->be->name, why ? why : "?");
 				upstream_response_fail(r, 502, "backend_failed", "invalid chunked body");
 				return;

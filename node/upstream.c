@@ -141,8 +141,8 @@ static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *o
 			bool done;
 			const char *why = NULL;
 
-			if (!http_body_move(&r->parser, in, out, p->scratch, true, &used, &dlen, &done,
-					    &why)) {
+			if (!http_body_move(&r->parser, &r->chunks, &p->lim, in, out, p->scratch, true,
+					    &used, &dlen, &done, &why)) {
 				evbuffer_drain(in, evbuffer_get_length(in));
 				request_fail(r, 400, "bad_request", "malformed chunked body");
 				return false;

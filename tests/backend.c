@@ -20,8 +20,19 @@
  *   /badresp?kind=K  a broken answer, then close: K is clte (Content-Length
  *                    with chunked), dupcl (two lengths), garbage (not HTTP),
  *                    short (fewer body bytes than announced), badchunk
- *                    (a valid chunk, then an invalid chunk size)
+ *                    (a valid chunk, then an invalid chunk size), chunkcr
+ *                    (a bare CR after the chunk size), chunkcrlf (two
+ *                    bytes in place of the CRLF after chunk data), longext
+ *                    (a 200 KB chunk extension), trailers (4,000 of them),
+ *                    statusN (status N: 000, 099, 600, 999), reasonctl
+ *                    (control bytes in the reason phrase)
  *   /ws              101 Switching Protocols, then echoes every byte back
+ *   /continues?n=N   N interim "100 Continue" answers (with backpressure),
+ *                    then the plain answer
+ *   /upgrade[?force=1]  101 to any Upgrade (or, with force, to none), then
+ *                    goes on reading HTTP/1.1 requests on the connection,
+ *                    the way an upgraded protocol carrying requests (h2c)
+ *                    would; without an Upgrade, "no upgrade <id>"
  *   anything else    a small fast answer ("ok <id>"), for the benchmark
  * Every answer carries `X-Backend-Id: <id>` and names the id in its body, so
  * tests can tell instances apart. Each request is logged on stdout as
@@ -156,6 +167,7 @@ static int on_headers_complete(llhttp_t *p)
 	snprintf(c->method, sizeof(c->method), "%s", llhttp_method_name(llhttp_get_method(p)));
 	c->route = answer_route_of(answer_evbuf_str(c->url));
 	c->http10 = p->http_major == 1 && p->http_minor == 0;
+	c->upgrade = p->upgrade;
 	c->upload_rate = c->route == R_UPLOAD ? answer_query_long(answer_evbuf_str(c->url), "rate", 0) : 0;
 	clock_gettime(CLOCK_MONOTONIC, &c->body_start);
 	if (c->route == R_UPLOAD) {
@@ -316,7 +328,10 @@ static void conn_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	if (c->state == C_ANSWERING && c->big_left > 0) {
-		answer_big_fill(c);
+		if (c->route == R_CONTINUES)
+			answer_continues_fill(c);
+		else
+			answer_big_fill(c);
 		if (c->state == C_READING)
 			conn_parse(c);
 		return;

@@ -25,7 +25,7 @@
 
 enum route {
 	R_PLAIN, R_ECHO, R_SLOW, R_CLOSE, R_STREAM, R_BIG, R_STATUS,
-	R_UPLOAD, R_HOP, R_WS, R_BADRESP,
+	R_UPLOAD, R_HOP, R_WS, R_BADRESP, R_CONTINUES, R_UPGRADE,
 };
 
 /* What the connection is doing between requests and while answering. */
@@ -73,6 +73,7 @@ struct conn {
 	EVP_MD_CTX *sha;
 	bool keep_alive;
 	bool http10;
+	bool upgrade;        /* the request asked for an Upgrade */
 	char method[24];
 
 	/* The answer being sent. */
@@ -92,6 +93,7 @@ const char *answer_evbuf_str(struct evbuffer *b);
 void answer_text(struct conn *c, int code, const char *extra, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void answer_big_fill(struct conn *c);
+void answer_continues_fill(struct conn *c);
 void answer_dispatch(struct conn *c);
 
 #endif

@@ -61,7 +61,8 @@ enum route answer_route_of(const char *url)
 		{ "/echo", R_ECHO }, { "/slow", R_SLOW }, { "/close", R_CLOSE },
 		{ "/stream", R_STREAM }, { "/big", R_BIG }, { "/status", R_STATUS },
 		{ "/upload", R_UPLOAD }, { "/hop", R_HOP }, { "/ws", R_WS },
-		{ "/badresp", R_BADRESP },
+		{ "/badresp", R_BADRESP }, { "/continues", R_CONTINUES },
+		{ "/upgrade", R_UPGRADE },
 	};
 	/* Absolute-form targets are matched on their path. */
 	const char *p = url;
@@ -176,6 +177,20 @@ void answer_big_fill(struct conn *c)
 	}
 	if (c->big_left == 0)
 		conn_answer_done(c);
+}
+
+/* Tops up the output with interim 100 answers until the mark or the
+ * last one, then sends the final answer. */
+void answer_continues_fill(struct conn *c)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	while (c->big_left > 0 && evbuffer_get_length(out) < OUT_FILL_MARK) {
+		evbuffer_add(out, cont, sizeof(cont) - 1);
+		c->big_left--;
+	}
+	if (c->big_left == 0)
+		answer_text(c, 200, NULL, "continues %s\n", c->srv->id);
 }
 
 static void stream_tick(evutil_socket_t fd, short what, void *arg)
@@ -300,6 +315,18 @@ void answer_dispatch(struct conn *c)
 			{ "short", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nbadresp-short" },
 			{ "badchunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 				      "8\r\nbadresp1\r\nzz\r\n\r\n" },
+			{ "chunkcr", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				     "8\rXbadresp1\r\n0\r\n\r\n" },
+			{ "chunkcrlf", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				       "8\r\nbadresp1XX0\r\n\r\n" },
+			{ "longext", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8;" },
+			{ "trailers", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				      "8\r\nbadresp1\r\n0\r\n" },
+			{ "status000", "HTTP/1.1 000 Zero\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			{ "status099", "HTTP/1.1 099 Low\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			{ "status600", "HTTP/1.1 600 High\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			{ "status999", "HTTP/1.1 999 High\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			{ "reasonctl", "HTTP/1.1 200 \x1b[31mRed\x07\r\nContent-Length: 8\r\n\r\nbadresp1" },
 		};
 		const char *q = strstr(url, "kind=");
 		const char *bytes = bad[0].bytes;
@@ -307,10 +334,39 @@ void answer_dispatch(struct conn *c)
 			if (strncmp(q + 5, bad[i].kind, strlen(bad[i].kind)) == 0 &&
 			    (q[5 + strlen(bad[i].kind)] == '\0' || q[5 + strlen(bad[i].kind)] == '&'))
 				bytes = bad[i].bytes;
-		evbuffer_add(bufferevent_get_output(c->bev), bytes, strlen(bytes));
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		evbuffer_add(out, bytes, strlen(bytes));
+		/* 200 KB of chunk extension, or 4,000 trailer fields. */
+		if (bytes == bad[7].bytes) {
+			for (int i = 0; i < 200 * 1024 / 16; i++)
+				evbuffer_add(out, "ext=aaaaaaaaaaa;", 16);
+			evbuffer_add_printf(out, "x\r\nbadresp1\r\n0\r\n\r\n");
+		} else if (bytes == bad[8].bytes) {
+			for (int i = 0; i < 4000; i++)
+				evbuffer_add_printf(out, "X-Trailer-%d: t\r\n", i);
+			evbuffer_add(out, "\r\n", 2);
+		}
 		c->state = C_CLOSING;
 		break;
 	}
+	case R_CONTINUES:
+		c->big_left = (uint64_t)answer_query_long(url, "n", 10);
+		c->state = C_ANSWERING;
+		answer_continues_fill(c);
+		break;
+	case R_UPGRADE:
+		/* Switches to whatever was asked (or, with force=1, even when
+		 * nothing was) and then goes on reading HTTP/1.1 requests: an
+		 * upgraded protocol that carries requests, as h2c does. */
+		if (c->upgrade || answer_query_long(url, "force", 0) == 1) {
+			evbuffer_add_printf(bufferevent_get_output(c->bev),
+					    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n"
+					    "Connection: Upgrade\r\nX-Backend-Id: %s\r\n\r\n", c->srv->id);
+			conn_answer_done(c);
+		} else {
+			answer_text(c, 200, NULL, "no upgrade %s\n", c->srv->id);
+		}
+		break;
 	case R_WS:
 		/* Reached only for a /ws request without Upgrade. */
 		answer_text(c, 426, NULL, "upgrade required %s\n", c->srv->id);

@@ -5,12 +5,22 @@
 # obs-fold, whitespace before a colon, invalid bytes, missing, repeated or
 # malformed Host, a TLS ClientHello on the plain port. A valid request pipelined
 # before a smuggling attempt is answered, the attempt is not; an invalid
-# chunk size ends the connection without the backend ever reading it. The router
-# keeps serving afterwards.
+# chunk size ends the connection without the backend ever reading it, and so
+# do chunked bodies only a lenient parser takes (a bare CR after the size,
+# junk for the CRLF after the data, a huge extension, thousands of
+# trailers), in requests (400) and in responses (cut). Upgrade: h2c is
+# dropped (its request goes on as an ordinary one) and a 101 tunnels only
+# an upgrade we forwarded, so no request can hide in a tunnel. Backend status
+# codes outside 100-599 are a 502, control bytes in a reason phrase are not
+# relayed, an HTTP/1.0 request with Transfer-Encoding closes its connection
+# after its answer, and header names with '_' are not forwarded (unless
+# allow-underscore-headers, reloaded on SIGHUP). The router keeps serving
+# afterwards.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
-proxy_setup
+echo "allow-underscore-headers = no" >"$T/zkrouterd.conf"
+proxy_setup --config "$T/zkrouterd.conf"
 start_backend a1
 app_add a.test
 register a.test a1 "$BACKEND_PORT"
@@ -85,6 +95,90 @@ log "the chunk decoded before that error does not leak into the next chunked bod
 want=$(printf abc | sha256sum | cut -d' ' -f1)
 hc --timeout 3000 "POST /upload HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" --expect 'bytes=' >"$T/after-bad.out"
 grep -q -a "^bytes=3 sha256=$want" "$T/after-bad.out" || fail "next chunked body: $(cat "$T/after-bad.out")"
+
+log "chunked framing only a lenient parser takes: 400, closed, the app never gets the request"
+# A bare CR after the chunk size; two bytes in place of the CRLF after the
+# data; a 200 KB chunk extension; 4,000 trailer fields.
+printf 'POST /hostile-chunkext HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n5;' >"$T/chunkext.req"
+head -c 204800 /dev/zero | tr '\0' 'e' >>"$T/chunkext.req"
+printf '\r\nhello\r\n0\r\n\r\n' >>"$T/chunkext.req"
+{
+	printf 'POST /hostile-trailers HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n'
+	for i in $(seq 1 4000); do printf 'X-Trailer-%d: t\r\n' "$i"; done
+	printf '\r\n'
+} >"$T/trailers.req"
+for c in "chunkcr|POST /hostile-chunkcr HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\rXhello\r\n0\r\n\r\n" \
+	 "chunkcrlf|POST /hostile-chunkcrlf HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n" \
+	 "chunkext|--file|$T/chunkext.req" "trailers|--file|$T/trailers.req"; do
+	name=${c%%|*}
+	IFS='|' read -r -a args <<<"${c#*|}"
+	hc --timeout 5000 "${args[@]}" >"$T/$name.out" 2>"$T/$name.err"
+	rc=$?
+	[ "$(first_status "$T/$name.out")" = 400 ] || fail "$name: answered '$(head -c 200 "$T/$name.out")' (want 400)"
+	[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "$name: connection not closed after 400 (hclient exit $rc)"
+	log "$name: 400, closed"
+done
+
+log "the same from an app: the response is cut, never relayed whole"
+for kind in chunkcr chunkcrlf longext trailers; do
+	pcurl a.test "/badresp?kind=$kind" -o "$T/br-$kind.out"
+	rc=$?
+	[ "$rc" != 0 ] || fail "a response with $kind was relayed as complete: $(head -c 200 "$T/br-$kind.out")"
+	grep -q "bad chunked body from" "$T/zkrouterd.log" || fail "$kind: no 'bad chunked body' line in the log"
+	log "$kind: cut (curl exit $rc)"
+done
+
+log "Upgrade: h2c is not forwarded: the request behind it is routed by the router, not tunnelled"
+# /upgrade switches to any protocol asked for and then reads HTTP/1.1
+# requests, as an h2c server reads HTTP/2 ones: through a tunnel the next
+# request (for a host the router does not route) would reach it unseen.
+hc --timeout 3000 "GET /upgrade HTTP/1.1\r\n${H}Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n" \
+	--expect 'no upgrade a1' "GET /hostile-h2c HTTP/1.1\r\nHost: nowhere.test\r\n\r\n" --expect 'unknown_route' >"$T/h2c.out"
+rc=$?
+[ "$rc" != 4 ] || fail "h2c: not answered as two ordinary requests: $(cat "$T/h2c.out")"
+grep -q '^HTTP/1.1 101' "$T/h2c.out" && fail "h2c: a 101 reached the client"
+out=$(pcurl a.test /echo -H 'Connection: Upgrade, HTTP2-Settings' -H 'Upgrade: h2c' -H 'HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA')
+echo "$out" | grep -q '^backend=a1' || fail "h2c echo not answered: $out"
+echo "$out" | grep -qi '^h: \(upgrade\|http2-settings\|connection\):' && fail "h2c upgrade headers forwarded: $out"
+log "a 101 that answers no upgrade we forwarded, or switches to a protocol we did not forward: 502"
+hc --timeout 3000 "GET /upgrade?force=1 HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: h2c\r\n\r\nGET /after-forced-101 HTTP/1.1\r\n${H}\r\n" >"$T/h2cforce.out"
+[ "$(first_status "$T/h2cforce.out")" = 502 ] || fail "an unrequested 101 was not answered 502: $(head -c 300 "$T/h2cforce.out")"
+hc --timeout 3000 "GET /upgrade HTTP/1.1\r\n${H}Connection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /after-switched-101 HTTP/1.1\r\n${H}\r\n" >"$T/h2cswitch.out"
+[ "$(first_status "$T/h2cswitch.out")" = 502 ] || fail "a 101 to h2c for a websocket upgrade was not answered 502: $(head -c 300 "$T/h2cswitch.out")"
+
+log "backend status codes outside 100-599: 502"
+for kind in status000 status099 status600 status999; do
+	st=$(pcurl a.test "/badresp?kind=$kind" -o "$T/br-$kind.out" -w '%{http_code}')
+	[ "$st" = 502 ] || fail "$kind: answered $st (want 502): $(head -c 200 "$T/br-$kind.out")"
+done
+
+log "control bytes in a backend's reason phrase do not reach the client"
+hc --timeout 3000 "GET /badresp?kind=reasonctl HTTP/1.1\r\n${H}\r\n" --expect badresp1 >"$T/reason.out"
+[ "$(head -n 1 "$T/reason.out" | tr -d '\r')" = "HTTP/1.1 200 OK" ] ||
+	fail "reason phrase relayed: $(head -n 1 "$T/reason.out" | od -c | head -n 3)"
+LC_ALL=C grep -q -a $'[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' "$T/reason.out" && fail "control bytes relayed: $(od -c "$T/reason.out" | head)"
+
+log "HTTP/1.0 with Transfer-Encoding: answered, then the connection closes"
+hc --timeout 3000 "POST /echo HTTP/1.0\r\n${H}Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /after-10-te HTTP/1.0\r\n${H}Connection: keep-alive\r\n\r\n" >"$T/te10.out"
+rc=$?
+grep -q -a '^body-bytes=5' "$T/te10.out" || fail "HTTP/1.0 chunked request not answered: $(cat "$T/te10.out")"
+[ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "connection kept open after an HTTP/1.0 request with Transfer-Encoding (exit $rc)"
+[ "$(grep -c -a '^HTTP/1' "$T/te10.out")" = 1 ] || fail "answered past it: $(cat "$T/te10.out")"
+
+log "header names with '_' are dropped, unless allow-underscore-headers (reloaded)"
+out=$(pcurl a.test /echo -H 'Transfer_Encoding: chunked' -H 'Content_Length: 5' -H 'X_Custom: v' -H 'X-Ok: v')
+echo "$out" | grep -q '^h: X-Ok: v' || fail "echo without X-Ok: $out"
+echo "$out" | grep -q '^h: [A-Za-z-]*_' && fail "a name with '_' was forwarded: $out"
+echo "allow-underscore-headers = yes" >"$T/zkrouterd.conf"
+kill -HUP "$ROUTER_PID"
+wait_for 10 grep -q 'reload applied: allow-underscore-headers' "$T/zkrouterd.log" ||
+	fail "allow-underscore-headers not reloaded: $(tail -n 5 "$T/zkrouterd.log")"
+out=$(pcurl a.test /echo -H 'X_Custom: v')
+echo "$out" | grep -q '^h: X_Custom: v' || fail "X_Custom not forwarded with allow-underscore-headers: $out"
+echo "allow-underscore-headers = no" >"$T/zkrouterd.conf"
+kill -HUP "$ROUTER_PID"
+wait_for 10 sh -c "[ \$(grep -c 'reload applied: allow-underscore-headers' '$T/zkrouterd.log') = 2 ]" ||
+	fail "allow-underscore-headers not reloaded back"
 
 log "nothing hostile reached the backend"
 if grep -a 'hostile\|parse-error' "$T/backend-a1.log"; then

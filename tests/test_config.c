@@ -61,6 +61,8 @@ static void test_defaults(void)
 	CU_ASSERT_STRING_EQUAL(c.node_id, "r1");
 	CU_ASSERT_PTR_NULL(c.zk_auth);
 	CU_ASSERT_EQUAL(c.zk_session_timeout_ms, 10000);
+	CU_ASSERT_STRING_EQUAL(c.upgrade_protocols, "websocket");
+	CU_ASSERT_FALSE(c.allow_underscore_headers);
 	CU_ASSERT_EQUAL_FATAL(c.n_listen, 1);
 	CU_ASSERT_STRING_EQUAL(c.listen[0], "0.0.0.0:8080");
 	CU_ASSERT_PTR_NULL(c.listen[1]);
@@ -139,6 +141,10 @@ static void test_bad_command_lines(void)
 		{ { "--zk", "z:1", "--tls-listen=nowhere" }, "tls-listen: \"nowhere\" is not ADDR:PORT" },
 		{ { "--zk", "z:1", "--tls-cert=/c.pem" }, "tls-cert is set without tls-key" },
 		{ { "--zk", "z:1", "--tls-key=/k.pem" }, "tls-key is set without tls-cert" },
+		{ { "--zk", "z:1", "--upgrade-protocols=h2c" }, "h2c cannot be tunnelled" },
+		{ { "--zk", "z:1", "--upgrade-protocols=websocket, H2C" }, "h2c cannot be tunnelled" },
+		{ { "--zk", "z:1", "--upgrade-protocols=web;socket" }, "comma-separated list" },
+		{ { "--zk", "z:1", "--upgrade-protocols=," }, "comma-separated list" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct zkr_config c;
@@ -333,6 +339,8 @@ static void test_reload(void)
 {
 	struct zkr_config c;
 	CU_ASSERT_TRUE(config_option_reloadable("retries"));
+	CU_ASSERT_TRUE(config_option_reloadable("upgrade-protocols"));
+	CU_ASSERT_TRUE(config_option_reloadable("allow-underscore-headers"));
 	CU_ASSERT_TRUE(config_option_reloadable("log_level"));
 	CU_ASSERT_FALSE(config_option_reloadable("listen"));
 	CU_ASSERT_TRUE(config_option_reloadable("max-connections-per-ip"));

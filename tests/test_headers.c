@@ -41,6 +41,9 @@ static void parse_req(const char *raw, struct http_head *h, llhttp_t *p)
 }
 
 /* The written request head for `raw`, as a malloc'd string. */
+/* --allow-underscore-headers, for the next rewrite(). */
+static bool keep_underscores;
+
 static char *rewrite(const char *raw, enum body_framing framing, uint64_t cl)
 {
 	struct http_head h;
@@ -64,6 +67,9 @@ static char *rewrite(const char *raw, enum body_framing framing, uint64_t cl)
 	}
 	f.framing = framing;
 	f.content_length = cl;
+	f.upgrade_protocols = "websocket";
+	f.keep_underscores = keep_underscores;
+	http_upgrade_restrict(&h, f.upgrade_protocols);
 	f.request_id = "00000000000000000000000000000001";
 	f.request_id_len = 32;
 	for (i = 0; i < (int)h.n_hdrs; i++)
@@ -155,10 +161,74 @@ static void test_upgrade_kept(void)
 {
 	check("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
 	      "Sec-WebSocket-Key: k\r\n\r\n", FRAME_NONE, 0,
-	      "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n"
+	      "GET /ws HTTP/1.1\r\nHost: a\r\nSec-WebSocket-Key: k\r\n"
 	      "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
 	      "X-Forwarded-Host: a\r\nX-Forwarded-Port: 8080\r\n"
-	      "X-Request-Id: 00000000000000000000000000000001\r\nConnection: upgrade\r\n\r\n");
+	      "X-Request-Id: 00000000000000000000000000000001\r\n"
+	      "Upgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+	/* Only the protocols we tunnel go on, one line for all. */
+	check("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c, WebSocket/13\r\n"
+	      "Upgrade: foo\r\n\r\n", FRAME_NONE, 0,
+	      "GET /ws HTTP/1.1\r\nHost: a\r\n"
+	      "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+	      "X-Forwarded-Host: a\r\nX-Forwarded-Port: 8080\r\n"
+	      "X-Request-Id: 00000000000000000000000000000001\r\n"
+	      "Upgrade: WebSocket/13\r\nConnection: upgrade\r\n\r\n");
+}
+
+/* h2c is never tunnelled: without another protocol the request goes on as
+ * an ordinary one, without Upgrade, HTTP2-Settings or Connection. */
+static void test_upgrade_h2c_dropped(void)
+{
+	const char *plain = "GET / HTTP/1.1\r\nHost: a\r\n"
+			    "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+			    "X-Forwarded-Host: a\r\nX-Forwarded-Port: 8080\r\n"
+			    "X-Request-Id: 00000000000000000000000000000001\r\n\r\n";
+
+	check("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+	      "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", FRAME_NONE, 0, plain);
+	check("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+	      "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", FRAME_NONE, 0, plain);
+	check("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocketx, h2c\r\n\r\n",
+	      FRAME_NONE, 0, plain);
+}
+
+/* Names with '_' are dropped (a server behind may read Transfer_Encoding
+ * as Transfer-Encoding), unless asked for. */
+static void test_underscores(void)
+{
+	const char *raw = "GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n"
+			  "Content_Length: 5\r\nX_Custom: v\r\nX-Ok: v\r\n\r\n";
+	const char *tail = "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n"
+			   "X-Forwarded-Host: a\r\nX-Forwarded-Port: 8080\r\n"
+			   "X-Request-Id: 00000000000000000000000000000001\r\n\r\n";
+	char want[1024];
+
+	snprintf(want, sizeof(want), "GET / HTTP/1.1\r\nHost: a\r\nX-Ok: v\r\n%s", tail);
+	check(raw, FRAME_NONE, 0, want);
+	keep_underscores = true;
+	snprintf(want, sizeof(want), "GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\n"
+		 "Content_Length: 5\r\nX_Custom: v\r\nX-Ok: v\r\n%s", tail);
+	check(raw, FRAME_NONE, 0, want);
+	keep_underscores = false;
+}
+
+/* The allowed-list matching behind --upgrade-protocols. */
+static void test_upgrade_list(void)
+{
+	CU_ASSERT(http_upgrade_token_allowed("websocket", 9, "websocket"));
+	CU_ASSERT(http_upgrade_token_allowed("WebSocket/13", 12, "foo, websocket"));
+	CU_ASSERT(!http_upgrade_token_allowed("websockets", 10, "websocket"));
+	CU_ASSERT(!http_upgrade_token_allowed("h2c", 3, "websocket"));
+	CU_ASSERT(!http_upgrade_token_allowed("websocket", 9, NULL));
+	CU_ASSERT(!http_upgrade_token_allowed("/1", 2, "websocket"));
+	CU_ASSERT(http_upgrade_list_valid("websocket"));
+	CU_ASSERT(http_upgrade_list_valid("websocket, foo,bar"));
+	CU_ASSERT(http_upgrade_list_valid(NULL));
+	CU_ASSERT(!http_upgrade_list_valid(""));
+	CU_ASSERT(!http_upgrade_list_valid(" , "));
+	CU_ASSERT(!http_upgrade_list_valid("web/socket"));
+	CU_ASSERT(!http_upgrade_list_valid("a;b"));
 }
 
 static char *write_resp(const char *raw, const struct fwd_response *f)
@@ -296,6 +366,9 @@ void unit_register(void)
 	UNIT_TEST(s, test_forwarded_headers);
 	UNIT_TEST(s, test_absolute_form);
 	UNIT_TEST(s, test_upgrade_kept);
+	UNIT_TEST(s, test_upgrade_h2c_dropped);
+	UNIT_TEST(s, test_upgrade_list);
+	UNIT_TEST(s, test_underscores);
 	UNIT_TEST(s, test_responses);
 	UNIT_TEST(s, test_request_ids);
 	UNIT_TEST(s, test_buffer_reuse);

@@ -262,12 +262,52 @@ static void test_responses(void)
 	CU_ASSERT_EQUAL(http_parse_response(&p, r5, strlen(r5), false, &lim, false, &h, &why), HTTP_BAD);
 }
 
+/* Status codes outside 100-599 are refused; a reason phrase with control
+ * bytes is replaced by the standard one, a clean one kept as it is. */
+static void test_response_status_and_reason(void)
+{
+	static const struct {
+		const char *raw;
+		enum http_result want;
+		const char *reason;
+	} cases[] = {
+		{"HTTP/1.1 000 Zero\r\n\r\n", HTTP_BAD, NULL},
+		{"HTTP/1.1 099 Low\r\n\r\n", HTTP_BAD, NULL},
+		{"HTTP/1.1 600 High\r\n\r\n", HTTP_BAD, NULL},
+		{"HTTP/1.1 999 High\r\n\r\n", HTTP_BAD, NULL},
+		{"HTTP/1.1 100 Continue\r\n\r\n", HTTP_OK, "Continue"},
+		{"HTTP/1.1 599 Whatever\r\n\r\n", HTTP_OK, "Whatever"},
+		{"HTTP/1.1 200 Fine\tand dandy\r\n\r\n", HTTP_OK, "Fine\tand dandy"},
+		{"HTTP/1.1 200 \x1b[2JOK\r\n\r\n", HTTP_OK, "OK"},
+		{"HTTP/1.1 404 Gone\x7f\r\n\r\n", HTTP_OK, "Not Found"},
+		{"HTTP/1.1 299 \x01\r\n\r\n", HTTP_OK, ""},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_head h;
+		llhttp_t p;
+		const char *why = NULL;
+
+		memset(&h, 0, sizeof(h));
+		h.hdrs = hdrs;
+		h.max_hdrs = 100;
+		CU_ASSERT_EQUAL(http_parse_response(&p, cases[i].raw, strlen(cases[i].raw), false, &lim,
+						    false, &h, &why), cases[i].want);
+		if (cases[i].want == HTTP_OK) {
+			CU_ASSERT_EQUAL(h.reason_len, strlen(cases[i].reason));
+			CU_ASSERT_NSTRING_EQUAL(h.reason, cases[i].reason, h.reason_len);
+		}
+	}
+}
+
 /* Feeds `body` to the decoder in pieces of `step` bytes. */
 static void decode_in_steps(const char *head, const char *body, size_t step, const char *want,
 			    size_t want_used)
 {
 	struct http_head h;
 	llhttp_t p;
+	struct http_chunk_state cs = {0};
 	struct evbuffer *out = evbuffer_new();
 	size_t off = 0, len = strlen(body), total_used = 0;
 	bool done = false;
@@ -277,7 +317,7 @@ static void decode_in_steps(const char *head, const char *body, size_t step, con
 	while (off < len && !done) {
 		size_t n = len - off < step ? len - off : step, used = 0;
 
-		CU_ASSERT_FATAL(http_body_decode(&p, body + off, n, out, &used, &done, &why));
+		CU_ASSERT_FATAL(http_body_decode(&p, &cs, &lim, body + off, n, out, &used, &done, &why));
 		off += used;
 		total_used += used;
 		if (used < n && !done)
@@ -309,23 +349,107 @@ static void test_chunked_bad(void)
 		"-1\r\nabc\r\n",
 		"3 \r\nabc\r\n0\r\n\r\n",
 		"3\nabc\n0\n\n",
+		/* A bare CR after the size, then any byte where LF belongs. */
+		"5\rXhello\r\n0\r\n\r\n",
+		/* Two arbitrary bytes where the CRLF after chunk data belongs. */
+		"5\r\nhelloXX0\r\n\r\n",
+		"5\r\nhello\n0\r\n\r\n",
+		"5\r\nhello\rX0\r\n\r\n",
 	};
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct http_head h;
 		llhttp_t p;
+		struct http_chunk_state cs = {0};
 		struct evbuffer *out = evbuffer_new();
 		size_t used;
 		bool done = false;
 		const char *why = NULL;
 
 		CU_ASSERT_EQUAL_FATAL(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &h, &p), HTTP_OK);
-		if (http_body_decode(&p, bad[i], strlen(bad[i]), out, &used, &done, &why)) {
+		if (http_body_decode(&p, &cs, &lim, bad[i], strlen(bad[i]), out, &used, &done, &why)) {
 			fprintf(stderr, "chunked case %zu accepted\n", i);
 			CU_FAIL("malformed chunked body accepted");
 		}
 		evbuffer_free(out);
+	}
+}
+
+/* Feeds a chunked body `step` bytes per call, as reads would bring it.
+ * True when it was accepted whole. */
+static bool feed_body(const char *body, size_t len, size_t step)
+{
+	struct http_head h;
+	llhttp_t p;
+	struct http_chunk_state cs = {0};
+	struct evbuffer *out = evbuffer_new();
+	size_t off = 0;
+	bool done = false, ok = true;
+	const char *why = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &h, &p), HTTP_OK);
+	while (off < len && !done && ok) {
+		size_t n = len - off < step ? len - off : step, used = 0;
+
+		ok = http_body_decode(&p, &cs, &lim, body + off, n, out, &used, &done, &why);
+		off += used;
+	}
+	evbuffer_free(out);
+	return ok && done;
+}
+
+/* Chunk extensions up to HTTP_CHUNK_EXT_MAX and trailers within the head
+ * limits (lim: 20 fields, 4096 bytes) pass, however the reads split them;
+ * past them the body is refused. */
+static void test_chunked_limits(void)
+{
+	static char body[64 * 1024];
+	size_t n, i;
+	const size_t steps[] = {1, 7, 4096, sizeof(body)};
+
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		/* ";" + 4095 bytes: exactly the limit (the ';' is not counted). */
+		n = (size_t)snprintf(body, sizeof(body), "5;%s", "");
+		memset(body + n, 'e', HTTP_CHUNK_EXT_MAX);
+		n += HTTP_CHUNK_EXT_MAX;
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\nhello\r\n0\r\n\r\n");
+		CU_ASSERT(feed_body(body, n, steps[i]));
+
+		n = (size_t)snprintf(body, sizeof(body), "5;");
+		memset(body + n, 'e', HTTP_CHUNK_EXT_MAX + 1);
+		n += HTTP_CHUNK_EXT_MAX + 1;
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\nhello\r\n0\r\n\r\n");
+		CU_ASSERT(!feed_body(body, n, steps[i]));
+
+		/* Name and value both count, across chunks the count restarts. */
+		n = (size_t)snprintf(body, sizeof(body), "1;a=");
+		memset(body + n, 'v', HTTP_CHUNK_EXT_MAX - 2);
+		n += HTTP_CHUNK_EXT_MAX - 2;
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\nx\r\n1;b=");
+		memset(body + n, 'v', HTTP_CHUNK_EXT_MAX - 2);
+		n += HTTP_CHUNK_EXT_MAX - 2;
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\ny\r\n0\r\n\r\n");
+		CU_ASSERT(feed_body(body, n, steps[i]));
+
+		/* 20 trailers pass, 21 do not. */
+		n = (size_t)snprintf(body, sizeof(body), "0\r\n");
+		for (int k = 0; k < 20; k++)
+			n += (size_t)snprintf(body + n, sizeof(body) - n, "X-T%d: v\r\n", k);
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\n");
+		CU_ASSERT(feed_body(body, n, steps[i]));
+		n = (size_t)snprintf(body, sizeof(body), "0\r\n");
+		for (int k = 0; k < 21; k++)
+			n += (size_t)snprintf(body + n, sizeof(body) - n, "X-T%d: v\r\n", k);
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\n");
+		CU_ASSERT(!feed_body(body, n, steps[i]));
+
+		/* One trailer larger than the head limit. */
+		n = (size_t)snprintf(body, sizeof(body), "0\r\nX-Big: ");
+		memset(body + n, 'v', 5000);
+		n += 5000;
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\r\n\r\n");
+		CU_ASSERT(!feed_body(body, n, steps[i]));
 	}
 }
 
@@ -338,6 +462,7 @@ static void test_body_move(void)
 	struct evbuffer *in = evbuffer_new(), *out = evbuffer_new(), *scratch = evbuffer_new();
 	struct http_head h;
 	llhttp_t p;
+	struct http_chunk_state cs = {0};
 	size_t used, data;
 	bool done;
 	const char *why = NULL;
@@ -348,7 +473,7 @@ static void test_body_move(void)
 
 		CU_ASSERT_EQUAL_FATAL(parse(head, &h, &p), HTTP_OK);
 		evbuffer_add(in, body, strlen(body));
-		CU_ASSERT_FATAL(http_body_move(&p, in, out, scratch, !raw, &used, &data, &done, &why));
+		CU_ASSERT_FATAL(http_body_move(&p, &cs, &lim, in, out, scratch, !raw, &used, &data, &done, &why));
 		CU_ASSERT(done);
 		CU_ASSERT_EQUAL(used, strlen(body));
 		CU_ASSERT_EQUAL(data, 11);
@@ -361,11 +486,11 @@ static void test_body_move(void)
 
 	/* Nothing readable yet: no progress, no error. */
 	CU_ASSERT_EQUAL_FATAL(parse(head, &h, &p), HTTP_OK);
-	CU_ASSERT(http_body_move(&p, in, out, scratch, true, &used, &data, &done, &why));
+	CU_ASSERT(http_body_move(&p, &cs, &lim, in, out, scratch, true, &used, &data, &done, &why));
 	CU_ASSERT(used == 0 && data == 0 && !done);
 
 	evbuffer_add(in, "5\r\nhello\r\nzz\r\n", 15);
-	CU_ASSERT(!http_body_move(&p, in, out, scratch, true, &used, &data, &done, &why));
+	CU_ASSERT(!http_body_move(&p, &cs, &lim, in, out, scratch, true, &used, &data, &done, &why));
 	CU_ASSERT_PTR_NOT_NULL(why);
 	CU_ASSERT_EQUAL(evbuffer_get_length(scratch), 0);
 	CU_ASSERT_EQUAL(evbuffer_get_length(out), 0);
@@ -384,7 +509,9 @@ void unit_register(void)
 	UNIT_TEST(s, test_limits_boundaries);
 	UNIT_TEST(s, test_partial);
 	UNIT_TEST(s, test_responses);
+	UNIT_TEST(s, test_response_status_and_reason);
 	UNIT_TEST(s, test_chunked_decode);
 	UNIT_TEST(s, test_chunked_bad);
+	UNIT_TEST(s, test_chunked_limits);
 	UNIT_TEST(s, test_body_move);
 }
