@@ -135,6 +135,7 @@ struct client {
 	uint32_t head_scanned;     /* bytes of it searched for the blank line */
 	uint32_t head_probed;      /* bytes of it last checked for garbage */
 	uint64_t idle_since_ms;
+	uint64_t linger_until_ms;  /* CS_LINGER: closed by then, reads or not */
 	unsigned n_requests;
 	bool processing;           /* inside client_process: no re-entry */
 	bool read_paused;          /* backpressure: the destination is full */

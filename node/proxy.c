@@ -94,17 +94,24 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 		}
 		break;
 	case CS_CLOSING:
-	case CS_LINGER:
 		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	case CS_LINGER:
+		/* The read timeout restarts with every read: a client that
+		 * keeps sending would linger for ever without this bound. */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (backend_now_ms() >= c->linger_until_ms)
+			client_close(c);
 		break;
 	default:
 		break;
 	}
 }
 
+#define CLIENT_LINGER_MS 1000
+
 static void client_linger(struct client *c)
 {
-	struct timeval tv = {1, 0};
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 
 	/* Lingering reads what a client still sends; after its EOF there is
@@ -114,10 +121,11 @@ static void client_linger(struct client *c)
 		return;
 	}
 	client_set_state(c, CS_LINGER);
+	c->linger_until_ms = backend_now_ms() + CLIENT_LINGER_MS;
 	evbuffer_drain(bufferevent_get_input(c->bev),
 		       evbuffer_get_length(bufferevent_get_input(c->bev)));
 	conn_write_timeout(&c->io, 0);
-	conn_read_timeout(&c->io, (unsigned)(tv.tv_sec * 1000));
+	conn_read_timeout(&c->io, CLIENT_LINGER_MS);
 	conn_read_on(&c->io);
 }
 

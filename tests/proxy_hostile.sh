@@ -180,6 +180,31 @@ kill -HUP "$ROUTER_PID"
 wait_for 10 sh -c "[ \$(grep -c 'reload applied: allow-underscore-headers' '$T/zkrouterd.log') = 2 ]" ||
 	fail "allow-underscore-headers not reloaded back"
 
+log "a client that keeps sending after its 400 is closed once the linger ends"
+python3 - "$PROXY_PORT" >"$T/linger.out" 2>&1 <<'PY' || fail "lingering client: $(cat "$T/linger.out")"
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /hostile-linger HTTP/1.1\r\nHost: a..test\r\n\r\n")
+s.settimeout(5)
+head = s.recv(4096)
+assert head.startswith(b"HTTP/1.1 400"), head
+start = time.monotonic()
+s.settimeout(0.1)
+try:
+    while time.monotonic() - start < 15:
+        s.sendall(b"x" * 100)      # fails once the router has closed
+        try:
+            s.recv(4096)
+        except socket.timeout:
+            pass
+except (BrokenPipeError, ConnectionResetError):
+    print("closed after %.1f s of sending" % (time.monotonic() - start))
+    sys.exit(0)
+print("still open after 15 s of sending")
+sys.exit(1)
+PY
+log "$(cat "$T/linger.out")"
+
 log "nothing hostile reached the backend"
 if grep -a 'hostile\|parse-error' "$T/backend-a1.log"; then
 	fail "the backend saw hostile bytes (above)"
