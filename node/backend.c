@@ -214,13 +214,22 @@ struct backend *backend_new(const char *domain, const struct route_instance *ins
 
 struct backend *backend_ref(struct backend *b)
 {
+	if (b->refs == 0)
+		ZKR_BUG("backend %s: reference taken on a released instance", b->name);
 	b->refs++;
 	return b;
 }
 
 void backend_unref(struct backend *b)
 {
-	if (b == NULL || --b->refs > 0)
+	if (b == NULL)
+		return;
+	if (b->refs == 0) {
+		/* Released once too often: leave it be rather than free twice. */
+		ZKR_BUG("backend %s: reference count underflow", b->name);
+		return;
+	}
+	if (--b->refs > 0)
 		return;
 	upstream_pool_close(b);
 	if (b->lookup_retry != NULL)
@@ -291,6 +300,8 @@ void app_load_unref(struct app_load *l)
 
 struct app_state *app_state_ref(struct app_state *s)
 {
+	if (s->refs == 0)
+		ZKR_BUG("app %s: reference taken on a released app state", s->app->domain);
 	s->refs++;
 	return s;
 }
@@ -299,7 +310,14 @@ void app_state_unref(struct app_state *s)
 {
 	size_t i;
 
-	if (s == NULL || --s->refs > 0)
+	if (s == NULL)
+		return;
+	if (s->refs == 0) {
+		/* Released once too often: leave it be rather than free twice. */
+		ZKR_BUG("app %s: app state reference count underflow", s->app->domain);
+		return;
+	}
+	if (--s->refs > 0)
 		return;
 	for (i = 0; i < s->n; i++)
 		backend_unref(s->bes[i]);

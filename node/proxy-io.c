@@ -57,6 +57,8 @@ static ssize_t conn_send(struct evbuffer *out, evutil_socket_t fd)
 	return sent;
 }
 
+static void conn_arm_failed(struct conn_io *io, const char *what);
+
 bool conn_flush_now(struct conn_io *io)
 {
 	struct bufferevent *bev = io->bev;
@@ -73,8 +75,8 @@ bool conn_flush_now(struct conn_io *io)
 	evbuffer_unfreeze(out, 1);
 	sent = conn_send(out, bufferevent_getfd(bev));
 	evbuffer_freeze(out, 1);
-	if (evbuffer_get_length(out) > 0)
-		bufferevent_enable(bev, EV_WRITE);
+	if (evbuffer_get_length(out) > 0 && bufferevent_enable(bev, EV_WRITE) != 0)
+		conn_arm_failed(io, "writes");
 	/* As after the bufferevent's own write: its write callback runs
 	 * when the output is down to the low watermark. */
 	if (sent > 0)
@@ -95,20 +97,19 @@ static void conn_unqueue(struct conn_io *io)
 			q->items[i] = NULL;
 }
 
-void conn_flush(struct conn_io *io)
+/* Puts io on the queue served at the end of the loop's turn. */
+static bool conn_enqueue(struct conn_io *io)
 {
 	struct conn_flushq *q = io->fq;
 
-	if (io->queued || io->bev_reads || evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
-		return;
+	if (io->queued)
+		return true;
 	if (q->n == q->cap) {
 		size_t cap = q->cap ? 2 * q->cap : 64;
 		struct conn_io **items = realloc(q->items, cap * sizeof(*items));
 
-		if (items == NULL) {
-			conn_flush_now(io);
-			return;
-		}
+		if (items == NULL)
+			return false;
 		q->items = items;
 		q->cap = cap;
 	}
@@ -116,6 +117,33 @@ void conn_flush(struct conn_io *io)
 		event_active(q->ev, EV_WRITE, 0);
 	q->items[q->n++] = io;
 	io->queued = true;
+	return true;
+}
+
+void conn_flush(struct conn_io *io)
+{
+	if (io->queued || io->bev_reads || evbuffer_get_length(bufferevent_get_output(io->bev)) == 0)
+		return;
+	if (!conn_enqueue(io))
+		conn_flush_now(io);
+}
+
+/*
+ * Reading or writing could not be armed (event_add or bufferevent_enable
+ * failed: epoll or the timer heap out of memory): the connection would
+ * wait forever, with neither reads nor timeouts. Its owner hears of it as
+ * an error (BEV_EVENT_ERROR), which closes it; from the queue at the end
+ * of the turn, not here, since the caller may be in the middle of its own
+ * work on the connection.
+ */
+static void conn_arm_failed(struct conn_io *io, const char *what)
+{
+	log_error("fd %d: cannot arm %s (%s): closing the connection",
+		  (int)bufferevent_getfd(io->bev), what, strerror(errno));
+	io->arm_failed = true;
+	if (io->fq == NULL || !conn_enqueue(io))
+		log_error("fd %d: cannot queue the close: the connection may hang",
+			  (int)bufferevent_getfd(io->bev));
 }
 
 /* The turn's I/O callbacks have run: write every queued output. A write
@@ -135,6 +163,12 @@ static void flushq_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		io->queued = false;
 		q->items[i] = NULL;
+		if (io->arm_failed) {
+			io->arm_failed = false;
+			conn_read_off(io);
+			io->eventcb(io->bev, BEV_EVENT_ERROR, io->arg);
+			continue;
+		}
 		if (conn_flush_now(io))
 			wrote = true;
 	}
@@ -264,6 +298,7 @@ bool conn_io_open(struct conn_io *io, struct event_base *base, struct conn_flush
 	io->arg = arg;
 	io->reading = false;
 	io->eof = false;
+	io->arm_failed = false;
 	io->bev_reads = bev_reads;
 	if (bev_reads)
 		return true;
@@ -307,10 +342,11 @@ static const struct timeval *conn_tv(struct event_base *base, unsigned ms)
 
 static void conn_bev_timeouts(struct conn_io *io)
 {
-	bufferevent_set_timeouts(io->bev,
-				 io->bev_reads && io->timeout_ms ? conn_tv(io->base, io->timeout_ms)
-								 : NULL,
-				 io->wtimeout_ms ? conn_tv(io->base, io->wtimeout_ms) : NULL);
+	if (bufferevent_set_timeouts(io->bev,
+				     io->bev_reads && io->timeout_ms ? conn_tv(io->base, io->timeout_ms)
+								     : NULL,
+				     io->wtimeout_ms ? conn_tv(io->base, io->wtimeout_ms) : NULL) != 0)
+		conn_arm_failed(io, "timeouts");
 }
 
 void conn_write_timeout(struct conn_io *io, unsigned ms)
@@ -335,13 +371,15 @@ void conn_io_close(struct conn_io *io)
 static void conn_read_arm(struct conn_io *io)
 {
 	if (io->timeout_ms) {
-		event_add(io->rev, conn_tv(io->base, io->timeout_ms));
+		if (event_add(io->rev, conn_tv(io->base, io->timeout_ms)) != 0)
+			conn_arm_failed(io, "reads");
 		return;
 	}
 	/* event_add with no timeval keeps a timeout set before: drop it
 	 * explicitly (no system call either way). */
 	event_remove_timer(io->rev);
-	event_add(io->rev, NULL);
+	if (event_add(io->rev, NULL) != 0)
+		conn_arm_failed(io, "reads");
 }
 
 void conn_read_on(struct conn_io *io)
@@ -350,7 +388,8 @@ void conn_read_on(struct conn_io *io)
 		return;
 	if (io->bev_reads) {
 		io->reading = true;
-		bufferevent_enable(io->bev, EV_READ);
+		if (bufferevent_enable(io->bev, EV_READ) != 0)
+			conn_arm_failed(io, "reads");
 		return;
 	}
 	if (io->rev == NULL)

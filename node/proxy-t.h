@@ -41,11 +41,14 @@
 #define UPSTREAM_MAGIC 0x7a6b7570u /* "zkup" */
 #define PP_CONN_MAGIC 0x7a6b7070u  /* "zkpp" */
 
-/* Callbacks get their object back as a void *: check it is one. */
+/* Callbacks get their object back as a void *: check it is one. One that
+ * is not is a use after free: debug and sanitizer builds stop there
+ * (ZKR_BUG); production logs it and returns without touching the object,
+ * so that one broken connection does not end every other one. */
 #define CHECK_MAGIC(obj, m) \
 	do { \
 		if ((obj) == NULL || (obj)->magic != (m)) { \
-			log_error("%s: not a live object (%p)", __func__, (void *)(obj)); \
+			ZKR_BUG("%s: not a live object (%p)", __func__, (void *)(obj)); \
 			return; \
 		} \
 	} while (0)
@@ -110,6 +113,8 @@ struct conn_io {
 	bool eof;                  /* the peer will send nothing more */
 	bool bev_reads;            /* TLS: the bufferevent does the I/O */
 	bool queued;               /* in fq, to be written at the turn's end */
+	bool arm_failed;           /* a read or write could not be armed: fq
+				    * reports BEV_EVENT_ERROR to eventcb */
 };
 
 enum client_state {

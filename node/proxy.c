@@ -207,8 +207,12 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		 * peer's close_notify, and starts again only when its output
 		 * goes from empty to not: restart it for what is queued (and
 		 * with it the write timeout). */
-		if (c->tls && evbuffer_get_length(bufferevent_get_output(bev)) > 0)
-			bufferevent_enable(bev, EV_WRITE);
+		if (c->tls && evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
+		    bufferevent_enable(bev, EV_WRITE) != 0) {
+			clog_at(ZKR_LOG_ERROR, c, "cannot resume writing: closing");
+			client_close(c);
+			return;
+		}
 	}
 	if (eof && c->state == CS_REQUEST && c->req) {
 		/* A half-close: what the client sent completely is answered,
@@ -263,7 +267,9 @@ static void accept_pause(struct proxy *p, unsigned retry_ms)
 	if (retry_ms) {
 		struct timeval tv = {retry_ms / 1000, (retry_ms % 1000) * 1000};
 
-		evtimer_add(p->accept_timer, &tv);
+		/* Without the timer, accepting resumes when a client closes. */
+		if (evtimer_add(p->accept_timer, &tv) != 0)
+			log_error("cannot arm the accept retry timer");
 	}
 }
 

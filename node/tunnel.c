@@ -29,6 +29,7 @@ struct tunnel {
 	size_t high;
 	bool client_eof, up_eof;
 	bool stopped;
+	bool arm_failed;           /* tunnel_start could not arm it: end it */
 };
 
 static struct bufferevent *peer_of(struct tunnel *t, struct bufferevent *bev)
@@ -71,7 +72,11 @@ static void tunnel_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (!src_eof && !(bufferevent_get_enabled(src) & EV_READ) &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) < t->high) {
-		bufferevent_enable(src, EV_READ);
+		if (bufferevent_enable(src, EV_READ) != 0) {
+			clog_at(ZKR_LOG_ERROR, t->c, "tunnel: cannot resume reading: closing");
+			tunnel_end(t);
+			return;
+		}
 		tunnel_move(t, src);
 	}
 }
@@ -101,6 +106,10 @@ static void tunnel_timer_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = backend_now_ms(), idle = now - t->last_ms;
 	struct timeval tv;
 
+	if (t->arm_failed) {
+		tunnel_end(t);
+		return;
+	}
 	if (idle >= t->idle_ms) {
 		clog_info(t->c, "tunnel idle for %llu ms: closing", (unsigned long long)idle);
 		tunnel_end(t);
@@ -109,7 +118,10 @@ static void tunnel_timer_cb(evutil_socket_t fd, short what, void *arg)
 	idle = t->idle_ms - idle;
 	tv.tv_sec = (time_t)(idle / 1000);
 	tv.tv_usec = (suseconds_t)(idle % 1000) * 1000;
-	evtimer_add(t->timer, &tv);
+	if (evtimer_add(t->timer, &tv) != 0) {
+		clog_at(ZKR_LOG_ERROR, t->c, "tunnel: cannot arm the idle timer: closing");
+		tunnel_end(t);
+	}
 }
 
 bool tunnel_start(struct client *c, struct upstream *up)
@@ -145,11 +157,16 @@ bool tunnel_start(struct client *c, struct upstream *up)
 	bufferevent_setwatermark(up->bev, EV_READ, 0, t->high);
 	bufferevent_setcb(c->bev, tunnel_read_cb, tunnel_write_cb, tunnel_event_cb, t);
 	bufferevent_setcb(up->bev, tunnel_read_cb, tunnel_write_cb, tunnel_event_cb, t);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
 	tv.tv_sec = t->idle_ms / 1000;
 	tv.tv_usec = (t->idle_ms % 1000) * 1000;
-	evtimer_add(t->timer, &tv);
+	if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0 ||
+	    bufferevent_enable(up->bev, EV_READ | EV_WRITE) != 0 || evtimer_add(t->timer, &tv) != 0) {
+		/* The caller still holds the request: end the tunnel from
+		 * its timer, made due now (event_active cannot fail). */
+		clog_at(ZKR_LOG_ERROR, c, "tunnel: cannot arm reads or the idle timer: closing");
+		t->arm_failed = true;
+		event_active(t->timer, EV_TIMEOUT, 1);
+	}
 	clog_debug(c, "tunnel to %s open", up->be->name);
 	/* Bytes that came with the 101 or after the request head. */
 	if (evbuffer_get_length(bufferevent_get_input(up->bev)))

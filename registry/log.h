@@ -10,8 +10,11 @@
 #ifndef ZKR_LOG_H
 #define ZKR_LOG_H
 
-#include <stdbool.h>
+#include <config.h>
+
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 
 enum zkr_log_level {
 	ZKR_LOG_ERROR = 0,
@@ -45,5 +48,24 @@ void zkr_log_vwrite(enum zkr_log_level level, const char *fmt, va_list ap)
 #define log_warn(...)  zkr_log_at(ZKR_LOG_WARN, __VA_ARGS__)
 #define log_info(...)  zkr_log_at(ZKR_LOG_INFO, __VA_ARGS__)
 #define log_debug(...) zkr_log_at(ZKR_LOG_DEBUG, __VA_ARGS__)
+
+/*
+ * A broken invariant (a dead object in a callback, a reference count
+ * going below zero): the code is wrong, not the input. Debug and sanitizer
+ * builds (ZKR_DEBUG, from ./configure --enable-debug or
+ * --enable-sanitizers) abort here, where a core dump or a sanitizer
+ * report still shows the cause; production builds log it and the caller
+ * goes on as its comment says (typically: leave the object alone, since a
+ * leak is better than a use after free or a crash of every connection).
+ */
+#ifdef ZKR_DEBUG
+#define ZKR_BUG(...) \
+	do { \
+		zkr_log_write(ZKR_LOG_ERROR, "BUG: " __VA_ARGS__); \
+		abort(); \
+	} while (0)
+#else
+#define ZKR_BUG(...) zkr_log_write(ZKR_LOG_ERROR, "BUG: " __VA_ARGS__)
+#endif
 
 #endif

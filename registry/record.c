@@ -251,6 +251,43 @@ bool record_router_node_validate(const record_router_node *r, char *why, size_t 
 }
 
 /*
+ * protobuf-c takes a field number 0, which protobuf forbids, when its tag
+ * is spelled in more than one byte, and keeps it as an unknown field; but
+ * it refuses the one-byte form it writes back. A record holding one would
+ * decode, and the same record re-encoded (zkrouterctl rewriting an
+ * AppConfig, say) would not: refused here, in sub-messages too.
+ */
+static bool unknown_fields_ok(const ProtobufCMessage *m, char *why, size_t whylen)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return reject(why, whylen, "field number 0 in a %s", d->short_name);
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const char *at = (const char *)m + f->offset;
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(const void *)((const char *)m + f->quantifier_offset);
+			ProtobufCMessage *const *subs = *(ProtobufCMessage *const *const *)(const void *)at;
+
+			for (size_t k = 0; k < n; k++)
+				if (subs[k] != NULL && !unknown_fields_ok(subs[k], why, whylen))
+					return false;
+		} else {
+			const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)(const void *)at;
+
+			if (sub != NULL && !unknown_fields_ok(sub, why, whylen))
+				return false;
+		}
+	}
+	return true;
+}
+
+/*
  * The three record types share one shape; these macros spell out the
  * decode/encode/free functions for each without repeating the body.
  */
@@ -262,7 +299,8 @@ bool record_router_node_validate(const record_router_node *r, char *why, size_t 
 			reject(why, whylen, "not a valid " #name " record (%zu bytes)", len); \
 			return NULL; \
 		} \
-		if (!record_##name##_validate(r, why, whylen)) { \
+		if (!unknown_fields_ok(&r->base, why, whylen) || \
+		    !record_##name##_validate(r, why, whylen)) { \
 			prefix##__free_unpacked(r, NULL); \
 			return NULL; \
 		} \

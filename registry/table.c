@@ -34,7 +34,8 @@ static struct table_private *table_priv(const struct route_table *t)
 
 struct route_app *route_app_ref(struct route_app *a)
 {
-	__atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+	if (__atomic_fetch_add(&a->refs, 1, __ATOMIC_RELAXED) == 0)
+		ZKR_BUG("app %s: reference taken on a released app", a->domain);
 	return a;
 }
 
@@ -53,21 +54,39 @@ static void app_free(struct route_app *a)
 	free(a);
 }
 
+/* A count that was already 0 before this release went below zero: the
+ * object is left alone (a leak, not a second free). */
 void route_app_unref(struct route_app *a)
 {
-	if (a != NULL && __atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL) == 0)
+	unsigned before;
+
+	if (a == NULL)
+		return;
+	before = __atomic_fetch_sub(&a->refs, 1, __ATOMIC_ACQ_REL);
+	if (before == 0)
+		ZKR_BUG("app %s: reference count underflow", a->domain);
+	else if (before == 1)
 		app_free(a);
 }
 
 struct route_table *route_table_ref(struct route_table *t)
 {
-	__atomic_add_fetch(&t->refs, 1, __ATOMIC_RELAXED);
+	if (__atomic_fetch_add(&t->refs, 1, __ATOMIC_RELAXED) == 0)
+		ZKR_BUG("table %llu: reference taken on a released table",
+			(unsigned long long)t->generation);
 	return t;
 }
 
 void route_table_unref(struct route_table *t)
 {
-	if (t == NULL || __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0)
+	unsigned before;
+
+	if (t == NULL)
+		return;
+	before = __atomic_fetch_sub(&t->refs, 1, __ATOMIC_ACQ_REL);
+	if (before == 0)
+		ZKR_BUG("table %llu: reference count underflow", (unsigned long long)t->generation);
+	if (before != 1)
 		return;
 	for (size_t i = 0; i < t->n_apps; i++)
 		route_app_unref(t->apps[i]);

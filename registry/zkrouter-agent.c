@@ -443,6 +443,74 @@ static bool resolve(struct prog *p)
 	return true;
 }
 
+/* Frees what main set up, whether the loop ran or setup failed half-way:
+ * under LeakSanitizer a leak at exit would change the exit status. */
+static void prog_free(struct prog *p)
+{
+	struct event **evs[] = { &p->sig_term, &p->sig_int, &p->sig_hup, &p->sig_chld,
+				 &p->probe_timer, &p->probe_done, &p->kill_timer };
+
+	deregister_now(p);
+	if (p->probe != NULL)
+		bufferevent_free(p->probe);
+	p->probe = NULL;
+	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+		if (*evs[i] != NULL)
+			event_free(*evs[i]);
+		*evs[i] = NULL;
+	}
+	event_base_free(p->base);
+	p->base = NULL;
+}
+
+/* Sets up the signals, the agent and the child, then runs the loop.
+ * Returns the exit status; prog_free() releases what it set up. */
+static int run(struct prog *p, const struct zkr_agent_opts *ao)
+{
+	char why[512];
+
+	p->sig_term = evsignal_new(p->base, SIGTERM, on_signal, p);
+	p->sig_int = evsignal_new(p->base, SIGINT, on_signal, p);
+	/* A closed terminal should not leave the node behind for a session timeout. */
+	p->sig_hup = evsignal_new(p->base, SIGHUP, on_signal, p);
+	p->sig_chld = evsignal_new(p->base, SIGCHLD, on_sigchld, p);
+	p->probe_timer = evtimer_new(p->base, probe_start, p);
+	p->probe_done = evtimer_new(p->base, on_probe_done, p);
+	p->kill_timer = evtimer_new(p->base, on_kill_timer, p);
+	if (p->sig_term == NULL || p->sig_int == NULL || p->sig_hup == NULL || p->sig_chld == NULL ||
+	    p->probe_timer == NULL || p->probe_done == NULL || p->kill_timer == NULL ||
+	    evsignal_add(p->sig_term, NULL) != 0 ||
+	    evsignal_add(p->sig_int, NULL) != 0 || evsignal_add(p->sig_hup, NULL) != 0 ||
+	    evsignal_add(p->sig_chld, NULL) != 0) {
+		log_error("cannot set up signal handling");
+		return 1;
+	}
+
+	p->agent = zkr_agent_new(p->base, ao, on_agent, p, why, sizeof(why));
+	if (p->agent == NULL) {
+		fprintf(stderr, "zkrouter-agent: %s\n", why);
+		return EXIT_USAGE;
+	}
+	/* Only the local probes need the address, resolved once. */
+	if ((p->check_path != NULL || p->cmd != NULL) && !resolve(p))
+		return EXIT_USAGE;
+	log_info("instance %s of %s at %s:%u (%s)", zkr_agent_path(p->agent), ao->domain, ao->host,
+		 ao->port,
+		 p->check_path ? "registering while the HTTP check passes"
+		 : p->cmd ? "registering once the app accepts connections" : "registering now");
+
+	p->exit_code = 0;
+	if (p->cmd != NULL && !spawn_child(p))
+		return 1;
+	if (p->check_path != NULL || p->cmd != NULL)
+		schedule_probe(p, 0);
+	else
+		zkr_agent_start(p->agent);
+
+	event_base_dispatch(p->base);
+	return p->exit_code;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -592,60 +660,7 @@ int main(int argc, char **argv)
 		log_error("cannot create the event loop");
 		return 1;
 	}
-	p.sig_term = evsignal_new(p.base, SIGTERM, on_signal, &p);
-	p.sig_int = evsignal_new(p.base, SIGINT, on_signal, &p);
-	/* A closed terminal should not leave the node behind for a session timeout. */
-	p.sig_hup = evsignal_new(p.base, SIGHUP, on_signal, &p);
-	p.sig_chld = evsignal_new(p.base, SIGCHLD, on_sigchld, &p);
-	p.probe_timer = evtimer_new(p.base, probe_start, &p);
-	p.probe_done = evtimer_new(p.base, on_probe_done, &p);
-	p.kill_timer = evtimer_new(p.base, on_kill_timer, &p);
-	if (p.sig_term == NULL || p.sig_int == NULL || p.sig_hup == NULL || p.sig_chld == NULL ||
-	    p.probe_timer == NULL || p.probe_done == NULL || p.kill_timer == NULL ||
-	    evsignal_add(p.sig_term, NULL) != 0 ||
-	    evsignal_add(p.sig_int, NULL) != 0 || evsignal_add(p.sig_hup, NULL) != 0 ||
-	    evsignal_add(p.sig_chld, NULL) != 0) {
-		log_error("cannot set up signal handling");
-		return 1;
-	}
-
-	char why[512];
-	p.agent = zkr_agent_new(p.base, &ao, on_agent, &p, why, sizeof(why));
-	if (p.agent == NULL) {
-		fprintf(stderr, "zkrouter-agent: %s\n", why);
-		return EXIT_USAGE;
-	}
-	/* Only the local probes need the address, resolved once. */
-	if ((p.check_path != NULL || p.cmd != NULL) && !resolve(&p)) {
-		zkr_agent_free(p.agent);
-		return EXIT_USAGE;
-	}
-	log_info("instance %s of %s at %s:%u (%s)", zkr_agent_path(p.agent), ao.domain, ao.host, ao.port,
-		 p.check_path ? "registering while the HTTP check passes"
-		 : p.cmd ? "registering once the app accepts connections" : "registering now");
-
-	p.exit_code = 0;
-	if (p.cmd != NULL && !spawn_child(&p)) {
-		zkr_agent_free(p.agent);
-		return 1;
-	}
-	if (p.check_path != NULL || p.cmd != NULL)
-		schedule_probe(&p, 0);
-	else
-		zkr_agent_start(p.agent);
-
-	event_base_dispatch(p.base);
-
-	deregister_now(&p);
-	if (p.probe != NULL)
-		bufferevent_free(p.probe);
-	event_free(p.sig_term);
-	event_free(p.sig_int);
-	event_free(p.sig_hup);
-	event_free(p.sig_chld);
-	event_free(p.probe_timer);
-	event_free(p.probe_done);
-	event_free(p.kill_timer);
-	event_base_free(p.base);
+	p.exit_code = run(&p, &ao);
+	prog_free(&p);
 	return p.exit_code;
 }

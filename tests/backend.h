@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -45,10 +46,13 @@ struct server {
 	llhttp_settings_t settings;
 	unsigned long long next_conn;
 	unsigned long long requests;
+	LIST_HEAD(, conn) conns;  /* open connections, freed at exit */
 };
 
 struct conn {
 	struct server *srv;
+	LIST_ENTRY(conn) link;
+	bool listed;         /* in srv->conns */
 	struct bufferevent *bev;
 	llhttp_t parser;
 	unsigned long long id;

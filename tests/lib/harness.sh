@@ -13,6 +13,13 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/zkrtest.XXXXXX") || exit 99
 HARNESS_PIDS=""
 HARNESS_FAILED=0
 
+# In a sanitizer build (./configure --enable-sanitizers) every report of
+# every program this test runs lands in $T/sanitizer.PID, so that one from
+# a daemon the test ended (a leak found at exit, say) is not lost with its
+# exit status: on exit each is printed and the test fails.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer"
+
 harness_cleanup() {
 	local rc=$?
 	local pid
@@ -27,6 +34,13 @@ harness_cleanup() {
 		done
 		kill -KILL "$pid" 2>/dev/null
 		{ wait "$pid"; } 2>/dev/null
+	done
+	for f in "$T"/sanitizer.*; do
+		[ -f "$f" ] || continue
+		echo "----- sanitizer report $f"
+		head -n 60 "$f"
+		[ "$(wc -l <"$f")" -le 60 ] || grep "^SUMMARY" "$f"
+		rc=1
 	done
 	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
 		for f in "$T"/*.log; do
@@ -45,6 +59,10 @@ log() { echo "# $*"; }
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "SKIP: $*"; exit 77; }
 hard_error() { echo "ERROR: $*"; exit 99; }
+
+# True in a build made with ./configure --enable-sanitizers, where memory
+# is measured differently (freed blocks wait in ASan's quarantine).
+sanitizer_build() { grep -q '^#define ZKR_SANITIZERS 1' "$top_builddir/config.h"; }
 
 # Prints one free loopback port (or N with an argument).
 free_port() { "$top_builddir/tests/freeport" "$@"; }
