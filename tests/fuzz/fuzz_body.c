@@ -25,6 +25,10 @@ static const char req_head[] = "POST /up HTTP/1.1\r\nHost: a.example\r\n"
 			       "Transfer-Encoding: chunked\r\n\r\n";
 static const char resp_head[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
 
+/* The router's defaults are larger; small ones let the fuzzer reach the
+ * limits on chunk extensions and trailers. */
+static const struct http_limits body_lim = { 4096, 16, 4096 };
+
 struct outcome {
 	bool ok, done;
 	size_t used, data;
@@ -34,7 +38,6 @@ struct outcome {
 /* Parses the head so that the parser continues with the body. */
 static void start(llhttp_t *parser, bool response)
 {
-	struct http_limits lim = { 4096, 16, 4096 };
 	struct http_hdr hdrs[16];
 	struct http_head h;
 	const char *why;
@@ -43,25 +46,26 @@ static void start(llhttp_t *parser, bool response)
 	h.hdrs = hdrs;
 	h.max_hdrs = 16;
 	if (response)
-		FUZZ_CHECK(http_parse_response(parser, resp_head, sizeof(resp_head) - 1, false, &lim,
+		FUZZ_CHECK(http_parse_response(parser, resp_head, sizeof(resp_head) - 1, false, &body_lim,
 					       false, &h, &why) == HTTP_OK);
 	else
-		FUZZ_CHECK(http_parse_request(parser, req_head, sizeof(req_head) - 1, false, &lim, &h,
+		FUZZ_CHECK(http_parse_request(parser, req_head, sizeof(req_head) - 1, false, &body_lim, &h,
 					      &why) == HTTP_OK);
 	FUZZ_CHECK(h.chunked);
 }
 
 /* Moves what `in` holds the way the proxy's read callbacks do: until it
  * is empty, the body ends or a step consumes nothing. */
-static void pump(llhttp_t *parser, struct evbuffer *in, struct evbuffer *scratch, bool rechunk,
-		 struct outcome *o)
+static void pump(llhttp_t *parser, struct http_chunk_state *cs, struct evbuffer *in,
+		 struct evbuffer *scratch, bool rechunk, struct outcome *o)
 {
 	while (o->ok && !o->done && evbuffer_get_length(in) > 0) {
 		size_t used, dlen;
 		bool done;
 		const char *why = NULL;
 
-		if (!http_body_move(parser, in, o->out, scratch, rechunk, &used, &dlen, &done, &why)) {
+		if (!http_body_move(parser, cs, &body_lim, in, o->out, scratch, rechunk, &used, &dlen,
+				    &done, &why)) {
 			FUZZ_CHECK(why != NULL);
 			o->ok = false;
 			break;
@@ -81,6 +85,7 @@ static void run(bool response, bool rechunk, const uint8_t *sizes, size_t n,
 		const uint8_t *body, size_t len, struct outcome *o)
 {
 	llhttp_t parser;
+	struct http_chunk_state cs = { 0 };
 	struct evbuffer *in = evbuffer_new(), *scratch = evbuffer_new();
 	size_t off = 0, k = 0;
 
@@ -100,7 +105,7 @@ static void run(bool response, bool rechunk, const uint8_t *sizes, size_t n,
 		FUZZ_CHECK(evbuffer_add_buffer(in, chunk) == 0);
 		evbuffer_free(chunk);
 		off += piece;
-		pump(&parser, in, scratch, rechunk, o);
+		pump(&parser, &cs, in, scratch, rechunk, o);
 	}
 	evbuffer_free(in);
 	evbuffer_free(scratch);
@@ -112,6 +117,7 @@ static void run(bool response, bool rechunk, const uint8_t *sizes, size_t n,
 static struct evbuffer *dechunk(bool response, struct evbuffer *chunked, bool done)
 {
 	llhttp_t parser;
+	struct http_chunk_state cs = { 0 };
 	struct evbuffer *scratch = evbuffer_new();
 	struct outcome o;
 	size_t len = evbuffer_get_length(chunked);
@@ -121,7 +127,7 @@ static struct evbuffer *dechunk(bool response, struct evbuffer *chunked, bool do
 	o.done = false;
 	o.used = o.data = 0;
 	start(&parser, response);
-	pump(&parser, chunked, scratch, false, &o);
+	pump(&parser, &cs, chunked, scratch, false, &o);
 	FUZZ_CHECK(o.ok && o.used == len && o.done == done);
 	evbuffer_free(scratch);
 	return o.out;

@@ -14,17 +14,10 @@
  */
 #include <config.h>
 
-#include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "node/proxyproto.h"
-
-#define CHECK(cond) \
-	do { \
-		if (!(cond)) \
-			abort(); \
-	} while (0)
+#include "tests/fuzz/fuzz.h"
 
 /* Every prefix at most this long is parsed (all v1 headers fit). */
 #define ALL_PREFIXES_MAX 160
@@ -34,23 +27,23 @@ static void check_result(enum proxyproto_status st, const struct proxyproto_resu
 {
 	switch (st) {
 	case PROXYPROTO_DONE:
-		CHECK(res->len > 0 && res->len <= len && res->len <= PROXYPROTO_MAX);
-		CHECK(res->version == 1 || res->version == 2);
+		FUZZ_CHECK(res->len > 0 && res->len <= len && res->len <= PROXYPROTO_MAX);
+		FUZZ_CHECK(res->version == 1 || res->version == 2);
 		if (res->version == 1)
-			CHECK(res->len <= PROXYPROTO_V1_MAX);
+			FUZZ_CHECK(res->len <= PROXYPROTO_V1_MAX);
 		if (res->has_addr) {
-			CHECK(res->src.ss_family == AF_INET || res->src.ss_family == AF_INET6);
-			CHECK(res->dst.ss_family == res->src.ss_family);
+			FUZZ_CHECK(res->src.ss_family == AF_INET || res->src.ss_family == AF_INET6);
+			FUZZ_CHECK(res->dst.ss_family == res->src.ss_family);
 		}
 		break;
 	case PROXYPROTO_ERROR:
-		CHECK(res->why != NULL);
+		FUZZ_CHECK(res->why != NULL);
 		break;
 	case PROXYPROTO_NEED_MORE:
-		CHECK(len < PROXYPROTO_MAX);
+		FUZZ_CHECK(len < PROXYPROTO_MAX);
 		break;
 	default:
-		abort();
+		FUZZ_CHECK(!"a known status");
 	}
 }
 
@@ -60,13 +53,13 @@ static void check_agrees(enum proxyproto_status st, const struct proxyproto_resu
 {
 	if (st == PROXYPROTO_NEED_MORE)
 		return;
-	CHECK(st == whole);
+	FUZZ_CHECK(st == whole);
 	if (st != PROXYPROTO_DONE)
 		return;
-	CHECK(res->len == wres->len && res->version == wres->version &&
+	FUZZ_CHECK(res->len == wres->len && res->version == wres->version &&
 	      res->has_addr == wres->has_addr);
 	if (res->has_addr)
-		CHECK(memcmp(&res->src, &wres->src, sizeof(res->src)) == 0 &&
+		FUZZ_CHECK(memcmp(&res->src, &wres->src, sizeof(res->src)) == 0 &&
 		      memcmp(&res->dst, &wres->dst, sizeof(res->dst)) == 0);
 }
 
@@ -76,7 +69,7 @@ static enum proxyproto_status parse_copy(const uint8_t *data, size_t len,
 	uint8_t *copy = malloc(len ? len : 1);
 	enum proxyproto_status st;
 
-	CHECK(copy != NULL);
+	FUZZ_CHECK(copy != NULL);
 	memcpy(copy, data, len);
 	st = proxyproto_parse(copy, len, res);
 	free(copy);
@@ -102,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_agrees(st, &res, whole, &wres);
 		if (st != PROXYPROTO_NEED_MORE) {
 			if (st == PROXYPROTO_DONE)
-				CHECK(res.len > have);
+				FUZZ_CHECK(res.len > have);
 			break;
 		}
 		have = avail;
