@@ -390,9 +390,15 @@ void conn_write_timeout(struct conn_io *io, unsigned ms);
  * the socket on failure and returns NULL. */
 struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *sa,
 			    unsigned short local_port, struct ssl_st *ssl);
+/* ---- proxy-listen.c: listeners and accepting --------------------------- */
+
 /* After a connection closed or the cap rose: accepting resumes if it
  * paused at max_client_connections and is below it now. */
 void proxy_accept_recheck(struct proxy *p);
+/* The accept retry timer, made with the proxy. */
+bool proxy_accept_init(struct proxy *p);
+/* Closes every listener and frees the accept retry timer (proxy_free). */
+void proxy_listeners_free(struct proxy *p);
 
 /* ---- proxy-pp.c: PROXY protocol headers -------------------------------- */
 

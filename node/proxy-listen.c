@@ -1,0 +1,313 @@
+/*
+ * Listeners and accepting: plain and TLS listening sockets (each may
+ * expect a PROXY protocol header first), the cap on client connections
+ * (accepting pauses at max-client-connections and resumes below it), a
+ * backoff when descriptors run out, and closing the listeners for a drain
+ * without resetting connections the kernel already completed. What is
+ * accepted goes to client_start (proxy.c) or, behind a PROXY header, to
+ * pp_conn_start (proxy-pp.c).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "node/proxy-t.h"
+#include "node/proxy.h"
+
+static void accept_resume(struct proxy *p)
+{
+	size_t i;
+
+	if (!p->accept_paused || p->stopping)
+		return;
+	p->accept_paused = false;
+	for (i = 0; i < p->n_listeners; i++)
+		evconnlistener_enable(p->listeners[i]->l);
+}
+
+static void accept_pause(struct proxy *p, unsigned retry_ms)
+{
+	size_t i;
+
+	if (!p->accept_paused)
+		for (i = 0; i < p->n_listeners; i++)
+			evconnlistener_disable(p->listeners[i]->l);
+	p->accept_paused = true;
+	if (retry_ms) {
+		struct timeval tv = {retry_ms / 1000, (retry_ms % 1000) * 1000};
+
+		/* Without the timer, accepting resumes when a client closes. */
+		if (evtimer_add(p->accept_timer, &tv) != 0)
+			log_error("cannot arm the accept retry timer");
+	}
+}
+
+static void accept_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *p = arg;
+
+	if (PROXY_CONNS(p) < p->cfg.max_client_connections)
+		accept_resume(p);
+	else
+		accept_pause(p, 100);
+}
+
+void proxy_accept_recheck(struct proxy *p)
+{
+	if (p->accept_paused && PROXY_CONNS(p) < p->cfg.max_client_connections)
+		accept_resume(p);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct listener *li = arg;
+	struct proxy *p = li->p;
+	SSL *ssl = NULL;
+
+	if (PROXY_CONNS(p) >= p->cfg.max_client_connections) {
+		evutil_closesocket(fd);
+		accept_pause(p, 0);
+		return;
+	}
+	if (li->tls && (ssl = SSL_new(li->tls)) == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (li->proxy_header)
+		pp_conn_start(p, fd, sa, salen, li->port, ssl);
+	else
+		client_start(p, fd, sa, li->port, ssl);
+	if (PROXY_CONNS(p) >= p->cfg.max_client_connections)
+		accept_pause(p, 0);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct listener *li = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		struct proxy *p = li->p;
+		uint64_t now = backend_now_ms();
+
+		/* Retried every 100 ms while it lasts: one line per 10 s. */
+		if (p->accept_warned_ms == 0 || now - p->accept_warned_ms >= ACCEPT_WARN_EVERY_MS) {
+			char more[64] = "";
+
+			if (p->accept_unwarned)
+				snprintf(more, sizeof(more), " (%u more times since the last warning)",
+					 p->accept_unwarned);
+			log_warn("accept on port %u: %s; pausing accepts for 100 ms%s", (unsigned)li->port,
+				 evutil_socket_error_to_string(err), more);
+			p->accept_warned_ms = now;
+			p->accept_unwarned = 0;
+		} else {
+			p->accept_unwarned++;
+			log_debug("accept on port %u: %s; pausing accepts for 100 ms again (warned already)",
+				  (unsigned)li->port, evutil_socket_error_to_string(err));
+		}
+		accept_pause(p, 100);
+		return;
+	}
+	log_warn("accept on port %u: %s", (unsigned)li->port, evutil_socket_error_to_string(err));
+}
+
+static bool listen_on(struct proxy *p, const char *addr_port, SSL_CTX *tls, bool proxy_header,
+		      char *why, size_t whylen)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	struct listener **arr, *ls;
+	unsigned short port;
+
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr_port, (struct sockaddr *)&ss, &sslen) != 0) {
+		snprintf(why, whylen, "%s: not ADDR:PORT", addr_port);
+		return false;
+	}
+	port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+					: ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	arr = realloc(p->listeners, (p->n_listeners + 1) * sizeof(*arr));
+	ls = calloc(1, sizeof(*ls));
+	if (arr == NULL || ls == NULL) {
+		if (arr)
+			p->listeners = arr;
+		free(ls);
+		snprintf(why, whylen, "out of memory");
+		return false;
+	}
+	p->listeners = arr;
+	ls->p = p;
+	ls->port = port;
+	ls->tls = tls;
+	ls->proxy_header = proxy_header;
+	ls->l = evconnlistener_new_bind(p->base, accept_cb, ls,
+					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+					1024, (struct sockaddr *)&ss, sslen);
+	if (ls->l == NULL) {
+		snprintf(why, whylen, "%s: %s", addr_port,
+			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		free(ls);
+		return false;
+	}
+	evconnlistener_set_error_cb(ls->l, accept_error_cb);
+	p->listeners[p->n_listeners++] = ls;
+	if (p->accept_paused || p->stopping)
+		evconnlistener_disable(ls->l);
+	if (tls && p->tls_port == 0)
+		p->tls_port = port;
+	log_info("listening on %s%s%s", addr_port, tls ? " (TLS)" : "",
+		 proxy_header ? " (PROXY protocol)" : "");
+	return true;
+}
+
+bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, char *why,
+		  size_t whylen)
+{
+	return listen_on(p, addr_port, NULL, proxy_header, why, whylen);
+}
+
+/* ALPN: we speak HTTP/1.1 only; a client offering only h2 gets no ALPN
+ * answer and, per RFC 7301, falls back to HTTP/1.1. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		       const unsigned char *in, unsigned int inlen, void *arg)
+{
+	static const unsigned char ours[] = "\x08http/1.1";
+	unsigned char *sel = NULL;
+
+	if (SSL_select_next_proto(&sel, outlen, ours, sizeof(ours) - 1, in, inlen) !=
+	    OPENSSL_NPN_NEGOTIATED)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = sel;
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static void listener_free(struct listener *ls)
+{
+	if (ls->l)
+		evconnlistener_free(ls->l);
+	if (ls->tls)
+		SSL_CTX_free(ls->tls);   /* live SSL objects hold their own reference */
+	free(ls);
+}
+
+/* The last OpenSSL error as text, for `why`. */
+static const char *ssl_error(void)
+{
+	static char buf[160];
+	unsigned long e = ERR_get_error();
+
+	if (e == 0)
+		return "unknown error";
+	ERR_error_string_n(e, buf, sizeof(buf));
+	ERR_clear_error();
+	return buf;
+}
+
+bool proxy_listen_tls(struct proxy *p, const char *addr_port, bool proxy_header,
+		      const char *cert_file, const char *key_file, char *why, size_t whylen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		snprintf(why, whylen, "TLS: %s", ssl_error());
+		return false;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		snprintf(why, whylen, "TLS certificate %s: %s", cert_file, ssl_error());
+		goto failed;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		snprintf(why, whylen, "TLS key %s: %s", key_file, ssl_error());
+		goto failed;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(why, whylen, "TLS key %s does not match %s", key_file, cert_file);
+		goto failed;
+	}
+	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	if (!listen_on(p, addr_port, ctx, proxy_header, why, whylen))
+		goto failed;
+	return true;
+failed:
+	SSL_CTX_free(ctx);
+	return false;
+}
+
+/* The connections the kernel completed that we did not accept yet would
+ * be reset when the listening socket closes, after their clients may
+ * have sent a request: they are accepted and served like any other. Only
+ * a handshake that completes between the last accept() and the close is
+ * reset (a window of microseconds). */
+static void listener_take_queued(struct listener *ls)
+{
+	evutil_socket_t lfd = evconnlistener_get_fd(ls->l), fd;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	if (evutil_make_socket_nonblocking(lfd) != 0)
+		return;
+	while (PROXY_CONNS(ls->p) < ls->p->cfg.max_client_connections) {
+		sl = sizeof(ss);
+		fd = accept(lfd, (struct sockaddr *)&ss, &sl);
+		if (fd < 0)
+			return;   /* EAGAIN: none left; an error: none we can take */
+		if (evutil_make_socket_nonblocking(fd) != 0 || evutil_make_socket_closeonexec(fd) != 0) {
+			evutil_closesocket(fd);
+			continue;
+		}
+		accept_cb(ls->l, fd, (struct sockaddr *)&ss, (int)sl, ls);
+	}
+}
+
+void proxy_stop_listening(struct proxy *p)
+{
+	size_t i;
+
+	p->stopping = true;
+	for (i = 0; i < p->n_listeners; i++) {
+		listener_take_queued(p->listeners[i]);
+		listener_free(p->listeners[i]);
+		p->listeners[i] = NULL;
+	}
+	p->n_listeners = 0;
+	evtimer_del(p->accept_timer);
+	pp_conn_close_all(p);   /* no request yet, like idle clients */
+	/* Clients between two requests are closed now; busy ones after
+	 * their current response (request_finish sees `draining`). */
+	(void)proxy_drain_tick(p);
+}
+
+bool proxy_accept_init(struct proxy *p)
+{
+	p->accept_timer = evtimer_new(p->base, accept_timer_cb, p);
+	return p->accept_timer != NULL;
+}
+
+void proxy_listeners_free(struct proxy *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_listeners; i++)
+		listener_free(p->listeners[i]);
+	free(p->listeners);
+	p->listeners = NULL;
+	p->n_listeners = 0;
+	if (p->accept_timer)
+		event_free(p->accept_timer);
+	p->accept_timer = NULL;
+}
