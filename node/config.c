@@ -1,10 +1,10 @@
 /*
- * zkrouterd's options, declared once in `options[]` below. Each entry names
- * the option (the same word on the command line, "--name", and in the
- * file, "name = value"), its type and place in struct zkr_config, its
- * default (as text, parsed by the same code as user input, so a default
- * can never escape its own bounds), its bounds, whether SIGHUP applies it,
- * and its --help line. The command-line parser, the file parser, the
+ * zkrouterd's options, declared once in `config_options[]`
+ * (config-options.c). Each entry names the option (the same word on the
+ * command line, "--name", and in the file, "name = value"), its type and
+ * place in struct zkr_config, its default (as text, parsed by the same code
+ * as user input, so a default can never escape its own bounds), its
+ * bounds, whether SIGHUP applies it, and its --help line. The command-line parser, the file parser, the
  * defaults, the reload and the usage text are all loops over that table.
  *
  * File syntax: one "name = value" per line; '#' starts a comment at the
@@ -29,6 +29,7 @@
 
 #include <event2/util.h>
 
+#include "node/config-int.h"
 #include "node/config.h"
 #include "node/http.h"
 #include "registry/log.h"
@@ -36,129 +37,6 @@
 
 #define CONFIG_LINE_MAX 4096
 
-enum opt_type {
-	OPT_STR,       /* char *; "" stays "" */
-	OPT_STR_OFF,   /* char *; "off" or "" means NULL */
-	OPT_LIST,      /* char **, repeatable; count at count_off */
-	OPT_UINT,      /* unsigned */
-	OPT_INT,       /* int */
-	OPT_SIZE,      /* size_t; accepts k/m suffixes (x1024) */
-	OPT_BOOL,      /* bool; a flag on the command line */
-	OPT_LEVEL,     /* char *, one of the log levels */
-};
-
-struct option_def {
-	const char *name;
-	enum opt_type type;
-	size_t off;
-	size_t count_off;          /* OPT_LIST only */
-	const char *def;           /* NULL: unset */
-	uint64_t min, max;         /* numbers only */
-	bool reloadable;
-	bool cli_only;             /* not allowed in the file */
-	const char *metavar;
-	const char *help;
-};
-
-#define F(field) offsetof(struct zkr_config, field)
-#define NOBOUND 0, 0
-
-static const struct option_def options[] = {
-	{ "config", OPT_STR_OFF, F(config_file), 0, NULL, NOBOUND, false, true, "FILE",
-	  "read options from FILE (\"name = value\" lines); the command line wins" },
-	{ "check-config", OPT_BOOL, F(check_config), 0, "no", NOBOUND, false, true, NULL,
-	  "check the file and command line, print the effective configuration and exit" },
-	{ "zk", OPT_STR, F(zk_connect), 0, NULL, NOBOUND, false, false, "CONNECT",
-	  "ZooKeeper connect string host:port[,host:port...][/chroot] (required; chroot default /zkrouter)" },
-	{ "auth", OPT_STR_OFF, F(zk_auth), 0, NULL, NOBOUND, false, false, "USER:PASS",
-	  "ZooKeeper digest credentials" },
-	{ "node-id", OPT_STR, F(node_id), 0, NULL, NOBOUND, false, false, "ID",
-	  "this router's name under /routers (default: the host name)" },
-	{ "zk-session-timeout-ms", OPT_INT, F(zk_session_timeout_ms), 0, "10000", 1000, 600000, false, false, "MS",
-	  "requested ZooKeeper session timeout" },
-	{ "resolver", OPT_STR_OFF, F(resolver), 0, NULL, NOBOUND, false, false, "IP[:PORT]",
-	  "DNS server for instance host names (default: the nameservers of /etc/resolv.conf)" },
-	{ "state-dir", OPT_STR_OFF, F(state_dir), 0, CONFIG_STATE_DIR_DEFAULT, NOBOUND, false, false, "DIR",
-	  "keep the last routing table in DIR/table-NODE_ID, to start from it while ZooKeeper is unreachable; \"off\" disables it" },
-	{ "zk-startup-wait-ms", OPT_UINT, F(zk_startup_wait_ms), 0, "2000", 0, 600000, false, false, "MS",
-	  "at start, route with the table from state-dir when ZooKeeper has given none after this long" },
-	{ "listen", OPT_LIST, F(listen), F(n_listen), "0.0.0.0:8080", NOBOUND, false, false, "ADDR:PORT[,proxy]",
-	  "client listener, [v6]:port for IPv6, \",proxy\" when a PROXY protocol header comes first; repeat for several" },
-	{ "tls-listen", OPT_LIST, F(tls_listen), F(n_tls_listen), NULL, NOBOUND, false, false, "ADDR:PORT[,proxy]",
-	  "HTTPS listener (needs tls-cert and tls-key), \",proxy\" as for listen; repeat for several (default none)" },
-	{ "tls-cert", OPT_STR_OFF, F(tls_cert), 0, NULL, NOBOUND, false, false, "FILE",
-	  "PEM certificate for the HTTPS listeners, the chain may follow it (default none)" },
-	{ "tls-key", OPT_STR_OFF, F(tls_key), 0, NULL, NOBOUND, false, false, "FILE",
-	  "PEM private key of tls-cert (default none)" },
-	{ "admin", OPT_STR_OFF, F(admin), 0, "127.0.0.1:9901", NOBOUND, false, false, "ADDR:PORT",
-	  "admin endpoint (/healthz, /routes, /metrics); \"off\" disables it" },
-	{ "access-log", OPT_STR_OFF, F(access_log), 0, NULL, NOBOUND, false, false, "PATH",
-	  "access log file, \"-\" for stdout, \"off\" for none (default none); reopened on SIGHUP" },
-	{ "log-level", OPT_LEVEL, F(log_level), 0, "info", NOBOUND, true, false, "LEVEL",
-	  "error, warn, info or debug" },
-	{ "syslog", OPT_BOOL, F(syslog), 0, "no", NOBOUND, false, false, NULL,
-	  "log to syslog instead of stderr" },
-	{ "max-head-bytes", OPT_SIZE, F(max_head_bytes), 0, "32768", 1024, 1048576, true, false, "BYTES",
-	  "largest request head; 431 past it" },
-	{ "max-headers", OPT_UINT, F(max_headers), 0, "100", 1, 1000, true, false, "N",
-	  "most request header fields; 431 past it" },
-	{ "max-target-bytes", OPT_SIZE, F(max_target_bytes), 0, "8192", 64, 1048576, true, false, "BYTES",
-	  "longest request target; 414 past it" },
-	{ "upgrade-protocols", OPT_STR_OFF, F(upgrade_protocols), 0, "websocket", NOBOUND, true, false, "LIST",
-	  "Upgrade protocols tunnelled after a 101, comma-separated; others are dropped from requests (\"off\": none; h2c never)" },
-	{ "allow-underscore-headers", OPT_BOOL, F(allow_underscore_headers), 0, "no", NOBOUND, true, false, NULL,
-	  "forward request header names that contain '_' (dropped by default: a server behind may read them as '-')" },
-	{ "head-timeout-ms", OPT_UINT, F(head_timeout_ms), 0, "10000", 100, 3600000, true, false, "MS",
-	  "time to receive a request head; 408 past it" },
-	{ "client-idle-timeout-ms", OPT_UINT, F(client_idle_timeout_ms), 0, "60000", 100, 86400000, true, false, "MS",
-	  "keep-alive idle time of a client connection" },
-	{ "connect-timeout-ms", OPT_UINT, F(connect_timeout_ms), 0, "2000", 10, 600000, true, false, "MS",
-	  "backend connect timeout (then retry or 502)" },
-	{ "response-timeout-ms", OPT_UINT, F(response_timeout_ms), 0, "60000", 100, 3600000, true, false, "MS",
-	  "time to the first response byte; 504 past it" },
-	{ "tunnel-idle-timeout-ms", OPT_UINT, F(tunnel_idle_timeout_ms), 0, "300000", 1000, 86400000, true, false, "MS",
-	  "idle time of an upgraded (WebSocket) tunnel" },
-	{ "max-client-connections", OPT_UINT, F(max_client_connections), 0, "10000", 1, 1000000, true, false, "N",
-	  "client connections held at once; accepting pauses past it" },
-	{ "upstream-idle-timeout-ms", OPT_UINT, F(upstream_idle_timeout_ms), 0, "4000", 100, 3600000, true, false, "MS",
-	  "idle time of a pooled backend connection" },
-	{ "upstream-pool-max-idle", OPT_UINT, F(upstream_pool_max_idle), 0, "32", 0, 10000, true, false, "N",
-	  "idle backend connections kept per instance" },
-	{ "retries", OPT_UINT, F(retries), 0, "3", 0, 10, true, false, "N",
-	  "other instances tried after a connect failure (apps may override)" },
-	{ "retry-budget-ms", OPT_UINT, F(retry_budget_ms), 0, "10000", 0, 600000, true, false, "MS",
-	  "total time a request may spend on retries" },
-	{ "eject-base-ms", OPT_UINT, F(eject_base_ms), 0, "1000", 10, 600000, true, false, "MS",
-	  "first passive ejection of a failing instance; doubles per failure" },
-	{ "eject-max-ms", OPT_UINT, F(eject_max_ms), 0, "30000", 10, 3600000, true, false, "MS",
-	  "longest passive ejection" },
-	{ "drain-timeout-ms", OPT_UINT, F(drain_timeout_ms), 0, "30000", 0, 3600000, true, false, "MS",
-	  "on SIGTERM, time given to requests in flight" },
-	{ "drain-delay-ms", OPT_UINT, F(drain_delay_ms), 0, "0", 0, 600000, true, false, "MS",
-	  "on SIGTERM, keep serving this long after /healthz turns 503 (for health checkers to notice)" },
-	{ "buffer-high-bytes", OPT_SIZE, F(buffer_high_bytes), 0, "65536", 4096, 16777216, true, false, "BYTES",
-	  "per-direction buffer before reading pauses (backpressure)" },
-	{ "max-connections-per-ip", OPT_UINT, F(max_connections_per_ip), 0, "0", 0, 1000000, true, false, "N",
-	  "open connections per client address (IPv6: per /64); past it the first request gets 429, past twice it the connection is closed; 0: off" },
-	{ "max-requests-per-ip-per-s", OPT_UINT, F(max_requests_per_ip_per_s), 0, "0", 0, 1000000, true, false, "R",
-	  "requests per second per client address (token bucket); 429 with Retry-After past it; 0: off" },
-	{ "requests-per-ip-burst", OPT_UINT, F(requests_per_ip_burst), 0, "0", 0, 1000000, true, false, "N",
-	  "requests a client address may send at once before the rate applies; 0: the rate" },
-	{ "per-ip-table-size", OPT_UINT, F(per_ip_table_size), 0, "65536", 8, 16777216, false, false, "N",
-	  "client addresses tracked at once (fixed memory, ~32 bytes each); least recently used evicted" },
-	{ "app-queue-timeout-ms", OPT_UINT, F(app_queue_timeout_ms), 0, "10000", 1, 3600000, true, false, "MS",
-	  "longest wait for a slot of an app at its max_concurrent_requests; then 503 app_overloaded" },
-	{ "health-timeout-ms", OPT_UINT, F(health_timeout_ms), 0, "2000", 10, 600000, true, false, "MS",
-	  "timeout of one active health check" },
-	{ "health-interval-ms", OPT_UINT, F(health_interval_ms), 0, "5000", 100, 3600000, true, false, "MS",
-	  "interval of active checks for apps that name a health_path but no interval" },
-	{ "health-fall", OPT_UINT, F(health_fall), 0, "2", 1, 100, true, false, "N",
-	  "failed checks in a row that mark an instance down" },
-	{ "health-rise", OPT_UINT, F(health_rise), 0, "2", 1, 100, true, false, "N",
-	  "passed checks in a row that mark it up again" },
-};
-
-#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 static void set_why(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -188,9 +66,9 @@ static bool name_eq(const char *a, const char *b, size_t blen)
 
 static const struct option_def *find_option(const char *name, size_t len)
 {
-	for (size_t i = 0; i < N_OPTIONS; i++)
-		if (name_eq(options[i].name, name, len))
-			return &options[i];
+	for (size_t i = 0; i < config_n_options; i++)
+		if (name_eq(config_options[i].name, name, len))
+			return &config_options[i];
 	return NULL;
 }
 
@@ -363,8 +241,8 @@ bool config_init(struct zkr_config *c)
 {
 	char why[128];
 	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct option_def *o = &options[i];
+	for (size_t i = 0; i < config_n_options; i++) {
+		const struct option_def *o = &config_options[i];
 		if (o->def != NULL && !set_option(c, o, o->def, true, why, sizeof(why))) {
 			log_error("config: default of %s: %s", o->name, why);
 			config_free(c);
@@ -376,8 +254,8 @@ bool config_init(struct zkr_config *c)
 
 void config_free(struct zkr_config *c)
 {
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct option_def *o = &options[i];
+	for (size_t i = 0; i < config_n_options; i++) {
+		const struct option_def *o = &config_options[i];
 		if (o->type == OPT_LIST) {
 			free_list(c, o);
 		} else if (o->type == OPT_STR || o->type == OPT_STR_OFF || o->type == OPT_LEVEL) {
@@ -628,7 +506,7 @@ bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t
 	size_t cap = 0;
 	ssize_t got;
 	unsigned lineno = 0;
-	bool seen[N_OPTIONS] = { false };
+	bool seen[CONFIG_OPTIONS_MAX] = { false };
 	char what[256];
 	bool ok = false;
 
@@ -665,7 +543,7 @@ bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t
 			set_why(why, whylen, "%s:%u: unknown option \"%s\": %s", path, lineno, name, copy);
 			goto failed;
 		}
-		size_t idx = (size_t)(o - options);
+		size_t idx = (size_t)(o - config_options);
 		if (seen[idx] && o->type != OPT_LIST) {
 			set_why(why, whylen, "%s:%u: %s set twice: %s", path, lineno, o->name, copy);
 			goto failed;
@@ -688,21 +566,21 @@ failed:
 	return ok;
 }
 
-/* getopt_long's table, built from options[] (plus help and version). */
+/* getopt_long's table, built from config_options[] (plus help and version). */
 static struct option *long_options(void)
 {
-	struct option *lo = calloc(N_OPTIONS + 3, sizeof(*lo));
+	struct option *lo = calloc(config_n_options + 3, sizeof(*lo));
 	if (lo == NULL)
 		return NULL;
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		lo[i].name = options[i].name;
-		lo[i].has_arg = options[i].type == OPT_BOOL ? no_argument : required_argument;
+	for (size_t i = 0; i < config_n_options; i++) {
+		lo[i].name = config_options[i].name;
+		lo[i].has_arg = config_options[i].type == OPT_BOOL ? no_argument : required_argument;
 		lo[i].val = 1000 + (int)i;
 	}
-	lo[N_OPTIONS].name = "help";
-	lo[N_OPTIONS].val = 'h';
-	lo[N_OPTIONS + 1].name = "version";
-	lo[N_OPTIONS + 1].val = 'V';
+	lo[config_n_options].name = "help";
+	lo[config_n_options].val = 'h';
+	lo[config_n_options + 1].name = "version";
+	lo[config_n_options + 1].val = 'V';
 	return lo;
 }
 
@@ -714,7 +592,7 @@ static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv
 				     FILE *out, char *why, size_t whylen)
 {
 	struct option *lo = long_options();
-	bool seen[N_OPTIONS] = { false };
+	bool seen[CONFIG_OPTIONS_MAX] = { false };
 	enum config_result res = CONFIG_ERROR;
 	char what[256];
 	int ch, idx;
@@ -742,7 +620,7 @@ static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv
 			ch = 1000;        /* -c is --config, the first entry */
 		if (ch == ':') {
 			set_why(why, whylen, "option --%s needs a value (see --help)",
-				optopt >= 1000 ? options[optopt - 1000].name : "config");
+				optopt >= 1000 ? config_options[optopt - 1000].name : "config");
 			goto done;
 		}
 		if (ch == '?') {
@@ -750,18 +628,18 @@ static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv
 				set_why(why, whylen, "unknown option -%c (see --help)", optopt);
 			else if (optopt >= 1000)
 				set_why(why, whylen, "option --%s takes no value (see --help)",
-					options[optopt - 1000].name);
+					config_options[optopt - 1000].name);
 			else
 				set_why(why, whylen, "unknown option %s (see --help)", bad);
 			goto done;
 		}
-		const struct option_def *o = &options[ch - 1000];
+		const struct option_def *o = &config_options[ch - 1000];
 		if (only_config != (o->off == F(config_file)))
 			continue;
 		/* On the command line the last of a repeated option wins (as with
 		 * most tools, so wrappers can append overrides); a repeatable
 		 * option adds up instead. */
-		size_t i = (size_t)(o - options);
+		size_t i = (size_t)(o - config_options);
 		if (!set_option(c, o, o->type == OPT_BOOL ? "yes" : optarg, !seen[i], what, sizeof(what))) {
 			set_why(why, whylen, "--%s", what);
 			goto done;
@@ -905,8 +783,8 @@ bool config_reload(struct zkr_config *c, char *why, size_t whylen)
 		config_free(&fresh);
 		return false;
 	}
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct option_def *o = &options[i];
+	for (size_t i = 0; i < config_n_options; i++) {
+		const struct option_def *o = &config_options[i];
 		if (option_equal(c, &fresh, o))
 			continue;
 		if (o->reloadable) {
@@ -926,8 +804,8 @@ bool config_reload(struct zkr_config *c, char *why, size_t whylen)
 void config_dump(FILE *out, const struct zkr_config *c)
 {
 	fprintf(out, "# zkrouterd %s: effective configuration\n", PACKAGE_VERSION);
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct option_def *o = &options[i];
+	for (size_t i = 0; i < config_n_options; i++) {
+		const struct option_def *o = &config_options[i];
 		const char *p = (const char *)c + o->off;
 		if (o->cli_only)
 			continue;
@@ -976,8 +854,8 @@ void config_usage(FILE *out, const char *prog)
 		"Every option may also be set in the --config file as \"name = value\";\n"
 		"the command line wins. [R] marks options SIGHUP reloads from the file.\n\n",
 		prog);
-	for (size_t i = 0; i < N_OPTIONS; i++) {
-		const struct option_def *o = &options[i];
+	for (size_t i = 0; i < config_n_options; i++) {
+		const struct option_def *o = &config_options[i];
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->metavar ? " " : "",
 			 o->metavar ? o->metavar : "");
