@@ -80,7 +80,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 	struct http_hdr *hd;
 
 	if (c->headers_done)
-		return trailer_bytes(c, len + 4);   /* ": " and CRLF too */
+		return trailer_bytes(c, len);   /* called once per piece of a split name */
 	if (c->h == NULL)
 		return 0;
 	if (!c->field_open) {
@@ -110,6 +110,8 @@ static int on_header_field_complete(llhttp_t *p)
 		c->why = "too many trailer fields";
 		return -1;
 	}
+	if (c->headers_done)
+		return trailer_bytes(c, 4);   /* ": " and CRLF, once per field */
 	return 0;
 }
 
