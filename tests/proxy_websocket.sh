@@ -9,7 +9,13 @@
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
-proxy_setup --tunnel-idle-timeout-ms 5000 --drain-timeout-ms 3000
+# The table changes run with a tunnel idle timeout no loaded machine
+# reaches between two messages; the idle-close check reloads 5 s.
+echo "tunnel-idle-timeout-ms = 60000" >"$T/zkrouterd.conf"
+proxy_setup --config "$T/zkrouterd.conf" --drain-timeout-ms 3000
+# A write to a tunnel that closed fails the test with a message, instead
+# of killing it with SIGPIPE.
+trap '' PIPE
 start_backend w1; PW1=$BACKEND_PORT
 start_backend w2; PW2=$BACKEND_PORT
 app_add ws.test
@@ -43,7 +49,7 @@ for i in $(seq 1 100); do
 	3) wait_instance ws.test w2 gone ;;
 	0) wait_instance other.test o1 gone ;;
 	esac
-	echo "msg-$i" >&7
+	echo "msg-$i" >&7 || fail "tunnel closed before table change $i: $(tail -n 3 "$T/ws.err")"
 	wait_for 20 grep -q "^msg-$i\$" "$T/ws.out" || fail "tunnel lost after table change $i"
 done
 log "100 changes in $(( $(now_ms) - t0 )) ms"
@@ -61,6 +67,10 @@ seq 1 100 | sed 's/^/msg-/' >"$T/want"
 grep '^msg-[0-9]*$' "$T/ws.out" | cmp -s - "$T/want" || fail "messages out of order or duplicated"
 [ "$(grep -c '^upgrade w1' "$T/backend-w1.log")" = 1 ] || fail "the backend did not see exactly one upgrade"
 log "an idle tunnel is closed after the tunnel idle timeout (5 s)"
+echo "tunnel-idle-timeout-ms = 5000" >"$T/zkrouterd.conf"
+kill -HUP "$ROUTER_PID"
+wait_for 20 grep -q 'reload applied: tunnel-idle-timeout-ms' "$T/zkrouterd.log" ||
+	fail "tunnel-idle-timeout-ms not reloaded: $(grep reload "$T/zkrouterd.log" | tail -n 2)"
 t0=$(now_ms)
 hc --timeout 15000 "GET /ws HTTP/1.1\r\nHost: ws.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" \
 	--expect '\r\n\r\n' 'idle-probe\n' --expect 'idle-probe' >"$T/idle.out" 2>/dev/null
