@@ -286,9 +286,10 @@ void proxy_stop_listening(struct proxy *p)
 	}
 	p->n_listeners = 0;
 	evtimer_del(p->accept_timer);
-	pp_conn_close_all(p);   /* no request yet, like idle clients */
-	/* Clients between two requests are closed now; busy ones after
-	 * their current response (request_finish sees `draining`). */
+	/* Clients between two requests are closed now, and connections
+	 * that sent nothing of their PROXY header, like new idle clients;
+	 * busy ones after their current response (request_finish sees
+	 * `draining`). Connections taken just above are among those kept. */
 	(void)proxy_drain_tick(p);
 }
 
