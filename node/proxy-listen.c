@@ -279,8 +279,12 @@ void proxy_stop_listening(struct proxy *p)
 	size_t i;
 
 	p->stopping = true;
-	for (i = 0; i < p->n_listeners; i++) {
+	/* Every backlog first, then the closes: accepting one may reach
+	 * max_client_connections, and accept_pause then disables every
+	 * listener, which must all still be there. */
+	for (i = 0; i < p->n_listeners; i++)
 		listener_take_queued(p->listeners[i]);
+	for (i = 0; i < p->n_listeners; i++) {
 		listener_free(p->listeners[i]);
 		p->listeners[i] = NULL;
 	}
