@@ -60,8 +60,13 @@ size_t proxy_drain_tick(struct proxy *p)
 	struct client *c, *next;
 	size_t n = proxy_active_requests(p);
 	uint64_t now = backend_now_ms();
+	unsigned grace = DRAIN_FIRST_REQUEST_MS;
 
 	p->draining = true;
+	if (p->cfg.head_timeout_ms < grace)
+		grace = p->cfg.head_timeout_ms;
+	/* Connections still reading a PROXY header: a client soon. */
+	n += pp_conn_drain(p, now, grace);
 	for (c = TAILQ_FIRST(&p->clients); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (between_requests(c, now)) {

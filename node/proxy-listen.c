@@ -279,16 +279,21 @@ void proxy_stop_listening(struct proxy *p)
 	size_t i;
 
 	p->stopping = true;
-	for (i = 0; i < p->n_listeners; i++) {
+	/* Every backlog first, then the closes: accepting one may reach
+	 * max_client_connections, and accept_pause then disables every
+	 * listener, which must all still be there. */
+	for (i = 0; i < p->n_listeners; i++)
 		listener_take_queued(p->listeners[i]);
+	for (i = 0; i < p->n_listeners; i++) {
 		listener_free(p->listeners[i]);
 		p->listeners[i] = NULL;
 	}
 	p->n_listeners = 0;
 	evtimer_del(p->accept_timer);
-	pp_conn_close_all(p);   /* no request yet, like idle clients */
-	/* Clients between two requests are closed now; busy ones after
-	 * their current response (request_finish sees `draining`). */
+	/* Clients between two requests are closed now, and connections
+	 * that sent nothing of their PROXY header, like new idle clients;
+	 * busy ones after their current response (request_finish sees
+	 * `draining`). Connections taken just above are among those kept. */
 	(void)proxy_drain_tick(p);
 }
 

@@ -193,7 +193,8 @@ void pp_conn_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *s
 	pc->local_port = local_port;
 	if (salen > 0)
 		memcpy(&pc->peer, sa, (size_t)salen < sizeof(pc->peer) ? (size_t)salen : sizeof(pc->peer));
-	pc->deadline_ms = backend_now_ms() + p->cfg.head_timeout_ms;
+	pc->accepted_ms = backend_now_ms();
+	pc->deadline_ms = pc->accepted_ms + p->cfg.head_timeout_ms;
 	pc->ev = event_new(p->base, fd, EV_READ, pp_read_cb, pc);
 	if (pc->ev == NULL)
 		goto failed;
@@ -218,6 +219,26 @@ void pp_conn_close_all(struct proxy *p)
 
 	while ((pc = TAILQ_FIRST(&p->pp_conns)) != NULL)
 		pp_conn_free(pc, true);
+}
+
+size_t pp_conn_drain(struct proxy *p, uint64_t now_ms, unsigned grace_ms)
+{
+	struct pp_conn *pc, *next;
+	size_t n = 0;
+	char b;
+
+	/* As for a client between two requests (proxy-drain.c): one that
+	 * sent part of its header, or has bytes waiting, is on its way. */
+	for (pc = TAILQ_FIRST(&p->pp_conns); pc; pc = next) {
+		next = TAILQ_NEXT(pc, link);
+		if (pc->have == 0 && now_ms - pc->accepted_ms >= grace_ms &&
+		    recv(pc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) {
+			pp_conn_free(pc, true);
+			continue;
+		}
+		n++;
+	}
+	return n;
 }
 
 void proxy_pp_counters(const struct proxy *p, struct proxy_pp_counters *out)

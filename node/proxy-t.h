@@ -273,6 +273,7 @@ struct pp_conn {
 	struct ssl_st *ssl;        /* TLS listener: the SSL for the handshake */
 	unsigned short local_port;
 	struct sockaddr_storage peer;   /* the socket's own peer */
+	uint64_t accepted_ms;
 	uint64_t deadline_ms;
 	size_t have;               /* header bytes taken from the socket */
 	uint8_t buf[PROXYPROTO_MAX];
@@ -406,8 +407,12 @@ void proxy_listeners_free(struct proxy *p);
  * client_start (or closes it). `ssl` is taken over. */
 void pp_conn_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *sa, int salen,
 		   unsigned short local_port, struct ssl_st *ssl);
-/* Closes every connection still reading its header (listeners closing). */
+/* Closes every connection still reading its header (proxy_free). */
 void pp_conn_close_all(struct proxy *p);
+/* A drain tick: closes the connections that sent nothing of a header and
+ * were accepted `grace_ms` ago or more; returns how many are left (their
+ * header, then their first request, are on the way). */
+size_t pp_conn_drain(struct proxy *p, uint64_t now_ms, unsigned grace_ms);
 
 /* ---- proxy-request.c: requests ---------------------------------------- */
 
