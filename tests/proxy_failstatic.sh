@@ -54,6 +54,17 @@ wait_for 10 state_current || fail "state file never caught up: $(curl -s "http:/
 [ -s "$FILE" ] || fail "no state file at $FILE"
 head -c 8 "$FILE" | grep -q ZKRTABLE || fail "$FILE does not start with the magic"
 
+# The writer thread logs after each write while reloads set the log level
+# on the loop's thread: a ThreadSanitizer build reports any race between
+# them (the harness fails the test on the report).
+log "reloads while the state file is written"
+app_add b.test
+for _ in $(seq 1 30); do kill -HUP "$ROUTER_PID"; sleep 0.05; done
+wait_for 10 grep -q 'reload: no option changed' "$T/zkrouterd.log" ||
+	fail "SIGHUP not handled: $(tail -n 5 "$T/zkrouterd.log")"
+wait_for 10 state_current || fail "state file never caught up with b.test"
+router_alive
+
 log "ZooKeeper down, router killed and restarted: it routes with the state file"
 zk_stop
 stop_pid "$ROUTER_PID" KILL
@@ -73,7 +84,7 @@ grep -q '"id":"a1"' "$T/routes.json" || fail "/routes from disk lacks a1: $(cat 
 [ "$(code_of a.test)" = 200 ] || fail "a.test from disk: not 200"
 [ "$(pcurl a.test /)" = "ok a1" ] || fail "a.test from disk not routed to a1"
 [ "$(code_of nowhere.test)" = 404 ] || fail "unknown host with a table from disk is not 404"
-grep -q "routing with the 1 apps of $FILE" "$ROUTER_LOG" || fail "no log line about routing from $FILE"
+grep -q "routing with the 2 apps of $FILE" "$ROUTER_LOG" || fail "no log line about routing from $FILE"
 
 log "ZooKeeper back: its view replaces the file's, and a change applies"
 zk_resume
