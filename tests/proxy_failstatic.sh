@@ -45,7 +45,9 @@ start_backend a1; PA1=$BACKEND_PORT
 start_backend a2; PA2=$BACKEND_PORT
 app_add a.test "app:retries=1"
 register a.test a1 "$PA1"
+register a.test a0 "$PA1"
 wait_instance a.test a1
+wait_instance a.test a0
 [ "$(pcurl a.test /)" = "ok a1" ] || fail "a.test not routed"
 metric_is zkrouter_table_from_disk 0 || fail "a table from ZooKeeper reported as from disk"
 
@@ -65,9 +67,10 @@ wait_for 10 grep -q 'reload: no option changed' "$T/zkrouterd.log" ||
 wait_for 10 state_current || fail "state file never caught up with b.test"
 router_alive
 
-log "ZooKeeper down, router killed and restarted: it routes with the state file"
-zk_stop
+log "router killed, a0 gone from ZooKeeper, ZooKeeper down, router restarted: it routes with the state file"
 stop_pid "$ROUTER_PID" KILL
+deregister a0
+zk_stop
 start_router --zk-startup-wait-ms 1000
 wait_for 20 curl -sf --max-time 2 -o /dev/null "http://$ADMIN/healthz" ||
 	fail "restarted router never became healthy without ZooKeeper"
@@ -81,6 +84,7 @@ metric_is zkrouter_zk_connected 0 || fail "/metrics: ZooKeeper reported connecte
 routes | tr -d ' \n' >"$T/routes.json"
 grep -q '"table_from_disk":true' "$T/routes.json" || fail "/routes does not say from disk: $(cat "$T/routes.json")"
 grep -q '"id":"a1"' "$T/routes.json" || fail "/routes from disk lacks a1: $(cat "$T/routes.json")"
+grep -q '"id":"a0"' "$T/routes.json" || fail "/routes from disk lacks a0: $(cat "$T/routes.json")"
 [ "$(code_of a.test)" = 200 ] || fail "a.test from disk: not 200"
 [ "$(pcurl a.test /)" = "ok a1" ] || fail "a.test from disk not routed to a1"
 [ "$(code_of nowhere.test)" = 404 ] || fail "unknown host with a table from disk is not 404"
@@ -93,6 +97,8 @@ wait_for 30 metric_is zkrouter_table_from_disk 0 || fail "still routing from dis
 metric_is zkrouter_table_age_seconds 0 || fail "table age not 0 with ZooKeeper's table"
 grep -q "ZooKeeper's table replaces the one read from $FILE" "$ROUTER_LOG" ||
 	fail "no log line about ZooKeeper's table replacing the file's"
+# Replaced, not merged: the instance only the file knew is gone.
+wait_instance a.test a0 gone
 register a.test a2 "$PA2"
 wait_instance a.test a2
 seen=""
