@@ -36,7 +36,7 @@ void zkr_log_init(const char *ident, enum zkr_log_level level, bool use_syslog)
 {
 	if (ident != NULL)
 		log_ident = ident;
-	zkr_log_threshold = level;
+	__atomic_store_n(&zkr_log_threshold, level, __ATOMIC_RELAXED);
 	if (use_syslog && !log_syslog)
 		openlog(log_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 	else if (!use_syslog && log_syslog)
@@ -46,7 +46,7 @@ void zkr_log_init(const char *ident, enum zkr_log_level level, bool use_syslog)
 
 void zkr_log_set_level(enum zkr_log_level level)
 {
-	zkr_log_threshold = level;
+	__atomic_store_n(&zkr_log_threshold, level, __ATOMIC_RELAXED);
 }
 
 bool zkr_log_parse_level(const char *name, enum zkr_log_level *out)
@@ -69,7 +69,7 @@ const char *zkr_log_level_name(enum zkr_log_level level)
 
 void zkr_log_vwrite(enum zkr_log_level level, const char *fmt, va_list ap)
 {
-	if (level > zkr_log_threshold)
+	if (level > zkr_log_level_now())
 		return;
 	if (log_syslog) {
 		vsyslog(level_priority[level], fmt, ap);

@@ -25,6 +25,13 @@ enum zkr_log_level {
 
 extern enum zkr_log_level zkr_log_threshold;
 
+/* The threshold, read atomically: a reload sets it on the event loop's
+ * thread while other threads (the state file's writer) log. */
+static inline enum zkr_log_level zkr_log_level_now(void)
+{
+	return __atomic_load_n(&zkr_log_threshold, __ATOMIC_RELAXED);
+}
+
 /* Sets the program name shown on each line and where lines go. */
 void zkr_log_init(const char *ident, enum zkr_log_level level, bool use_syslog);
 void zkr_log_set_level(enum zkr_log_level level);
@@ -40,7 +47,7 @@ void zkr_log_vwrite(enum zkr_log_level level, const char *fmt, va_list ap)
 
 #define zkr_log_at(lvl, ...) \
 	do { \
-		if ((lvl) <= zkr_log_threshold) \
+		if ((lvl) <= zkr_log_level_now()) \
 			zkr_log_write((lvl), __VA_ARGS__); \
 	} while (0)
 

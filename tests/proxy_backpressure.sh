@@ -40,7 +40,7 @@ s = socket.create_connection(('127.0.0.1', port))
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.setblocking(False)
 block = req * max(1, 65536 // len(req))
-pending, sent, end = block, 0, time.time() + secs
+pending, sent, end, broken = block, 0, time.time() + secs, ""
 while time.time() < end:
     try:
         n = s.send(pending)
@@ -48,9 +48,10 @@ while time.time() < end:
         pending = pending[n:] or block
     except BlockingIOError:
         select.select([], [s], [], 0.05)
-    except OSError:
+    except OSError as e:
+        broken = "broken " + str(e)
         break
-print("sent", sent, flush=True)
+print("sent", sent, broken, flush=True)
 sys.stdin.readline()
 # Still reading nothing: the TCP state leaves ESTABLISHED (1) once the
 # router resets or closes the connection.
@@ -75,6 +76,10 @@ flood() {
 	local pid=$SPAWNED_PID
 	exec 7>"$T/$name.in"
 	wait_for 30 grep -q '^sent' "$T/flood-$name.log" || fail "$name: the flood did not end"
+	# A connection the router closed early would hold its memory down for
+	# nothing: the bound below only means something for a whole flood.
+	grep -q '^sent [0-9]* broken' "$T/flood-$name.log" &&
+		fail "$name: the router closed the connection during the flood: $(grep '^sent' "$T/flood-$name.log")"
 	local rss
 	rss=$(rss_kb)
 	log "$name: $(grep '^sent' "$T/flood-$name.log" | cut -d' ' -f2) bytes sent, router RSS $rss kB (+$((rss - base)) kB)"

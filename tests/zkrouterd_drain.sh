@@ -25,6 +25,8 @@ python3 "$top_srcdir/tests/drainclient.py" "$PROXY_PORT" ka.test "$ROUTER_PID" "
 crc=$?
 cat "$T/drainclient.out"
 [ "$crc" = 0 ] || fail "keep-alive clients across the SIGTERM: $(grep FAIL "$T/drainclient.out" | head -n 5)"
+# Bounded: a router that never exits fails the test instead of hanging it.
+wait_for 20 sh -c "! kill -0 $ROUTER_PID 2>/dev/null" || fail "zkrouterd still running 20 s after the SIGTERM"
 rc=0
 wait "$ROUTER_PID" || rc=$?
 HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $ROUTER_PID / /")

@@ -19,6 +19,9 @@ HARNESS_FAILED=0
 # exit status: on exit each is printed and the test fails.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer"
+# The same for a ThreadSanitizer build (CFLAGS=-fsanitize=thread), whose
+# reports would otherwise stay in the log of a daemon that passed.
+export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$T/sanitizer"
 
 harness_cleanup() {
 	local rc=$?
@@ -57,7 +60,17 @@ trap 'exit 1' INT TERM
 
 log() { echo "# $*"; }
 fail() { echo "FAIL: $*"; exit 1; }
-skip() { echo "SKIP: $*"; exit 77; }
+# A test skips when the machine lacks a tool it needs. CI installs them
+# all (.ci/run sets ZKR_TEST_NO_SKIP=1), so there a skip means a broken
+# environment and is an error, not a quiet pass.
+skip() {
+	if [ -n "${ZKR_TEST_NO_SKIP:-}" ]; then
+		echo "ERROR: would skip, but ZKR_TEST_NO_SKIP is set: $*"
+		exit 99
+	fi
+	echo "SKIP: $*"
+	exit 77
+}
 hard_error() { echo "ERROR: $*"; exit 99; }
 
 # True in a build made with ./configure --enable-sanitizers, where memory
