@@ -482,7 +482,9 @@ struct route_table *statefile_read(const char *path, const char *chroot, struct 
 	size_t got = 0;
 	struct stat st;
 	int err = EINVAL;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO put at the path must not hang the start (it is
+	 * refused below, as anything but a regular file is). */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
 		err = errno;

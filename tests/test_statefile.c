@@ -389,6 +389,14 @@ static void test_files(void)
 	CU_ASSERT_EQUAL(errno, ENOENT);
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "no such file"));
 
+	/* A FIFO at the path is refused at once (opening it must not wait
+	 * for a writer that never comes). */
+	CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+	back = statefile_read(path, CHROOT, NULL, why, sizeof(why));
+	CU_ASSERT_PTR_NULL(back);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "regular"));
+	CU_ASSERT_EQUAL(unlink(path), 0);
+
 	CU_ASSERT_TRUE_FATAL(statefile_write(path, t, CHROOT, "r1", why, sizeof(why)));
 	CU_ASSERT_NOT_EQUAL(access(tmp, F_OK), 0);   /* renamed away */
 	back = statefile_read(path, CHROOT, &meta, why, sizeof(why));
