@@ -55,7 +55,8 @@ print("sent", sent, broken, flush=True)
 sys.stdin.readline()
 # Still reading nothing: the TCP state leaves ESTABLISHED (1) once the
 # router resets or closes the connection.
-end = time.time() + 60
+# (Longer than the test waits: it may wait 300 s while the router writes.)
+end = time.time() + 400
 while time.time() < end:
     if s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != 1:
         print("closed", flush=True)
