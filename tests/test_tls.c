@@ -115,7 +115,10 @@ struct conn {
 	SSL *client, *server;
 };
 
-/* A TLS 1.3 handshake in memory with SNI `name` (NULL: none); true when both ends completed. */
+/* A client limited to TLS 1.2 and one cipher, for handshake_with. */
+static const char *client_cipher;
+
+/* A handshake in memory with SNI `name` (NULL: none); true when both ends completed. */
 static bool handshake(struct tls_store *s, const char *name, struct conn *c)
 {
 	BIO *cb, *sb;
@@ -123,6 +126,11 @@ static bool handshake(struct tls_store *s, const char *name, struct conn *c)
 
 	memset(c, 0, sizeof(*c));
 	c->cctx = SSL_CTX_new(TLS_client_method());
+	if (client_cipher != NULL && c->cctx != NULL) {
+		SSL_CTX_set_max_proto_version(c->cctx, TLS1_2_VERSION);
+		SSL_CTX_set_security_level(c->cctx, 0);
+		SSL_CTX_set_cipher_list(c->cctx, client_cipher);
+	}
 	c->client = SSL_new(c->cctx);
 	c->server = tls_store_new_ssl(s);
 	if (c->client == NULL || c->server == NULL || !BIO_new_bio_pair(&cb, 0, &sb, 0))
@@ -406,6 +414,47 @@ static void test_alpn(void)
 	config_free(&cfg);
 }
 
+/* The policy holds on the certificate a connection switched to, and a
+ * reloaded one applies to the contexts of certificates already loaded. */
+static void test_policy(void)
+{
+	struct zkr_config cfg;
+	struct tls_store *s = store_new(&cfg, false);
+	struct conn c;
+	bool ok;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	client_cipher = "AES128-SHA";
+	CU_ASSERT_FALSE(handshake(s, "default.test", &c));
+	conn_free(&c);
+	client_cipher = "ECDHE-RSA-AES128-GCM-SHA256";
+	CU_ASSERT_TRUE(handshake(s, "default.test", &c));
+	CU_ASSERT_STRING_EQUAL(SSL_get_cipher_name(c.server), "ECDHE-RSA-AES128-GCM-SHA256");
+	conn_free(&c);
+	/* Reloaded with a CBC suite allowed: it is accepted now. */
+	free(cfg.tls_ciphers);
+	cfg.tls_ciphers = strdup("ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA");
+	CU_ASSERT_TRUE(tls_store_reload(s, &cfg));
+	client_cipher = "AES128-SHA";
+	ok = handshake(s, "default.test", &c);
+	CU_ASSERT_TRUE(ok);
+	if (ok)
+		CU_ASSERT_STRING_EQUAL(SSL_get_cipher_name(c.server), "AES128-SHA");
+	conn_free(&c);
+	/* A minimum of TLS 1.3 refuses a TLS 1.2 client. */
+	free(cfg.tls_min_version);
+	cfg.tls_min_version = strdup("1.3");
+	CU_ASSERT_TRUE(tls_store_reload(s, &cfg));
+	CU_ASSERT_FALSE(handshake(s, "default.test", &c));
+	conn_free(&c);
+	client_cipher = NULL;
+	CU_ASSERT_TRUE(handshake(s, "default.test", &c));
+	CU_ASSERT_EQUAL(SSL_version(c.server), TLS1_3_VERSION);
+	conn_free(&c);
+	tls_store_free(s);
+	config_free(&cfg);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("tls store", suite_init, suite_clean);
@@ -414,4 +463,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_many);
 	UNIT_TEST(s, test_strict_sni);
 	UNIT_TEST(s, test_alpn);
+	UNIT_TEST(s, test_policy);
 }
