@@ -10,7 +10,8 @@
 #   - ECDSA for a client that can use it, RSA for one that signs only with
 #     RSA or offers only ECDHE-RSA suites; never the expired certificate
 #     when a valid one holds the name
-#   - /certs lists every certificate, /metrics has each one's not-after
+#   - /certs lists every certificate, /metrics has each one's not-after;
+#     one within 30 days of it (or past it) is warned about at start
 #   - no CBC suite, no static-RSA key exchange
 #   - SIGHUP: a renewed file is served to new connections while a
 #     connection made before keeps its certificate and keeps working; a
@@ -102,7 +103,7 @@ mkcert rsa rsa "DNS:app.test"
 mkcert exprsa rsa "DNS:exp.test"
 mkexpired expec "DNS:exp.test"
 mkdir -p "$T/dir"
-mkcert dir1 ec "DNS:dir.test"
+mkcert dir1 ec "DNS:dir.test" 10
 cat "$T/dir1.pem" "$T/dir1-key.pem" >"$T/dir/dir1.pem"
 echo "ignored: not a .pem" >"$T/dir/README"
 
@@ -113,6 +114,10 @@ proxy_setup --tls-listen "127.0.0.1:$TLS_PORT" --tls-cert "$T/def.pem" --tls-key
 	--tls-cert "$T/exprsa.pem" --tls-key "$T/exprsa-key.pem" --tls-cert-dir "$T/dir"
 grep -q "TLS certificate $T/expec.pem (exp.test): expired on 2020-02-01" "$T/zkrouterd.log" ||
 	fail "no warning about the expired certificate: $(grep TLS "$T/zkrouterd.log")"
+grep -q "TLS certificate $T/dir/dir1.pem (dir.test) expires in \(9\|10\) days" "$T/zkrouterd.log" ||
+	fail "no warning about the certificate 10 days from expiry: $(grep TLS "$T/zkrouterd.log")"
+grep -q "TLS certificate $T/ec.pem (app.test) expires" "$T/zkrouterd.log" &&
+	fail "a warning about a certificate 90 days from expiry"
 
 log "SNI: exact, wildcard (one label only), default; no SNI gets the default"
 expect_cert "app.test" "$T/ec.pem" -servername app.test
