@@ -18,6 +18,8 @@
 #include "node/tls.h"
 #include "registry/tlscert.h"
 
+#define TLS_DAY_S 86400
+
 /* One certificate in service: immutable once built, shared by snapshots. */
 struct tls_cert_entry {
 	atomic_uint refs;

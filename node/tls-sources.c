@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <event2/event.h>
 #include <openssl/evp.h>
@@ -22,13 +23,13 @@
 #include "registry/log.h"
 
 #define TLS_FILE_MAX (1024 * 1024)   /* a certificate file is a few KB */
-#define TLS_DAY_S 86400
 #define CHANGES_MAX 2048              /* the reload line; longer lists end in "..." */
 
 /* Reads a whole file (at most TLS_FILE_MAX); the reason names the file. */
 static char *read_file(const char *path, size_t *len, char *why, size_t whylen)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat st;
 	char *buf = NULL;
 	size_t n;
 
@@ -36,33 +37,38 @@ static char *read_file(const char *path, size_t *len, char *why, size_t whylen)
 		snprintf(why, whylen, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if ((buf = malloc(TLS_FILE_MAX + 1)) == NULL) {
+	if (fstat(fileno(f), &st) != 0) {
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > TLS_FILE_MAX) {
+		snprintf(why, whylen, "%s: %s", path, S_ISREG(st.st_mode) ? "larger than 1 MB" : "not a regular file");
+		goto done;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
 		snprintf(why, whylen, "%s: out of memory", path);
 		goto done;
 	}
-	n = fread(buf, 1, TLS_FILE_MAX + 1, f);
+	n = fread(buf, 1, (size_t)st.st_size, f);
 	if (ferror(f)) {
 		snprintf(why, whylen, "%s: %s", path, strerror(errno));
 		free(buf);
 		buf = NULL;
-	} else if (n > TLS_FILE_MAX) {
-		snprintf(why, whylen, "%s: larger than %d bytes", path, TLS_FILE_MAX);
-		free(buf);
-		buf = NULL;
-	} else {
-		buf[n] = '\0';
-		*len = n;
+		goto done;
 	}
+	buf[n] = '\0';
+	*len = n;
 done:
 	fclose(f);
 	return buf;
 }
 
-/* Reads a file source; NULL with "FILE: reason" in `why`. `digest_only`
- * set: the bytes match `old`, which the caller keeps (nothing returned). */
-static struct tls_cert_entry *load_file(const struct tls_store *s, const char *path, const char *key_path, enum tls_source source,
-					const struct tls_cert_entry *old, bool *unchanged,
-					char *why, size_t whylen)
+/* Reads a file source; NULL with "FILE: reason" in `why`, or NULL with
+ * *unchanged set when its bytes are those `old` was made from (the caller
+ * keeps `old`). */
+static struct tls_cert_entry *load_file(const struct tls_store *s, const char *path, const char *key_path,
+					enum tls_source source, const struct tls_cert_entry *old,
+					bool *unchanged, char *why, size_t whylen)
 {
 	char reason[512];
 	char *chain = NULL, *key = NULL;

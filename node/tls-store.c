@@ -11,14 +11,11 @@
  */
 #include <config.h>
 
-#include <dirent.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <event2/event.h>
 #include <openssl/evp.h>
@@ -29,7 +26,6 @@
 #include "node/tls.h"
 #include "registry/log.h"
 
-#define TLS_DAY_S 86400
 
 
 void tls_entry_unref(struct tls_cert_entry *e)

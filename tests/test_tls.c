@@ -115,8 +115,10 @@ struct conn {
 	SSL *client, *server;
 };
 
-/* A client limited to TLS 1.2 and one cipher, for handshake_with. */
+/* A client limited to TLS 1.2 and these ciphers, when set. */
 static const char *client_cipher;
+/* A session for the client to resume, without tickets, when set. */
+static SSL_SESSION *client_session;
 
 /* A handshake in memory with SNI `name` (NULL: none); true when both ends completed. */
 static bool handshake(struct tls_store *s, const char *name, struct conn *c)
@@ -130,9 +132,12 @@ static bool handshake(struct tls_store *s, const char *name, struct conn *c)
 		SSL_CTX_set_max_proto_version(c->cctx, TLS1_2_VERSION);
 		SSL_CTX_set_security_level(c->cctx, 0);
 		SSL_CTX_set_cipher_list(c->cctx, client_cipher);
+		SSL_CTX_set_options(c->cctx, SSL_OP_NO_TICKET);
 	}
 	c->client = SSL_new(c->cctx);
 	c->server = tls_store_new_ssl(s);
+	if (client_session != NULL && c->client != NULL)
+		SSL_set_session(c->client, client_session);
 	if (c->client == NULL || c->server == NULL || !BIO_new_bio_pair(&cb, 0, &sb, 0))
 		return false;
 	SSL_set_bio(c->client, cb, cb);
@@ -455,6 +460,42 @@ static void test_policy(void)
 	config_free(&cfg);
 }
 
+/* TLS 1.2 session IDs resume through the base context's cache, whichever
+ * certificate's context the connection switched to. */
+static void test_session_id_resumes(void)
+{
+	struct zkr_config cfg;
+	struct tls_store *s = store_new(&cfg, false);
+	struct conn c;
+	X509 *a;
+	bool ok;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	a = add(s, "/certs/a", rsa_key, rsa_key, "DNS:a.test", -60, 86400, &ok);
+	CU_ASSERT_TRUE_FATAL(ok);
+	client_cipher = "ECDHE-RSA-AES128-GCM-SHA256";
+	CU_ASSERT_TRUE_FATAL(handshake(s, "a.test", &c));
+	CU_ASSERT_FALSE(SSL_session_reused(c.server));
+	/* Both ends close properly, so the session stays in the cache. */
+	SSL_shutdown(c.server);
+	SSL_shutdown(c.client);
+	SSL_shutdown(c.server);
+	client_session = SSL_get1_session(c.client);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(client_session);
+	CU_ASSERT(SSL_SESSION_get_id(client_session, NULL) != NULL);
+	conn_free(&c);
+	CU_ASSERT_TRUE(handshake(s, "a.test", &c));
+	CU_ASSERT_TRUE(SSL_session_reused(c.server));
+	CU_ASSERT_TRUE(SSL_session_reused(c.client));
+	conn_free(&c);
+	SSL_SESSION_free(client_session);
+	client_session = NULL;
+	client_cipher = NULL;
+	X509_free(a);
+	tls_store_free(s);
+	config_free(&cfg);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("tls store", suite_init, suite_clean);
@@ -464,4 +505,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_strict_sni);
 	UNIT_TEST(s, test_alpn);
 	UNIT_TEST(s, test_policy);
+	UNIT_TEST(s, test_session_id_resumes);
 }
