@@ -152,7 +152,8 @@ static bool wants_dir(const char *dir, struct want **w, size_t *n, char *why, si
 			goto nomem;
 		nn++;
 	}
-	qsort(names, nn, sizeof(*names), name_cmp);
+	if (nn > 0)
+		qsort(names, nn, sizeof(*names), name_cmp);
 	for (size_t i = 0; i < nn; i++) {
 		struct want *grown = realloc(*w, (*n + 1) * sizeof(**w));
 		if (grown == NULL)

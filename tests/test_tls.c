@@ -496,6 +496,36 @@ static void test_session_id_resumes(void)
 	config_free(&cfg);
 }
 
+/* Records only (an empty tls-cert-dir): no default, so a client without
+ * SNI or with an unknown name is refused, a known name is served. */
+static void test_records_only(void)
+{
+	struct zkr_config cfg;
+	char dir[] = "/tmp/zkr-test-tls-dir-XXXXXX", why[512];
+	struct tls_store *s;
+	struct conn c;
+	X509 *a;
+	bool ok;
+
+	CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+	CU_ASSERT_FATAL(config_init(&cfg));
+	cfg.tls_cert_dir = strdup(dir);
+	s = tls_store_new(NULL, &cfg, why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	CU_ASSERT_EQUAL(tls_store_count(s), 0);
+	CU_ASSERT_FALSE(handshake(s, NULL, &c));
+	conn_free(&c);
+	a = add(s, "/certs/a", ec_key, ec_key, "DNS:a.test", -60, 86400, &ok);
+	CU_ASSERT_TRUE(ok);
+	CU_ASSERT_TRUE(serves(s, "a.test", a));
+	CU_ASSERT_FALSE(handshake(s, "b.test", &c));
+	conn_free(&c);
+	X509_free(a);
+	tls_store_free(s);
+	config_free(&cfg);
+	rmdir(dir);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("tls store", suite_init, suite_clean);
@@ -506,4 +536,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_alpn);
 	UNIT_TEST(s, test_policy);
 	UNIT_TEST(s, test_session_id_resumes);
+	UNIT_TEST(s, test_records_only);
 }
