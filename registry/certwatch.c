@@ -10,6 +10,12 @@
  *   child watch --> list /certs --> merge --> get new --> add / skip
  *                                        \--> gone --> remove
  *
+ * A replacement is a new node, then the old one removed; a router may see
+ * both in one list. Removals wait until the reads issued so far are
+ * back, so that the new certificate is in service before the old one
+ * leaves: for a client the swap is atomic, never a moment on the default
+ * certificate.
+ *
  * Sequential names are never reused under one /certs node, so a known
  * name always means the same record. The one way around that is /certs
  * deleted and created again, which restarts the sequence: its czxid
@@ -61,6 +67,9 @@ struct zkr_certwatch {
 	int64_t czxid;             /* of /certs as of the last list */
 	struct wcert *certs;       /* sorted by name */
 	size_t n_certs;
+	unsigned pending_gets;     /* issued in this session, reply not back */
+	char **doomed;             /* names of records gone, removal not reported yet */
+	size_t n_doomed;
 	int retry_cur_ms;
 	struct event *retry_ev;
 	struct zkr_certwatch_stats stats;
@@ -229,6 +238,7 @@ static void cw_issue_get(struct zkr_certwatch *cw, struct wcert *c)
 	}
 	c->inflight = true;
 	c->retry = false;
+	cw->pending_gets++;
 }
 
 /* ---- the model -------------------------------------------------------- */
@@ -249,16 +259,56 @@ static struct wcert *cw_find(struct zkr_certwatch *cw, const char *name)
 	return NULL;
 }
 
-/* Reports a record in service as removed, and frees the entry's name. */
+static void cw_report_removed(struct zkr_certwatch *cw, const char *name)
+{
+	char path[sizeof(CERTS_PATH) + RECORD_ID_MAX + 2];
+	snprintf(path, sizeof(path), CERTS_PATH "/%s", name);
+	log_info("certs: %s%s removed", cw_chroot(cw), path);
+	cw->stats.served--;
+	if (cw->remove != NULL)
+		cw->remove(path, cw->arg);
+}
+
+/* Reports the removals held back, once every read issued is back. */
+static void cw_flush_doomed(struct zkr_certwatch *cw)
+{
+	if (cw->pending_gets > 0)
+		return;
+	for (size_t i = 0; i < cw->n_doomed; i++) {
+		cw_report_removed(cw, cw->doomed[i]);
+		free(cw->doomed[i]);
+	}
+	free(cw->doomed);
+	cw->doomed = NULL;
+	cw->n_doomed = 0;
+}
+
+/* Takes `name` off the held-back removals; true if it was there. Only
+ * after /certs was created again can a name come back. */
+static bool cw_undoom(struct zkr_certwatch *cw, const char *name)
+{
+	for (size_t i = 0; i < cw->n_doomed; i++) {
+		if (strcmp(cw->doomed[i], name) == 0) {
+			free(cw->doomed[i]);
+			cw->doomed[i] = cw->doomed[--cw->n_doomed];
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Drops an entry; a record in service is queued for removal (see the
+ * top of the file). Takes the entry's name. */
 static void cw_forget(struct zkr_certwatch *cw, struct wcert *c)
 {
 	if (c->st == WCERT_OK) {
-		char path[sizeof(CERTS_PATH) + RECORD_ID_MAX + 2];
-		snprintf(path, sizeof(path), CERTS_PATH "/%s", c->name);
-		log_info("certs: %s%s removed", cw_chroot(cw), path);
-		cw->stats.served--;
-		if (cw->remove != NULL)
-			cw->remove(path, cw->arg);
+		char **d = realloc(cw->doomed, (cw->n_doomed + 1) * sizeof(*d));
+		if (d != NULL) {
+			cw->doomed = d;
+			cw->doomed[cw->n_doomed++] = c->name;
+			return;
+		}
+		cw_report_removed(cw, c->name);   /* no memory to wait: remove now */
 	}
 	free(c->name);
 }
@@ -414,6 +464,7 @@ static void cw_listed(int rc, const struct String_vector *names, const struct St
 		goto again;
 	}
 	cw_read_new(cw);
+	cw_flush_doomed(cw);
 again:
 	if (cw->list_again) {
 		cw->list_again = false;
@@ -453,6 +504,7 @@ static void cw_read(int rc, const char *value, int len, const struct Stat *stat,
 	(void)stat;
 	if (cw == NULL)
 		return;
+	cw->pending_gets--;
 	struct wcert *c = cw_find(cw, r->name);
 	char path[sizeof(CERTS_PATH) + RECORD_ID_MAX + 2];
 	snprintf(path, sizeof(path), CERTS_PATH "/%s", r->name);
@@ -463,7 +515,12 @@ static void cw_read(int rc, const char *value, int len, const struct Stat *stat,
 	} else if (rc == ZOK) {
 		c->inflight = false;
 		cw->stats.records_read++;
+		bool again = cw_undoom(cw, c->name);
 		c->st = cw_take(cw, path, value, len);
+		if (again && c->st == WCERT_OK)
+			cw->stats.served--;    /* the add replaced it under its path */
+		else if (again)
+			cw_report_removed(cw, c->name);
 	} else if (rc == ZNONODE) {
 		/* Listed a moment ago, removed now; the child watch fires too. */
 		size_t at = (size_t)(c - cw->certs);
@@ -475,6 +532,7 @@ static void cw_read(int rc, const char *value, int len, const struct Stat *stat,
 		c->retry = true;
 		cw_read_failed(cw, "read", path, rc);
 	}
+	cw_flush_doomed(cw);
 	zkr_session_kick(cw->s);
 }
 
@@ -514,6 +572,7 @@ static void cw_on_session(struct zkr_session *s, enum zkr_session_event ev, void
 		cw->running = true;
 		cw->retry_cur_ms = CW_RETRY_MS;
 		cw->list_inflight = cw->list_again = false;
+		cw->pending_gets = 0;
 		for (size_t i = 0; i < cw->n_certs; i++) {
 			if (cw->certs[i].inflight) {
 				cw->certs[i].inflight = false;
@@ -587,6 +646,9 @@ void zkr_certwatch_free(struct zkr_certwatch *cw)
 	for (size_t i = 0; i < cw->n_certs; i++)
 		free(cw->certs[i].name);
 	free(cw->certs);
+	for (size_t i = 0; i < cw->n_doomed; i++)
+		free(cw->doomed[i]);
+	free(cw->doomed);
 	free(cw);
 }
 
