@@ -22,6 +22,7 @@
 #include "node/admin.h"
 #include "node/config.h"
 #include "node/proxy.h"
+#include "node/tls.h"
 #include "registry/log.h"
 #include "registry/record.h"
 #include "registry/router.h"
@@ -38,6 +39,7 @@ struct admin {
 	struct zkr_router *router;
 	struct accesslog *log;
 	struct statefile *state;
+	struct tls_store *tls;
 	char *node_id;
 	bool draining;
 	bool from_disk;            /* the table in use was read from the state file */
@@ -408,9 +410,28 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	metric(b, "zkrouter_app_overloaded_total", "counter",
 	       "Requests answered 503 app_overloaded (queue full or wait too long).", app_overloaded);
 	pp_metrics(a, b);
+	if (a->tls != NULL)
+		tls_store_write_metrics(a->tls, b);
 	if (a->log != NULL)
 		request_metrics(a, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
+	evbuffer_free(b);
+}
+
+/* The certificates in service; an empty list without TLS listeners. */
+static void handle_certs(struct admin *a, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+		return;
+	}
+	if (a->tls != NULL)
+		tls_store_write_json(a->tls, b);
+	else
+		evbuffer_add_printf(b, "[]\n");
+	send_text(req, 200, "OK", "application/json", b);
 	evbuffer_free(b);
 }
 
@@ -436,8 +457,10 @@ static void handle(struct evhttp_request *req, void *arg)
 		handle_routes(a, req);
 	else if (strcmp(path, "/metrics") == 0)
 		handle_metrics(a, req);
+	else if (strcmp(path, "/certs") == 0)
+		handle_certs(a, req);
 	else
-		reply_plain(req, 404, "Not Found", "not found; try /healthz, /routes or /metrics");
+		reply_plain(req, 404, "Not Found", "not found; try /healthz, /routes, /metrics or /certs");
 }
 
 struct admin *admin_new(struct event_base *base, const char *addr_port, struct proxy *proxy,
@@ -467,7 +490,7 @@ struct admin *admin_new(struct event_base *base, const char *addr_port, struct p
 		admin_free(a);
 		return NULL;
 	}
-	log_info("admin endpoint on http://%s/ (healthz, routes, metrics)", addr_port);
+	log_info("admin endpoint on http://%s/ (healthz, routes, metrics, certs)", addr_port);
 	return a;
 nomem:
 	snprintf(why, whylen, "admin: out of memory");
@@ -494,6 +517,11 @@ void admin_set_table_source(struct admin *a, bool from_disk, uint64_t written_at
 void admin_set_statefile(struct admin *a, struct statefile *sf)
 {
 	a->state = sf;
+}
+
+void admin_set_tls(struct admin *a, struct tls_store *tls)
+{
+	a->tls = tls;
 }
 
 void admin_set_draining(struct admin *a, bool draining)

@@ -13,7 +13,11 @@
  *   GET /metrics   Prometheus text format: requests by status class, bytes,
  *                  retries, a latency histogram, connections, requests in
  *                  flight, table generation, apps, instances, ejections,
- *                  whether the table comes from disk, state-file writes.
+ *                  whether the table comes from disk, state-file writes,
+ *                  each TLS certificate's not-after.
+ *   GET /certs     JSON: the TLS certificates in service (tls.h), each with
+ *                  its name, source, DNS names, issuer, not-after, days
+ *                  left, key type and whether it is the default.
  */
 #ifndef ZKR_ADMIN_H
 #define ZKR_ADMIN_H
@@ -46,6 +50,10 @@ void admin_set_table_source(struct admin *a, bool from_disk, uint64_t written_at
 /* Lets /routes and /metrics report the state file (optional). */
 struct statefile;
 void admin_set_statefile(struct admin *a, struct statefile *sf);
+
+/* Lets /certs and /metrics report the TLS certificates (optional). */
+struct tls_store;
+void admin_set_tls(struct admin *a, struct tls_store *tls);
 
 /* SIGTERM: /healthz answers 503 "draining" from now on. */
 void admin_set_draining(struct admin *a, bool draining);

@@ -11,6 +11,7 @@
 #include "node/config-int.h"
 #include "node/config.h"
 #include "node/http.h"
+#include "node/tls.h"
 #include "registry/log.h"
 #include "registry/record.h"
 
@@ -36,11 +37,21 @@ const struct option_def config_options[] = {
 	{ "listen", OPT_LIST, F(listen), F(n_listen), "0.0.0.0:8080", NOBOUND, false, false, "ADDR:PORT[,proxy]",
 	  "client listener, [v6]:port for IPv6, \",proxy\" when a PROXY protocol header comes first; repeat for several" },
 	{ "tls-listen", OPT_LIST, F(tls_listen), F(n_tls_listen), NULL, NOBOUND, false, false, "ADDR:PORT[,proxy]",
-	  "HTTPS listener (needs tls-cert and tls-key), \",proxy\" as for listen; repeat for several (default none)" },
-	{ "tls-cert", OPT_STR_OFF, F(tls_cert), 0, NULL, NOBOUND, false, false, "FILE",
-	  "PEM certificate for the HTTPS listeners, the chain may follow it (default none)" },
-	{ "tls-key", OPT_STR_OFF, F(tls_key), 0, NULL, NOBOUND, false, false, "FILE",
-	  "PEM private key of tls-cert (default none)" },
+	  "HTTPS listener (needs tls-cert or tls-cert-dir), \",proxy\" as for listen; repeat for several (default none)" },
+	{ "tls-cert", OPT_LIST, F(tls_cert), F(n_tls_cert), NULL, NOBOUND, true, false, "FILE",
+	  "PEM certificate, its chain may follow (and its key, when no tls-key pairs with it); repeat for several, the first is the default; re-read on SIGHUP" },
+	{ "tls-key", OPT_LIST, F(tls_key), F(n_tls_key), NULL, NOBOUND, true, false, "FILE",
+	  "PEM private key of the tls-cert in the same position; repeat as tls-cert" },
+	{ "tls-cert-dir", OPT_STR_OFF, F(tls_cert_dir), 0, NULL, NOBOUND, true, false, "DIR",
+	  "serve every *.pem file in DIR too (each a chain plus its key); re-read on SIGHUP" },
+	{ "tls-strict-sni", OPT_BOOL, F(tls_strict_sni), 0, "no", NOBOUND, true, false, NULL,
+	  "refuse a handshake whose SNI name no certificate holds (unrecognized_name alert) instead of serving the default" },
+	{ "tls-min-version", OPT_STR, F(tls_min_version), 0, "1.2", NOBOUND, true, false, "VERSION",
+	  "lowest TLS version accepted: 1.2 or 1.3" },
+	{ "tls-ciphers", OPT_STR, F(tls_ciphers), 0, TLS_POLICY_DEFAULT_CIPHERS, NOBOUND, true, false, "LIST",
+	  "OpenSSL cipher list for TLS 1.2 (default: ECDHE with AES-GCM or ChaCha20-Poly1305 only)" },
+	{ "tls-ciphersuites", OPT_STR, F(tls_ciphersuites), 0, TLS_POLICY_DEFAULT_SUITES, NOBOUND, true, false, "LIST",
+	  "TLS 1.3 cipher suites, colon-separated" },
 	{ "admin", OPT_STR_OFF, F(admin), 0, "127.0.0.1:9901", NOBOUND, false, false, "ADDR:PORT",
 	  "admin endpoint (/healthz, /routes, /metrics); \"off\" disables it" },
 	{ "access-log", OPT_STR_OFF, F(access_log), 0, NULL, NOBOUND, false, false, "PATH",

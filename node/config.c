@@ -32,6 +32,7 @@
 #include "node/config-int.h"
 #include "node/config.h"
 #include "node/http.h"
+#include "node/tls.h"
 #include "registry/log.h"
 #include "registry/record.h"
 
@@ -394,17 +395,17 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 	}
 	/* The files themselves are read at start (a bad one is exit 1 there);
 	 * what is checked here is that the set of options makes sense. */
-	if (c->n_tls_listen > 0 && (c->tls_cert == NULL || c->tls_key == NULL)) {
-		set_why(why, whylen, "tls-listen: needs both tls-cert and tls-key (missing %s)",
-			c->tls_cert == NULL && c->tls_key == NULL ? "both"
-			: c->tls_cert == NULL ? "tls-cert" : "tls-key");
+	if (c->n_tls_listen > 0 && c->n_tls_cert == 0 && c->tls_cert_dir == NULL) {
+		set_why(why, whylen, "tls-listen: needs tls-cert or tls-cert-dir");
 		return false;
 	}
-	if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
-		set_why(why, whylen, "%s is set without %s", c->tls_cert ? "tls-cert" : "tls-key",
-			c->tls_cert ? "tls-key" : "tls-cert");
+	if (c->n_tls_key > c->n_tls_cert) {
+		set_why(why, whylen, "tls-key is set without tls-cert (%zu keys for %zu certificates)",
+			c->n_tls_key, c->n_tls_cert);
 		return false;
 	}
+	if (!tls_policy_check(c->tls_min_version, c->tls_ciphers, c->tls_ciphersuites, why, whylen))
+		return false;
 	if (c->resolver != NULL) {
 		struct sockaddr_storage ss;
 		int sslen = sizeof(ss);
@@ -734,9 +735,16 @@ static void option_move(struct zkr_config *dst, struct zkr_config *src, const st
 		*s = NULL;
 		return;
 	}
-	case OPT_LIST:
-		/* No list is reloadable today; keep dst as it is. */
+	case OPT_LIST: {
+		char ***d = field(dst, o->off), ***s = field(src, o->off);
+		size_t *dn = field(dst, o->count_off), *sn = field(src, o->count_off);
+		free_list(dst, o);
+		*d = *s;
+		*dn = *sn;
+		*s = NULL;
+		*sn = 0;
 		return;
+	}
 	case OPT_BOOL:
 		*(bool *)field(dst, o->off) = *(bool *)field(src, o->off);
 		return;

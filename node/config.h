@@ -41,8 +41,15 @@ struct zkr_config {
 	char *admin;                      /* "ADDR:PORT", default 127.0.0.1:9901; "off" disables */
 	char **tls_listen;                /* HTTPS listeners, "ADDR:PORT[,proxy]", may repeat; none by default */
 	size_t n_tls_listen;
-	char *tls_cert;                   /* PEM certificate (chain) for tls_listen; NULL: none */
-	char *tls_key;                    /* PEM private key of tls_cert; NULL: none */
+	char **tls_cert;                  /* PEM certificate (chain) files, may repeat; the first is the default */
+	size_t n_tls_cert;
+	char **tls_key;                   /* tls_key[i] is tls_cert[i]'s key; certs past the last key hold their own */
+	size_t n_tls_key;
+	char *tls_cert_dir;               /* every *.pem there: chain plus key; NULL: none */
+	bool tls_strict_sni;              /* unknown SNI name: unrecognized_name alert */
+	char *tls_min_version;            /* "1.2" (default) or "1.3" */
+	char *tls_ciphers;                /* OpenSSL cipher list for TLS <= 1.2 */
+	char *tls_ciphersuites;           /* TLS 1.3 suites */
 
 	/* logging */
 	char *access_log;                 /* path, "-" for stdout, NULL off */

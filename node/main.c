@@ -8,7 +8,8 @@
  *                                        statefile_save (--state-dir)
  *   state file, read at start ──after zk-startup-wait-ms, if ZooKeeper has
  *                                given no table yet──> the same consumers
- *   SIGHUP  ──> reopen the access log, reload reloadable options
+ *   SIGHUP  ──> reopen the access log, reload reloadable options, re-read
+ *               the TLS certificate files (tls.h)
  *   SIGTERM ──> /healthz 503, leave /routers, answers close their
  *               connections; after drain-delay-ms close listeners and idle
  *               keep-alive connections, wait for requests in flight (at
@@ -36,6 +37,7 @@
 #include "node/config.h"
 #include "node/health.h"
 #include "node/proxy.h"
+#include "node/tls.h"
 #include "registry/log.h"
 #include "registry/router.h"
 #include "registry/statefile.h"
@@ -49,6 +51,7 @@ struct daemon {
 	struct event_base *base;
 	struct accesslog *alog;
 	struct proxy *proxy;
+	struct tls_store *tls;             /* NULL: no TLS listener */
 	struct admin *admin;
 	struct health *health;
 	struct zkr_router *router;
@@ -244,6 +247,8 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 	proxy_apply_config(d->proxy, &d->cfg);
 	if (d->health != NULL)
 		health_apply_config(d->health, &d->cfg);
+	if (d->tls != NULL)
+		(void)tls_store_reload(d->tls, &d->cfg);   /* it logs what it refused */
 }
 
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -350,23 +355,28 @@ static bool start(struct daemon *d)
 			return false;
 		}
 	}
-	/* Each TLS listener loads the files itself, so a certificate or key
-	 * that cannot be read, or that do not match, stops the start here
-	 * with the file named, rather than failing each handshake later. */
+	/* Every certificate file is read here, so one that cannot be read,
+	 * parsed or matched with its key stops the start with the file
+	 * named, rather than failing each handshake later. */
+	if (c->n_tls_listen > 0 && (d->tls = tls_store_new(d->base, c, why, sizeof(why))) == NULL) {
+		log_error("TLS: %s", why);
+		return false;
+	}
+	/* Session-ticket keys are attached to each base context here:
+	 * tls_store_on_base_ctx(d->tls, <attach>, <arg>). */
 	for (size_t i = 0; i < c->n_tls_listen; i++) {
 		char addr[300];
 		unsigned flags = 0;
 
 		snprintf(why, sizeof(why), "not ADDR:PORT[,proxy]");
 		if (!config_split_listen(c->tls_listen[i], addr, sizeof(addr), &flags) ||
-		    !proxy_listen_tls(d->proxy, addr, flags & CONFIG_LISTEN_PROXY, c->tls_cert,
-				      c->tls_key, why, sizeof(why))) {
+		    !proxy_listen_tls(d->proxy, addr, flags & CONFIG_LISTEN_PROXY, d->tls, why, sizeof(why))) {
 			log_error("tls-listen %s: %s", c->tls_listen[i], why);
 			return false;
 		}
 	}
-	if (c->n_tls_listen == 0 && c->tls_cert != NULL)
-		log_warn("tls-cert and tls-key are set but no tls-listen: serving plain HTTP only");
+	if (c->n_tls_listen == 0 && (c->n_tls_cert > 0 || c->tls_cert_dir != NULL))
+		log_warn("tls-cert or tls-cert-dir is set but no tls-listen: serving plain HTTP only");
 	if (c->admin != NULL &&
 	    (d->admin = admin_new(d->base, c->admin, d->proxy, c->node_id, why, sizeof(why))) == NULL) {
 		log_error("%s", why);
@@ -399,6 +409,7 @@ static bool start(struct daemon *d)
 	if (d->admin != NULL) {
 		admin_set_router(d->admin, d->router);
 		admin_set_accesslog(d->admin, d->alog);
+		admin_set_tls(d->admin, d->tls);
 	}
 	if (!state_start(d))
 		return false;
@@ -438,6 +449,8 @@ static void stop(struct daemon *d)
 	statefile_close(d->state);
 	if (d->proxy != NULL)
 		proxy_free(d->proxy);
+	/* After the proxy: its connections' handshakes call into the store. */
+	tls_store_free(d->tls);
 	accesslog_close(d->alog);
 	if (d->base != NULL)
 		event_base_free(d->base);

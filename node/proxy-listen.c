@@ -18,11 +18,11 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
-#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "node/proxy-t.h"
 #include "node/proxy.h"
+#include "node/tls.h"
 
 static void accept_resume(struct proxy *p)
 {
@@ -80,7 +80,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		accept_pause(p, 0);
 		return;
 	}
-	if (li->tls && (ssl = SSL_new(li->tls)) == NULL) {
+	if (li->tls && (ssl = tls_store_new_ssl(li->tls)) == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -123,7 +123,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	log_warn("accept on port %u: %s", (unsigned)li->port, evutil_socket_error_to_string(err));
 }
 
-static bool listen_on(struct proxy *p, const char *addr_port, SSL_CTX *tls, bool proxy_header,
+static bool listen_on(struct proxy *p, const char *addr_port, struct tls_store *tls, bool proxy_header,
 		      char *why, size_t whylen)
 {
 	struct sockaddr_storage ss;
@@ -178,74 +178,17 @@ bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, cha
 	return listen_on(p, addr_port, NULL, proxy_header, why, whylen);
 }
 
-/* ALPN: we speak HTTP/1.1 only; a client offering only h2 gets no ALPN
- * answer and, per RFC 7301, falls back to HTTP/1.1. */
-static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-		       const unsigned char *in, unsigned int inlen, void *arg)
-{
-	static const unsigned char ours[] = "\x08http/1.1";
-	unsigned char *sel = NULL;
-
-	if (SSL_select_next_proto(&sel, outlen, ours, sizeof(ours) - 1, in, inlen) !=
-	    OPENSSL_NPN_NEGOTIATED)
-		return SSL_TLSEXT_ERR_NOACK;
-	*out = sel;
-	return SSL_TLSEXT_ERR_OK;
-}
-
 static void listener_free(struct listener *ls)
 {
 	if (ls->l)
 		evconnlistener_free(ls->l);
-	if (ls->tls)
-		SSL_CTX_free(ls->tls);   /* live SSL objects hold their own reference */
 	free(ls);
 }
 
-/* The last OpenSSL error as text, for `why`. */
-static const char *ssl_error(void)
-{
-	static char buf[160];
-	unsigned long e = ERR_get_error();
-
-	if (e == 0)
-		return "unknown error";
-	ERR_error_string_n(e, buf, sizeof(buf));
-	ERR_clear_error();
-	return buf;
-}
-
 bool proxy_listen_tls(struct proxy *p, const char *addr_port, bool proxy_header,
-		      const char *cert_file, const char *key_file, char *why, size_t whylen)
+		      struct tls_store *store, char *why, size_t whylen)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-	if (ctx == NULL) {
-		snprintf(why, whylen, "TLS: %s", ssl_error());
-		return false;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-		snprintf(why, whylen, "TLS certificate %s: %s", cert_file, ssl_error());
-		goto failed;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		snprintf(why, whylen, "TLS key %s: %s", key_file, ssl_error());
-		goto failed;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(why, whylen, "TLS key %s does not match %s", key_file, cert_file);
-		goto failed;
-	}
-	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-	if (!listen_on(p, addr_port, ctx, proxy_header, why, whylen))
-		goto failed;
-	return true;
-failed:
-	SSL_CTX_free(ctx);
-	return false;
+	return listen_on(p, addr_port, store, proxy_header, why, whylen);
 }
 
 /* The connections the kernel completed that we did not accept yet would

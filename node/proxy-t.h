@@ -60,6 +60,7 @@
 struct proxy;
 struct request;
 struct tunnel;
+struct tls_store;
 
 /*
  * Our own read side of a bufferevent. libevent's socket bufferevent asks
@@ -253,7 +254,7 @@ struct listener {
 	struct proxy *p;
 	struct evconnlistener *l;
 	unsigned short port;
-	struct ssl_ctx_st *tls;    /* SSL_CTX for a TLS listener, else NULL */
+	struct tls_store *tls;     /* a TLS listener's certificates (not owned), else NULL */
 	bool proxy_header;         /* connections begin with a PROXY header */
 };
 

@@ -39,13 +39,14 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, char *why,
 		  size_t whylen) __attribute__((warn_unused_result));
 
-/* Opens a TLS listener on "ADDR:PORT" with a PEM certificate chain and its
- * private key (TLS 1.2 and up, HTTP/1.1 by ALPN). Requests arriving there
+/* Opens a TLS listener on "ADDR:PORT" serving the certificates of `store`
+ * (tls.h: chosen by SNI per handshake; the store outlives the proxy). Requests arriving there
  * are forwarded with X-Forwarded-Proto: https; apps with redirect_https
  * get plain-HTTP requests redirected to the first TLS listener's port.
  * `proxy_header` as for proxy_listen: the header precedes the handshake. */
+struct tls_store;
 bool proxy_listen_tls(struct proxy *p, const char *addr_port, bool proxy_header,
-		      const char *cert_file, const char *key_file, char *why, size_t whylen)
+		      struct tls_store *store, char *why, size_t whylen)
 	__attribute__((warn_unused_result));
 
 /* Publishes a new snapshot for new requests; takes its own reference.

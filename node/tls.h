@@ -52,6 +52,21 @@ enum tls_proto {
 	TLS_PROTO_HTTP11,     /* "http/1.1" */
 };
 
+/* Mozilla's "intermediate" choice without DHE: forward secrecy and AEAD only. */
+#define TLS_POLICY_DEFAULT_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS_POLICY_DEFAULT_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
+/*
+ * Whether OpenSSL accepts the policy options (tls-min-version "1.2" or
+ * "1.3", the cipher list, the TLS 1.3 suites); the reason names the option.
+ * Used by the configuration check, so that a bad value is a configuration
+ * error at start and a refused reload on SIGHUP.
+ */
+bool tls_policy_check(const char *min_version, const char *ciphers, const char *ciphersuites,
+		      char *why, size_t whylen);
+
 /* Warn this long before a certificate's not-after (at load, then daily). */
 #define TLS_EXPIRY_WARN_DAYS 30
 

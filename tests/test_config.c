@@ -137,10 +137,12 @@ static void test_bad_command_lines(void)
 		{ { "--zk", "z:1", "--auth=nocolon" }, "USER:PASSWORD" },
 		{ { "--zk", "z:1", "--config=/nonexistent/zkr.conf" }, "/nonexistent/zkr.conf: cannot open" },
 		{ { "--zk", "z:1", "--eject-max-ms=20" }, "eject-max-ms" },
-		{ { "--zk", "z:1", "--tls-listen=127.0.0.1:8443" }, "needs both tls-cert and tls-key (missing both)" },
+		{ { "--zk", "z:1", "--tls-listen=127.0.0.1:8443" }, "tls-listen: needs tls-cert or tls-cert-dir" },
 		{ { "--zk", "z:1", "--tls-listen=nowhere" }, "tls-listen: \"nowhere\" is not ADDR:PORT" },
-		{ { "--zk", "z:1", "--tls-cert=/c.pem" }, "tls-cert is set without tls-key" },
 		{ { "--zk", "z:1", "--tls-key=/k.pem" }, "tls-key is set without tls-cert" },
+		{ { "--zk", "z:1", "--tls-min-version=1.1" }, "tls-min-version: \"1.1\" is not 1.2 or 1.3" },
+		{ { "--zk", "z:1", "--tls-ciphers=NOPE-NOTHING" }, "tls-ciphers: no cipher OpenSSL knows" },
+		{ { "--zk", "z:1", "--tls-ciphersuites=TLS_NOPE" }, "tls-ciphersuites: \"TLS_NOPE\"" },
 		{ { "--zk", "z:1", "--upgrade-protocols=h2c" }, "h2c cannot be tunnelled" },
 		{ { "--zk", "z:1", "--upgrade-protocols=websocket, H2C" }, "h2c cannot be tunnelled" },
 		{ { "--zk", "z:1", "--upgrade-protocols=web;socket" }, "comma-separated list" },
@@ -156,8 +158,9 @@ static void test_bad_command_lines(void)
 	}
 }
 
-/* The HTTPS options: none by default; a listener needs the pair of files;
- * the list repeats and the file and command line combine as for listen. */
+/* The HTTPS options: none by default; a listener needs a certificate;
+ * the lists repeat and the file and command line combine as for listen;
+ * the policy defaults to ECDHE with AEAD suites from TLS 1.2 up. */
 static void test_tls_options(void)
 {
 	struct zkr_config c;
@@ -167,6 +170,12 @@ static void test_tls_options(void)
 	CU_ASSERT_PTR_NULL(c.tls_listen);
 	CU_ASSERT_PTR_NULL(c.tls_cert);
 	CU_ASSERT_PTR_NULL(c.tls_key);
+	CU_ASSERT_PTR_NULL(c.tls_cert_dir);
+	CU_ASSERT_FALSE(c.tls_strict_sni);
+	CU_ASSERT_STRING_EQUAL(c.tls_min_version, "1.2");
+	CU_ASSERT_PTR_NULL(strstr(c.tls_ciphers, "CBC"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(c.tls_ciphers, "ECDHE-RSA-AES128-GCM-SHA256"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(c.tls_ciphersuites, "TLS_AES_128_GCM_SHA256"));
 	config_free(&c);
 
 	char **one = ARGV("--zk", "z:1", "--node-id", "r1", "--tls-listen", "127.0.0.1:8443",
@@ -176,10 +185,32 @@ static void test_tls_options(void)
 	CU_ASSERT_STRING_EQUAL(c.tls_listen[0], "127.0.0.1:8443");
 	CU_ASSERT_STRING_EQUAL(c.tls_listen[1], "[::1]:8443");
 	CU_ASSERT_PTR_NULL(c.tls_listen[2]);
-	CU_ASSERT_STRING_EQUAL(c.tls_cert, "/c.pem");
-	CU_ASSERT_STRING_EQUAL(c.tls_key, "/k.pem");
+	CU_ASSERT_EQUAL_FATAL(c.n_tls_cert, 1);
+	CU_ASSERT_STRING_EQUAL(c.tls_cert[0], "/c.pem");
+	CU_ASSERT_STRING_EQUAL(c.tls_key[0], "/k.pem");
 	CU_ASSERT_EQUAL(c.n_listen, 1);        /* the plain listener stays */
 	config_free(&c);
+
+	/* Several pairs; a certificate past the last key holds its own; a directory alone will do. */
+	char **pairs = ARGV("--zk", "z:1", "--tls-listen", "127.0.0.1:8443", "--tls-cert", "/rsa.pem",
+			    "--tls-key", "/rsa-key.pem", "--tls-cert", "/ec.pem", "--tls-cert", "/both.pem",
+			    "--tls-key", "/ec-key.pem", "--tls-strict-sni", "--tls-min-version", "1.3");
+	CU_ASSERT_EQUAL_FATAL(load(&c, 18, pairs), CONFIG_OK);
+	CU_ASSERT_EQUAL_FATAL(c.n_tls_cert, 3);
+	CU_ASSERT_EQUAL_FATAL(c.n_tls_key, 2);
+	CU_ASSERT_STRING_EQUAL(c.tls_cert[1], "/ec.pem");
+	CU_ASSERT_STRING_EQUAL(c.tls_key[1], "/ec-key.pem");
+	CU_ASSERT_TRUE(c.tls_strict_sni);
+	CU_ASSERT_STRING_EQUAL(c.tls_min_version, "1.3");
+	config_free(&c);
+	char **dir = ARGV("--zk", "z:1", "--tls-listen", "127.0.0.1:8443", "--tls-cert-dir", "/certs");
+	CU_ASSERT_EQUAL_FATAL(load(&c, 7, dir), CONFIG_OK);
+	CU_ASSERT_STRING_EQUAL(c.tls_cert_dir, "/certs");
+	CU_ASSERT_EQUAL(c.n_tls_cert, 0);
+	config_free(&c);
+	CU_ASSERT_TRUE(config_option_reloadable("tls-cert"));
+	CU_ASSERT_TRUE(config_option_reloadable("tls-ciphers"));
+	CU_ASSERT_FALSE(config_option_reloadable("tls-listen"));
 
 	/* In the file; the command line's tls-cert wins, its tls-listen replaces. */
 	write_file("zk = z:1\ntls_listen = 127.0.0.1:1443\ntls-listen = 127.0.0.1:2443\n"
@@ -187,21 +218,22 @@ static void test_tls_options(void)
 	char **f1 = ARGV("--config", path, "--node-id", "r1");
 	CU_ASSERT_EQUAL_FATAL(load(&c, 5, f1), CONFIG_OK);
 	CU_ASSERT_EQUAL(c.n_tls_listen, 2);
-	CU_ASSERT_STRING_EQUAL(c.tls_cert, "/file-c.pem");
+	CU_ASSERT_STRING_EQUAL(c.tls_cert[0], "/file-c.pem");
 	config_free(&c);
 	char **f2 = ARGV("--config", path, "--node-id", "r1", "--tls-cert", "/cli.pem",
 			 "--tls-listen", "127.0.0.1:3443");
 	CU_ASSERT_EQUAL_FATAL(load(&c, 9, f2), CONFIG_OK);
 	CU_ASSERT_EQUAL_FATAL(c.n_tls_listen, 1);
 	CU_ASSERT_STRING_EQUAL(c.tls_listen[0], "127.0.0.1:3443");
-	CU_ASSERT_STRING_EQUAL(c.tls_cert, "/cli.pem");
-	CU_ASSERT_STRING_EQUAL(c.tls_key, "/file-k.pem");
+	CU_ASSERT_EQUAL_FATAL(c.n_tls_cert, 1);
+	CU_ASSERT_STRING_EQUAL(c.tls_cert[0], "/cli.pem");
+	CU_ASSERT_STRING_EQUAL(c.tls_key[0], "/file-k.pem");
 	config_free(&c);
 
-	/* "off" on the command line takes the file's key away: refused. */
-	char **f3 = ARGV("--config", path, "--node-id", "r1", "--tls-key", "off");
-	CU_ASSERT_EQUAL(load(&c, 7, f3), CONFIG_ERROR);
-	CU_ASSERT_PTR_NOT_NULL(strstr(why, "missing tls-key"));
+	/* More keys than certificates: refused. */
+	char **f3 = ARGV("--config", path, "--node-id", "r1", "--tls-key", "/a.pem", "--tls-key", "/b.pem");
+	CU_ASSERT_EQUAL(load(&c, 9, f3), CONFIG_ERROR);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "2 keys for 1 certificates"));
 
 	/* A file error names the file and line. */
 	write_file("zk = z:1\ntls-listen = 127.0.0.1:99999\n");

@@ -5,8 +5,8 @@
 # client claimed); several requests share one TLS connection; plain HTTP
 # sent to the TLS port is closed without harm; an app with redirect_https
 # is redirected from the plain port to the TLS port and served there.
-# Before that, the start-up errors: a TLS listener without its files is a
-# configuration error (exit 2), a missing, unparsable or mismatched
+# Before that, the start-up errors: a TLS listener without a certificate
+# is a configuration error (exit 2), a missing, unparsable or mismatched
 # certificate or key stops the start (exit 1) and the message names the file.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
@@ -39,9 +39,10 @@ expect_start() {
 	grep -qF -- "$words" "$T/err" || fail "zkrouterd $*: stderr lacks '$words': $(cat "$T/err")"
 }
 
-log "a TLS listener without its certificate and key is a configuration error"
-expect_start 2 "tls-listen: needs both tls-cert and tls-key (missing both)"
-expect_start 2 "needs both tls-cert and tls-key (missing tls-key)" --tls-cert "$T/cert.pem"
+log "a TLS listener without a certificate is a configuration error"
+expect_start 2 "tls-listen: needs tls-cert or tls-cert-dir"
+expect_start 2 "tls-key is set without tls-cert" --tls-cert-dir "$T" --tls-key "$T/key.pem"
+expect_start 2 "tls-min-version: \"1.0\" is not 1.2 or 1.3" --tls-cert "$T/cert.pem" --tls-min-version 1.0
 
 log "a certificate or key that cannot be loaded stops the start, naming the file"
 expect_start 1 "$T/missing.pem" --tls-cert "$T/missing.pem" --tls-key "$T/key.pem"
@@ -49,6 +50,10 @@ expect_start 1 "$T/missing-key.pem" --tls-cert "$T/cert.pem" --tls-key "$T/missi
 expect_start 1 "$T/garbage.pem" --tls-cert "$T/garbage.pem" --tls-key "$T/key.pem"
 expect_start 1 "$T/other-key.pem" --tls-cert "$T/cert.pem" --tls-key "$T/other-key.pem"
 grep -q "mismatch\|does not match" "$T/err" || fail "a key of another certificate: $(cat "$T/err")"
+log "a certificate without its key (none given, none in the file) stops the start, naming the file"
+expect_start 1 "$T/cert.pem: no private key" --tls-cert "$T/cert.pem"
+cat "$T/cert.pem" "$T/key.pem" >"$T/both.pem"
+expect_start 1 "$T/missing-dir" --tls-cert "$T/both.pem" --tls-cert-dir "$T/missing-dir"
 
 log "a router with a plain and a TLS listener"
 TLS_PORT=$(free_port) || hard_error "no free port"
