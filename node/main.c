@@ -237,6 +237,9 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 		accesslog_reopen(d->alog);
 	if (!config_reload(&d->cfg, why, sizeof(why))) {
 		log_error("reload failed, keeping the running configuration: %s", why);
+		/* A renewed certificate file is still picked up. */
+		if (d->tls != NULL)
+			(void)tls_store_reload(d->tls, &d->cfg);
 		return;
 	}
 	if (strstr(why, "not reloadable") != NULL)

@@ -220,7 +220,11 @@ static bool ctx_common(SSL_CTX *ctx)
 	return true;
 }
 
-SSL_CTX *tls_cert_ctx_new(const struct zkr_cert *c, char *why, size_t whylen)
+static bool apply_policy(SSL_CTX *ctx, const char *min_version, const char *ciphers,
+			 const char *ciphersuites, char *why, size_t whylen);
+
+SSL_CTX *tls_cert_ctx_new(const struct zkr_cert *c, const char *min_version, const char *ciphers,
+			  const char *ciphersuites, char *why, size_t whylen)
 {
 	char ebuf[200];
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -229,6 +233,10 @@ SSL_CTX *tls_cert_ctx_new(const struct zkr_cert *c, char *why, size_t whylen)
 		snprintf(why, whylen, "cannot create a TLS context: %s", ssl_reason(ebuf, sizeof(ebuf)));
 		return NULL;
 	}
+	/* The suites too: a switched SSL chooses its cipher from the list of
+	 * the context it switched to, not of the one it was made from. */
+	if (!apply_policy(ctx, min_version, ciphers, ciphersuites, why, whylen))
+		goto failed;
 	if (!ctx_common(ctx) || SSL_CTX_use_certificate(ctx, c->leaf) != 1) {
 		snprintf(why, whylen, "certificate refused: %s", ssl_reason(ebuf, sizeof(ebuf)));
 		goto failed;

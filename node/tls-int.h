@@ -82,11 +82,14 @@ void tls_snapshot_release(struct tls_snapshot *snap);
 bool tls_store_strict_sni(struct tls_store *s);
 
 /* tls-store.c: entries (refcounted with atomics; the last unref frees). */
-struct tls_cert_entry *tls_entry_new(const char *name, enum tls_source source, const char *key_file,
+struct tls_cert_entry *tls_entry_new(const struct tls_store *s, const char *name, enum tls_source source, const char *key_file,
 				     const char *chain, size_t chain_len, const char *key, size_t key_len,
 				     char *why, size_t whylen);
 struct tls_cert_entry *tls_entry_ref(struct tls_cert_entry *e);
 void tls_entry_unref(struct tls_cert_entry *e);
+/* The same certificate with a context under the store's current policy. */
+struct tls_cert_entry *tls_entry_repolicy(const struct tls_store *s, const struct tls_cert_entry *old,
+					  char *why, size_t whylen);
 void tls_entry_warn_expiry(const struct tls_cert_entry *e, time_t now);
 const char *tls_source_name(enum tls_source s);
 
@@ -97,7 +100,8 @@ void tls_store_publish_cb(evutil_socket_t fd, short what, void *arg);
 void tls_store_daily_cb(evutil_socket_t fd, short what, void *arg);
 
 /* tls-ctx.c: a certificate's context (chain and key), shaped like every other. */
-SSL_CTX *tls_cert_ctx_new(const struct zkr_cert *c, char *why, size_t whylen);
+SSL_CTX *tls_cert_ctx_new(const struct zkr_cert *c, const char *min_version, const char *ciphers,
+			  const char *ciphersuites, char *why, size_t whylen);
 
 /* tls-ctx.c: the base context for a policy, its client hello callback bound to `s`. */
 SSL_CTX *tls_base_ctx_new(struct tls_store *s, const char *min_version, const char *ciphers,

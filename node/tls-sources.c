@@ -60,7 +60,7 @@ done:
 
 /* Reads a file source; NULL with "FILE: reason" in `why`. `digest_only`
  * set: the bytes match `old`, which the caller keeps (nothing returned). */
-static struct tls_cert_entry *load_file(const char *path, const char *key_path, enum tls_source source,
+static struct tls_cert_entry *load_file(const struct tls_store *s, const char *path, const char *key_path, enum tls_source source,
 					const struct tls_cert_entry *old, bool *unchanged,
 					char *why, size_t whylen)
 {
@@ -88,7 +88,7 @@ static struct tls_cert_entry *load_file(const char *path, const char *key_path, 
 			goto done;
 		}
 	}
-	e = tls_entry_new(path, source, key_path, chain, chain_len, key, key_len, reason, sizeof(reason));
+	e = tls_entry_new(s, path, source, key_path, chain, chain_len, key, key_len, reason, sizeof(reason));
 	if (e == NULL) {
 		if (key_path != NULL)
 			snprintf(why, whylen, "%s (key %s): %s", path, key_path, reason);
@@ -248,7 +248,7 @@ static bool load_files(struct tls_store *s, const struct zkr_config *cfg, bool f
 		for (size_t k = 0; k < s->n_files && old == NULL; k++)
 			if (strcmp(s->files[k]->name, w[i].path) == 0)
 				old = s->files[k];
-		e = load_file(w[i].path, w[i].key, w[i].source,
+		e = load_file(s, w[i].path, w[i].key, w[i].source,
 			      old != NULL && same_key(old->key_file, w[i].key) ? old : NULL, &unchanged,
 			      reason, sizeof(reason));
 		if (unchanged) {
@@ -300,6 +300,23 @@ static bool str_eq(const char *a, const char *b)
 	return same_key(a, b);
 }
 
+/* Every certificate's context again under the new policy (the old ones
+ * stay with the connections and snapshots that hold them). */
+static void repolicy(struct tls_store *s, struct tls_cert_entry **list, size_t n)
+{
+	char why[512];
+
+	for (size_t i = 0; i < n; i++) {
+		struct tls_cert_entry *e = tls_entry_repolicy(s, list[i], why, sizeof(why));
+		if (e == NULL) {
+			log_error("TLS certificate %s keeps the previous policy: %s", list[i]->name, why);
+			continue;
+		}
+		tls_entry_unref(list[i]);
+		list[i] = e;
+	}
+}
+
 /* A new base context when the policy changed; false (old kept) on an error. */
 static bool apply_policy(struct tls_store *s, const struct zkr_config *cfg, bool *changed,
 			 char *why, size_t whylen)
@@ -339,6 +356,11 @@ static bool apply_policy(struct tls_store *s, const struct zkr_config *cfg, bool
 	if (s->base_cb != NULL)
 		s->base_cb(ctx, s->base_cb_arg);
 	*changed = old != NULL;
+	if (*changed) {
+		repolicy(s, s->files, s->n_files);
+		repolicy(s, s->records, s->n_records);
+		tls_store_publish_now(s);
+	}
 	return true;
 }
 
@@ -420,7 +442,7 @@ bool tls_store_add_record(struct tls_store *s, const char *path, const char *cha
 	bool replaced;
 	size_t i;
 
-	e = tls_entry_new(path, TLS_SOURCE_RECORD, NULL, chain_pem, chain_len, key_pem, key_len,
+	e = tls_entry_new(s, path, TLS_SOURCE_RECORD, NULL, chain_pem, chain_len, key_pem, key_len,
 			  why, sizeof(why));
 	if (e == NULL) {
 		log_warn("TLS certificate record %s skipped: %s", path, why);

@@ -80,7 +80,7 @@ void tls_entry_warn_expiry(const struct tls_cert_entry *e, time_t now)
  * An entry from PEM text: parsed, checked, given its context. The digest
  * covers both texts so that a reload recognises an unchanged source.
  */
-struct tls_cert_entry *tls_entry_new(const char *name, enum tls_source source, const char *key_file,
+struct tls_cert_entry *tls_entry_new(const struct tls_store *s, const char *name, enum tls_source source, const char *key_file,
 					const char *chain, size_t chain_len, const char *key,
 					size_t key_len, char *why, size_t whylen)
 {
@@ -88,12 +88,13 @@ struct tls_cert_entry *tls_entry_new(const char *name, enum tls_source source, c
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned int mdlen = 0;
 
+	if (e != NULL)
+		atomic_init(&e->refs, 1);
 	if (e == NULL || md == NULL || (e->name = strdup(name)) == NULL ||
 	    (key_file != NULL && (e->key_file = strdup(key_file)) == NULL)) {
 		snprintf(why, whylen, "out of memory");
 		goto failed;
 	}
-	atomic_init(&e->refs, 1);
 	e->source = source;
 	if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(md, chain, chain_len) != 1 ||
 	    (key != NULL && EVP_DigestUpdate(md, key, key_len) != 1) ||
@@ -103,12 +104,37 @@ struct tls_cert_entry *tls_entry_new(const char *name, enum tls_source source, c
 	}
 	if (!zkr_cert_parse(chain, chain_len, key, key_len, &e->cert, why, whylen))
 		goto failed;
-	if ((e->ctx = tls_cert_ctx_new(&e->cert, why, whylen)) == NULL)
+	if ((e->ctx = tls_cert_ctx_new(&e->cert, s->min_version, s->ciphers, s->ciphersuites,
+				       why, whylen)) == NULL)
 		goto failed;
 	EVP_MD_CTX_free(md);
 	return e;
 failed:
 	EVP_MD_CTX_free(md);
+	tls_entry_unref(e);
+	return NULL;
+}
+
+struct tls_cert_entry *tls_entry_repolicy(const struct tls_store *s, const struct tls_cert_entry *old,
+					  char *why, size_t whylen)
+{
+	struct tls_cert_entry *e = calloc(1, sizeof(*e));
+
+	if (e != NULL)
+		atomic_init(&e->refs, 1);
+	if (e == NULL || (e->name = strdup(old->name)) == NULL ||
+	    (old->key_file != NULL && (e->key_file = strdup(old->key_file)) == NULL) ||
+	    !zkr_cert_copy(&e->cert, &old->cert)) {
+		snprintf(why, whylen, "out of memory");
+		goto failed;
+	}
+	e->source = old->source;
+	memcpy(e->digest, old->digest, sizeof(e->digest));
+	if ((e->ctx = tls_cert_ctx_new(&e->cert, s->min_version, s->ciphers, s->ciphersuites,
+				       why, whylen)) == NULL)
+		goto failed;
+	return e;
+failed:
 	tls_entry_unref(e);
 	return NULL;
 }

@@ -297,6 +297,33 @@ bool zkr_cert_matches(const struct zkr_cert *c, const char *name, bool *wildcard
 	return false;
 }
 
+bool zkr_cert_copy(struct zkr_cert *dst, const struct zkr_cert *src)
+{
+	*dst = *src;
+	dst->leaf = NULL;
+	dst->chain = NULL;
+	dst->key = NULL;
+	dst->names = NULL;
+	dst->n_names = 0;
+	if (X509_up_ref(src->leaf) != 1)
+		goto failed;
+	dst->leaf = src->leaf;
+	if ((dst->chain = X509_chain_up_ref(src->chain)) == NULL)
+		goto failed;
+	if (EVP_PKEY_up_ref(src->key) != 1)
+		goto failed;
+	dst->key = src->key;
+	if ((dst->names = calloc(src->n_names ? src->n_names : 1, sizeof(*dst->names))) == NULL)
+		goto failed;
+	for (; dst->n_names < src->n_names; dst->n_names++)
+		if ((dst->names[dst->n_names] = strdup(src->names[dst->n_names])) == NULL)
+			goto failed;
+	return true;
+failed:
+	zkr_cert_free(dst);
+	return false;
+}
+
 void zkr_cert_free(struct zkr_cert *c)
 {
 	if (c == NULL)

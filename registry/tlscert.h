@@ -58,6 +58,11 @@ bool zkr_cert_usable(const struct zkr_cert *c, time_t now, char *why, size_t why
  */
 bool zkr_cert_matches(const struct zkr_cert *c, const char *name, bool *wildcard);
 
+/* A second holder of the same certificate and key (references, names
+ * copied), e.g. for a context built under another policy. False when out
+ * of memory (dst then holds nothing). */
+bool zkr_cert_copy(struct zkr_cert *dst, const struct zkr_cert *src);
+
 void zkr_cert_free(struct zkr_cert *c);
 
 #endif

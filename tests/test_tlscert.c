@@ -158,7 +158,16 @@ static void test_parse_rsa(void)
 	CU_ASSERT_PTR_NOT_NULL(c.key);
 	CU_ASSERT_EQUAL(sk_X509_num(c.chain), 0);
 	CU_ASSERT_TRUE(zkr_cert_usable(&c, time(NULL), why, sizeof(why)));
-	zkr_cert_free(&c);
+	{
+		struct zkr_cert d;
+		CU_ASSERT_TRUE_FATAL(zkr_cert_copy(&d, &c));
+		zkr_cert_free(&c);
+		CU_ASSERT_EQUAL_FATAL(d.n_names, 2);
+		CU_ASSERT_STRING_EQUAL(d.names[1], "*.apps.test");
+		CU_ASSERT_EQUAL(X509_check_private_key(d.leaf, d.key), 1);
+		CU_ASSERT_TRUE(zkr_cert_matches(&d, "x.apps.test", NULL));
+		zkr_cert_free(&d);
+	}
 }
 
 static void test_parse_ecdsa_one_file(void)
