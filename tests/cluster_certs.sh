@@ -77,13 +77,28 @@ wait_all_serve() {
 	log "$4: every router within $(( $(now_ms) - t0 )) ms"
 }
 
+# in_service_after T0 PATH: how long after T0 (ms) the last router logged
+# PATH in service, from the routers' own millisecond timestamps.
+in_service_after() {
+	local i ts max=0
+	for i in 1 2 3; do
+		ts=$(grep -m 1 "certs: /zkrouter$2 in service" "$T/r$i.log" | cut -d' ' -f1)
+		[ -n "$ts" ] || return 1
+		ts=$(date -d "$ts" +%s%3N) || return 1
+		[ "$ts" -gt "$max" ] && max=$ts
+	done
+	echo $((max - $1))
+}
+
 log "before: shop.test gets the default certificate"
 all_serve shop.test "$FP_DEFAULT" || fail "a router serves something else than the default"
 
 log "cert add: every router serves it without a restart, the app answers through it"
+t0=$(now_ms)
 op cert add "$T/shop.pem" --key "$T/shop.key" --router-auth "$RT" >>"$T/ctl.log" 2>&1 ||
 	fail "cert add: $(tail -n 3 "$T/ctl.log")"
 wait_all_serve 10 shop.test "$FP_SHOP" "shop.test added"
+log "in service on the last router $(in_service_after "$t0" /certs/shop.test.0000000000) ms after cert add started"
 all_serve www.shop.test "$FP_SHOP" || fail "www.shop.test is not served by the new certificate"
 all_serve default.test "$FP_DEFAULT" || fail "the default certificate changed"
 for i in 1 2 3; do
