@@ -108,7 +108,8 @@ static int certs_refused(int rc, const char *path)
 }
 
 /* Lists /certs (only nodes of `only` when not NULL) and, with `read`,
- * reads and parses every record. A missing /certs is an empty list. */
+ * reads and parses every record. A missing /certs is an empty list. The
+ * list is to be freed (cert_list_free) after success only. */
 static int cert_list_load(struct ctl *c, const char *only, bool read, struct cert_list *l)
 {
 	struct String_vector kids;
@@ -160,6 +161,8 @@ static int cert_list_load(struct ctl *c, const char *only, bool read, struct cer
 	}
 done:
 	deallocate_String_vector(&kids);
+	if (ret != CTL_EXIT_OK)
+		cert_list_free(l);
 	return ret;
 }
 
@@ -492,6 +495,7 @@ static int cert_show(struct ctl *c, const char *name)
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	if (l.n == 0) {
+		cert_list_free(&l);
 		ctl_err("no certificate named %s (see `zkrouterctl cert ls`)", name);
 		return CTL_EXIT_FAIL;
 	}
@@ -559,6 +563,7 @@ static int cert_rm(struct ctl *c, const char *name)
 	if (rc != CTL_EXIT_OK)
 		return rc;
 	if (l.n == 0) {
+		cert_list_free(&l);
 		ctl_err("no certificate named %s (see `zkrouterctl cert ls`)", name);
 		return CTL_EXIT_FAIL;
 	}
