@@ -221,8 +221,10 @@ static void entry_json(const struct cert_entry *e, time_t now, bool details)
 	json_str(stdout, e->rec->added_by);
 }
 
-static void print_table(const struct cert_list *l, time_t now, bool (*keep)(const struct cert_entry *, time_t, long),
-			long arg)
+/* Keeps an entry in a listing (certs --expiring); NULL keeps all. */
+typedef bool (*cert_filter)(const struct cert_entry *e, time_t now, long arg);
+
+static void print_table(const struct cert_list *l, time_t now, cert_filter keep, long arg)
 {
 	bool header = false;
 	for (size_t i = 0; i < l->n; i++) {
@@ -447,8 +449,7 @@ done:
 
 /* ---- ls, show, rm, certs --expiring ------------------------------------------ */
 
-static int cert_ls(struct ctl *c, const char *expiring_name, bool (*keep)(const struct cert_entry *, time_t, long),
-		   long days)
+static int cert_ls(struct ctl *c, const char *expiring_name, cert_filter keep, long days)
 {
 	struct cert_list l;
 	if (!ctl_connect(c))
