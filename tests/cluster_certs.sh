@@ -11,8 +11,9 @@
 # service before it lets the old one go; ZooKeeper going away changes
 # nothing served; a certificate removed while a router's session expired
 # is gone from it once it is back, and that new session reads no record
-# it knew again; `cert rm` makes every router fall back to its default
-# certificate.
+# it knew again; a router without the routers' identity is refused
+# /certs (logged) and serves its own files; `cert rm` makes every router
+# fall back to its default certificate.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/cluster_common.sh"
 . "$(dirname "$0")/certs_common.sh"
@@ -179,6 +180,18 @@ for i in 1 2 3; do
 	[ "$n" = 1 ] || fail "r$i read the corrupt record $n times"
 done
 all_serve shop.test "$FP_SHOP2" || fail "the new session dropped shop.test"
+
+log "a router without the routers' identity is refused /certs, says so, and serves its files"
+ports=$(free_port 3) || hard_error "no free ports"
+set -- $ports
+R_PORT_4=$1 R_ADMIN_4=$2 R_TLS_4=$3
+router_start 4 --tls-listen "127.0.0.1:$R_TLS_4" --tls-cert "$T/default.pem" --tls-key "$T/default.key"
+wait_for 30 router_healthy 4 || fail "router r4 did not become healthy"
+wait_for 10 grep -q "certs: list /zkrouter/certs: not authenticated" "$T/r4.log" ||
+	fail "r4 did not log the refused list"
+[ "$(served_fp "$R_TLS_4" shop.test)" = "$FP_DEFAULT" ] || fail "r4 serves a certificate it may not read"
+grep -q "certs: /zkrouter/certs/[^ ]* in service" "$T/r4.log" && fail "r4 took a record into service"
+kill -0 "$(r_pid 4)" 2>/dev/null || fail "r4 died"
 
 log "cert rm: every router falls back to the default certificate"
 op cert rm shop.test >>"$T/ctl.log" 2>&1 || fail "cert rm: $(tail -n 3 "$T/ctl.log")"
