@@ -6,6 +6,8 @@
  *              health checks
  *   zkr_router (ZooKeeper) ──on_table──> proxy_set_table, health_set_table,
  *                                        statefile_save (--state-dir)
+ *                          ──on_cert_add / on_cert_remove──> the TLS store
+ *                            (/certs records; only with a TLS listener)
  *   state file, read at start ──after zk-startup-wait-ms, if ZooKeeper has
  *                                given no table yet──> the same consumers
  *   SIGHUP  ──> reopen the access log, reload reloadable options, re-read
@@ -254,6 +256,25 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 		(void)tls_store_reload(d->tls, &d->cfg);   /* it logs what it refused */
 }
 
+/* A /certs record (registry/certwatch.h) goes to the TLS store, which
+ * validates it and logs, with the path, why it refuses one. */
+static bool on_cert_add(const char *path, const record_tls_certificate *rec, char *why, size_t whylen,
+			void *arg)
+{
+	struct daemon *d = arg;
+	if (tls_store_add_record(d->tls, path, rec->chain_pem, strlen(rec->chain_pem), rec->key_pem,
+				 strlen(rec->key_pem)))
+		return true;
+	snprintf(why, whylen, "refused by the TLS store (the line before says why)");
+	return false;
+}
+
+static void on_cert_remove(const char *path, void *arg)
+{
+	struct daemon *d = arg;
+	tls_store_remove_record(d->tls, path);
+}
+
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct daemon *d = arg;
@@ -404,6 +425,10 @@ static bool start(struct daemon *d)
 		.n_tls_listen = c->n_tls_listen,
 		.admin = c->admin,
 		.version = PACKAGE_VERSION,
+		/* A router without a TLS listener has no use for private keys. */
+		.on_cert_add = d->tls != NULL ? on_cert_add : NULL,
+		.on_cert_remove = on_cert_remove,
+		.cert_arg = d,
 	};
 	if ((d->router = zkr_router_new(d->base, &ro, on_table, d, why, sizeof(why))) == NULL) {
 		log_error("ZooKeeper: %s", why);

@@ -16,7 +16,8 @@
 /* Exit codes, documented in --help. */
 enum {
 	CTL_EXIT_OK = 0,
-	CTL_EXIT_CHECK = 1,        /* ran, but the answer is "no" (routers disagree, no routers) */
+	CTL_EXIT_CHECK = 1,        /* ran, but the answer is "no" (routers disagree, no routers,
+				    * certificates expiring) */
 	CTL_EXIT_USAGE = 2,        /* bad command line */
 	CTL_EXIT_FAIL = 3,         /* ZooKeeper unreachable, refused, unknown domain, ... */
 };
@@ -78,5 +79,7 @@ int ctl_cmd_instances(struct ctl *c, int argc, char **argv);
 int ctl_cmd_routers(struct ctl *c, int argc, char **argv);
 int ctl_cmd_dns(struct ctl *c, int argc, char **argv);
 int ctl_cmd_watch(struct ctl *c, int argc, char **argv);
+int ctl_cmd_cert(struct ctl *c, int argc, char **argv);
+int ctl_cmd_certs(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -78,7 +78,7 @@ static bool acl_alloc(struct ACL_vector *v, int n)
 	return v->data != NULL;
 }
 
-static void acl_free(struct ACL_vector *v)
+void ctl_acl_free(struct ACL_vector *v)
 {
 	for (int i = 0; i < v->count; i++) {
 		free(v->data[i].id.scheme);
@@ -91,8 +91,8 @@ static void acl_free(struct ACL_vector *v)
 
 void ctl_app_acls_free(struct ctl_app_acls *a)
 {
-	acl_free(&a->app);
-	acl_free(&a->instances);
+	ctl_acl_free(&a->app);
+	ctl_acl_free(&a->instances);
 }
 
 bool ctl_app_acls(const char *owner, const char *router, const char *operator_auth,
@@ -136,6 +136,42 @@ bool ctl_app_acls(const char *owner, const char *router, const char *operator_au
 	return true;
 oom:
 	ctl_app_acls_free(out);
+	return fail(why, whylen, "out of memory");
+}
+
+bool ctl_cert_acl(const char *operator_auth, const char *router, bool world_readable,
+		  struct ACL_vector *out, char *why, size_t whylen)
+{
+	char router_id[CTL_DIGEST_ID_MAX], op_id[CTL_DIGEST_ID_MAX], sub[160];
+	memset(out, 0, sizeof(*out));
+	if (!world_readable && (operator_auth == NULL || router == NULL))
+		return fail(why, whylen, "a certificate record holds a private key: give --auth (the "
+			    "operator) and --router-auth (the identity routers read with), or "
+			    "--world-readable to let anyone who reaches ZooKeeper read it");
+	if (operator_auth != NULL && !ctl_digest_id(operator_auth, op_id, sizeof(op_id), sub, sizeof(sub))) {
+		snprintf(why, whylen, "--auth: %s", sub);
+		return false;
+	}
+	if (router != NULL && !ctl_digest_id(router, router_id, sizeof(router_id), sub, sizeof(sub))) {
+		snprintf(why, whylen, "--router-auth: %s", sub);
+		return false;
+	}
+	if (!acl_alloc(out, 3))
+		goto oom;
+	bool ok = true;
+	if (operator_auth != NULL)
+		ok = acl_add(out, "digest", op_id, ZOO_PERM_ALL);
+	else
+		ok = acl_add(out, "world", "anyone", ZOO_PERM_ALL);   /* world_readable, no operator */
+	if (ok && router != NULL)
+		ok = acl_add(out, "digest", router_id, ZOO_PERM_READ);
+	if (ok && world_readable && operator_auth != NULL)
+		ok = acl_add(out, "world", "anyone", ZOO_PERM_READ);
+	if (!ok)
+		goto oom;
+	return true;
+oom:
+	ctl_acl_free(out);
 	return fail(why, whylen, "out of memory");
 }
 

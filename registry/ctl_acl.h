@@ -43,6 +43,17 @@ bool ctl_app_acls(const char *owner, const char *router, const char *operator_au
 		  struct ctl_app_acls *out, char *why, size_t whylen);
 void ctl_app_acls_free(struct ctl_app_acls *a);
 
+/*
+ * The ACL of /certs and of every certificate record, which hold private
+ * keys: the operator all, the routers' identity read, nobody else (no
+ * world, no agents). `router` is required unless `world_readable`, which
+ * the operator must ask for: then anyone reaching ZooKeeper may read the
+ * keys (and, without an operator, write them). Free with ctl_acl_free.
+ */
+bool ctl_cert_acl(const char *operator_auth, const char *router, bool world_readable,
+		  struct ACL_vector *out, char *why, size_t whylen);
+void ctl_acl_free(struct ACL_vector *v);
+
 /* "cdrwa"-style letters for a permission mask. */
 void ctl_perms_string(int perms, char out[6]);
 

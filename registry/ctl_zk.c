@@ -243,9 +243,19 @@ static void void_done(int rc, const void *arg)
 	op_finish((struct ctl_op *)arg, rc);
 }
 
+/* Keeps the created path: a sequential node's name is only known here. */
 static void string_done(int rc, const char *value, const void *arg)
 {
-	op_finish((struct ctl_op *)arg, rc);
+	struct ctl_op *op = (struct ctl_op *)arg;
+	if (rc == ZOK && value != NULL) {
+		op->data = strdup(value);
+		if (op->data == NULL) {
+			op_finish(op, ZSYSTEMERROR);
+			return;
+		}
+		op->len = (int)strlen(value);
+	}
+	op_finish(op, rc);
 }
 
 static void acl_done(int rc, struct ACL_vector *acl, struct Stat *st, const void *arg)
@@ -354,16 +364,24 @@ int ctl_zk_exists(struct ctl_zk *c, const char *path, struct Stat *st)
 	return take(op, rc, NULL, NULL, st, NULL, NULL);
 }
 
-int ctl_zk_create(struct ctl_zk *c, const char *path, const void *data, int len,
-		  const struct ACL_vector *acl, int flags)
+int ctl_zk_create_path(struct ctl_zk *c, const char *path, const void *data, int len,
+		       const struct ACL_vector *acl, int flags, char **created)
 {
+	if (created != NULL)
+		*created = NULL;
 	NEW_OP(op);
 	int rc = zoo_acreate(zh_of(c), path, data, data != NULL ? len : -1, acl, flags,
 			     string_done, op);
 	if (rc != ZOK)
 		return op_wait(c, op, rc);  /* not queued: op_wait frees it */
 	rc = op_wait(c, op, rc);
-	return take(op, rc, NULL, NULL, NULL, NULL, NULL);
+	return take(op, rc, created, NULL, NULL, NULL, NULL);
+}
+
+int ctl_zk_create(struct ctl_zk *c, const char *path, const void *data, int len,
+		  const struct ACL_vector *acl, int flags)
+{
+	return ctl_zk_create_path(c, path, data, len, acl, flags, NULL);
 }
 
 int ctl_zk_set(struct ctl_zk *c, const char *path, const void *data, int len, int version)

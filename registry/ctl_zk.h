@@ -53,6 +53,10 @@ int ctl_zk_wchildren(struct ctl_zk *c, const char *path, watcher_fn w, void *ctx
 int ctl_zk_exists(struct ctl_zk *c, const char *path, struct Stat *st);
 int ctl_zk_create(struct ctl_zk *c, const char *path, const void *data, int len,
 		  const struct ACL_vector *acl, int flags);
+/* Like ctl_zk_create; *created receives the path made (malloc'd), which
+ * for ZOO_SEQUENCE carries the sequence number. */
+int ctl_zk_create_path(struct ctl_zk *c, const char *path, const void *data, int len,
+		       const struct ACL_vector *acl, int flags, char **created);
 int ctl_zk_set(struct ctl_zk *c, const char *path, const void *data, int len, int version);
 int ctl_zk_delete(struct ctl_zk *c, const char *path, int version);
 /* acl: free with deallocate_ACL_vector. */

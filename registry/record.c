@@ -251,6 +251,40 @@ bool record_router_node_validate(const record_router_node *r, char *why, size_t 
 }
 
 /*
+ * A certificate record only has to carry its two PEM blobs here; whether
+ * they parse, match and are in date is the TLS parser's verdict
+ * (registry/tlscert.h), which both the routers and zkrouterctl apply.
+ */
+bool record_tls_certificate_validate(const record_tls_certificate *r, char *why, size_t whylen)
+{
+	if (r->chain_pem == NULL || r->chain_pem[0] == '\0')
+		return reject(why, whylen, "chain_pem missing");
+	if (r->key_pem == NULL || r->key_pem[0] == '\0')
+		return reject(why, whylen, "key_pem missing");
+	if (strlen(r->chain_pem) > RECORD_CERT_CHAIN_MAX)
+		return reject(why, whylen, "chain_pem longer than %d bytes", RECORD_CERT_CHAIN_MAX);
+	if (strlen(r->key_pem) > RECORD_CERT_KEY_MAX)
+		return reject(why, whylen, "key_pem longer than %d bytes", RECORD_CERT_KEY_MAX);
+	if (r->name != NULL && !record_valid_cert_name(r->name))
+		return reject(why, whylen, "name \"%.64s\" is not a valid certificate name", r->name);
+	return true;
+}
+
+bool record_valid_cert_name(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+	if (len == 0 || len > RECORD_CERT_NAME_MAX || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = name[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		      ch == '.'))
+			return false;
+	}
+	return true;
+}
+
+/*
  * protobuf-c takes a field number 0, which protobuf forbids, when its tag
  * is spelled in more than one byte, and keeps it as an unknown field; but
  * it refuses the one-byte form it writes back. A record holding one would
@@ -288,7 +322,7 @@ static bool unknown_fields_ok(const ProtobufCMessage *m, char *why, size_t whyle
 }
 
 /*
- * The three record types share one shape; these macros spell out the
+ * The record types share one shape; these macros spell out the
  * decode/encode/free functions for each without repeating the body.
  */
 #define RECORD_CODEC(name, type, prefix) \
@@ -328,6 +362,7 @@ static bool unknown_fields_ok(const ProtobufCMessage *m, char *why, size_t whyle
 RECORD_CODEC(instance, record_instance, zkrouter__instance)
 RECORD_CODEC(app_config, record_app_config, zkrouter__app_config)
 RECORD_CODEC(router_node, record_router_node, zkrouter__router_node)
+RECORD_CODEC(tls_certificate, record_tls_certificate, zkrouter__tls_certificate)
 
 static const char *const balance_names[] = {
 	[ZKROUTER__APP_CONFIG__BALANCE__LEAST_OUTSTANDING] = "least-outstanding",

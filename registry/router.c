@@ -1,11 +1,14 @@
 /*
  * The registry facade zkrouterd uses (see router.h): one ZooKeeper
  * session, the watcher that turns /apps into route_table snapshots, and
- * the membership that keeps /routers/<node-id> current with the table.
+ * the membership that keeps /routers/<node-id> current with the table,
+ * and, for a router that serves TLS, the certificate watcher on /certs.
  *
  *   zkr_session --events--> zkr_watcher --snapshot--> on_table (zkrouterd)
  *        |                                    \
  *        +--events--> zkr_membership <--------- generation, digest
+ *        |
+ *        +--events--> zkr_certwatch --add/remove--> on_cert_* (zkrouterd)
  */
 #include "config.h"
 
@@ -23,6 +26,7 @@ struct zkr_router {
 	struct zkr_session *s;
 	struct zkr_watcher *w;
 	struct zkr_membership *m;
+	struct zkr_certwatch *cw;  /* NULL: /certs not watched */
 	zkr_router_table_cb on_table;
 	void *arg;
 };
@@ -74,6 +78,12 @@ struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_rout
 	r->w = zkr_watcher_new(base, r->s, NULL, router_on_table, r, why, whylen);
 	if (r->w == NULL)
 		goto failed;
+	if (opts->on_cert_add != NULL) {
+		r->cw = zkr_certwatch_new(base, r->s, opts->on_cert_add, opts->on_cert_remove,
+					  opts->cert_arg, why, whylen);
+		if (r->cw == NULL)
+			goto failed;
+	}
 	return r;
 failed:
 	zkr_router_free(r);
@@ -93,6 +103,7 @@ void zkr_router_free(struct zkr_router *r)
 	 * runs now, while the watcher and membership can still drop them. */
 	zkr_session_close(r->s);
 	zkr_watcher_free(r->w);
+	zkr_certwatch_free(r->cw);
 	zkr_membership_free(r->m);
 	zkr_session_free(r->s);
 	free(r);
@@ -111,6 +122,14 @@ bool zkr_router_connected(const struct zkr_router *r)
 bool zkr_router_synced(const struct zkr_router *r)
 {
 	return zkr_session_connected(r->s) && zkr_watcher_synced(r->w);
+}
+
+void zkr_router_cert_stats(const struct zkr_router *r, struct zkr_certwatch_stats *out)
+{
+	if (r->cw != NULL)
+		zkr_certwatch_get_stats(r->cw, out);
+	else
+		memset(out, 0, sizeof(*out));
 }
 
 const char *zkr_router_chroot(const struct zkr_router *r)

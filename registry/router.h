@@ -7,6 +7,9 @@
  * complete; the callee takes its own reference if it keeps the table.
  * While ZooKeeper is unreachable nothing is published and the last table
  * stays in force (fail static).
+ *
+ * With on_cert_add set, the router also watches /certs (certwatch.h) and
+ * reports each TLS certificate record as it comes and goes, in the loop.
  */
 #ifndef ZKR_ROUTER_H
 #define ZKR_ROUTER_H
@@ -16,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "registry/certwatch.h"
 #include "registry/table.h"
 
 struct zkr_router_opts {
@@ -29,6 +33,11 @@ struct zkr_router_opts {
 	size_t n_tls_listen;
 	const char *admin;         /* admin address, or NULL */
 	const char *version;
+	/* Certificates from /certs; NULL: /certs is not watched (a router
+	 * without TLS listeners has no use for private keys). */
+	zkr_cert_add_cb on_cert_add;
+	zkr_cert_remove_cb on_cert_remove;
+	void *cert_arg;
 };
 
 struct zkr_router;
@@ -51,6 +60,9 @@ bool zkr_router_connected(const struct zkr_router *r);
 /* True while connected with a complete, current read published: the table
  * in force is ZooKeeper's view as of now. */
 bool zkr_router_synced(const struct zkr_router *r);
+
+/* Counters of the certificate watcher; all zero when /certs is not watched. */
+void zkr_router_cert_stats(const struct zkr_router *r, struct zkr_certwatch_stats *out);
 
 /* The ZooKeeper chroot in use ("/zkrouter" by default). */
 const char *zkr_router_chroot(const struct zkr_router *r);

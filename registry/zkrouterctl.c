@@ -19,7 +19,8 @@
 static const char usage_text[] =
 "usage: zkrouterctl --zk CONNECT [--auth USER:PASS] [--json] [--timeout MS] COMMAND [ARGS]\n"
 "\n"
-"Manages the zkrouter tree in ZooKeeper: apps, their instances, and routers.\n"
+"Manages the zkrouter tree in ZooKeeper: apps, their instances, routers and\n"
+"TLS certificates.\n"
 "\n"
 "global options:\n"
 "  --zk CONNECT       ZooKeeper \"host:port[,host:port...][/chroot]\" (default chroot\n"
@@ -52,6 +53,22 @@ static const char usage_text[] =
 "  dns --zone ZONE --name NAME [--ttl S]\n"
 "                             print A/AAAA records (zone-file syntax) for the live\n"
 "                             routers' listen addresses\n"
+"  cert add FILE [--key FILE] [--name NAME] [--router-auth USER:PASS] [--world-readable]\n"
+"                             store a certificate chain (leaf first) and its key\n"
+"                             (in FILE, or --key) at /certs/NAME.<sequence>; every\n"
+"                             router serves it at once. Refuses a chain that does\n"
+"                             not parse, a key that does not match, a certificate\n"
+"                             expired or not yet valid, or one without DNS names.\n"
+"                             NAME defaults to the first DNS name (\"*.\" -> \"_wildcard.\").\n"
+"                             An older certificate of the same NAME is removed once\n"
+"                             the new one is stored. Needs --auth and --router-auth:\n"
+"                             the operator all, the routers read, nobody else;\n"
+"                             --world-readable lets anyone read the private key\n"
+"  cert ls                    name, DNS names, not-after, days left and issuer\n"
+"  cert show NAME             details and ACL (never the private key)\n"
+"  cert rm NAME               remove the certificate (every node of NAME)\n"
+"  certs [--expiring DAYS]    list certificates; with --expiring only those expiring\n"
+"                             within DAYS, and exit 1 if there are any\n"
 "\n"
 "CONFIG (app add / app set):\n"
 "  --balance least-outstanding|round-robin|hash-header|hash-cookie\n"
@@ -65,7 +82,8 @@ static const char usage_text[] =
 "Domains are lower case, without port or trailing dot; \"*.example.com\" is a\n"
 "wildcard app matching one more leading label.\n"
 "\n"
-"exit status: 0 success; 1 the check failed (routers disagree or none live);\n"
+"exit status: 0 success; 1 the check failed (routers disagree or none live,\n"
+"certificates expiring);\n"
 "2 bad command line; 3 ZooKeeper unreachable, request refused (ACL), unknown\n"
 "domain or other failure.\n";
 
@@ -105,6 +123,8 @@ static const struct command commands[] = {
 	{ "routers", ctl_cmd_routers },
 	{ "watch", ctl_cmd_watch },
 	{ "dns", ctl_cmd_dns },
+	{ "cert", ctl_cmd_cert },
+	{ "certs", ctl_cmd_certs },
 };
 
 int main(int argc, char **argv)

@@ -104,6 +104,40 @@ static void test_app_acls_refused(void)
 	CU_ASSERT_FALSE(ctl_app_acls(NULL, NULL, "op:oppw", &a, why, sizeof(why)));
 }
 
+/* /certs and its records hold private keys: operator all, routers read,
+ * nobody else, unless world-readable is asked for. */
+static void test_cert_acl(void)
+{
+	struct ACL_vector v;
+	const char *op = "op:wWBfAeZvP4EaBWzVvAIdmwIh1Tw=";
+	char rt[CTL_DIGEST_ID_MAX];
+	CU_ASSERT_TRUE_FATAL(ctl_digest_id("rt:rtpw", rt, sizeof(rt), why, sizeof(why)));
+
+	CU_ASSERT_TRUE_FATAL(ctl_cert_acl("op:oppw", "rt:rtpw", false, &v, why, sizeof(why)));
+	CU_ASSERT_EQUAL(v.count, 2);
+	CU_ASSERT_EQUAL(perms_of(&v, "digest", op), ZOO_PERM_ALL);
+	CU_ASSERT_EQUAL(perms_of(&v, "digest", rt), ZOO_PERM_READ);
+	CU_ASSERT_EQUAL(perms_of(&v, "world", "anyone"), -1);
+	ctl_acl_free(&v);
+
+	/* Without either identity, a key would end up readable: refused. */
+	CU_ASSERT_FALSE(ctl_cert_acl(NULL, "rt:rtpw", false, &v, why, sizeof(why)));
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "--world-readable"));
+	CU_ASSERT_FALSE(ctl_cert_acl("op:oppw", NULL, false, &v, why, sizeof(why)));
+	CU_ASSERT_FALSE(ctl_cert_acl("op:oppw", "rt:", false, &v, why, sizeof(why)));
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "--router-auth"));
+
+	/* Asked for: world reads; the operator, when given, keeps admin. */
+	CU_ASSERT_TRUE_FATAL(ctl_cert_acl("op:oppw", NULL, true, &v, why, sizeof(why)));
+	CU_ASSERT_EQUAL(perms_of(&v, "digest", op), ZOO_PERM_ALL);
+	CU_ASSERT_EQUAL(perms_of(&v, "world", "anyone"), ZOO_PERM_READ);
+	ctl_acl_free(&v);
+	CU_ASSERT_TRUE_FATAL(ctl_cert_acl(NULL, NULL, true, &v, why, sizeof(why)));
+	CU_ASSERT_EQUAL(v.count, 1);
+	CU_ASSERT_EQUAL(perms_of(&v, "world", "anyone"), ZOO_PERM_ALL);
+	ctl_acl_free(&v);
+}
+
 static void test_perms_string(void)
 {
 	char s[6];
@@ -124,5 +158,6 @@ void unit_register(void)
 	UNIT_TEST(s, test_app_acls_owner_and_router);
 	UNIT_TEST(s, test_app_acls_owner_only);
 	UNIT_TEST(s, test_app_acls_refused);
+	UNIT_TEST(s, test_cert_acl);
 	UNIT_TEST(s, test_perms_string);
 }

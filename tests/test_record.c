@@ -384,6 +384,41 @@ static void test_domain_and_token_rules(void)
 	CU_ASSERT_STRING_EQUAL(record_balance_name(ZKROUTER__APP_CONFIG__BALANCE__HASH_HEADER), "hash-header");
 }
 
+/* A certificate record needs both PEM blobs; the names follow one rule. */
+static void test_tls_certificate_rules(void)
+{
+	record_tls_certificate r = ZKROUTER__TLS_CERTIFICATE__INIT;
+	size_t len;
+	r.chain_pem = "-----BEGIN CERTIFICATE-----\n";
+	CU_ASSERT_PTR_NULL(record_tls_certificate_encode(&r, &len, why, sizeof(why)));
+	CU_ASSERT_STRING_EQUAL(why, "key_pem missing");
+	r.key_pem = "";
+	CU_ASSERT_PTR_NULL(record_tls_certificate_encode(&r, &len, why, sizeof(why)));
+	r.key_pem = "-----BEGIN PRIVATE KEY-----\n";
+	r.name = "Shop/Test";
+	CU_ASSERT_PTR_NULL(record_tls_certificate_encode(&r, &len, why, sizeof(why)));
+	r.name = "_wildcard.shop.test";
+	uint8_t *buf = record_tls_certificate_encode(&r, &len, why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	record_tls_certificate *d = record_tls_certificate_decode(buf, len, why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_STRING_EQUAL(d->name, "_wildcard.shop.test");
+	CU_ASSERT_STRING_EQUAL(d->key_pem, r.key_pem);
+	record_tls_certificate_free(d);
+	free(buf);
+	/* An Instance is no certificate: chain and key are missing. */
+	CU_ASSERT_PTR_NULL(record_tls_certificate_decode((const uint8_t *)"\x0a\x01x", 3, why, sizeof(why)));
+
+	CU_ASSERT_TRUE(record_valid_cert_name("shop.test"));
+	CU_ASSERT_TRUE(record_valid_cert_name("a-b_c.9"));
+	CU_ASSERT_FALSE(record_valid_cert_name(""));
+	CU_ASSERT_FALSE(record_valid_cert_name(".hidden"));
+	CU_ASSERT_FALSE(record_valid_cert_name("-x"));
+	CU_ASSERT_FALSE(record_valid_cert_name("UPPER"));
+	CU_ASSERT_FALSE(record_valid_cert_name("a/b"));
+	CU_ASSERT_FALSE(record_valid_cert_name("*.shop.test"));
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("records", NULL, NULL);
@@ -395,4 +430,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_instance_rules);
 	UNIT_TEST(s, test_app_config_rules);
 	UNIT_TEST(s, test_domain_and_token_rules);
+	UNIT_TEST(s, test_tls_certificate_rules);
 }

@@ -25,6 +25,8 @@
  *                             max_concurrent_requests, max_queued_requests,
  *                             connect_timeout_ms, response_timeout_ms,
  *                             sticky_cookie, redirect_https (0|1)
+ *   tlscert:CHAIN,KEY         a TlsCertificate holding the two files as
+ *                             they are (a key that does not match, say)
  *
  * Records are encoded without validation (record_*_encode would refuse an
  * invalid one, and the tests need invalid ones too). Prints "ready" on
@@ -217,6 +219,47 @@ static bool read_file(const char *name, uint8_t **out, int *len)
 	return true;
 }
 
+/* Reads a file as a NUL-terminated string (PEM text). */
+static char *read_text(const char *name)
+{
+	uint8_t *b = NULL;
+	int n = 0;
+	if (!read_file(name, &b, &n))
+		return NULL;
+	char *s = malloc((size_t)n + 1);
+	if (s != NULL) {
+		memcpy(s, b, (size_t)n);
+		s[n] = '\0';
+	}
+	free(b);
+	return s;
+}
+
+static bool parse_tlscert(char *spec, uint8_t **out, int *len)
+{
+	char *comma = strchr(spec, ',');
+	if (comma == NULL) {
+		fprintf(stderr, "zkput: tlscert:CHAIN,KEY\n");
+		return false;
+	}
+	*comma = '\0';
+	Zkrouter__TlsCertificate r = ZKROUTER__TLS_CERTIFICATE__INIT;
+	r.chain_pem = read_text(spec);
+	r.key_pem = read_text(comma + 1);
+	r.name = "zkput";
+	bool ok = r.chain_pem != NULL && r.key_pem != NULL;
+	if (ok) {
+		size_t n = zkrouter__tls_certificate__get_packed_size(&r);
+		*out = malloc(n ? n : 1);
+		ok = *out != NULL;
+		if (ok)
+			*len = (int)zkrouter__tls_certificate__pack(&r, *out);
+	}
+	free(r.chain_pem);
+	free(r.key_pem);
+	return ok;
+}
+
 static bool parse_data(const char *spec, uint8_t **out, int *len)
 {
 	*out = NULL;
@@ -237,6 +280,8 @@ static bool parse_data(const char *spec, uint8_t **out, int *len)
 		ok = parse_instance(copy + 9, out, len);
 	} else if (strncmp(copy, "app:", 4) == 0) {
 		ok = parse_app(copy + 4, out, len);
+	} else if (strncmp(copy, "tlscert:", 8) == 0) {
+		ok = parse_tlscert(copy + 8, out, len);
 	} else {
 		fprintf(stderr, "zkput: bad data spec '%s'\n", spec);
 	}
