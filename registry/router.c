@@ -6,6 +6,8 @@
  *   zkr_session --events--> zkr_watcher --snapshot--> on_table (zkrouterd)
  *        |                                    \
  *        +--events--> zkr_membership <--------- generation, digest
+ *        |
+ *        +--events--> zkr_ticketkeys --keys--> on_ticket_keys (zkrouterd's TLS)
  */
 #include "config.h"
 
@@ -17,12 +19,14 @@
 #include "registry/membership.h"
 #include "registry/router.h"
 #include "registry/session.h"
+#include "registry/ticketkeys.h"
 #include "registry/watcher.h"
 
 struct zkr_router {
 	struct zkr_session *s;
 	struct zkr_watcher *w;
 	struct zkr_membership *m;
+	struct zkr_ticketkeys *tk;     /* NULL without TLS listeners */
 	zkr_router_table_cb on_table;
 	void *arg;
 };
@@ -74,6 +78,18 @@ struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_rout
 	r->w = zkr_watcher_new(base, r->s, NULL, router_on_table, r, why, whylen);
 	if (r->w == NULL)
 		goto failed;
+	if (opts->on_ticket_keys != NULL) {
+		struct zkr_ticketkeys_opts to = {
+			.node_id = opts->node_id,
+			.auth = opts->auth,
+			.rotate_s = opts->ticket_rotate_s,
+			.on_keys = opts->on_ticket_keys,
+			.arg = opts->ticket_keys_arg,
+		};
+		r->tk = zkr_ticketkeys_new(base, r->s, &to, why, whylen);
+		if (r->tk == NULL)
+			goto failed;
+	}
 	return r;
 failed:
 	zkr_router_free(r);
@@ -94,6 +110,7 @@ void zkr_router_free(struct zkr_router *r)
 	zkr_session_close(r->s);
 	zkr_watcher_free(r->w);
 	zkr_membership_free(r->m);
+	zkr_ticketkeys_free(r->tk);
 	zkr_session_free(r->s);
 	free(r);
 }
@@ -111,6 +128,20 @@ bool zkr_router_connected(const struct zkr_router *r)
 bool zkr_router_synced(const struct zkr_router *r)
 {
 	return zkr_session_connected(r->s) && zkr_watcher_synced(r->w);
+}
+
+void zkr_router_set_ticket_rotate_s(struct zkr_router *r, unsigned rotate_s)
+{
+	if (r->tk != NULL)
+		zkr_ticketkeys_set_period(r->tk, rotate_s);
+}
+
+bool zkr_router_ticket_stats(const struct zkr_router *r, struct zkr_ticketkeys_stats *out)
+{
+	if (r->tk == NULL)
+		return false;
+	zkr_ticketkeys_stats(r->tk, out);
+	return true;
 }
 
 const char *zkr_router_chroot(const struct zkr_router *r)

@@ -17,6 +17,7 @@
 #include <event2/event.h>
 
 #include "registry/table.h"
+#include "registry/ticketkeys.h"
 
 struct zkr_router_opts {
 	const char *connect;       /* ZooKeeper connect string, with optional /chroot */
@@ -29,6 +30,12 @@ struct zkr_router_opts {
 	size_t n_tls_listen;
 	const char *admin;         /* admin address, or NULL */
 	const char *version;
+	/* Session-ticket keys (ticketkeys.h): handed to on_ticket_keys at
+	 * start and on every change; NULL: the router has no TLS listener
+	 * and does not take part. */
+	zkr_ticketkeys_cb on_ticket_keys;
+	void *ticket_keys_arg;
+	unsigned ticket_rotate_s;
 };
 
 struct zkr_router;
@@ -51,6 +58,12 @@ bool zkr_router_connected(const struct zkr_router *r);
 /* True while connected with a complete, current read published: the table
  * in force is ZooKeeper's view as of now. */
 bool zkr_router_synced(const struct zkr_router *r);
+
+/* The ticket keys' rotation period (SIGHUP); nothing without on_ticket_keys. */
+void zkr_router_set_ticket_rotate_s(struct zkr_router *r, unsigned rotate_s);
+
+/* False when the router takes no part in the ticket keys. */
+bool zkr_router_ticket_stats(const struct zkr_router *r, struct zkr_ticketkeys_stats *out);
 
 /* The ZooKeeper chroot in use ("/zkrouter" by default). */
 const char *zkr_router_chroot(const struct zkr_router *r);
