@@ -41,6 +41,8 @@ const struct option_def config_options[] = {
 	  "PEM certificate for the HTTPS listeners, the chain may follow it (default none)" },
 	{ "tls-key", OPT_STR_OFF, F(tls_key), 0, NULL, NOBOUND, false, false, "FILE",
 	  "PEM private key of tls-cert (default none)" },
+	{ "tls-ticket-rotate-s", OPT_UINT, F(tls_ticket_rotate_s), 0, "43200", 1, 2592000, true, false, "S",
+	  "rotate the TLS session-ticket keys this often (shared by the routers in ZooKeeper with --auth); the two previous keys keep decrypting" },
 	{ "admin", OPT_STR_OFF, F(admin), 0, "127.0.0.1:9901", NOBOUND, false, false, "ADDR:PORT",
 	  "admin endpoint (/healthz, /routes, /metrics); \"off\" disables it" },
 	{ "access-log", OPT_STR_OFF, F(access_log), 0, NULL, NOBOUND, false, false, "PATH",

@@ -43,6 +43,7 @@ struct zkr_config {
 	size_t n_tls_listen;
 	char *tls_cert;                   /* PEM certificate (chain) for tls_listen; NULL: none */
 	char *tls_key;                    /* PEM private key of tls_cert; NULL: none */
+	unsigned tls_ticket_rotate_s;     /* session-ticket key rotation period; default 43200 */
 
 	/* logging */
 	char *access_log;                 /* path, "-" for stdout, NULL off */

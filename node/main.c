@@ -6,6 +6,7 @@
  *              health checks
  *   zkr_router (ZooKeeper) ──on_table──> proxy_set_table, health_set_table,
  *                                        statefile_save (--state-dir)
+ *                          ──on_ticket_keys──> tls_tickets_set (TLS listeners)
  *   state file, read at start ──after zk-startup-wait-ms, if ZooKeeper has
  *                                given no table yet──> the same consumers
  *   SIGHUP  ──> reopen the access log, reload reloadable options
@@ -36,6 +37,7 @@
 #include "node/config.h"
 #include "node/health.h"
 #include "node/proxy.h"
+#include "node/tls-tickets.h"
 #include "registry/log.h"
 #include "registry/router.h"
 #include "registry/statefile.h"
@@ -49,6 +51,7 @@ struct daemon {
 	struct event_base *base;
 	struct accesslog *alog;
 	struct proxy *proxy;
+	struct tls_tickets *tickets;       /* NULL without TLS listeners */
 	struct admin *admin;
 	struct health *health;
 	struct zkr_router *router;
@@ -142,6 +145,14 @@ static void on_table(struct route_table *t, void *arg)
 		evtimer_del(d->startup_timer);
 	if (d->state != NULL)
 		statefile_save(d->state, t);
+}
+
+/* New session-ticket keys (read from ZooKeeper, rotated, or local). */
+static void on_ticket_keys(const struct zkr_ticket_key *keys, size_t n, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)tls_tickets_set(d->tickets, keys, n);
 }
 
 /* zk-startup-wait-ms after the start: no table from ZooKeeper yet (no
@@ -244,6 +255,8 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 	proxy_apply_config(d->proxy, &d->cfg);
 	if (d->health != NULL)
 		health_apply_config(d->health, &d->cfg);
+	if (d->router != NULL)
+		zkr_router_set_ticket_rotate_s(d->router, d->cfg.tls_ticket_rotate_s);
 }
 
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -350,6 +363,15 @@ static bool start(struct daemon *d)
 			return false;
 		}
 	}
+	/* One ticket key ring for every TLS listener (and, later, every
+	 * loop), so that every router resumes every router's tickets. */
+	if (c->n_tls_listen > 0) {
+		if ((d->tickets = tls_tickets_new()) == NULL) {
+			log_error("cannot create the session-ticket keys (out of memory?)");
+			return false;
+		}
+		proxy_set_tls_tickets(d->proxy, d->tickets);
+	}
 	/* Each TLS listener loads the files itself, so a certificate or key
 	 * that cannot be read, or that do not match, stops the start here
 	 * with the file named, rather than failing each handshake later. */
@@ -391,6 +413,9 @@ static bool start(struct daemon *d)
 		.n_tls_listen = c->n_tls_listen,
 		.admin = c->admin,
 		.version = PACKAGE_VERSION,
+		.on_ticket_keys = d->tickets != NULL ? on_ticket_keys : NULL,
+		.ticket_keys_arg = d,
+		.ticket_rotate_s = c->tls_ticket_rotate_s,
 	};
 	if ((d->router = zkr_router_new(d->base, &ro, on_table, d, why, sizeof(why))) == NULL) {
 		log_error("ZooKeeper: %s", why);
@@ -398,6 +423,7 @@ static bool start(struct daemon *d)
 	}
 	if (d->admin != NULL) {
 		admin_set_router(d->admin, d->router);
+		admin_set_tls_tickets(d->admin, d->tickets);
 		admin_set_accesslog(d->admin, d->alog);
 	}
 	if (!state_start(d))
@@ -438,6 +464,9 @@ static void stop(struct daemon *d)
 	statefile_close(d->state);
 	if (d->proxy != NULL)
 		proxy_free(d->proxy);
+	/* After the listeners' contexts, which point to it. Connections the
+	 * proxy freed hold their context's last reference no longer. */
+	tls_tickets_free(d->tickets);
 	accesslog_close(d->alog);
 	if (d->base != NULL)
 		event_base_free(d->base);

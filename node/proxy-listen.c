@@ -23,6 +23,7 @@
 
 #include "node/proxy-t.h"
 #include "node/proxy.h"
+#include "node/tls-tickets.h"
 
 static void accept_resume(struct proxy *p)
 {
@@ -215,6 +216,11 @@ static const char *ssl_error(void)
 	return buf;
 }
 
+void proxy_set_tls_tickets(struct proxy *p, struct tls_tickets *t)
+{
+	p->tickets = t;
+}
+
 bool proxy_listen_tls(struct proxy *p, const char *addr_port, bool proxy_header,
 		      const char *cert_file, const char *key_file, char *why, size_t whylen)
 {
@@ -240,6 +246,10 @@ bool proxy_listen_tls(struct proxy *p, const char *addr_port, bool proxy_header,
 		goto failed;
 	}
 	SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+	if (p->tickets != NULL && !tls_tickets_attach(p->tickets, ctx)) {
+		snprintf(why, whylen, "TLS session tickets: %s", ssl_error());
+		goto failed;
+	}
 	if (!listen_on(p, addr_port, ctx, proxy_header, why, whylen))
 		goto failed;
 	return true;

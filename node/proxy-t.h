@@ -290,6 +290,7 @@ struct proxy {
 	struct listener **listeners;  /* each allocated alone: callbacks hold them */
 	size_t n_listeners;
 	unsigned short tls_port;   /* first TLS listener, for redirect_https */
+	struct tls_tickets *tickets;   /* session-ticket keys of TLS listeners; not owned */
 	struct event *accept_timer;
 	bool accept_paused;
 	uint64_t accept_warned_ms;     /* last "out of descriptors" warning */

@@ -48,6 +48,12 @@ bool proxy_listen_tls(struct proxy *p, const char *addr_port, bool proxy_header,
 		      const char *cert_file, const char *key_file, char *why, size_t whylen)
 	__attribute__((warn_unused_result));
 
+/* The session-ticket key ring (node/tls-tickets.h) for the TLS listeners
+ * opened from now on; the proxy does not own it. Without one, OpenSSL's
+ * per-process keys are used (tickets resume on this process only). */
+struct tls_tickets;
+void proxy_set_tls_tickets(struct proxy *p, struct tls_tickets *t);
+
 /* Publishes a new snapshot for new requests; takes its own reference.
  * Requests in flight keep the app they started with. Instances gone from
  * the table stop getting requests and their idle connections close. */
