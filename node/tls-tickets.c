@@ -190,7 +190,11 @@ bool tls_tickets_set(struct tls_tickets *t, const struct zkr_ticket_key *keys, s
 	struct ring *r = ring_new(keys, n), *old;
 
 	if (r == NULL) {
-		log_error("tls tickets: cannot put %zu keys in force (out of memory?); keeping the ring", n);
+		if (n < 1 || n > ZKR_TICKET_KEYS_MAX)
+			log_error("tls tickets: %zu keys offered, want 1 to %d; keeping the ring", n,
+				  ZKR_TICKET_KEYS_MAX);
+		else
+			log_error("tls tickets: out of memory for %zu keys; keeping the ring", n);
 		return false;
 	}
 	pthread_mutex_lock(&t->mu);
