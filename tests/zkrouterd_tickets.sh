@@ -17,7 +17,9 @@
 #     keys are created again and shared;
 #   - with ZooKeeper stopped, tickets keep resuming on both and no key
 #     changes; a router started meanwhile uses local keys, then the
-#     shared ones once ZooKeeper is back.
+#     shared ones once ZooKeeper is back;
+#   - a router without the identity keeps local keys, says why, and
+#     leaves the shared record alone.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
 
@@ -41,19 +43,20 @@ register app.test a1 "$BACKEND_PORT"
 
 # start_router NAME [ARGS...]: a router with a plain, a TLS and an admin
 # port and its own config file $T/NAME.conf (rewritten for SIGHUP); sets
-# TLS_<NAME>, ADMIN_<NAME>, PID_<NAME>.
+# TLS_<NAME>, ADMIN_<NAME>, PID_<NAME>. The routers' identity unless
+# ROUTER_AUTH is set empty.
 start_router() {
 	local name=$1 ports
 	shift
 	ports=$(free_port 3) || hard_error "no free ports"
 	set -- $ports "$@"
 	: >>"$T/$name.conf"
-	spawn "$name" "$ZKROUTERD" --zk "$ZK/zkrouter" --node-id "$name" --auth "$AUTH" \
+	spawn "$name" "$ZKROUTERD" --zk "$ZK/zkrouter" --node-id "$name" ${ROUTER_AUTH-"--auth=$AUTH"} \
 		--config "$T/$name.conf" --listen "127.0.0.1:$1" --tls-listen "127.0.0.1:$2" \
 		--admin "127.0.0.1:$3" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
 		--state-dir off --zk-session-timeout-ms 10000 "${@:4}"
 	eval "TLS_$name=$2 ADMIN_$name=127.0.0.1:$3 PID_$name=$SPAWNED_PID"
-	wait_for 20 curl -sf --max-time 2 "http://127.0.0.1:$3/metrics" ||
+	wait_for 20 curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$3/metrics" ||
 		fail "router $name did not start"
 }
 
@@ -282,4 +285,15 @@ resumes garbage-time A
 wait_for 20 agree A B || fail "no shared keys after the delete: A $(key_of A), B $(key_of B), record $(zk_keys)"
 resumes garbage-time A
 
+log "a router without the routers' identity keeps its keys to itself"
+rec=$(zk_keys)
+ROUTER_AUTH= start_router D
+grep -q 'tls tickets: no --auth, so the session-ticket keys are not shared' "$T/D.log" ||
+	fail "router D did not say why its keys are local"
+[ "$(key_of D | cut -d' ' -f2)" = -1 ] || fail "router D claims shared keys: $(key_of D)"
+fresh d-own D tls1.3
+resumes d-own D
+tls resume garbage-time "$TLS_D"
+case $ANSWER in *reused=0*) ;; *) fail "router D resumed a shared ticket: $ANSWER" ;; esac
+[ "$(zk_keys)" = "$rec" ] || fail "router D touched the shared keys: $rec -> $(zk_keys)"
 log "ok"
