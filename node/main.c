@@ -464,8 +464,8 @@ static void stop(struct daemon *d)
 	statefile_close(d->state);
 	if (d->proxy != NULL)
 		proxy_free(d->proxy);
-	/* After the listeners' contexts, which point to it. Connections the
-	 * proxy freed hold their context's last reference no longer. */
+	/* After the proxy: its listeners' contexts and their connections
+	 * point to the ring. */
 	tls_tickets_free(d->tickets);
 	accesslog_close(d->alog);
 	if (d->base != NULL)
