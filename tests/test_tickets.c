@@ -256,7 +256,7 @@ static void test_set_bounds(void)
 struct swapper {
 	struct tls_tickets *t;
 	struct zkr_ticket_key keys[2][2];
-	volatile bool stop;
+	bool stop;                 /* atomic */
 	unsigned swaps;
 };
 
@@ -264,7 +264,7 @@ static void *swap_loop(void *arg)
 {
 	struct swapper *sw = arg;
 
-	while (!sw->stop) {
+	while (!__atomic_load_n(&sw->stop, __ATOMIC_RELAXED)) {
 		if (!tls_tickets_set(sw->t, sw->keys[sw->swaps % 2], 2))
 			break;
 		sw->swaps++;
@@ -297,7 +297,7 @@ static void test_swap_under_handshakes(void)
 		resumed += reused;
 		SSL_SESSION_free(got);
 	}
-	sw.stop = true;
+	__atomic_store_n(&sw.stop, true, __ATOMIC_RELAXED);
 	pthread_join(th, NULL);
 	CU_ASSERT_EQUAL(resumed, 40);
 	CU_ASSERT_TRUE(sw.swaps > 0);
