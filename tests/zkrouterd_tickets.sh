@@ -191,6 +191,7 @@ for round in 1 2 3; do
 	v=$(field "$rec" version)
 	at=$(field "$rec" rotated_at_ms)
 	rot=$(metric_sum 'zkrouter_tls_ticket_key_rotations_total{keys="zookeeper"}' A B)
+	rot_a=$(metric A 'zkrouter_tls_ticket_key_rotations_total{keys="zookeeper"}')
 	c0=$(metric_sum zkrouter_tls_ticket_key_rotation_conflicts_total A B)
 	kill -STOP "$PID_A" "$PID_B"
 	# The due time plus the largest jitter (a twentieth of the period).
@@ -198,8 +199,13 @@ for round in 1 2 3; do
 	kill -CONT "$PID_A" "$PID_B"
 	rotated() { [ "$(metric_sum 'zkrouter_tls_ticket_key_rotations_total{keys="zookeeper"}' A B)" -gt "$rot" ]; }
 	wait_for 10 rotated || fail "round $round: nobody rotated"
-	after=$(field "$(zk_keys)" version)
+	rec=$(zk_keys)
+	after=$(field "$rec" version)
 	[ "$after" = $(( v + 1 )) ] || fail "round $round: version $v became $after, want $(( v + 1 ))"
+	# The record names the router that counted the rotation.
+	winner=B
+	[ "$(metric A 'zkrouter_tls_ticket_key_rotations_total{keys="zookeeper"}')" -gt "$rot_a" ] && winner=A
+	[ "$(field "$rec" rotated_by)" = "$winner" ] || fail "round $round: rotated by $winner, record says $rec"
 	# The loser's answer follows the winner's at once.
 	raced() { [ "$(metric_sum zkrouter_tls_ticket_key_rotation_conflicts_total A B)" -gt "$c0" ]; }
 	wait_for 2 raced || true
