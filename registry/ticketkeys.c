@@ -34,7 +34,8 @@
 #include "registry/ticketkeys.h"
 
 #define TLS_PATH "/tls"
-#define TK_RETRY_MS 2000
+#define TK_RETRY_MS 2000          /* after a lost connection */
+#define TK_RETRY_SLOW_MS 30000    /* after a refusal: someone must act first */
 #define TK_JITTER_MAX_MS 2000
 #define TK_BY_MAX 128
 
@@ -258,7 +259,8 @@ static bool rc_transient(int rc)
 
 static void tk_retry_later(struct zkr_ticketkeys *k, const char *what, int rc)
 {
-	struct timeval tv = { TK_RETRY_MS / 1000, (TK_RETRY_MS % 1000) * 1000 };
+	int ms = rc_transient(rc) ? TK_RETRY_MS : TK_RETRY_SLOW_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	if (rc_transient(rc))
 		log_debug("tls tickets: %s %s%s: %s", what, tk_chroot(k), ZKR_TICKET_KEYS_PATH, zerror(rc));
@@ -289,6 +291,32 @@ static void tk_watch(zhandle_t *zh, int type, int state, const char *path, void 
 }
 
 static void tk_got(int rc, const char *value, int len, const struct Stat *stat, const void *data);
+
+/* Anyone but the routers' identity who may read the keys may decrypt
+ * every ticket: say so (the node may have been made by hand). */
+static void tk_acl_got(int rc, struct ACL_vector *acl, struct Stat *stat, const void *data)
+{
+	struct zkr_ticketkeys *k = tkreq_take(data);
+	(void)stat;
+	if (k == NULL || rc != ZOK)
+		return;
+	for (int32_t i = 0; i < acl->count; i++) {
+		const struct ACL *a = &acl->data[i];
+		if ((a->perms & (ZOO_PERM_READ | ZOO_PERM_WRITE | ZOO_PERM_ADMIN)) == 0 ||
+		    (strcmp(a->id.scheme, "digest") == 0 && strcmp(a->id.id, k->acl_id) == 0))
+			continue;
+		log_warn("tls tickets: %s%s is open to %s:%s (perms 0x%x): whoever can read it can "
+			 "decrypt every ticket; give the routers' identity alone access", tk_chroot(k),
+			 ZKR_TICKET_KEYS_PATH, a->id.scheme, a->id.id, a->perms);
+	}
+}
+
+static void tk_check_acl(struct zkr_ticketkeys *k)
+{
+	struct tkreq *r = tkreq_new(k);
+	if (r == NULL || zoo_aget_acl(zkr_session_zh(k->s), ZKR_TICKET_KEYS_PATH, tk_acl_got, r) != ZOK)
+		free(r);
+}
 
 static void tk_created(int rc, const char *value, const void *data)
 {
@@ -345,11 +373,44 @@ static void tk_read(struct zkr_ticketkeys *k)
 	k->state = TK_READ;
 }
 
+/* A record read: put in force if it decodes, else ignored (keys kept). */
+static void tk_take(struct zkr_ticketkeys *k, const char *value, int len, const struct Stat *stat)
+{
+	struct keyset ks;
+	char why[RECORD_WHY_MAX], by[TK_BY_MAX];
+	bool first = !k->shared;
+
+	k->state = TK_LIVE;
+	if (!zkr_ticketkeys_decode((const uint8_t *)value, len > 0 ? (size_t)len : 0, ks.keys, &ks.n,
+				   &ks.rotated_at_ms, by, sizeof(by), why, sizeof(why))) {
+		/* Never overwritten: a record we cannot read may be a newer
+		 * router's. Deleting it lets the routers start afresh. */
+		k->stats.rejected++;
+		k->readable = false;
+		evtimer_del(k->due_ev);
+		log_warn("tls tickets: %s%s version %d ignored: %s; keeping the keys in force",
+			 tk_chroot(k), ZKR_TICKET_KEYS_PATH, stat->version, why);
+		return;
+	}
+	k->readable = true;
+	k->version = stat->version;
+	k->stats.version = stat->version;
+	if (first || memcmp(ks.keys[0].name, k->cur.keys[0].name, ZKR_TICKET_NAME_LEN) != 0) {
+		k->stats.updates++;
+		log_info("tls tickets: keys version %d from %s%s, rotated by %s%s", stat->version,
+			 tk_chroot(k), ZKR_TICKET_KEYS_PATH, by[0] ? by : "?",
+			 first ? " (shared with every router from now on)" : "");
+	}
+	k->shared = true;
+	k->stats.shared = true;
+	tk_apply(k, &ks);
+	OPENSSL_cleanse(&ks, sizeof(ks));
+	tk_arm_due(k);
+}
+
 static void tk_got(int rc, const char *value, int len, const struct Stat *stat, const void *data)
 {
 	struct zkr_ticketkeys *k = tkreq_take(data);
-	struct keyset ks;
-	char why[RECORD_WHY_MAX], by[TK_BY_MAX];
 
 	if (k == NULL || k->state != TK_READ)
 		return;
@@ -357,33 +418,9 @@ static void tk_got(int rc, const char *value, int len, const struct Stat *stat, 
 		tk_create(k);
 	} else if (rc != ZOK) {
 		tk_retry_later(k, "read", rc);
-	} else if (!zkr_ticketkeys_decode((const uint8_t *)value, len > 0 ? (size_t)len : 0, ks.keys,
-					  &ks.n, &ks.rotated_at_ms, by, sizeof(by), why, sizeof(why))) {
-		/* Never overwritten: a record we cannot read may be a newer
-		 * router's. Deleting it lets the routers start afresh. */
-		k->stats.rejected++;
-		k->readable = false;
-		k->state = TK_LIVE;
-		evtimer_del(k->due_ev);
-		log_warn("tls tickets: %s%s version %d ignored: %s; keeping the keys in force",
-			 tk_chroot(k), ZKR_TICKET_KEYS_PATH, stat->version, why);
 	} else {
-		bool first = !k->shared;
-		k->readable = true;
-		k->version = stat->version;
-		k->stats.version = stat->version;
-		k->state = TK_LIVE;
-		if (first || memcmp(ks.keys[0].name, k->cur.keys[0].name, ZKR_TICKET_NAME_LEN) != 0) {
-			k->stats.updates++;
-			log_info("tls tickets: keys version %d from %s%s, rotated by %s%s", stat->version,
-				 tk_chroot(k), ZKR_TICKET_KEYS_PATH, by[0] ? by : "?",
-				 first ? " (shared with every router from now on)" : "");
-		}
-		k->shared = true;
-		k->stats.shared = true;
-		tk_apply(k, &ks);
-		OPENSSL_cleanse(&ks, sizeof(ks));
-		tk_arm_due(k);
+		tk_check_acl(k);
+		tk_take(k, value, len, stat);
 	}
 	if (k->state == TK_LIVE && k->read_again)
 		tk_read(k);

@@ -13,8 +13,9 @@
 #     together) rotate once: the znode's version advances by one, the
 #     loser counts a conflict; over the whole run every rotation came a
 #     full period after the one before, and each wrote the next version;
-#   - a record that does not decode is ignored (keys kept); deleted, the
-#     keys are created again and shared;
+#   - a record that does not decode is ignored (keys kept), one that
+#     others may read is warned about; deleted, the keys are created
+#     again, shared, and closed to others;
 #   - with ZooKeeper stopped, tickets keep resuming on both and no key
 #     changes; a router started meanwhile uses local keys, then the
 #     shared ones once ZooKeeper is back;
@@ -277,6 +278,9 @@ done <"$T/history"
 log "a record that does not decode is ignored; deleted, it is created again"
 key_a=$(key_of A)
 rej=$(metric A zkrouter_tls_ticket_key_rejected_total)
+# Opened to the world by hand first: the routers warn at their next read.
+"$ZKPUT_BIN" --zk "$ZK/zkrouter" --auth "$AUTH" --timeout 5000 acl /tls/ticket-keys \
+	"digest:$AUTH:cdrwa,world:anyone:r" >>"$T/zkput.log" 2>&1 || fail "cannot open the ACL"
 "$ZKPUT_BIN" --zk "$ZK/zkrouter" --auth "$AUTH" --timeout 5000 set /tls/ticket-keys text:garbage \
 	>>"$T/zkput.log" 2>&1 || fail "cannot write garbage as the routers' identity"
 wait_for 10 sh -c "[ \$(curl -s http://$ADMIN_A/metrics | sed -n 's/^zkrouter_tls_ticket_key_rejected_total //p') -gt $rej ]" ||
@@ -284,11 +288,15 @@ wait_for 10 sh -c "[ \$(curl -s http://$ADMIN_A/metrics | sed -n 's/^zkrouter_tl
 grep -q 'tls tickets: /zkrouter/tls/ticket-keys version [0-9]* ignored: ' "$T/A.log" ||
 	fail "router A did not log the undecodable record"
 [ "$(key_of A | cut -d' ' -f1)" = "${key_a% *}" ] || fail "router A changed keys on garbage: $(key_of A)"
+wait_for 10 grep -q 'tls tickets: /zkrouter/tls/ticket-keys is open to world:anyone' "$T/A.log" ||
+	fail "router A did not warn of a world-readable record"
 fresh garbage-time B tls1.3
 resumes garbage-time A
 "$ZKPUT_BIN" --zk "$ZK/zkrouter" --auth "$AUTH" --timeout 5000 rm /tls/ticket-keys \
 	>>"$T/zkput.log" 2>&1 || fail "cannot delete the record"
 wait_for 20 agree A B || fail "no shared keys after the delete: A $(key_of A), B $(key_of B), record $(zk_keys)"
+"$ZKPUT_BIN" --zk "$ZK/zkrouter" --timeout 5000 get /tls/ticket-keys >"$T/get.out" 2>&1 &&
+	fail "the world reads the record created again: $(cat "$T/get.out")"
 resumes garbage-time A
 
 log "a router without the routers' identity keeps its keys to itself"
