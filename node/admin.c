@@ -23,6 +23,7 @@
 #include "node/config.h"
 #include "node/proxy.h"
 #include "node/tls.h"
+#include "node/tls-tickets.h"
 #include "registry/log.h"
 #include "registry/record.h"
 #include "registry/router.h"
@@ -40,6 +41,7 @@ struct admin {
 	struct accesslog *log;
 	struct statefile *state;
 	struct tls_store *tls;
+	struct tls_tickets *tickets;
 	char *node_id;
 	bool draining;
 	bool from_disk;            /* the table in use was read from the state file */
@@ -347,6 +349,52 @@ static void pp_metrics(struct admin *a, struct evbuffer *b)
 			    n.malformed, n.timeout, n.closed);
 }
 
+/* Session tickets, and the keys they are made with. */
+static void ticket_metrics(struct admin *a, struct evbuffer *b)
+{
+	struct tls_tickets_stats n;
+	struct zkr_ticketkeys_stats ks;
+	char name[2 * ZKR_TICKET_NAME_LEN + 1];
+
+	tls_tickets_stats(a->tickets, &n);
+	metric(b, "zkrouter_tls_tickets_issued_total", "counter", "TLS session tickets issued.",
+	       n.issued);
+	metric(b, "zkrouter_tls_tickets_resumed_total", "counter",
+	       "TLS session tickets presented under a key in force (the session resumes).", n.resumed);
+	metric(b, "zkrouter_tls_tickets_renewed_total", "counter",
+	       "Of those, tickets under an older key, replaced by one under the current key.", n.renewed);
+	metric(b, "zkrouter_tls_tickets_failed_total", "counter",
+	       "TLS session tickets presented under an unknown or retired key (a full handshake).",
+	       n.failed);
+	if (a->router == NULL || !zkr_router_ticket_stats(a->router, &ks))
+		return;
+	for (size_t i = 0; i < ZKR_TICKET_NAME_LEN; i++)
+		snprintf(name + 2 * i, 3, "%02x", ks.name[i]);
+	evbuffer_add_printf(b, "# HELP zkrouter_tls_ticket_key_rotations_total Session-ticket key "
+			    "rotations this router made: written to ZooKeeper, or of keys not shared.\n"
+			    "# TYPE zkrouter_tls_ticket_key_rotations_total counter\n"
+			    "zkrouter_tls_ticket_key_rotations_total{keys=\"zookeeper\"} %" PRIu64 "\n"
+			    "zkrouter_tls_ticket_key_rotations_total{keys=\"local\"} %" PRIu64 "\n",
+			    ks.rotations, ks.local_rotations);
+	metric(b, "zkrouter_tls_ticket_key_rotation_conflicts_total", "counter",
+	       "Rotations another router wrote first (this router then read theirs).", ks.conflicts);
+	metric(b, "zkrouter_tls_ticket_key_updates_total", "counter",
+	       "Session-ticket key sets read from ZooKeeper and put in force.", ks.updates);
+	metric(b, "zkrouter_tls_ticket_key_rejected_total", "counter",
+	       "Reads of the session-ticket keys refused (undecodable, wrong sizes); the keys stayed.",
+	       ks.rejected);
+	metric(b, "zkrouter_tls_ticket_keys_shared", "gauge",
+	       "1 while the session-ticket keys in force are the ones shared in ZooKeeper.", ks.shared);
+	evbuffer_add_printf(b, "# HELP zkrouter_tls_ticket_key_info The key that encrypts new "
+			    "tickets (its public name) and the znode version it came from (-1: local).\n"
+			    "# TYPE zkrouter_tls_ticket_key_info gauge\n"
+			    "zkrouter_tls_ticket_key_info{name=\"%s\",version=\"%d\"} 1\n", name,
+			    ks.shared ? (int)ks.version : -1);
+	metric(b, "zkrouter_tls_ticket_keys_rotated_at_seconds", "gauge",
+	       "When the session-ticket keys in force were rotated (Unix time).",
+	       ks.rotated_at_ms / 1000);
+}
+
 static void handle_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct route_table *t = proxy_table(a->proxy);
@@ -412,6 +460,8 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	pp_metrics(a, b);
 	if (a->tls != NULL)
 		tls_store_write_metrics(a->tls, b);
+	if (a->tickets != NULL)
+		ticket_metrics(a, b);
 	if (a->log != NULL)
 		request_metrics(a, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
@@ -501,6 +551,11 @@ nomem:
 void admin_set_router(struct admin *a, struct zkr_router *router)
 {
 	a->router = router;
+}
+
+void admin_set_tls_tickets(struct admin *a, struct tls_tickets *t)
+{
+	a->tickets = t;
 }
 
 void admin_set_accesslog(struct admin *a, struct accesslog *log)

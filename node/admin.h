@@ -39,6 +39,10 @@ struct admin *admin_new(struct event_base *base, const char *addr_port, struct p
 /* Lets /healthz and /metrics report the ZooKeeper connection (optional). */
 void admin_set_router(struct admin *a, struct zkr_router *router);
 
+/* Lets /metrics report the session tickets and their keys (NULL: no TLS). */
+struct tls_tickets;
+void admin_set_tls_tickets(struct admin *a, struct tls_tickets *t);
+
 /* Lets /metrics report request counters and latency (optional). */
 struct accesslog;
 void admin_set_accesslog(struct admin *a, struct accesslog *log);

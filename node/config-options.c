@@ -52,6 +52,8 @@ const struct option_def config_options[] = {
 	  "OpenSSL cipher list for TLS 1.2 (default: ECDHE with AES-GCM or ChaCha20-Poly1305 only)" },
 	{ "tls-ciphersuites", OPT_STR, F(tls_ciphersuites), 0, TLS_POLICY_DEFAULT_SUITES, NOBOUND, true, false, "LIST",
 	  "TLS 1.3 cipher suites, colon-separated" },
+	{ "tls-ticket-rotate-s", OPT_UINT, F(tls_ticket_rotate_s), 0, "43200", 1, 2592000, true, false, "S",
+	  "rotate the TLS session-ticket keys this often (shared by the routers in ZooKeeper with --auth); the two previous keys keep decrypting" },
 	{ "admin", OPT_STR_OFF, F(admin), 0, "127.0.0.1:9901", NOBOUND, false, false, "ADDR:PORT",
 	  "admin endpoint (/healthz, /routes, /metrics); \"off\" disables it" },
 	{ "access-log", OPT_STR_OFF, F(access_log), 0, NULL, NOBOUND, false, false, "PATH",

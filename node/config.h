@@ -50,6 +50,7 @@ struct zkr_config {
 	char *tls_min_version;            /* "1.2" (default) or "1.3" */
 	char *tls_ciphers;                /* OpenSSL cipher list for TLS <= 1.2 */
 	char *tls_ciphersuites;           /* TLS 1.3 suites */
+	unsigned tls_ticket_rotate_s;     /* session-ticket key rotation period; default 43200 */
 
 	/* logging */
 	char *access_log;                 /* path, "-" for stdout, NULL off */

@@ -8,6 +8,7 @@
  *                                        statefile_save (--state-dir)
  *                          ──on_cert_add / on_cert_remove──> the TLS store
  *                            (/certs records; only with a TLS listener)
+ *                          ──on_ticket_keys──> tls_tickets_set (TLS listeners)
  *   state file, read at start ──after zk-startup-wait-ms, if ZooKeeper has
  *                                given no table yet──> the same consumers
  *   SIGHUP  ──> reopen the access log, reload reloadable options, re-read
@@ -40,6 +41,7 @@
 #include "node/health.h"
 #include "node/proxy.h"
 #include "node/tls.h"
+#include "node/tls-tickets.h"
 #include "registry/log.h"
 #include "registry/router.h"
 #include "registry/statefile.h"
@@ -54,6 +56,8 @@ struct daemon {
 	struct accesslog *alog;
 	struct proxy *proxy;
 	struct tls_store *tls;             /* NULL: no TLS listener */
+	struct tls_tickets *tickets;       /* NULL without TLS listeners */
+	bool tickets_failed;               /* a base context refused the ring */
 	struct admin *admin;
 	struct health *health;
 	struct zkr_router *router;
@@ -147,6 +151,14 @@ static void on_table(struct route_table *t, void *arg)
 		evtimer_del(d->startup_timer);
 	if (d->state != NULL)
 		statefile_save(d->state, t);
+}
+
+/* New session-ticket keys (read from ZooKeeper, rotated, or local). */
+static void on_ticket_keys(const struct zkr_ticket_key *keys, size_t n, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)tls_tickets_set(d->tickets, keys, n);
 }
 
 /* zk-startup-wait-ms after the start: no table from ZooKeeper yet (no
@@ -254,6 +266,21 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 		health_apply_config(d->health, &d->cfg);
 	if (d->tls != NULL)
 		(void)tls_store_reload(d->tls, &d->cfg);   /* it logs what it refused */
+	if (d->router != NULL)
+		zkr_router_set_ticket_rotate_s(d->router, d->cfg.tls_ticket_rotate_s);
+}
+
+/* Each TLS base context the store makes (at start, and after a policy
+ * change) encrypts and decrypts tickets with the shared ring. */
+static void attach_tickets(SSL_CTX *ctx, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (tls_tickets_attach(d->tickets, ctx))
+		return;
+	d->tickets_failed = true;
+	log_error("cannot attach the session-ticket keys to a TLS context: tickets from "
+		  "this context resume on this process only");
 }
 
 /* A /certs record (registry/certwatch.h) goes to the TLS store, which
@@ -386,8 +413,21 @@ static bool start(struct daemon *d)
 		log_error("TLS: %s", why);
 		return false;
 	}
-	/* Session-ticket keys are attached to each base context here:
-	 * tls_store_on_base_ctx(d->tls, <attach>, <arg>). */
+	/* One ticket key ring for every TLS listener (and, later, every
+	 * loop), so that every router resumes every router's tickets. The
+	 * store hands it each base context it makes (a policy reload makes
+	 * a new one). */
+	if (d->tls != NULL) {
+		if ((d->tickets = tls_tickets_new()) == NULL) {
+			log_error("cannot create the session-ticket keys (out of memory?)");
+			return false;
+		}
+		tls_store_on_base_ctx(d->tls, attach_tickets, d);
+		if (d->tickets_failed) {
+			log_error("cannot attach the session-ticket keys to the TLS context");
+			return false;
+		}
+	}
 	for (size_t i = 0; i < c->n_tls_listen; i++) {
 		char addr[300];
 		unsigned flags = 0;
@@ -429,6 +469,9 @@ static bool start(struct daemon *d)
 		.on_cert_add = d->tls != NULL ? on_cert_add : NULL,
 		.on_cert_remove = on_cert_remove,
 		.cert_arg = d,
+		.on_ticket_keys = d->tickets != NULL ? on_ticket_keys : NULL,
+		.ticket_keys_arg = d,
+		.ticket_rotate_s = c->tls_ticket_rotate_s,
 	};
 	if ((d->router = zkr_router_new(d->base, &ro, on_table, d, why, sizeof(why))) == NULL) {
 		log_error("ZooKeeper: %s", why);
@@ -436,6 +479,7 @@ static bool start(struct daemon *d)
 	}
 	if (d->admin != NULL) {
 		admin_set_router(d->admin, d->router);
+		admin_set_tls_tickets(d->admin, d->tickets);
 		admin_set_accesslog(d->admin, d->alog);
 		admin_set_tls(d->admin, d->tls);
 	}
@@ -479,6 +523,9 @@ static void stop(struct daemon *d)
 		proxy_free(d->proxy);
 	/* After the proxy: its connections' handshakes call into the store. */
 	tls_store_free(d->tls);
+	/* After the proxy: its listeners' contexts and their connections
+	 * point to the ring. */
+	tls_tickets_free(d->tickets);
 	accesslog_close(d->alog);
 	if (d->base != NULL)
 		event_base_free(d->base);

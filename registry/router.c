@@ -9,6 +9,7 @@
  *        +--events--> zkr_membership <--------- generation, digest
  *        |
  *        +--events--> zkr_certwatch --add/remove--> on_cert_* (zkrouterd)
+ *        +--events--> zkr_ticketkeys --keys--> on_ticket_keys (zkrouterd's TLS)
  */
 #include "config.h"
 
@@ -20,6 +21,7 @@
 #include "registry/membership.h"
 #include "registry/router.h"
 #include "registry/session.h"
+#include "registry/ticketkeys.h"
 #include "registry/watcher.h"
 
 struct zkr_router {
@@ -27,6 +29,7 @@ struct zkr_router {
 	struct zkr_watcher *w;
 	struct zkr_membership *m;
 	struct zkr_certwatch *cw;  /* NULL: /certs not watched */
+	struct zkr_ticketkeys *tk;     /* NULL without TLS listeners */
 	zkr_router_table_cb on_table;
 	void *arg;
 };
@@ -84,6 +87,18 @@ struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_rout
 		if (r->cw == NULL)
 			goto failed;
 	}
+	if (opts->on_ticket_keys != NULL) {
+		struct zkr_ticketkeys_opts to = {
+			.node_id = opts->node_id,
+			.auth = opts->auth,
+			.rotate_s = opts->ticket_rotate_s,
+			.on_keys = opts->on_ticket_keys,
+			.arg = opts->ticket_keys_arg,
+		};
+		r->tk = zkr_ticketkeys_new(base, r->s, &to, why, whylen);
+		if (r->tk == NULL)
+			goto failed;
+	}
 	return r;
 failed:
 	zkr_router_free(r);
@@ -105,6 +120,7 @@ void zkr_router_free(struct zkr_router *r)
 	zkr_watcher_free(r->w);
 	zkr_certwatch_free(r->cw);
 	zkr_membership_free(r->m);
+	zkr_ticketkeys_free(r->tk);
 	zkr_session_free(r->s);
 	free(r);
 }
@@ -130,6 +146,20 @@ void zkr_router_cert_stats(const struct zkr_router *r, struct zkr_certwatch_stat
 		zkr_certwatch_get_stats(r->cw, out);
 	else
 		memset(out, 0, sizeof(*out));
+}
+
+void zkr_router_set_ticket_rotate_s(struct zkr_router *r, unsigned rotate_s)
+{
+	if (r->tk != NULL)
+		zkr_ticketkeys_set_period(r->tk, rotate_s);
+}
+
+bool zkr_router_ticket_stats(const struct zkr_router *r, struct zkr_ticketkeys_stats *out)
+{
+	if (r->tk == NULL)
+		return false;
+	zkr_ticketkeys_stats(r->tk, out);
+	return true;
 }
 
 const char *zkr_router_chroot(const struct zkr_router *r)

@@ -21,6 +21,7 @@
 
 #include "registry/certwatch.h"
 #include "registry/table.h"
+#include "registry/ticketkeys.h"
 
 struct zkr_router_opts {
 	const char *connect;       /* ZooKeeper connect string, with optional /chroot */
@@ -38,6 +39,12 @@ struct zkr_router_opts {
 	zkr_cert_add_cb on_cert_add;
 	zkr_cert_remove_cb on_cert_remove;
 	void *cert_arg;
+	/* Session-ticket keys (ticketkeys.h): handed to on_ticket_keys at
+	 * start and on every change; NULL: the router has no TLS listener
+	 * and does not take part. */
+	zkr_ticketkeys_cb on_ticket_keys;
+	void *ticket_keys_arg;
+	unsigned ticket_rotate_s;
 };
 
 struct zkr_router;
@@ -63,6 +70,11 @@ bool zkr_router_synced(const struct zkr_router *r);
 
 /* Counters of the certificate watcher; all zero when /certs is not watched. */
 void zkr_router_cert_stats(const struct zkr_router *r, struct zkr_certwatch_stats *out);
+/* The ticket keys' rotation period (SIGHUP); nothing without on_ticket_keys. */
+void zkr_router_set_ticket_rotate_s(struct zkr_router *r, unsigned rotate_s);
+
+/* False when the router takes no part in the ticket keys. */
+bool zkr_router_ticket_stats(const struct zkr_router *r, struct zkr_ticketkeys_stats *out);
 
 /* The ZooKeeper chroot in use ("/zkrouter" by default). */
 const char *zkr_router_chroot(const struct zkr_router *r);

@@ -13,7 +13,9 @@
  *                    digest:USER:PASS:PERMS or world:anyone:PERMS (PERMS
  *                    from "cdrwa")
  *   get PATH         print "owner=0x.. len=N version=V" and, for a RouterNode,
- *                    "node=ID generation=G digest=D"; fails on ZNONODE
+ *                    "node=ID generation=G digest=D", for the ticket keys
+ *                    "keys=N names=HEX,HEX rotated_at_ms=MS rotated_by=ID";
+ *                    fails on ZNONODE
  *
  * DATA is one of:
  *   -                         empty
@@ -48,6 +50,7 @@
 #include "registry/log.h"
 #include "registry/record.h"
 #include "registry/session.h"
+#include "registry/ticketkeys.h"
 
 struct op {
 	const char *verb;
@@ -431,6 +434,25 @@ static void got_cb(int rc, const char *value, int len, const struct Stat *stat, 
 			       (unsigned long long)rn->table_generation,
 			       rn->table_digest ? rn->table_digest : "-");
 		record_router_node_free(rn);
+		struct zkr_ticket_key keys[ZKR_TICKET_KEYS_MAX];
+		size_t n;
+		uint64_t at;
+		char by[128], why[160];
+		size_t plen = strlen(t->ops[t->next].path), slen = strlen("/ticket-keys");
+		if (plen >= slen && strcmp(t->ops[t->next].path + plen - slen, "/ticket-keys") == 0) {
+			if (zkr_ticketkeys_decode((const uint8_t *)value, len > 0 ? (size_t)len : 0, keys, &n,
+						  &at, by, sizeof(by), why, sizeof(why))) {
+				printf(" keys=%zu names=", n);
+				for (size_t i = 0; i < n; i++) {
+					for (size_t j = 0; j < ZKR_TICKET_NAME_LEN; j++)
+						printf("%02x", keys[i].name[j]);
+					printf("%s", i + 1 < n ? "," : "");
+				}
+				printf(" rotated_at_ms=%llu rotated_by=%s", (unsigned long long)at, by);
+			} else {
+				printf(" invalid=\"%s\"", why);
+			}
+		}
 		printf("\n");
 		fflush(stdout);
 	}
