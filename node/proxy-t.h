@@ -279,8 +279,8 @@ struct listener {
  * A connection accepted on a listener with proxy_header, whose header is
  * still being read (proxy-pp.c). It has no bufferevent yet: the header is
  * taken from the socket with recv(), never more than the header, so what
- * follows (an HTTP request, or a TLS ClientHello for the OpenSSL
- * bufferevent created next) stays in the socket. It lives at most
+ * follows (an HTTP request, or a TLS ClientHello for the SSL driven
+ * next, proxy-tls.c) stays in the socket. It lives at most
  * head_timeout_ms and counts against max_client_connections.
  */
 struct pp_conn {

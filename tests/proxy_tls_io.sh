@@ -2,7 +2,7 @@
 # The client side of TLS connections (node/proxy-tls.c) with real clients
 # (Python's ssl, openssl s_client, curl): every close the router makes after
 # a whole answer carries close_notify (Connection: close, the keep-alive idle
-# timeout), a cut answer does not; TLS 1.2 session IDs resume (s_client
+# timeout, the answer to the client's own close_notify), a cut answer does not; TLS 1.2 session IDs resume (s_client
 # -reconnect: 5 of 5); a handshake that stalls is cut at
 # --tls-handshake-timeout-ms; failed handshakes are counted by reason and
 # completed ones by version; large bodies both ways, pipelined requests and
@@ -54,6 +54,11 @@ log "the keep-alive idle timeout ends with close_notify"
 out=$($TLSIO idle app.test 15) || fail "tlsio idle: $out"
 echo "$out"
 case $out in "status=200 end=close_notify after="*) ;; *) fail "idle close over TLS: $out" ;; esac
+
+log "a client's close_notify is answered with the router's"
+out=$($TLSIO unwrap app.test) || fail "tlsio unwrap: $out"
+echo "$out"
+[ "$out" = "status=200 unwrap=ok" ] || fail "close_notify not answered: $out"
 
 log "an answer cut short ends without close_notify"
 out=$($TLSIO close app.test '/badresp?kind=short') || fail "tlsio close (cut): $out"

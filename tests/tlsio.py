@@ -7,6 +7,9 @@
     tlsio.py PORT idle HOST WAIT
         one keep-alive request, then reads nothing more but the end, for
         up to WAIT seconds; prints "status=S end=... after=SECONDS"
+    tlsio.py PORT unwrap HOST
+        one keep-alive request, then our close_notify (SSL unwrap), which
+        waits for the router's; prints "status=S unwrap=ok|ERROR"
     tlsio.py PORT pipeline HOST N
         N GET /echo?n=I requests in one write; prints "answers=N order=ok|bad"
     tlsio.py PORT ws HOST BYTES
@@ -111,6 +114,17 @@ def main():
         t = time.time()
         end, _ = read_end(s, wait)
         print("status=%d end=%s after=%.1f" % (status, end, time.time() - t))
+    elif what == "unwrap":
+        s = connect(port, args[0])
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: %s\r\n\r\n" % args[0].encode())
+        status, body, _ = read_answer(s)
+        s.settimeout(10)
+        try:
+            s.unwrap()
+            res = "ok"
+        except (OSError, ssl.SSLError) as e:
+            res = type(e).__name__
+        print("status=%d unwrap=%s" % (status, res))
     elif what == "pipeline":
         host, n = args[0], int(args[1])
         s = connect(port, host)
