@@ -161,8 +161,6 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	CHECK_MAGIC(c, CLIENT_MAGIC);
 	p = c->p;
-	if (what & BEV_EVENT_CONNECTED)
-		return;   /* a TLS handshake completed */
 	if (c->state == CS_LINGER || c->state == CS_DEAD) {
 		client_close(c);
 		return;
