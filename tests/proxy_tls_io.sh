@@ -2,10 +2,10 @@
 # The client side of TLS connections (node/proxy-tls.c) with real clients
 # (Python's ssl, openssl s_client, curl): every close the router makes after
 # a whole answer carries close_notify (Connection: close, the keep-alive idle
-# timeout, the answer to the client's own close_notify), a cut answer does not; TLS 1.2 session IDs resume (s_client
-# -reconnect: 5 of 5); a handshake that stalls is cut at
-# --tls-handshake-timeout-ms; failed handshakes are counted by reason and
-# completed ones by version; large bodies both ways, pipelined requests and
+# timeout, a drain, the answer to the client's own close_notify), a cut answer
+# does not; TLS 1.2 session IDs resume (s_client -reconnect: 5 of 5); a
+# handshake that stalls is cut at --tls-handshake-timeout-ms; failed
+# handshakes are counted by reason and completed ones by version; large bodies both ways, pipelined requests and
 # a WebSocket over TLS arrive whole; a TLS client that reads slowly holds
 # the router's memory down (backpressure).
 . "$(dirname "$0")/lib/harness.sh"
@@ -91,18 +91,31 @@ done
 	fail "timeouts not counted: $(metric 'zkrouter_tls_handshake_failures_total{reason="timeout"}')"
 
 log "failed handshakes are counted by reason and logged at debug level"
-before=$(metric 'zkrouter_tls_handshake_failures_total{reason="http_on_https"}')
-curl -s --max-time 10 -H 'Host: app.test' -o /dev/null "http://127.0.0.1:$TLS_PORT/echo"
-wait_for 10 sh -c "[ \$(curl -s http://$ADMIN/metrics | awk '\$1 == \"zkrouter_tls_handshake_failures_total{reason=\\\"http_on_https\\\"}\" {print \$2}') -gt $before ]" ||
-	fail "plain HTTP on the TLS port not counted as http_on_https"
-before=$(metric 'zkrouter_tls_handshake_failures_total{reason="no_shared_cipher"}')
+# failed REASON ACTION...: ACTION moves the failure counter of REASON.
+failed() {
+	local name="zkrouter_tls_handshake_failures_total{reason=\"$1\"}" before
+	shift
+	before=$(metric "$name")
+	"$@" >"$T/failed.out" 2>&1
+	wait_for 10 metric_above "$name" "$before" ||
+		fail "$name did not move: $(curl -s "http://$ADMIN/metrics" | grep handshake_failures)"
+}
+metric_above() { [ "$(metric "$1")" -gt "$2" ]; }
+failed http_on_https curl -s --max-time 10 -H 'Host: app.test' "http://127.0.0.1:$TLS_PORT/echo"
 # The certificate is RSA: an ECDSA-only TLS 1.2 client shares no suite.
-timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -tls1_2 \
-	-cipher ECDHE-ECDSA-AES128-GCM-SHA256 </dev/null >"$T/nocipher.out" 2>&1
-wait_for 10 sh -c "[ \$(curl -s http://$ADMIN/metrics | awk '\$1 == \"zkrouter_tls_handshake_failures_total{reason=\\\"no_shared_cipher\\\"}\" {print \$2}') -gt $before ]" ||
-	fail "no shared cipher not counted: $(curl -s "http://$ADMIN/metrics" | grep handshake_failures)"
+failed no_shared_cipher timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -tls1_2 \
+	-cipher ECDHE-ECDSA-AES128-GCM-SHA256 </dev/null
 wait_for 10 grep -q 'TLS handshake failed (no_shared_cipher):.*no shared cipher' "$T/zkrouterd.log" ||
 	fail "no debug line with OpenSSL's reason"
+# TLS 1.1 (allowed on the client side at security level 0) is below the
+# router's minimum.
+failed unsupported_protocol timeout 10 openssl s_client -connect "127.0.0.1:$TLS_PORT" -tls1_1 \
+	-cipher 'DEFAULT:@SECLEVEL=0' </dev/null
+# Part of a ClientHello, then the client is gone.
+failed eof python3 -c 'import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"\x16\x03\x01\x00\xc8\x01\x00")
+s.close()' "$TLS_PORT"
 curl -s "http://$ADMIN/metrics" | grep '^zkrouter_tls_'
 router_alive
 
@@ -138,4 +151,19 @@ echo "$out; router RSS $base kB before, $now kB after"
 router_alive
 wait_for 20 sh -c "curl -s http://$ADMIN/metrics | grep -q '^zkrouter_client_connections 0\$'" ||
 	fail "connections left open: $(curl -s "http://$ADMIN/metrics" | grep client_connections)"
+
+log "a drain (SIGTERM) closes an idle TLS connection with close_notify"
+lines=$(wc -l <"$T/access.log")
+$TLSIO idle app.test 15 >"$T/drain.out" 2>&1 &
+idle_pid=$!
+# Its request answered (and logged): the connection is idle now.
+wait_for 10 sh -c "[ \$(wc -l <'$T/access.log') -gt $lines ]" || fail "the idle client's request was not logged"
+kill -TERM "$ROUTER_PID"
+wait "$idle_pid" || fail "tlsio idle: $(cat "$T/drain.out")"
+cat "$T/drain.out"
+case $(cat "$T/drain.out") in "status=200 end=close_notify after="*) ;; *) fail "drain close over TLS: $(cat "$T/drain.out")" ;; esac
+after=$(sed 's/.*after=//' "$T/drain.out")
+awk -v a="$after" 'BEGIN { exit !(a < 5) }' || fail "closed after $after s: by the idle timeout, not the drain"
+wait_for 20 sh -c "! kill -0 $ROUTER_PID" || fail "zkrouterd still running after SIGTERM"
+HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $ROUTER_PID / /")
 log "ok"
