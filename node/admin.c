@@ -395,6 +395,31 @@ static void ticket_metrics(struct admin *a, struct evbuffer *b)
 	       ks.rotated_at_ms / 1000);
 }
 
+/* TLS handshakes on the client side, and how connections ended. */
+static void tls_metrics(struct admin *a, struct evbuffer *b)
+{
+	struct proxy_tls_counters n;
+
+	proxy_tls_counters(a->proxy, &n);
+	evbuffer_add_printf(b, "# HELP zkrouter_tls_handshakes_total TLS handshakes completed, by "
+			    "protocol version.\n"
+			    "# TYPE zkrouter_tls_handshakes_total counter\n"
+			    "zkrouter_tls_handshakes_total{version=\"TLSv1.2\"} %" PRIu64 "\n"
+			    "zkrouter_tls_handshakes_total{version=\"TLSv1.3\"} %" PRIu64 "\n"
+			    "zkrouter_tls_handshakes_total{version=\"other\"} %" PRIu64 "\n",
+			    n.handshakes_tls12, n.handshakes_tls13, n.handshakes_other);
+	metric(b, "zkrouter_tls_sessions_resumed_total", "counter",
+	       "TLS handshakes that resumed a session (session ID or ticket).", n.resumed);
+	evbuffer_add_printf(b, "# HELP zkrouter_tls_handshake_failures_total TLS handshakes that "
+			    "failed, by reason.\n"
+			    "# TYPE zkrouter_tls_handshake_failures_total counter\n");
+	for (size_t i = 0; i < TLS_FAIL_N; i++)
+		evbuffer_add_printf(b, "zkrouter_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
+				    proxy_tls_fail_names[i], n.failures[i]);
+	metric(b, "zkrouter_tls_close_notify_sent_total", "counter",
+	       "TLS connections closed with a close_notify alert.", n.close_notify_sent);
+}
+
 static void handle_metrics(struct admin *a, struct evhttp_request *req)
 {
 	struct route_table *t = proxy_table(a->proxy);
@@ -462,6 +487,7 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 		tls_store_write_metrics(a->tls, b);
 	if (a->tickets != NULL)
 		ticket_metrics(a, b);
+	tls_metrics(a, b);
 	if (a->log != NULL)
 		request_metrics(a, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);

@@ -74,6 +74,8 @@ const struct option_def config_options[] = {
 	  "forward request header names that contain '_' (dropped by default: a server behind may read them as '-')" },
 	{ "head-timeout-ms", OPT_UINT, F(head_timeout_ms), 0, "10000", 100, 3600000, true, false, "MS",
 	  "time to receive a request head; 408 past it" },
+	{ "tls-handshake-timeout-ms", OPT_UINT, F(tls_handshake_timeout_ms), 0, "10000", 100, 600000, true, false, "MS",
+	  "time for a TLS client to complete its handshake, from the accept (or its PROXY header); cut past it" },
 	{ "client-idle-timeout-ms", OPT_UINT, F(client_idle_timeout_ms), 0, "60000", 100, 86400000, true, false, "MS",
 	  "keep-alive idle time of a client connection" },
 	{ "connect-timeout-ms", OPT_UINT, F(connect_timeout_ms), 0, "2000", 10, 600000, true, false, "MS",

@@ -66,6 +66,7 @@ struct zkr_config {
 
 	/* timeouts */
 	unsigned head_timeout_ms;         /* 408; default 10000 */
+	unsigned tls_handshake_timeout_ms; /* a TLS handshake not done by then is cut; default 10000 */
 	unsigned client_idle_timeout_ms;  /* keep-alive idle; default 60000 */
 	unsigned connect_timeout_ms;      /* default 2000 */
 	unsigned response_timeout_ms;     /* first response byte, 504; default 60000 */

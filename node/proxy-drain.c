@@ -40,11 +40,12 @@ void proxy_drain(struct proxy *p)
  * one. */
 static bool between_requests(const struct client *c, uint64_t now)
 {
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	evutil_socket_t fd = c->io.fd;
 	unsigned grace = DRAIN_FIRST_REQUEST_MS;
 	char b;
 
-	if (c->state != CS_IDLE || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (c->state != CS_IDLE || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+	    conn_tls_pending(&c->io))
 		return false;
 	if (c->p->cfg.head_timeout_ms < grace)
 		grace = c->p->cfg.head_timeout_ms;

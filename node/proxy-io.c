@@ -6,8 +6,8 @@
  * write is one send() at the end of the loop's turn (struct conn_flushq)
  * with no write event armed, and every timeout is a libevent "common
  * timeout". That leaves 4 system calls per proxied keep-alive request,
- * plus a share of epoll_wait. TLS connections leave all of it to their
- * OpenSSL bufferevent.
+ * plus a share of epoll_wait. TLS client connections take the same road
+ * through proxy-tls.c, which drives their SSL object on the socket.
  */
 #include <config.h>
 
@@ -65,6 +65,8 @@ bool conn_flush_now(struct conn_io *io)
 	struct evbuffer *out = bufferevent_get_output(bev);
 	ssize_t sent;
 
+	if (io->ssl && !io->bev_reads)
+		return conn_tls_flush(io);
 	if (io->bev_reads || evbuffer_get_length(out) == 0 ||
 	    (bufferevent_get_enabled(bev) & EV_WRITE))
 		return false;
@@ -138,12 +140,16 @@ void conn_flush(struct conn_io *io)
  */
 static void conn_arm_failed(struct conn_io *io, const char *what)
 {
-	log_error("fd %d: cannot arm %s (%s): closing the connection",
-		  (int)bufferevent_getfd(io->bev), what, strerror(errno));
+	log_error("fd %d: cannot arm %s (%s): closing the connection", (int)io->fd, what,
+		  strerror(errno));
+	conn_fail_later(io);
+}
+
+void conn_fail_later(struct conn_io *io)
+{
 	io->arm_failed = true;
 	if (io->fq == NULL || !conn_enqueue(io))
-		log_error("fd %d: cannot queue the close: the connection may hang",
-			  (int)bufferevent_getfd(io->bev));
+		log_error("fd %d: cannot queue the close: the connection may hang", (int)io->fd);
 }
 
 /* The turn's I/O callbacks have run: write every queued output. A write
@@ -299,6 +305,9 @@ bool conn_io_open(struct conn_io *io, struct event_base *base, struct conn_flush
 	io->reading = false;
 	io->eof = false;
 	io->arm_failed = false;
+	io->halted = false;
+	io->ssl = NULL;
+	io->fd = bufferevent_getfd(bev);
 	io->bev_reads = bev_reads;
 	if (bev_reads)
 		return true;
@@ -355,6 +364,13 @@ void conn_write_timeout(struct conn_io *io, unsigned ms)
 		return;
 	io->wtimeout_ms = ms;
 	conn_bev_timeouts(io);
+	/* TLS, the socket full: its write event carries the timeout. */
+	if (io->ssl && !io->bev_reads && io->wblocked && io->hs_done) {
+		struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+		if (event_add(io->wev, ms ? &tv : NULL) != 0)
+			conn_arm_failed(io, "writes");
+	}
 }
 
 void conn_io_close(struct conn_io *io)
@@ -366,10 +382,20 @@ void conn_io_close(struct conn_io *io)
 		io->rev = NULL;
 	}
 	io->reading = false;
+	conn_tls_free(io);
 }
 
-static void conn_read_arm(struct conn_io *io)
+void conn_read_arm(struct conn_io *io)
 {
+	if (io->ssl && !io->hs_done && !io->bev_reads) {
+		/* One deadline for the whole handshake, however it trickles. */
+		struct timeval tv;
+
+		conn_tls_handshake_tv(io, &tv);
+		if (event_add(io->rev, &tv) != 0)
+			conn_arm_failed(io, "reads");
+		return;
+	}
 	if (io->timeout_ms) {
 		if (event_add(io->rev, conn_tv(io->base, io->timeout_ms)) != 0)
 			conn_arm_failed(io, "reads");
@@ -396,12 +422,20 @@ void conn_read_on(struct conn_io *io)
 		return;
 	io->reading = true;
 	conn_read_arm(io);
+	/* TLS: what the SSL read ahead makes the socket readable no more. */
+	if (conn_tls_pending(io))
+		event_active(io->rev, EV_READ, 0);
 }
 
 void conn_io_halt(struct conn_io *io)
 {
 	conn_read_off(io);
 	conn_unqueue(io);
+	io->halted = true;
+	if (io->wev && io->wblocked) {
+		event_del(io->wev);
+		io->wblocked = false;
+	}
 }
 
 void conn_read_off(struct conn_io *io)

@@ -10,8 +10,8 @@
  * header so far; then we take from the socket only bytes that belong to
  * the header: all we peeked while the parser wants more (each is part of
  * the header, or the parse would have failed), exactly the rest once it is
- * whole. What follows stays in the socket for the bufferevent made next,
- * so a TLS listener's OpenSSL bufferevent reads the ClientHello itself.
+ * whole. What follows stays in the socket for the connection made next,
+ * so on a TLS listener its SSL (proxy-tls.c) reads the ClientHello itself.
  * A missing, malformed or late (head_timeout_ms from the accept) header
  * closes the connection, counted for /metrics and logged at debug level.
  */

@@ -235,6 +235,7 @@ static void request_answer(struct request *r, int status, const char *code, cons
 		 * close waits for the flush); the client sees the response
 		 * short of its length or of its last chunk. */
 		rlog_info(r, "%s after the response started: closing", code);
+		conn_tls_cut(&c->io);   /* TLS: no close_notify after a short body */
 		r->keep_alive = false;
 		r->resp_reusable = false;
 		request_finish(r);   /* drops the upstream, closes after the flush */

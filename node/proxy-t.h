@@ -71,8 +71,11 @@ struct tls_store;
  * come back full (bodies). It then calls the same read and event
  * callbacks a bufferevent would (EOF, ERROR, TIMEOUT with READING). The
  * bufferevent keeps the output side, connects and write timeouts; tunnels
- * hand reading back to it. TLS connections (`bev_reads`) leave reading and
- * writing to their OpenSSL bufferevent: the same calls then just drive it.
+ * hand reading back to it. TLS client connections take the same road
+ * through an SSL object driven here (proxy-tls.c): their bufferevent has
+ * no socket and only holds the buffers, callbacks and watermarks. A TLS
+ * tunnel hands its SSL to an OpenSSL bufferevent (`bev_reads`): the same
+ * calls then just drive that.
  */
 #define CONN_READ_MIN (4u * 1024)
 #define CONN_READ_MAX (64u * 1024)
@@ -116,6 +119,21 @@ struct conn_io {
 	bool queued;               /* in fq, to be written at the turn's end */
 	bool arm_failed;           /* a read or write could not be armed: fq
 				    * reports BEV_EVENT_ERROR to eventcb */
+	bool halted;               /* conn_io_halt: the connection is closing */
+	evutil_socket_t fd;        /* the socket (a TLS bufferevent has none) */
+	/* TLS (proxy-tls.c); ssl is NULL on a plain connection. */
+	struct ssl_st *ssl;
+	struct event *wev;         /* EV_WRITE, armed only while the socket is full */
+	struct proxy_tls_counters *tlsn;
+	const char *name;          /* for log lines: the peer */
+	uint64_t hs_deadline_ms;   /* the handshake is cut then */
+	size_t wlen;               /* an SSL_write to repeat with at least this */
+	bool hs_done;
+	bool tls_dead;             /* a fatal TLS error: no more writing, no close_notify */
+	bool wblocked;             /* wev armed: writes wait for it */
+	bool rwants_write;         /* a read or the handshake waits for wev */
+	bool notified;             /* close_notify sent, or tried */
+	bool cut;                  /* the stream ends short: no close_notify */
 };
 
 enum client_state {
@@ -262,8 +280,8 @@ struct listener {
  * A connection accepted on a listener with proxy_header, whose header is
  * still being read (proxy-pp.c). It has no bufferevent yet: the header is
  * taken from the socket with recv(), never more than the header, so what
- * follows (an HTTP request, or a TLS ClientHello for the OpenSSL
- * bufferevent created next) stays in the socket. It lives at most
+ * follows (an HTTP request, or a TLS ClientHello for the SSL driven
+ * next, proxy-tls.c) stays in the socket. It lives at most
  * head_timeout_ms and counts against max_client_connections.
  */
 struct pp_conn {
@@ -307,6 +325,7 @@ struct proxy {
 	TAILQ_HEAD(, pp_conn) pp_conns;    /* reading their PROXY header */
 	size_t n_pp_conns;
 	struct proxy_pp_counters pp_count;
+	struct proxy_tls_counters tls_count;
 	size_t n_active;           /* requests in flight */
 	size_t n_tunnels;          /* open tunnels (upgraded requests) */
 	size_t n_queued;           /* requests waiting for an app's slot */
@@ -382,6 +401,41 @@ void conn_read_off(struct conn_io *io);
 void conn_read_timeout(struct conn_io *io, unsigned ms);
 void conn_read_timeout_restart(struct conn_io *io, unsigned ms);
 void conn_write_timeout(struct conn_io *io, unsigned ms);
+/* An error found by a write: eventcb hears BEV_EVENT_ERROR from the queue
+ * at the turn's end (the caller may be in the middle of its work). */
+void conn_fail_later(struct conn_io *io);
+/* Arms reading (rev) with the read timeout, or the handshake's. */
+void conn_read_arm(struct conn_io *io);
+
+/* ---- proxy-tls.c: TLS client connections on struct conn_io ------------ */
+
+/* Opens a TLS connection on `fd` with `ssl` (accepting side), `bev` being
+ * a bufferevent without a socket. False on failure: fd and ssl are then
+ * still the caller's. */
+bool conn_io_open_tls(struct conn_io *io, struct event_base *base, struct conn_flushq *fq,
+		      struct bufferevent *bev, evutil_socket_t fd, struct ssl_st *ssl,
+		      bufferevent_data_cb readcb, bufferevent_event_cb eventcb, void *arg,
+		      unsigned handshake_ms, struct proxy_tls_counters *n, const char *name);
+/* conn_flush_now for TLS: the output in records of up to 16 KB. */
+bool conn_tls_flush(struct conn_io *io);
+/* The time left for the handshake, for conn_read_arm. */
+void conn_tls_handshake_tv(const struct conn_io *io, struct timeval *tv);
+/* True when the SSL holds what a read would return (bytes, EOF, an error)
+ * without the socket becoming readable again. */
+bool conn_tls_pending(const struct conn_io *io);
+/* Sends close_notify, once, if the stream is whole: handshake done, no
+ * fatal error, the output all written and not marked cut. Never waits: a
+ * socket that takes nothing more gets none. */
+void conn_tls_close_notify(struct conn_io *io);
+/* The stream ends short (a response cut): the close sends no close_notify,
+ * so the client can tell it from a complete one. */
+void conn_tls_cut(struct conn_io *io);
+/* Hands the SSL to an OpenSSL bufferevent, which becomes io->bev (the old
+ * one is freed, its buffers moved): tunnels use the bufferevent's own
+ * I/O. False on failure (the connection is unchanged). */
+bool conn_tls_to_bev(struct conn_io *io);
+/* Frees the SSL and closes the socket (from conn_io_close). */
+void conn_tls_free(struct conn_io *io);
 
 /* The connections held now, counted against max_client_connections:
  * clients, and those still reading a PROXY header. */

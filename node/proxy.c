@@ -20,7 +20,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
@@ -109,8 +108,11 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 
 static void client_linger(struct client *c)
 {
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	evutil_socket_t fd = c->io.fd;
 
+	/* TLS: the end of the stream, before the end of the socket's. */
+	if (c->tls)
+		conn_tls_close_notify(&c->io);
 	/* Lingering reads what a client still sends; after its EOF there is
 	 * nothing left to read. */
 	if (fd < 0 || shutdown(fd, SHUT_WR) != 0 || c->io.eof) {
@@ -159,8 +161,6 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	CHECK_MAGIC(c, CLIENT_MAGIC);
 	p = c->p;
-	if (what & BEV_EVENT_CONNECTED)
-		return;   /* a TLS handshake completed */
 	if (c->state == CS_LINGER || c->state == CS_DEAD) {
 		client_close(c);
 		return;
@@ -198,19 +198,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
-	if (eof) {
-		c->io.eof = true;   /* (a TLS bufferevent reads for itself) */
-		/* An OpenSSL bufferevent stops writing too when it sees the
-		 * peer's close_notify, and starts again only when its output
-		 * goes from empty to not: restart it for what is queued (and
-		 * with it the write timeout). */
-		if (c->tls && evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
-		    bufferevent_enable(bev, EV_WRITE) != 0) {
-			clog_at(ZKR_LOG_ERROR, c, "cannot resume writing: closing");
-			client_close(c);
-			return;
-		}
-	}
+	/* TLS too: a client's close_notify ends its side only; what is
+	 * queued is still written, and our close_notify ends ours. */
 	if (eof && c->state == CS_REQUEST && c->req) {
 		/* A half-close: what the client sent completely is answered,
 		 * pipelined requests too, then the connection closes
@@ -277,26 +266,24 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 		snprintf(c->ip, sizeof(c->ip), "unknown");
 		snprintf(c->peer, sizeof(c->peer), "unknown");
 	}
-	if (ssl) {
-		c->tls = true;
-		c->bev = bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-							BEV_OPT_CLOSE_ON_FREE);
-		if (c->bev == NULL)
-			SSL_free(ssl);
-	} else {
-		c->bev = bufferevent_socket_new(p->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	}
-	if (c->bev == NULL) {
-		evutil_closesocket(fd);
-		free(c);
-		return NULL;
-	}
+	/* TLS: a bufferevent without a socket, to hold the buffers;
+	 * proxy-tls.c does the I/O (see there why). */
+	c->tls = ssl != NULL;
+	c->bev = bufferevent_socket_new(p->base, ssl ? -1 : fd, ssl ? 0 : BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL)
+		goto failed;
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	if (!conn_io_open(&c->io, p->base, &p->flushq, c->bev, client_read_cb, client_event_cb, c,
-			  c->tls)) {
+	if (ssl ? !conn_io_open_tls(&c->io, p->base, &p->flushq, c->bev, fd, ssl, client_read_cb,
+				    client_event_cb, c, p->cfg.tls_handshake_timeout_ms, &p->tls_count,
+				    c->peer)
+		: !conn_io_open(&c->io, p->base, &p->flushq, c->bev, client_read_cb, client_event_cb, c,
+				false)) {
 		bufferevent_free(c->bev);
-		free(c);
-		return NULL;
+		if (!ssl) {
+			free(c);
+			return NULL;   /* the bufferevent closed the socket */
+		}
+		goto failed;
 	}
 	client_set_limits(c);
 	c->state = CS_IDLE;
@@ -304,8 +291,7 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 	TAILQ_INSERT_TAIL(&p->clients, c, link);
 	p->n_clients++;
 	/* Writes go out directly (conn_flush); EV_WRITE only when stuck. */
-	if (!c->tls)
-		bufferevent_disable(c->bev, EV_WRITE);
+	bufferevent_disable(c->bev, EV_WRITE);
 	conn_read_on(&c->io);
 	clog_debug(c, "accepted on port %u", (unsigned)local_port);
 	/* Counted by the address `sa` names: behind a PROXY header, the
@@ -313,6 +299,12 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 	if (!client_limits_open(c))
 		return NULL;   /* closed: far over max-connections-per-ip */
 	return c;
+failed:
+	if (ssl)
+		SSL_free(ssl);
+	evutil_closesocket(fd);
+	free(c);
+	return NULL;
 }
 
 /*
@@ -331,6 +323,12 @@ void client_close(struct client *c)
 		return;
 	client_set_state(c, CS_DEAD);
 	client_limits_close(c);
+	if (c->tls) {
+		/* A response cut short must not end like a whole one. */
+		if (r != NULL && r->resp_head_done)
+			conn_tls_cut(&c->io);
+		conn_tls_close_notify(&c->io);
+	}
 	if (c->tun)
 		tunnel_stop(c->tun);
 	conn_io_halt(&c->io);
@@ -354,6 +352,12 @@ static void client_destroy(struct client *c)
 {
 	if (c->tun)
 		tunnel_free(c->tun);
+	/* TLS: the bufferevent (an OpenSSL one in a tunnel) goes before the
+	 * SSL and the socket it uses, which conn_io_close frees. */
+	if (c->tls && c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
 	conn_io_close(&c->io);
 	if (c->bev)
 		bufferevent_free(c->bev);

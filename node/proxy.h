@@ -100,6 +100,26 @@ struct proxy_pp_counters {
 };
 void proxy_pp_counters(const struct proxy *p, struct proxy_pp_counters *out);
 
+/* TLS on the client side (proxy-tls.c), for /metrics. */
+enum tls_fail {
+	TLS_FAIL_TIMEOUT,          /* not done within tls_handshake_timeout_ms */
+	TLS_FAIL_EOF,              /* the client closed or reset during it */
+	TLS_FAIL_NO_SHARED_CIPHER,
+	TLS_FAIL_UNSUPPORTED_PROTOCOL,
+	TLS_FAIL_UNRECOGNIZED_NAME,  /* refused by the server-name callback */
+	TLS_FAIL_HTTP,             /* plain HTTP sent to the TLS port */
+	TLS_FAIL_OTHER,
+	TLS_FAIL_N
+};
+extern const char *const proxy_tls_fail_names[TLS_FAIL_N];
+struct proxy_tls_counters {
+	uint64_t handshakes_tls12, handshakes_tls13, handshakes_other;
+	uint64_t resumed;          /* handshakes that resumed a session */
+	uint64_t failures[TLS_FAIL_N];
+	uint64_t close_notify_sent;
+};
+void proxy_tls_counters(const struct proxy *p, struct proxy_tls_counters *out);
+
 struct backend_info {
 	bool ejected;
 	uint64_t ejected_until_ms;      /* monotonic ms, 0 when not ejected */

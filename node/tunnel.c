@@ -127,9 +127,16 @@ static void tunnel_timer_cb(evutil_socket_t fd, short what, void *arg)
 bool tunnel_start(struct client *c, struct upstream *up)
 {
 	struct proxy *p = c->p;
-	struct tunnel *t = calloc(1, sizeof(*t));
+	struct tunnel *t;
 	struct timeval tv;
 
+	/* TLS: an OpenSSL bufferevent carries the tunnel's client side. */
+	if (c->tls) {
+		if (!conn_tls_to_bev(&c->io))
+			return false;
+		c->bev = c->io.bev;
+	}
+	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return false;
 	t->timer = evtimer_new(p->base, tunnel_timer_cb, t);
