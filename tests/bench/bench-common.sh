@@ -292,16 +292,32 @@ run_wrk() {
 # count_syscalls NAME SECONDS: counts that proxy's system calls (perf stat
 # tracepoints) into $OUT/syscalls-NAME.csv during one wrk run of SECONDS
 # into $OUT/wrk-NAME-syscalls.txt. OUT_TAG, when set, goes into both
-# file names (e.g. the key type).
+# file names (e.g. the key type). perf may take seconds to attach its
+# hundreds of tracepoints on a loaded machine, so it starts with the
+# counters off and counts exactly the wrk run: on, ack, wrk, off, ack
+# (its --control FIFOs).
 count_syscalls() {
-	local p=$1 secs=$2 pids stat_pid tag=${OUT_TAG:+-$OUT_TAG}
+	local p=$1 secs=$2 pids stat_pid sleeper ack tag=${OUT_TAG:+-$OUT_TAG}
 	eval "pids=\$PIDS_$p"
+	rm -f "$T/perf-ctl" "$T/perf-ack"
+	mkfifo "$T/perf-ctl" "$T/perf-ack" || hard_error "cannot make perf's control FIFOs"
+	# Opened read-write here, so that neither side blocks on open.
+	exec 6<>"$T/perf-ack" 7<>"$T/perf-ctl"
 	# shellcheck disable=SC2086
-	perf stat -e 'syscalls:sys_enter_*' -x, -o "$OUT/syscalls-$p$tag.csv" \
-		-p "$(echo $pids | tr ' ' ',')" -- sleep "$secs" >/dev/null 2>&1 &
+	perf stat -D -1 --control "fifo:$T/perf-ctl,$T/perf-ack" -e 'syscalls:sys_enter_*' -x, \
+		-o "$OUT/syscalls-$p$tag.csv" -p "$(echo $pids | tr ' ' ',')" -- sleep 3600 \
+		>"$T/perf-$p.log" 2>&1 &
 	stat_pid=$!
+	echo enable >&7
+	read -r -t 120 ack <&6 || log "perf stat did not start counting $p's system calls within 120 s"
 	run_wrk "$p" "$secs" "$OUT/wrk-$p$tag-syscalls.txt"
+	echo disable >&7
+	read -r -t 60 ack <&6 || log "perf stat did not stop counting $p's system calls within 60 s"
+	# perf prints its counts when its command (the sleep) ends.
+	sleeper=$(pgrep -P "$stat_pid" sleep)
+	[ -n "$sleeper" ] && kill "$sleeper"
 	wait "$stat_pid"
+	exec 6<&- 7>&-
 }
 
 # measure_idle NAME CLIENT...: starts that proxy afresh, runs CLIENT (which
