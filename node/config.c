@@ -39,19 +39,6 @@
 #define CONFIG_LINE_MAX 4096
 
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 /* Option names compare with '_' and '-' as the same character. */
 static bool name_eq(const char *a, const char *b, size_t blen)
 {
@@ -149,7 +136,7 @@ static bool set_option(struct zkr_config *c, const struct option_def *o, const c
 	char *dup;
 
 	if (!printable(val)) {
-		set_why(why, whylen, "%s: control characters in value", o->name);
+		zkr_set_why(why, whylen, "%s: control characters in value", o->name);
 		return false;
 	}
 	switch (o->type) {
@@ -158,13 +145,13 @@ static bool set_option(struct zkr_config *c, const struct option_def *o, const c
 	case OPT_LEVEL: {
 		char **p = field(c, o->off);
 		if (o->type == OPT_STR && *val == '\0') {
-			set_why(why, whylen, "%s: empty value", o->name);
+			zkr_set_why(why, whylen, "%s: empty value", o->name);
 			return false;
 		}
 		if (o->type == OPT_LEVEL) {
 			enum zkr_log_level lvl;
 			if (!zkr_log_parse_level(val, &lvl)) {
-				set_why(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug",
+				zkr_set_why(why, whylen, "%s: \"%s\" is not one of error, warn, info, debug",
 					o->name, val);
 				return false;
 			}
@@ -184,7 +171,7 @@ static bool set_option(struct zkr_config *c, const struct option_def *o, const c
 		char ***list = field(c, o->off);
 		size_t *cnt = field(c, o->count_off);
 		if (*val == '\0') {
-			set_why(why, whylen, "%s: empty value", o->name);
+			zkr_set_why(why, whylen, "%s: empty value", o->name);
 			return false;
 		}
 		if (first)
@@ -203,7 +190,7 @@ static bool set_option(struct zkr_config *c, const struct option_def *o, const c
 	case OPT_BOOL: {
 		bool b;
 		if (!parse_bool(val, &b)) {
-			set_why(why, whylen, "%s: \"%s\" is not yes/no, true/false, on/off or 1/0",
+			zkr_set_why(why, whylen, "%s: \"%s\" is not yes/no, true/false, on/off or 1/0",
 				o->name, val);
 			return false;
 		}
@@ -214,12 +201,12 @@ static bool set_option(struct zkr_config *c, const struct option_def *o, const c
 	case OPT_INT:
 	case OPT_SIZE:
 		if (!parse_u64(val, &n, o->type == OPT_SIZE)) {
-			set_why(why, whylen, "%s: \"%s\" is not a whole number%s", o->name, val,
+			zkr_set_why(why, whylen, "%s: \"%s\" is not a whole number%s", o->name, val,
 				o->type == OPT_SIZE ? " (k and m suffixes allowed)" : "");
 			return false;
 		}
 		if (n < o->min || n > o->max) {
-			set_why(why, whylen, "%s: %" PRIu64 " out of range %" PRIu64 "-%" PRIu64,
+			zkr_set_why(why, whylen, "%s: %" PRIu64 " out of range %" PRIu64 "-%" PRIu64,
 				o->name, n, o->min, o->max);
 			return false;
 		}
@@ -231,10 +218,10 @@ static bool set_option(struct zkr_config *c, const struct option_def *o, const c
 			*(size_t *)field(c, o->off) = (size_t)n;
 		return true;
 	}
-	set_why(why, whylen, "%s: unknown option type", o->name);
+	zkr_set_why(why, whylen, "%s: unknown option type", o->name);
 	return false;
 nomem:
-	set_why(why, whylen, "%s: out of memory", o->name);
+	zkr_set_why(why, whylen, "%s: out of memory", o->name);
 	return false;
 }
 
@@ -351,44 +338,44 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 	unsigned short port;
 
 	if (c->zk_connect == NULL) {
-		set_why(why, whylen, "zk: no ZooKeeper connect string (--zk HOST:PORT or \"zk = ...\")");
+		zkr_set_why(why, whylen, "zk: no ZooKeeper connect string (--zk HOST:PORT or \"zk = ...\")");
 		return false;
 	}
 	if (c->node_id == NULL) {
 		char hn[256];
 		if (gethostname(hn, sizeof(hn)) != 0) {
-			set_why(why, whylen, "node-id: not set and the host name is unknown");
+			zkr_set_why(why, whylen, "node-id: not set and the host name is unknown");
 			return false;
 		}
 		hn[sizeof(hn) - 1] = '\0';
 		if ((c->node_id = strdup(hn)) == NULL) {
-			set_why(why, whylen, "node-id: out of memory");
+			zkr_set_why(why, whylen, "node-id: out of memory");
 			return false;
 		}
 	}
 	if (!record_valid_znode_name(c->node_id)) {
-		set_why(why, whylen, "node-id: \"%s\" is not a valid znode name (1-%d printable bytes, no '/')",
+		zkr_set_why(why, whylen, "node-id: \"%s\" is not a valid znode name (1-%d printable bytes, no '/')",
 			c->node_id, RECORD_ID_MAX);
 		return false;
 	}
 	if (c->zk_auth != NULL && strchr(c->zk_auth, ':') == NULL) {
-		set_why(why, whylen, "auth: expected USER:PASSWORD");
+		zkr_set_why(why, whylen, "auth: expected USER:PASSWORD");
 		return false;
 	}
 	if (c->n_listen == 0) {
-		set_why(why, whylen, "listen: at least one address is needed");
+		zkr_set_why(why, whylen, "listen: at least one address is needed");
 		return false;
 	}
 	for (size_t i = 0; i < c->n_listen; i++) {
 		if (!listen_ok(c->listen[i])) {
-			set_why(why, whylen, "listen: \"%s\" is not ADDR:PORT or [V6]:PORT, with ,proxy or nothing after it",
+			zkr_set_why(why, whylen, "listen: \"%s\" is not ADDR:PORT or [V6]:PORT, with ,proxy or nothing after it",
 				c->listen[i]);
 			return false;
 		}
 	}
 	for (size_t i = 0; i < c->n_tls_listen; i++) {
 		if (!listen_ok(c->tls_listen[i])) {
-			set_why(why, whylen, "tls-listen: \"%s\" is not ADDR:PORT or [V6]:PORT, with ,proxy or nothing after it",
+			zkr_set_why(why, whylen, "tls-listen: \"%s\" is not ADDR:PORT or [V6]:PORT, with ,proxy or nothing after it",
 				c->tls_listen[i]);
 			return false;
 		}
@@ -396,11 +383,11 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 	/* The files themselves are read at start (a bad one is exit 1 there);
 	 * what is checked here is that the set of options makes sense. */
 	if (c->n_tls_listen > 0 && c->n_tls_cert == 0 && c->tls_cert_dir == NULL) {
-		set_why(why, whylen, "tls-listen: needs tls-cert or tls-cert-dir");
+		zkr_set_why(why, whylen, "tls-listen: needs tls-cert or tls-cert-dir");
 		return false;
 	}
 	if (c->n_tls_key > c->n_tls_cert) {
-		set_why(why, whylen, "tls-key is set without tls-cert (%zu keys for %zu certificates)",
+		zkr_set_why(why, whylen, "tls-key is set without tls-cert (%zu keys for %zu certificates)",
 			c->n_tls_key, c->n_tls_cert);
 		return false;
 	}
@@ -411,33 +398,33 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 		int sslen = sizeof(ss);
 
 		if (evutil_parse_sockaddr_port(c->resolver, (struct sockaddr *)&ss, &sslen) != 0) {
-			set_why(why, whylen, "resolver: \"%s\" is not IP, IP:PORT or [V6]:PORT",
+			zkr_set_why(why, whylen, "resolver: \"%s\" is not IP, IP:PORT or [V6]:PORT",
 				c->resolver);
 			return false;
 		}
 	}
 	if (c->admin != NULL && !config_split_addr(c->admin, addr, sizeof(addr), &port)) {
-		set_why(why, whylen, "admin: \"%s\" is not ADDR:PORT, [V6]:PORT or off", c->admin);
+		zkr_set_why(why, whylen, "admin: \"%s\" is not ADDR:PORT, [V6]:PORT or off", c->admin);
 		return false;
 	}
 	if (c->max_target_bytes > c->max_head_bytes) {
-		set_why(why, whylen, "max-target-bytes (%zu) is larger than max-head-bytes (%zu)",
+		zkr_set_why(why, whylen, "max-target-bytes (%zu) is larger than max-head-bytes (%zu)",
 			c->max_target_bytes, c->max_head_bytes);
 		return false;
 	}
 	if (!http_upgrade_list_valid(c->upgrade_protocols)) {
-		set_why(why, whylen, "upgrade-protocols: \"%s\" is not a comma-separated list of protocol names",
+		zkr_set_why(why, whylen, "upgrade-protocols: \"%s\" is not a comma-separated list of protocol names",
 			c->upgrade_protocols);
 		return false;
 	}
 	if (http_upgrade_token_allowed("h2c", 3, c->upgrade_protocols)) {
 		/* Its requests would pass inside a tunnel, unrouted and unlogged. */
-		set_why(why, whylen, "upgrade-protocols: h2c cannot be tunnelled (HTTP/2 requests inside "
+		zkr_set_why(why, whylen, "upgrade-protocols: h2c cannot be tunnelled (HTTP/2 requests inside "
 			"would bypass routing and the access log)");
 		return false;
 	}
 	if (c->eject_max_ms < c->eject_base_ms) {
-		set_why(why, whylen, "eject-max-ms (%u) is smaller than eject-base-ms (%u)",
+		zkr_set_why(why, whylen, "eject-max-ms (%u) is smaller than eject-base-ms (%u)",
 			c->eject_max_ms, c->eject_base_ms);
 		return false;
 	}
@@ -463,7 +450,7 @@ static int split_line(char *line, char **name, char **value, char *why, size_t w
 	if (*s == '\0' || *s == '#')
 		return 0;
 	if ((eq = strchr(s, '=')) == NULL) {
-		set_why(why, whylen, "expected \"name = value\"");
+		zkr_set_why(why, whylen, "expected \"name = value\"");
 		return -1;
 	}
 	*eq = '\0';
@@ -472,13 +459,13 @@ static int split_line(char *line, char **name, char **value, char *why, size_t w
 	if (*v == '"') {
 		char *close = strchr(v + 1, '"');
 		if (close == NULL) {
-			set_why(why, whylen, "unterminated quoted value");
+			zkr_set_why(why, whylen, "unterminated quoted value");
 			return -1;
 		}
 		*close = '\0';
 		char *rest = trim(close + 1);
 		if (*rest != '\0' && *rest != '#') {
-			set_why(why, whylen, "text after the quoted value");
+			zkr_set_why(why, whylen, "text after the quoted value");
 			return -1;
 		}
 		v++;
@@ -493,7 +480,7 @@ static int split_line(char *line, char **name, char **value, char *why, size_t w
 		}
 	}
 	if (**name == '\0') {
-		set_why(why, whylen, "missing option name before '='");
+		zkr_set_why(why, whylen, "missing option name before '='");
 		return -1;
 	}
 	*value = v;
@@ -512,7 +499,7 @@ bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t
 	bool ok = false;
 
 	if (f == NULL) {
-		set_why(why, whylen, "%s: cannot open: %s", path, strerror(errno));
+		zkr_set_why(why, whylen, "%s: cannot open: %s", path, strerror(errno));
 		return false;
 	}
 	while ((got = getline(&line, &cap, f)) != -1) {
@@ -520,43 +507,43 @@ bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t
 		lineno++;
 		free(copy);
 		if ((copy = strdup(line)) == NULL) {
-			set_why(why, whylen, "%s:%u: out of memory", path, lineno);
+			zkr_set_why(why, whylen, "%s:%u: out of memory", path, lineno);
 			goto failed;
 		}
 		copy[strcspn(copy, "\r\n")] = '\0';
 		if ((size_t)got != strlen(line)) {
-			set_why(why, whylen, "%s:%u: NUL byte in line", path, lineno);
+			zkr_set_why(why, whylen, "%s:%u: NUL byte in line", path, lineno);
 			goto failed;
 		}
 		if (got > CONFIG_LINE_MAX) {
-			set_why(why, whylen, "%s:%u: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX);
+			zkr_set_why(why, whylen, "%s:%u: line longer than %d bytes", path, lineno, CONFIG_LINE_MAX);
 			goto failed;
 		}
 		int r = split_line(line, &name, &value, what, sizeof(what));
 		if (r == 0)
 			continue;
 		if (r < 0) {
-			set_why(why, whylen, "%s:%u: %s: %s", path, lineno, what, copy);
+			zkr_set_why(why, whylen, "%s:%u: %s: %s", path, lineno, what, copy);
 			goto failed;
 		}
 		const struct option_def *o = find_option(name, strlen(name));
 		if (o == NULL || o->cli_only) {
-			set_why(why, whylen, "%s:%u: unknown option \"%s\": %s", path, lineno, name, copy);
+			zkr_set_why(why, whylen, "%s:%u: unknown option \"%s\": %s", path, lineno, name, copy);
 			goto failed;
 		}
 		size_t idx = (size_t)(o - config_options);
 		if (seen[idx] && o->type != OPT_LIST) {
-			set_why(why, whylen, "%s:%u: %s set twice: %s", path, lineno, o->name, copy);
+			zkr_set_why(why, whylen, "%s:%u: %s set twice: %s", path, lineno, o->name, copy);
 			goto failed;
 		}
 		if (!set_option(c, o, value, !seen[idx], what, sizeof(what))) {
-			set_why(why, whylen, "%s:%u: %s: %s", path, lineno, what, copy);
+			zkr_set_why(why, whylen, "%s:%u: %s: %s", path, lineno, what, copy);
 			goto failed;
 		}
 		seen[idx] = true;
 	}
 	if (ferror(f)) {
-		set_why(why, whylen, "%s: read error: %s", path, strerror(errno));
+		zkr_set_why(why, whylen, "%s: read error: %s", path, strerror(errno));
 		goto failed;
 	}
 	ok = true;
@@ -599,7 +586,7 @@ static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv
 	int ch, idx;
 
 	if (lo == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		return CONFIG_ERROR;
 	}
 	optind = 0;        /* GNU: restart and re-initialise, for the second pass */
@@ -620,18 +607,18 @@ static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv
 		if (ch == 'c')
 			ch = 1000;        /* -c is --config, the first entry */
 		if (ch == ':') {
-			set_why(why, whylen, "option --%s needs a value (see --help)",
+			zkr_set_why(why, whylen, "option --%s needs a value (see --help)",
 				optopt >= 1000 ? config_options[optopt - 1000].name : "config");
 			goto done;
 		}
 		if (ch == '?') {
 			if (optopt > 0 && optopt < 1000)
-				set_why(why, whylen, "unknown option -%c (see --help)", optopt);
+				zkr_set_why(why, whylen, "unknown option -%c (see --help)", optopt);
 			else if (optopt >= 1000)
-				set_why(why, whylen, "option --%s takes no value (see --help)",
+				zkr_set_why(why, whylen, "option --%s takes no value (see --help)",
 					config_options[optopt - 1000].name);
 			else
-				set_why(why, whylen, "unknown option %s (see --help)", bad);
+				zkr_set_why(why, whylen, "unknown option %s (see --help)", bad);
 			goto done;
 		}
 		const struct option_def *o = &config_options[ch - 1000];
@@ -642,13 +629,13 @@ static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv
 		 * option adds up instead. */
 		size_t i = (size_t)(o - config_options);
 		if (!set_option(c, o, o->type == OPT_BOOL ? "yes" : optarg, !seen[i], what, sizeof(what))) {
-			set_why(why, whylen, "--%s", what);
+			zkr_set_why(why, whylen, "--%s", what);
 			goto done;
 		}
 		seen[i] = true;
 	}
 	if (optind < argc) {
-		set_why(why, whylen, "unexpected argument \"%s\" (see --help)", argv[optind]);
+		zkr_set_why(why, whylen, "unexpected argument \"%s\" (see --help)", argv[optind]);
 		goto done;
 	}
 	res = CONFIG_OK;
@@ -663,7 +650,7 @@ static enum config_result load_into(struct zkr_config *c, int argc, char **argv,
 {
 	enum config_result r;
 	if (!config_init(c)) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		return CONFIG_ERROR;
 	}
 	if ((r = parse_argv(c, argc, argv, true, out, why, whylen)) != CONFIG_OK)
@@ -782,7 +769,7 @@ bool config_reload(struct zkr_config *c, char *why, size_t whylen)
 	if (c->config_file == NULL)
 		return true;
 	if ((devnull = fopen("/dev/null", "w")) == NULL) {
-		set_why(why, whylen, "cannot open /dev/null: %s", strerror(errno));
+		zkr_set_why(why, whylen, "cannot open /dev/null: %s", strerror(errno));
 		return false;
 	}
 	enum config_result r = load_into(&fresh, c->cli_argc, c->cli_argv, devnull, why, whylen);
@@ -804,7 +791,7 @@ bool config_reload(struct zkr_config *c, char *why, size_t whylen)
 	}
 	config_free(&fresh);
 	if (n_applied > 0 || n_ignored > 0)
-		set_why(why, whylen, "applied: %s%s%s", n_applied ? applied : "nothing",
+		zkr_set_why(why, whylen, "applied: %s%s%s", n_applied ? applied : "nothing",
 			n_ignored ? "; changed but not reloadable (restart to apply): " : "", ignored);
 	return true;
 }

@@ -57,6 +57,8 @@ enum tls_proto {
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS_POLICY_DEFAULT_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+/* Key-exchange groups offered (not an option yet: Mozilla's intermediate list). */
+#define TLS_POLICY_GROUPS "X25519:P-256:P-384"
 
 /*
  * Whether OpenSSL accepts the policy options (tls-min-version "1.2" or

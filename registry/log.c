@@ -67,6 +67,17 @@ const char *zkr_log_level_name(enum zkr_log_level level)
 	return level_names[level];
 }
 
+void zkr_set_why(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || whylen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+}
+
 void zkr_log_vwrite(enum zkr_log_level level, const char *fmt, va_list ap)
 {
 	if (level > zkr_log_level_now())

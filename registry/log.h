@@ -14,6 +14,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 enum zkr_log_level {
@@ -44,6 +45,11 @@ void zkr_log_write(enum zkr_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void zkr_log_vwrite(enum zkr_log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
+
+/* The reason a call failed, for its caller's `why` buffer (which may be
+ * NULL or empty: then nothing is written). */
+void zkr_set_why(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #define zkr_log_at(lvl, ...) \
 	do { \

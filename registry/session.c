@@ -122,19 +122,6 @@ static void session_open(struct zkr_session *s, bool boot);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	if (why == NULL || whylen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 static void session_set_state(struct zkr_session *s, enum session_state st)
 {
 	if (s->state == st)
@@ -586,14 +573,14 @@ static bool session_parse_connect(struct zkr_session *s, const char *connect, ch
 	const char *slash = strchr(connect, '/');
 	size_t hlen = slash ? (size_t)(slash - connect) : strlen(connect);
 	if (hlen == 0) {
-		set_why(why, whylen, "connect string '%s' names no server", connect);
+		zkr_set_why(why, whylen, "connect string '%s' names no server", connect);
 		return false;
 	}
 	const char *root = slash ? slash : SESSION_CHROOT_DEFAULT;
 	if (strcmp(root, "/") == 0)
 		root = "";  /* explicit "/": use the server's root, no chroot */
 	else if (!session_util_valid_path(root) || strstr(root, "/.") != NULL) {
-		set_why(why, whylen, "bad chroot '%s' in the connect string", root);
+		zkr_set_why(why, whylen, "bad chroot '%s' in the connect string", root);
 		return false;
 	}
 	s->hosts = strndup(connect, hlen);
@@ -601,7 +588,7 @@ static bool session_parse_connect(struct zkr_session *s, const char *connect, ch
 	if (s->hosts == NULL || s->chroot == NULL ||
 	    asprintf(&s->connect, "%s%s", s->hosts, s->chroot) < 0) {
 		s->connect = NULL;
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		return false;
 	}
 	return true;
@@ -611,16 +598,16 @@ struct zkr_session *zkr_session_new(struct event_base *base, const struct zkr_se
 				    char *why, size_t whylen)
 {
 	if (opts == NULL || opts->connect == NULL || opts->connect[0] == '\0') {
-		set_why(why, whylen, "no ZooKeeper connect string");
+		zkr_set_why(why, whylen, "no ZooKeeper connect string");
 		return NULL;
 	}
 	if (opts->auth != NULL && strchr(opts->auth, ':') == NULL) {
-		set_why(why, whylen, "auth must be user:password");
+		zkr_set_why(why, whylen, "auth must be user:password");
 		return NULL;
 	}
 	struct zkr_session *s = calloc(1, sizeof(*s));
 	if (s == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		return NULL;
 	}
 	s->base = base;
@@ -641,13 +628,13 @@ struct zkr_session *zkr_session_new(struct event_base *base, const struct zkr_se
 	if (!session_parse_connect(s, opts->connect, why, whylen))
 		goto failed;
 	if (opts->auth != NULL && (s->auth = strdup(opts->auth)) == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		goto failed;
 	}
 	s->io = event_new(base, -1, 0, session_io, s);
 	s->retry = evtimer_new(base, session_retry_cb, s);
 	if (s->io == NULL || s->retry == NULL) {
-		set_why(why, whylen, "cannot create libevent events");
+		zkr_set_why(why, whylen, "cannot create libevent events");
 		goto failed;
 	}
 
@@ -655,7 +642,7 @@ struct zkr_session *zkr_session_new(struct event_base *base, const struct zkr_se
 	if (s->zh == NULL) {
 		/* The first handle failing is a configuration error (a host that
 		 * does not parse); say so instead of retrying forever. */
-		set_why(why, whylen, "cannot use connect string '%s'", opts->connect);
+		zkr_set_why(why, whylen, "cannot use connect string '%s'", opts->connect);
 		goto failed;
 	}
 	return s;

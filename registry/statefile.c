@@ -40,19 +40,6 @@
 
 static const char statefile_magic[8] = { 'Z', 'K', 'R', 'T', 'A', 'B', 'L', 'E' };
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 static uint64_t clock_ms(clockid_t clk)
 {
 	struct timespec ts;
@@ -149,7 +136,7 @@ uint8_t *statefile_encode(const struct route_table *t, const char *chroot, const
 	insts = calloc(n_inst + 1, sizeof(*insts));
 	inst_ptrs = calloc(n_inst + 1, sizeof(*inst_ptrs));
 	if (apps == NULL || app_ptrs == NULL || configs == NULL || insts == NULL || inst_ptrs == NULL) {
-		set_why(why, whylen, "out of memory encoding %zu apps", t->n_apps);
+		zkr_set_why(why, whylen, "out of memory encoding %zu apps", t->n_apps);
 		goto done;
 	}
 	for (size_t i = 0; i < t->n_apps; i++) {
@@ -159,7 +146,7 @@ uint8_t *statefile_encode(const struct route_table *t, const char *chroot, const
 		apps[i].domain = a->domain;
 		config_record(&configs[i], &a->config);
 		if (!record_app_config_validate(&configs[i], rwhy, sizeof(rwhy))) {
-			set_why(why, whylen, "app %s: config: %s", a->domain, rwhy);
+			zkr_set_why(why, whylen, "app %s: config: %s", a->domain, rwhy);
 			goto done;
 		}
 		apps[i].config = &configs[i];
@@ -168,7 +155,7 @@ uint8_t *statefile_encode(const struct route_table *t, const char *chroot, const
 		for (size_t j = 0; j < a->n_instances; j++, k++) {
 			instance_record(&insts[k], &a->instances[j]);
 			if (!record_instance_validate(&insts[k], rwhy, sizeof(rwhy))) {
-				set_why(why, whylen, "app %s: instance %s: %s", a->domain, a->instances[j].id, rwhy);
+				zkr_set_why(why, whylen, "app %s: instance %s: %s", a->domain, a->instances[j].id, rwhy);
 				goto done;
 			}
 			inst_ptrs[k] = &insts[k];
@@ -187,12 +174,12 @@ uint8_t *statefile_encode(const struct route_table *t, const char *chroot, const
 
 	size_t plen = zkrouter__table_snapshot__get_packed_size(&snap);
 	if (plen > STATEFILE_MAX_PAYLOAD) {
-		set_why(why, whylen, "table packs to %zu bytes, more than the %u-byte limit", plen,
+		zkr_set_why(why, whylen, "table packs to %zu bytes, more than the %u-byte limit", plen,
 			STATEFILE_MAX_PAYLOAD);
 		goto done;
 	}
 	if ((buf = malloc(STATEFILE_HEADER_LEN + plen + STATEFILE_SUM_LEN)) == NULL) {
-		set_why(why, whylen, "out of memory for %zu bytes", plen);
+		zkr_set_why(why, whylen, "out of memory for %zu bytes", plen);
 		goto done;
 	}
 	memcpy(buf, statefile_magic, sizeof(statefile_magic));
@@ -200,7 +187,7 @@ uint8_t *statefile_encode(const struct route_table *t, const char *chroot, const
 	put_be(buf + 12, plen, 8);
 	zkrouter__table_snapshot__pack(&snap, buf + STATEFILE_HEADER_LEN);
 	if (!sha256(buf, STATEFILE_HEADER_LEN + plen, buf + STATEFILE_HEADER_LEN + plen)) {
-		set_why(why, whylen, "SHA-256 failed");
+		zkr_set_why(why, whylen, "SHA-256 failed");
 		free(buf);
 		buf = NULL;
 		goto done;
@@ -225,32 +212,32 @@ static struct route_app *app_from_record(const Zkrouter__TableSnapshot__App *r, 
 	struct route_app *a;
 
 	if (r->config != NULL && !record_app_config_validate(r->config, rwhy, sizeof(rwhy))) {
-		set_why(why, whylen, "app %s: config: %s", r->domain, rwhy);
+		zkr_set_why(why, whylen, "app %s: config: %s", r->domain, rwhy);
 		return NULL;
 	}
 	if ((a = route_app_new(r->domain, r->config)) == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		return NULL;
 	}
 	for (size_t j = 0; j < r->n_instances; j++) {
 		const Zkrouter__Instance *in = r->instances[j];
 		if (in->id == NULL) {
-			set_why(why, whylen, "app %s: instance %zu has no id", r->domain, j);
+			zkr_set_why(why, whylen, "app %s: instance %zu has no id", r->domain, j);
 			goto failed;
 		}
 		if (!record_instance_validate(in, rwhy, sizeof(rwhy))) {
-			set_why(why, whylen, "app %s: instance %.64s: %s", r->domain, in->id, rwhy);
+			zkr_set_why(why, whylen, "app %s: instance %.64s: %s", r->domain, in->id, rwhy);
 			goto failed;
 		}
 		if (!route_app_add_instance(a, in->id, in)) {
-			set_why(why, whylen, "out of memory");
+			zkr_set_why(why, whylen, "out of memory");
 			goto failed;
 		}
 	}
 	route_app_seal(a);
 	for (size_t j = 1; j < a->n_instances; j++) {
 		if (strcmp(a->instances[j - 1].id, a->instances[j].id) == 0) {
-			set_why(why, whylen, "app %s: instance %s twice", r->domain, a->instances[j].id);
+			zkr_set_why(why, whylen, "app %s: instance %s twice", r->domain, a->instances[j].id);
 			goto failed;
 		}
 	}
@@ -267,18 +254,18 @@ static struct route_table *table_from_record(const Zkrouter__TableSnapshot *snap
 	size_t n = 0;
 
 	if (apps == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		return NULL;
 	}
 	for (; n < snap->n_apps; n++) {
 		const Zkrouter__TableSnapshot__App *r = snap->apps[n];
 		if (r->domain == NULL || !record_valid_domain(r->domain)) {
-			set_why(why, whylen, "app %zu: domain \"%.64s\" missing or invalid", n,
+			zkr_set_why(why, whylen, "app %zu: domain \"%.64s\" missing or invalid", n,
 				r->domain ? r->domain : "");
 			goto failed;
 		}
 		if (n > 0 && strcmp(snap->apps[n - 1]->domain, r->domain) >= 0) {
-			set_why(why, whylen, "apps out of order or twice at %s", r->domain);
+			zkr_set_why(why, whylen, "apps out of order or twice at %s", r->domain);
 			goto failed;
 		}
 		if ((apps[n] = app_from_record(r, why, whylen)) == NULL)
@@ -287,7 +274,7 @@ static struct route_table *table_from_record(const Zkrouter__TableSnapshot *snap
 	struct route_table *t = route_table_from_apps(apps, n);   /* takes the references */
 	free(apps);
 	if (t == NULL)
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 	return t;
 failed:
 	for (size_t i = 0; i < n; i++)
@@ -304,58 +291,58 @@ struct route_table *statefile_decode(const uint8_t *buf, size_t len, const char 
 	struct route_table *t = NULL;
 
 	if (len < STATEFILE_HEADER_LEN) {
-		set_why(why, whylen, "truncated: %zu bytes, shorter than the %d-byte header", len,
+		zkr_set_why(why, whylen, "truncated: %zu bytes, shorter than the %d-byte header", len,
 			STATEFILE_HEADER_LEN);
 		return NULL;
 	}
 	if (memcmp(buf, statefile_magic, sizeof(statefile_magic)) != 0) {
-		set_why(why, whylen, "not a zkrouter table file (bad magic)");
+		zkr_set_why(why, whylen, "not a zkrouter table file (bad magic)");
 		return NULL;
 	}
 	uint64_t version = get_be(buf + 8, 4);
 	if (version != STATEFILE_VERSION) {
-		set_why(why, whylen, "format version %llu, this zkrouterd reads version %d",
+		zkr_set_why(why, whylen, "format version %llu, this zkrouterd reads version %d",
 			(unsigned long long)version, STATEFILE_VERSION);
 		return NULL;
 	}
 	uint64_t plen = get_be(buf + 12, 8);
 	if (plen > STATEFILE_MAX_PAYLOAD) {
-		set_why(why, whylen, "corrupt: payload length %llu above the %u-byte limit",
+		zkr_set_why(why, whylen, "corrupt: payload length %llu above the %u-byte limit",
 			(unsigned long long)plen, STATEFILE_MAX_PAYLOAD);
 		return NULL;
 	}
 	uint64_t want = STATEFILE_HEADER_LEN + plen + STATEFILE_SUM_LEN;
 	if (len < want) {
-		set_why(why, whylen, "truncated: %zu of %llu bytes", len, (unsigned long long)want);
+		zkr_set_why(why, whylen, "truncated: %zu of %llu bytes", len, (unsigned long long)want);
 		return NULL;
 	}
 	if (len > want) {
-		set_why(why, whylen, "corrupt: %zu bytes, the header announces %llu", len,
+		zkr_set_why(why, whylen, "corrupt: %zu bytes, the header announces %llu", len,
 			(unsigned long long)want);
 		return NULL;
 	}
 	if (!sha256(buf, STATEFILE_HEADER_LEN + plen, sum)) {
-		set_why(why, whylen, "SHA-256 failed");
+		zkr_set_why(why, whylen, "SHA-256 failed");
 		return NULL;
 	}
 	if (memcmp(sum, buf + STATEFILE_HEADER_LEN + plen, STATEFILE_SUM_LEN) != 0) {
-		set_why(why, whylen, "corrupt: SHA-256 checksum mismatch");
+		zkr_set_why(why, whylen, "corrupt: SHA-256 checksum mismatch");
 		return NULL;
 	}
 	snap = zkrouter__table_snapshot__unpack(NULL, (size_t)plen, buf + STATEFILE_HEADER_LEN);
 	if (snap == NULL) {
-		set_why(why, whylen, "payload is not a TableSnapshot record");
+		zkr_set_why(why, whylen, "payload is not a TableSnapshot record");
 		return NULL;
 	}
 	if (snap->chroot == NULL || strcmp(snap->chroot, chroot) != 0) {
-		set_why(why, whylen, "written for ZooKeeper chroot %.200s, this router uses %.200s",
+		zkr_set_why(why, whylen, "written for ZooKeeper chroot %.200s, this router uses %.200s",
 			snap->chroot ? snap->chroot : "(none)", chroot);
 		goto done;
 	}
 	if ((t = table_from_record(snap, why, whylen)) == NULL)
 		goto done;
 	if (snap->digest == NULL || strcmp(snap->digest, t->digest_hex) != 0) {
-		set_why(why, whylen, "the rebuilt table does not match the recorded digest %.64s",
+		zkr_set_why(why, whylen, "the rebuilt table does not match the recorded digest %.64s",
 			snap->digest ? snap->digest : "(none)");
 		route_table_unref(t);
 		t = NULL;
@@ -415,38 +402,38 @@ static bool write_atomic(const char *path, const uint8_t *buf, size_t len, char 
 	bool ok = false, created = false;
 
 	if (tmp == NULL || dir == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		goto done;
 	}
 	memcpy(tmp, path, plen);
 	memcpy(tmp + plen, ".tmp", sizeof(".tmp"));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0) {
-		set_why(why, whylen, "cannot create %s: %s", tmp, strerror(errno));
+		zkr_set_why(why, whylen, "cannot create %s: %s", tmp, strerror(errno));
 		goto done;
 	}
 	created = true;
 	if (!write_all(fd, buf, len)) {
-		set_why(why, whylen, "cannot write %s: %s", tmp, strerror(errno));
+		zkr_set_why(why, whylen, "cannot write %s: %s", tmp, strerror(errno));
 		goto done;
 	}
 	if (fsync(fd) != 0) {
-		set_why(why, whylen, "fsync %s: %s", tmp, strerror(errno));
+		zkr_set_why(why, whylen, "fsync %s: %s", tmp, strerror(errno));
 		goto done;
 	}
 	int rc = close(fd);
 	fd = -1;
 	if (rc != 0) {
-		set_why(why, whylen, "close %s: %s", tmp, strerror(errno));
+		zkr_set_why(why, whylen, "close %s: %s", tmp, strerror(errno));
 		goto done;
 	}
 	if (rename(tmp, path) != 0) {
-		set_why(why, whylen, "rename %s to %s: %s", tmp, path, strerror(errno));
+		zkr_set_why(why, whylen, "rename %s to %s: %s", tmp, path, strerror(errno));
 		goto done;
 	}
 	created = false;
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(dfd) != 0) {
-		set_why(why, whylen, "fsync of directory %s: %s", dir, strerror(errno));
+		zkr_set_why(why, whylen, "fsync of directory %s: %s", dir, strerror(errno));
 		goto done;
 	}
 	ok = true;
@@ -488,25 +475,25 @@ struct route_table *statefile_read(const char *path, const char *chroot, struct 
 
 	if (fd < 0) {
 		err = errno;
-		set_why(why, whylen, "%s", err == ENOENT ? "no such file" : strerror(err));
+		zkr_set_why(why, whylen, "%s", err == ENOENT ? "no such file" : strerror(err));
 		goto done;
 	}
 	if (fstat(fd, &st) != 0) {
 		err = errno;
-		set_why(why, whylen, "fstat: %s", strerror(err));
+		zkr_set_why(why, whylen, "fstat: %s", strerror(err));
 		goto done;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_why(why, whylen, "not a regular file");
+		zkr_set_why(why, whylen, "not a regular file");
 		goto done;
 	}
 	if ((uint64_t)st.st_size > (uint64_t)STATEFILE_HEADER_LEN + STATEFILE_MAX_PAYLOAD + STATEFILE_SUM_LEN) {
-		set_why(why, whylen, "corrupt: %lld bytes, more than any table file", (long long)st.st_size);
+		zkr_set_why(why, whylen, "corrupt: %lld bytes, more than any table file", (long long)st.st_size);
 		goto done;
 	}
 	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
 		err = ENOMEM;
-		set_why(why, whylen, "out of memory for %lld bytes", (long long)st.st_size);
+		zkr_set_why(why, whylen, "out of memory for %lld bytes", (long long)st.st_size);
 		goto done;
 	}
 	/* Read one byte more than fstat said: a file that grew since is
@@ -517,7 +504,7 @@ struct route_table *statefile_read(const char *path, const char *chroot, struct 
 			continue;
 		if (n < 0) {
 			err = errno;
-			set_why(why, whylen, "read: %s", strerror(err));
+			zkr_set_why(why, whylen, "read: %s", strerror(err));
 			goto done;
 		}
 		if (n == 0)
@@ -643,20 +630,20 @@ static bool dir_ready(const char *dir, const char *path, char *why, size_t whyle
 	char probe[4096];
 
 	if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
-		set_why(why, whylen, "cannot create %s: %s", dir, strerror(errno));
+		zkr_set_why(why, whylen, "cannot create %s: %s", dir, strerror(errno));
 		return false;
 	}
 	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		set_why(why, whylen, "%s is not a directory", dir);
+		zkr_set_why(why, whylen, "%s is not a directory", dir);
 		return false;
 	}
 	if ((size_t)snprintf(probe, sizeof(probe), "%s.tmp", path) >= sizeof(probe)) {
-		set_why(why, whylen, "path %s too long", path);
+		zkr_set_why(why, whylen, "path %s too long", path);
 		return false;
 	}
 	int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (fd < 0) {
-		set_why(why, whylen, "cannot write in %s: %s", dir, strerror(errno));
+		zkr_set_why(why, whylen, "cannot write in %s: %s", dir, strerror(errno));
 		return false;
 	}
 	close(fd);
@@ -673,7 +660,7 @@ struct statefile *statefile_open(const char *dir, const char *node_id, const cha
 
 	if (sf == NULL || (sf->node_id = strdup(node_id)) == NULL || (sf->chroot = strdup(chroot)) == NULL ||
 	    (sf->path = malloc(plen)) == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		goto failed;
 	}
 	snprintf(sf->path, plen, "%s/table-%s", dir, node_id);
@@ -702,7 +689,7 @@ struct statefile *statefile_open(const char *dir, const char *node_id, const cha
 		goto no_thread;
 	return sf;
 no_thread:
-	set_why(why, whylen, "cannot start the writer thread");
+	zkr_set_why(why, whylen, "cannot start the writer thread");
 failed:
 	statefile_close(sf);
 	return NULL;

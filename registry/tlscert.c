@@ -18,20 +18,6 @@
 #include "registry/log.h"
 #include "registry/tlscert.h"
 
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_why(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (why == NULL || whylen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-}
-
 /* OpenSSL's last queued error as text (and the queue emptied), or `dflt`. */
 static const char *ssl_reason(char *buf, size_t len, const char *dflt)
 {
@@ -88,13 +74,13 @@ static bool read_names(struct zkr_cert *out, char *why, size_t whylen)
 	int n;
 
 	if (sans == NULL) {
-		set_why(why, whylen, "no DNS name in subjectAltName (the certificate has no subjectAltName)");
+		zkr_set_why(why, whylen, "no DNS name in subjectAltName (the certificate has no subjectAltName)");
 		return false;
 	}
 	n = sk_GENERAL_NAME_num(sans);
 	out->names = calloc(n > 0 ? (size_t)n : 1, sizeof(*out->names));
 	if (out->names == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		goto done;
 	}
 	for (int i = 0; i < n; i++) {
@@ -102,12 +88,12 @@ static bool read_names(struct zkr_cert *out, char *why, size_t whylen)
 		if (g->type != GEN_DNS)
 			continue;
 		if (!add_name(out, ASN1_STRING_get0_data(g->d.dNSName), ASN1_STRING_length(g->d.dNSName))) {
-			set_why(why, whylen, "out of memory");
+			zkr_set_why(why, whylen, "out of memory");
 			goto done;
 		}
 	}
 	if (out->n_names == 0) {
-		set_why(why, whylen, "no DNS name in subjectAltName");
+		zkr_set_why(why, whylen, "no DNS name in subjectAltName");
 		goto done;
 	}
 	ok = true;
@@ -166,25 +152,25 @@ bool zkr_cert_parse(const char *chain_pem, size_t chain_len, const char *key_pem
 	memset(out, 0, sizeof(*out));
 	ERR_clear_error();
 	if (chain_pem == NULL || chain_len == 0 || chain_len > (size_t)0x7fffffff) {
-		set_why(why, whylen, "no certificate in the chain (empty)");
+		zkr_set_why(why, whylen, "no certificate in the chain (empty)");
 		goto done;
 	}
 	if (key_pem != NULL && key_len > (size_t)0x7fffffff) {
-		set_why(why, whylen, "private key too large");
+		zkr_set_why(why, whylen, "private key too large");
 		goto done;
 	}
 	if ((b = BIO_new_mem_buf(chain_pem, (int)chain_len)) == NULL ||
 	    (out->chain = sk_X509_new_null()) == NULL) {
-		set_why(why, whylen, "out of memory");
+		zkr_set_why(why, whylen, "out of memory");
 		goto done;
 	}
 	out->leaf = PEM_read_bio_X509(b, NULL, NULL, NULL);
 	if (out->leaf == NULL) {
 		unsigned long e = ERR_peek_last_error();
 		if (e == 0 || ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
-			set_why(why, whylen, "no certificate in the chain (no \"BEGIN CERTIFICATE\" block)");
+			zkr_set_why(why, whylen, "no certificate in the chain (no \"BEGIN CERTIFICATE\" block)");
 		else
-			set_why(why, whylen, "certificate does not parse: %s",
+			zkr_set_why(why, whylen, "certificate does not parse: %s",
 				ssl_reason(ebuf, sizeof(ebuf), "unknown error"));
 		ERR_clear_error();
 		goto done;
@@ -192,7 +178,7 @@ bool zkr_cert_parse(const char *chain_pem, size_t chain_len, const char *key_pem
 	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
 		if (!sk_X509_push(out->chain, x)) {
 			X509_free(x);
-			set_why(why, whylen, "out of memory");
+			zkr_set_why(why, whylen, "out of memory");
 			goto done;
 		}
 	}
@@ -200,7 +186,7 @@ bool zkr_cert_parse(const char *chain_pem, size_t chain_len, const char *key_pem
 	{
 		unsigned long e = ERR_peek_last_error();
 		if (e != 0 && ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-			set_why(why, whylen, "certificate %d of the chain does not parse: %s",
+			zkr_set_why(why, whylen, "certificate %d of the chain does not parse: %s",
 				sk_X509_num(out->chain) + 2, ssl_reason(ebuf, sizeof(ebuf), "unknown error"));
 			goto done;
 		}
@@ -216,16 +202,16 @@ bool zkr_cert_parse(const char *chain_pem, size_t chain_len, const char *key_pem
 		out->key = read_key(chain_pem, chain_len, &broken);
 	if (out->key == NULL) {
 		if (broken)
-			set_why(why, whylen, "private key does not parse: %s",
+			zkr_set_why(why, whylen, "private key does not parse: %s",
 				ssl_reason(ebuf, sizeof(ebuf), "unknown error"));
 		else
-			set_why(why, whylen, "no private key in %s",
+			zkr_set_why(why, whylen, "no private key in %s",
 				key_pem != NULL ? "the key" : "the chain (and no separate key given)");
 		goto done;
 	}
 	if (X509_check_private_key(out->leaf, out->key) != 1) {
 		ERR_clear_error();
-		set_why(why, whylen, "key does not match the certificate");
+		zkr_set_why(why, whylen, "key does not match the certificate");
 		goto done;
 	}
 	out->key_type = key_type(out->key);
@@ -233,7 +219,7 @@ bool zkr_cert_parse(const char *chain_pem, size_t chain_len, const char *key_pem
 	if (!asn1_time(X509_get0_notBefore(out->leaf), &out->not_before) ||
 	    !asn1_time(X509_get0_notAfter(out->leaf), &out->not_after)) {
 		ERR_clear_error();
-		set_why(why, whylen, "certificate validity dates do not parse");
+		zkr_set_why(why, whylen, "certificate validity dates do not parse");
 		goto done;
 	}
 	if (!read_names(out, why, whylen))
@@ -241,7 +227,7 @@ bool zkr_cert_parse(const char *chain_pem, size_t chain_len, const char *key_pem
 	{
 		unsigned int mdlen = 0;
 		if (X509_digest(out->leaf, EVP_sha256(), out->sha256, &mdlen) != 1 || mdlen != 32) {
-			set_why(why, whylen, "cannot hash the certificate: %s",
+			zkr_set_why(why, whylen, "cannot hash the certificate: %s",
 				ssl_reason(ebuf, sizeof(ebuf), "unknown error"));
 			goto done;
 		}
@@ -262,13 +248,13 @@ bool zkr_cert_usable(const struct zkr_cert *c, time_t now, char *why, size_t why
 	if (now < c->not_before) {
 		gmtime_r(&c->not_before, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		set_why(why, whylen, "not valid before %s", when);
+		zkr_set_why(why, whylen, "not valid before %s", when);
 		return false;
 	}
 	if (now > c->not_after) {
 		gmtime_r(&c->not_after, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		set_why(why, whylen, "expired on %s", when);
+		zkr_set_why(why, whylen, "expired on %s", when);
 		return false;
 	}
 	return true;
