@@ -349,6 +349,24 @@ static void pp_metrics(struct admin *a, struct evbuffer *b)
 			    n.malformed, n.timeout, n.closed);
 }
 
+/* The /certs records this router read from ZooKeeper. */
+static void certwatch_metrics(struct admin *a, struct evbuffer *b)
+{
+	struct zkr_certwatch_stats n;
+
+	zkr_router_cert_stats(a->router, &n);
+	metric(b, "zkrouter_zk_certificate_records", "gauge",
+	       "Certificates from ZooKeeper (/certs) in service.", n.served);
+	metric(b, "zkrouter_zk_certificate_reads_total", "counter",
+	       "/certs records read from ZooKeeper.", n.records_read);
+	metric(b, "zkrouter_zk_certificate_records_skipped_total", "counter",
+	       "/certs records skipped: undecodable, incomplete, or refused by the TLS store.",
+	       n.bad_records);
+	metric(b, "zkrouter_zk_certificate_read_errors_total", "counter",
+	       "/certs reads that failed (other than a record gone or a lost connection).",
+	       n.read_errors);
+}
+
 /* Session tickets, and the keys they are made with. */
 static void ticket_metrics(struct admin *a, struct evbuffer *b)
 {
@@ -485,6 +503,8 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	pp_metrics(a, b);
 	if (a->tls != NULL)
 		tls_store_write_metrics(a->tls, b);
+	if (a->tls != NULL && a->router != NULL)
+		certwatch_metrics(a, b);
 	if (a->tickets != NULL)
 		ticket_metrics(a, b);
 	tls_metrics(a, b);

@@ -348,6 +348,10 @@ SSL_CTX *tls_base_ctx_new(struct tls_store *s, const char *min_version, const ch
 	/* The session-ID cache lives here: OpenSSL looks sessions up in the
 	 * context the SSL was made from, whatever certificate it switched to. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	/* One TLS 1.3 ticket per full handshake, as Go's servers send, not
+	 * OpenSSL's two: each costs an encryption and a write of its own, and
+	 * a resumption brings a fresh one. */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, s);
 	return ctx;
 failed:

@@ -45,6 +45,7 @@ for i in 1 2 3; do
 	shift 3
 done
 r_tls() { eval "echo \$R_TLS_$1"; }
+r_admin() { eval "echo \$R_ADMIN_$1"; }
 for i in 1 2 3; do
 	router_start "$i" --auth "$RT" --tls-listen "127.0.0.1:$(r_tls "$i")" \
 		--tls-cert "$T/default.pem" --tls-key "$T/default.key"
@@ -121,6 +122,10 @@ for i in 1 2 3; do
 		"$T/r$i.log" || fail "r$i did not log the corrupt record"
 	wait_for 5 grep -q "certs: /zkrouter/certs/mismatch.0000000101: certificate skipped" "$T/r$i.log" ||
 		fail "r$i did not log the mismatched record"
+	m=$(curl -s --max-time 5 "http://127.0.0.1:$(r_admin "$i")/metrics") ||
+		fail "r$i: no /metrics"
+	echo "$m" | grep -q '^zkrouter_zk_certificate_records_skipped_total 2$' ||
+		fail "r$i: /metrics does not count the two skipped records: $(echo "$m" | grep zk_certificate)"
 done
 routers_alive
 all_serve shop.test "$FP_SHOP" || fail "a bad record took shop.test out of service"
