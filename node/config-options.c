@@ -37,7 +37,7 @@ const struct option_def config_options[] = {
 	{ "listen", OPT_LIST, F(listen), F(n_listen), "0.0.0.0:8080", NOBOUND, false, false, "ADDR:PORT[,proxy]",
 	  "client listener, [v6]:port for IPv6, \",proxy\" when a PROXY protocol header comes first; repeat for several" },
 	{ "tls-listen", OPT_LIST, F(tls_listen), F(n_tls_listen), NULL, NOBOUND, false, false, "ADDR:PORT[,proxy]",
-	  "HTTPS listener (needs tls-cert or tls-cert-dir), \",proxy\" as for listen; repeat for several (default none)" },
+	  "HTTPS listener (certificates from tls-cert, tls-cert-dir and /certs), \",proxy\" as for listen; repeat for several (default none)" },
 	{ "tls-cert", OPT_LIST, F(tls_cert), F(n_tls_cert), NULL, NOBOUND, true, false, "FILE",
 	  "PEM certificate, its chain may follow (and its key, when no tls-key pairs with it); repeat for several, the first is the default; re-read on SIGHUP" },
 	{ "tls-key", OPT_LIST, F(tls_key), F(n_tls_key), NULL, NOBOUND, true, false, "FILE",

@@ -381,11 +381,8 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 		}
 	}
 	/* The files themselves are read at start (a bad one is exit 1 there);
-	 * what is checked here is that the set of options makes sense. */
-	if (c->n_tls_listen > 0 && c->n_tls_cert == 0 && c->tls_cert_dir == NULL) {
-		zkr_set_why(why, whylen, "tls-listen: needs tls-cert or tls-cert-dir");
-		return false;
-	}
+	 * what is checked here is that the set of options makes sense. A TLS
+	 * listener without any file serves /certs records only (main.c warns). */
 	if (c->n_tls_key > c->n_tls_cert) {
 		zkr_set_why(why, whylen, "tls-key is set without tls-cert (%zu keys for %zu certificates)",
 			c->n_tls_key, c->n_tls_cert);

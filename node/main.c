@@ -439,6 +439,10 @@ static bool start(struct daemon *d)
 			return false;
 		}
 	}
+	if (c->n_tls_listen > 0 && c->n_tls_cert == 0 && c->tls_cert_dir == NULL)
+		log_warn("tls-listen without tls-cert or tls-cert-dir: only certificates from ZooKeeper "
+			 "(/certs) are served, and a client whose name none of them holds, or that sends "
+			 "no name, gets an unrecognized_name alert");
 	if (c->n_tls_listen == 0 && (c->n_tls_cert > 0 || c->tls_cert_dir != NULL))
 		log_warn("tls-cert or tls-cert-dir is set but no tls-listen: serving plain HTTP only");
 	if (c->admin != NULL &&

@@ -39,8 +39,19 @@ expect_start() {
 	grep -qF -- "$words" "$T/err" || fail "zkrouterd $*: stderr lacks '$words': $(cat "$T/err")"
 }
 
-log "a TLS listener without a certificate is a configuration error"
-expect_start 2 "tls-listen: needs tls-cert or tls-cert-dir"
+log "a TLS listener without certificate files serves ZooKeeper's only: no default, unknown names refused"
+ports=$(free_port 2) || hard_error "no free ports"
+NOFILE_TLS=$(echo "$ports" | sed -n 2p)
+spawn nofile "$ZKROUTERD" --zk 127.0.0.1:1 --node-id nofile --admin off \
+	--listen "127.0.0.1:$(echo "$ports" | sed -n 1p)" --tls-listen "127.0.0.1:$NOFILE_TLS"
+nofile_pid=$SPAWNED_PID
+wait_for 10 grep -q "listening on 127.0.0.1:$NOFILE_TLS (TLS)" "$T/nofile.log" ||
+	fail "no TLS listener without certificate files: $(cat "$T/nofile.log")"
+grep -q "tls-listen without tls-cert or tls-cert-dir: only certificates from ZooKeeper" "$T/nofile.log" ||
+	fail "no warning about serving ZooKeeper's certificates only: $(cat "$T/nofile.log")"
+echo | timeout 10 openssl s_client -connect "127.0.0.1:$NOFILE_TLS" -servername app.test >"$T/nofile.s" 2>&1
+grep -q "unrecognized name" "$T/nofile.s" || fail "an unknown name was not refused: $(cat "$T/nofile.s")"
+stop_pid "$nofile_pid"
 expect_start 2 "tls-key is set without tls-cert" --tls-cert-dir "$T" --tls-key "$T/key.pem"
 expect_start 2 "tls-min-version: \"1.0\" is not 1.2 or 1.3" --tls-cert "$T/cert.pem" --tls-min-version 1.0
 
