@@ -20,22 +20,11 @@ static bool is_tchar(unsigned char ch)
 void http_upgrade_tokens(const struct http_hdr *hd, void (*fn)(const char *t, size_t n, void *arg),
 			 void *arg)
 {
-	const char *p = hd->value, *end = hd->value + hd->vlen;
+	const char *p = hd->value, *end = hd->value + hd->vlen, *t;
+	size_t n;
 
-	while (p < end) {
-		const char *t, *te;
-
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		t = p;
-		while (p < end && *p != ',')
-			p++;
-		te = p;
-		while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
-			te--;
-		if (te > t)
-			fn(t, (size_t)(te - t), arg);
-	}
+	while (http_next_token(&p, end, &t, &n))
+		fn(t, n, arg);
 }
 
 bool http_upgrade_token_allowed(const char *token, size_t len, const char *allowed)

@@ -318,24 +318,40 @@ static bool scan_lines(const char *buf, size_t len, const char **why)
 
 /* Comma-separated tokens of a Connection value: the flags, and the other
  * headers it names become hop-by-hop. */
+bool http_next_token(const char **p, const char *end, const char **t, size_t *n)
+{
+	const char *s = *p, *te;
+
+	for (;;) {
+		while (s < end && (*s == ' ' || *s == '\t' || *s == ','))
+			s++;
+		if (s == end) {
+			*p = s;
+			return false;
+		}
+		*t = s;
+		while (s < end && *s != ',')
+			s++;
+		te = s;
+		while (te > *t && (te[-1] == ' ' || te[-1] == '\t'))
+			te--;
+		if (te > *t) {
+			*n = (size_t)(te - *t);
+			*p = s;
+			return true;
+		}
+	}
+}
+
 static void connection_tokens(struct http_head *h, const struct http_hdr *hd)
 {
-	const char *p = hd->value, *end = hd->value + hd->vlen;
+	const char *p = hd->value, *end = hd->value + hd->vlen, *t;
+	size_t n;
 
-	while (p < end) {
-		const char *t, *te;
+	while (http_next_token(&p, end, &t, &n)) {
+		const char *te = t + n;
 		unsigned i;
 
-		while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-			p++;
-		t = p;
-		while (p < end && *p != ',')
-			p++;
-		te = p;
-		while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
-			te--;
-		if (te == t)
-			continue;
 		if (ieq(t, (size_t)(te - t), "close"))
 			h->conn_close = true;
 		else if (ieq(t, (size_t)(te - t), "keep-alive"))

@@ -172,6 +172,13 @@ bool http_body_move(llhttp_t *parser, struct http_chunk_state *cs,
 		    bool *done, const char **why);
 
 /*
+ * The next element of a comma-separated header value (RFC 9110 §5.6.1)
+ * from *p up to end, without its surrounding spaces and tabs; empty
+ * elements are skipped. False at the end of the list. Advances *p.
+ */
+bool http_next_token(const char **p, const char *end, const char **t, size_t *n);
+
+/*
  * Upgrade protocols. `allowed` is a comma-separated list of protocol names
  * (the --upgrade-protocols option, NULL for none). A token of an Upgrade
  * header ("name" or "name/version") is allowed when its name is listed.

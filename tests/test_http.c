@@ -499,6 +499,40 @@ static void test_body_move(void)
 	evbuffer_free(scratch);
 }
 
+/* Lists as RFC 9110 writes them: empty elements and spaces around
+ * elements are not tokens; spaces inside one are kept. */
+static void test_next_token(void)
+{
+	static const struct {
+		const char *value;
+		const char *want;   /* the tokens, each followed by '|' */
+	} cases[] = {
+		{ "close", "close|" },
+		{ " a , b ,,c\t", "a|b|c|" },
+		{ ",,,", "" },
+		{ "", "" },
+		{ " \t ", "" },
+		{ "keep-alive,Upgrade", "keep-alive|Upgrade|" },
+		{ "x y, z", "x y|z|" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *p = cases[i].value, *end = p + strlen(p), *t;
+		char got[64] = "";
+		size_t n, used = 0;
+
+		while (http_next_token(&p, end, &t, &n)) {
+			CU_ASSERT_FATAL(used + n + 2 <= sizeof(got));
+			memcpy(got + used, t, n);
+			used += n;
+			got[used++] = '|';
+			got[used] = '\0';
+		}
+		CU_ASSERT_PTR_EQUAL(p, end);
+		CU_ASSERT_STRING_EQUAL(got, cases[i].want);
+	}
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("http", NULL, NULL);
@@ -514,4 +548,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_chunked_bad);
 	UNIT_TEST(s, test_chunked_limits);
 	UNIT_TEST(s, test_body_move);
+	UNIT_TEST(s, test_next_token);
 }
