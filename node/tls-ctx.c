@@ -223,8 +223,10 @@ static bool ctx_common(SSL_CTX *ctx)
 static bool apply_policy(SSL_CTX *ctx, const char *min_version, const char *ciphers,
 			 const char *ciphersuites, char *why, size_t whylen);
 
-SSL_CTX *tls_cert_ctx_new(const struct zkr_cert *c, const char *min_version, const char *ciphers,
-			  const char *ciphersuites, char *why, size_t whylen)
+/* A server context with the policy and what every context shares: the
+ * start of both the base context and each certificate's. */
+static SSL_CTX *policy_ctx_new(const char *min_version, const char *ciphers,
+			       const char *ciphersuites, char *why, size_t whylen)
 {
 	char ebuf[200];
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -233,11 +235,29 @@ SSL_CTX *tls_cert_ctx_new(const struct zkr_cert *c, const char *min_version, con
 		snprintf(why, whylen, "cannot create a TLS context: %s", ssl_reason(ebuf, sizeof(ebuf)));
 		return NULL;
 	}
-	/* The suites too: a switched SSL chooses its cipher from the list of
-	 * the context it switched to, not of the one it was made from. */
 	if (!apply_policy(ctx, min_version, ciphers, ciphersuites, why, whylen))
 		goto failed;
-	if (!ctx_common(ctx) || SSL_CTX_use_certificate(ctx, c->leaf) != 1) {
+	if (!ctx_common(ctx)) {
+		snprintf(why, whylen, "TLS context: %s", ssl_reason(ebuf, sizeof(ebuf)));
+		goto failed;
+	}
+	return ctx;
+failed:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+SSL_CTX *tls_cert_ctx_new(const struct zkr_cert *c, const char *min_version, const char *ciphers,
+			  const char *ciphersuites, char *why, size_t whylen)
+{
+	char ebuf[200];
+	/* The suites too: a switched SSL chooses its cipher from the list of
+	 * the context it switched to, not of the one it was made from. */
+	SSL_CTX *ctx = policy_ctx_new(min_version, ciphers, ciphersuites, why, whylen);
+
+	if (ctx == NULL)
+		return NULL;
+	if (SSL_CTX_use_certificate(ctx, c->leaf) != 1) {
 		snprintf(why, whylen, "certificate refused: %s", ssl_reason(ebuf, sizeof(ebuf)));
 		goto failed;
 	}
@@ -330,19 +350,10 @@ bool tls_policy_check(const char *min_version, const char *ciphers, const char *
 SSL_CTX *tls_base_ctx_new(struct tls_store *s, const char *min_version, const char *ciphers,
 			  const char *ciphersuites, char *why, size_t whylen)
 {
-	char ebuf[200];
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	SSL_CTX *ctx = policy_ctx_new(min_version, ciphers, ciphersuites, why, whylen);
 
-	if (ctx == NULL) {
-		snprintf(why, whylen, "cannot create a TLS context: %s", ssl_reason(ebuf, sizeof(ebuf)));
+	if (ctx == NULL)
 		return NULL;
-	}
-	if (!apply_policy(ctx, min_version, ciphers, ciphersuites, why, whylen))
-		goto failed;
-	if (!ctx_common(ctx)) {
-		snprintf(why, whylen, "TLS context: %s", ssl_reason(ebuf, sizeof(ebuf)));
-		goto failed;
-	}
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 				 SSL_OP_NO_COMPRESSION);
 	/* The session-ID cache lives here: OpenSSL looks sessions up in the
@@ -354,7 +365,4 @@ SSL_CTX *tls_base_ctx_new(struct tls_store *s, const char *min_version, const ch
 	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, s);
 	return ctx;
-failed:
-	SSL_CTX_free(ctx);
-	return NULL;
 }
