@@ -487,19 +487,27 @@ static bool is_expiring(const struct cert_entry *e, time_t now, long days)
 	return e->parsed && difftime(e->z.not_after, now) < (double)days * 86400.0;
 }
 
+/* The nodes of certificate `name`; none is an error, said here. */
+static int cert_list_load_named(struct ctl *c, const char *name, bool read, struct cert_list *l)
+{
+	int rc = cert_list_load(c, name, read, l);
+
+	if (rc == CTL_EXIT_OK && l->n == 0) {
+		cert_list_free(l);
+		ctl_err("no certificate named %s (see `zkrouterctl cert ls`)", name);
+		return CTL_EXIT_FAIL;
+	}
+	return rc;
+}
+
 static int cert_show(struct ctl *c, const char *name)
 {
 	struct cert_list l;
 	if (!ctl_connect(c))
 		return CTL_EXIT_FAIL;
-	int rc = cert_list_load(c, name, true, &l);
+	int rc = cert_list_load_named(c, name, true, &l);
 	if (rc != CTL_EXIT_OK)
 		return rc;
-	if (l.n == 0) {
-		cert_list_free(&l);
-		ctl_err("no certificate named %s (see `zkrouterctl cert ls`)", name);
-		return CTL_EXIT_FAIL;
-	}
 	time_t now = time(NULL);
 	if (c->json)
 		printf("{\"name\":\"%s\",\"nodes\":[", name);
@@ -560,14 +568,9 @@ static int cert_rm(struct ctl *c, const char *name)
 	struct cert_list l;
 	if (!ctl_connect_to_write(c))
 		return CTL_EXIT_FAIL;
-	int rc = cert_list_load(c, name, false, &l);
+	int rc = cert_list_load_named(c, name, false, &l);
 	if (rc != CTL_EXIT_OK)
 		return rc;
-	if (l.n == 0) {
-		cert_list_free(&l);
-		ctl_err("no certificate named %s (see `zkrouterctl cert ls`)", name);
-		return CTL_EXIT_FAIL;
-	}
 	int removed = 0;
 	for (size_t i = 0; rc == CTL_EXIT_OK && i < l.n; i++) {
 		char path[NODE_PATH_MAX + 8];
