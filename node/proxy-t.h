@@ -23,6 +23,7 @@
 #include <sys/time.h>
 
 #include <event2/bufferevent.h>
+#include <event2/event_struct.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
 
@@ -106,7 +107,13 @@ struct conn_io {
 	struct event_base *base;
 	struct conn_flushq *fq;
 	struct bufferevent *bev;
-	struct event *rev;         /* EV_READ | EV_PERSIST on the socket */
+	struct event *rev;         /* EV_READ | EV_PERSIST on the socket: rev_mem
+				    * on a plain connection, else allocated */
+	struct event rev_mem;      /* its memory, inside the connection's */
+	/* A client parked while idle (proxy-mem.c) has no bufferevent (bev
+	 * NULL): unpark gives it one again before a read, or closes the
+	 * connection and returns false. NULL on connections never parked. */
+	bool (*unpark)(void *arg);
 	bufferevent_data_cb readcb;
 	bufferevent_event_cb eventcb;
 	void *arg;
@@ -168,11 +175,15 @@ struct client {
 				    * or answered until it drains */
 	bool tls;                  /* accepted on a TLS listener */
 	bool over_conn_limit;      /* over max-connections-per-ip: 429, close */
+	bool parked;               /* idle, its bufferevent freed (proxy-mem.c) */
+	bool idle_listed;          /* in p->idle_clients */
 	struct limits_entry *ipent;   /* its address's per-IP entry (held), or NULL */
 	unsigned short local_port;
 	char ip[INET6_ADDRSTRLEN];
 	char peer[INET6_ADDRSTRLEN + 8];
 	TAILQ_ENTRY(client) link;
+	TAILQ_ENTRY(client) idle_link;   /* p->idle_clients, by idle_since_ms */
+	struct client_slab *slab;  /* the block it lives in (proxy-mem.c) */
 };
 
 enum upstream_state {
@@ -335,9 +346,17 @@ struct proxy {
 
 	struct request *free_reqs;
 	size_t n_free_reqs;
+	size_t free_reqs_low;      /* the fewest free since the janitor's tick */
 	struct evbuffer *scratch;
 	struct hbuf resp_head;     /* the response head being written */
 	struct conn_flushq flushq; /* outputs written at the end of the turn */
+
+	/* Memory of idle connections (proxy-mem.c). */
+	TAILQ_HEAD(, client) idle_clients;   /* idle, not parked, oldest first */
+	TAILQ_HEAD(, client_slab) client_slabs;   /* with a free slot first */
+	struct event *mem_janitor;
+	size_t mem_released;       /* objects freed since the last trim */
+	int mem_fd_reserved;       /* libevent has records for fds below */
 
 	/* Objects closed inside a callback are freed here, from the loop. */
 	struct event *reaper;
@@ -384,11 +403,15 @@ void conn_flush(struct conn_io *io);
 bool conn_flush_now(struct conn_io *io);
 /* From a write callback: disarms EV_WRITE once the output is empty. */
 void conn_write_done(struct conn_io *io);
-/* The read side (struct conn_io): open once the socket exists. */
+/* The read side (struct conn_io): open once the socket exists. A client
+ * starts parked (proxy-mem.c): `bev` NULL, and io->fd set before. */
 bool conn_io_open(struct conn_io *io, struct event_base *base, struct conn_flushq *fq,
 		  struct bufferevent *bev, bufferevent_data_cb readcb,
 		  bufferevent_event_cb eventcb, void *arg, bool bev_reads);
 void conn_io_close(struct conn_io *io);
+/* A parked client's bufferevent goes (NULL) or comes back: the timeouts
+ * set meanwhile are applied to the new one. */
+void conn_io_set_bev(struct conn_io *io, struct bufferevent *bev);
 /* The connection is being closed: no more reading, and its queued
  * output is not written at the turn's end. */
 void conn_io_halt(struct conn_io *io);
@@ -446,6 +469,35 @@ void conn_tls_free(struct conn_io *io);
  * the socket on failure and returns NULL. */
 struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *sa,
 			    unsigned short local_port, struct ssl_st *ssl);
+/* ---- proxy-mem.c: memory of idle connections ----------------------------- */
+
+/*
+ * An idle keep-alive client needs only its socket's read event and a
+ * small struct: a client idle for MEM_PARK_AFTER_MS is parked (its
+ * bufferevent and buffers freed) by a janitor timer, and gets them back
+ * when bytes arrive. Client structs come from blocks of their own, so
+ * what a request or a burst allocated around them can be given back to
+ * the system (malloc_trim) once freed.
+ */
+struct client *client_mem_alloc(struct proxy *p);
+void client_mem_free(struct client *c);
+/* The client enters CS_IDLE (idle_since_ms set), or leaves it. */
+void client_mem_idle(struct client *c);
+void client_mem_busy(struct client *c);
+/* From proxy.c: frees an idle client's bufferevent (false when it has
+ * something buffered or under way), gives it back. */
+bool client_mem_park(struct client *c);
+bool client_mem_unpark(struct client *c);
+/* A descriptor this loop watches now: libevent's records for the next
+ * descriptor numbers are made ahead if needed, so that they lie together
+ * (see proxy-mem.c). */
+void proxy_mem_fd_seen(struct proxy *p, evutil_socket_t fd);
+/* The janitor timer, made with the proxy; and freeing everything. */
+bool proxy_mem_init(struct proxy *p);
+void proxy_mem_free(struct proxy *p);
+/* proxy-request.c: frees `n` objects of the request free list. */
+void request_pool_trim(struct proxy *p, size_t n);
+
 /* ---- proxy-listen.c: listeners and accepting --------------------------- */
 
 /* After a connection closed or the cap rose: accepting resumes if it
