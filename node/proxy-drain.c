@@ -15,7 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/proxy.h"
 
 /* A connection accepted just before the listeners closed has its first

@@ -20,7 +20,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/proxy.h"
 #include "node/tls.h"
 

@@ -27,7 +27,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 /* "ip:port" or "[ip6]:port", for the log. */
 static void pp_addr_text(const struct sockaddr_storage *ss, char *out, size_t outlen)

@@ -17,7 +17,7 @@
 
 #include "node/accesslog.h"
 #include "node/balancer.h"
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 static const char *const request_state_names[] = {
 	[RQ_ROUTING] = "routing", [RQ_CONNECTING] = "connecting", [RQ_SENDING] = "sending",

@@ -55,7 +55,9 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "node/proxy-t.h"
+#include "node/backend.h"
+#include "node/conn-io.h"
+#include "node/proxy.h"
 
 /* One record's worth of plaintext: the most an SSL_write turns into one
  * record, and the most one SSL_read returns. */
@@ -72,11 +74,6 @@ const char *const proxy_tls_fail_names[TLS_FAIL_N] = {
 	[TLS_FAIL_HTTP] = "http_on_https",
 	[TLS_FAIL_OTHER] = "other",
 };
-
-void proxy_tls_counters(const struct proxy *p, struct proxy_tls_counters *out)
-{
-	*out = p->tls_count;
-}
 
 static void tls_read_cb(evutil_socket_t fd, short what, void *arg);
 static void tls_write_cb(evutil_socket_t fd, short what, void *arg);

@@ -6,7 +6,7 @@
  * the socket I/O shared with upstream.c. proxy-request.c reads, routes and ends requests;
  * upstream.c carries them to a backend and the response back; tunnel.c
  * takes over after an Upgrade; proxy-drain.c closes connections for a
- * SIGTERM drain. See proxy-t.h for the picture.
+ * SIGTERM drain. See stream.h for the picture.
  */
 #include <config.h>
 
@@ -27,7 +27,7 @@
 
 #include "node/accesslog.h"
 #include "node/balancer.h"
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/proxy.h"
 #include "node/upstream.h"
 
@@ -517,6 +517,11 @@ size_t proxy_client_connections(const struct proxy *p)
 void proxy_limits_stats(const struct proxy *p, struct limits_stats *out)
 {
 	limits_get_stats(p->perip, out);
+}
+
+void proxy_tls_counters(const struct proxy *p, struct proxy_tls_counters *out)
+{
+	*out = p->tls_count;
 }
 
 static struct backend *proxy_find_backend(struct proxy *p, const char *domain, const char *id)

@@ -18,7 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 struct tunnel {
 	struct client *c;

@@ -14,7 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 static void response_complete(struct request *r)
 {

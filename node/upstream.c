@@ -19,7 +19,7 @@
 #include <event2/event.h>
 
 #include "node/balancer.h"
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/upstream.h"
 
 static const char *const up_state_names[] = {
