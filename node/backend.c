@@ -18,7 +18,6 @@
 #include <event2/util.h>
 
 #include "node/backend.h"
-#include "node/upstream.h"
 #include "registry/log.h"
 
 uint64_t backend_now_us(void)
@@ -179,6 +178,16 @@ static uint64_t backend_hash_str(const char *s)
 	return h;
 }
 
+/* Closes the backend's idle connections through its owner's hook (an
+ * empty pool needs no call: the owner may be gone at exit). */
+static void backend_idle_close(struct backend *b)
+{
+	if (TAILQ_EMPTY(&b->idle))
+		return;
+	if (b->resolver != NULL && b->resolver->idle_close != NULL)
+		b->resolver->idle_close(b);
+}
+
 struct backend *backend_new(const char *domain, const struct route_instance *inst,
 			    const struct backend_resolver *resolver)
 {
@@ -231,7 +240,7 @@ void backend_unref(struct backend *b)
 	}
 	if (--b->refs > 0)
 		return;
-	upstream_pool_close(b);
+	backend_idle_close(b);
 	if (b->lookup_retry != NULL)
 		event_free(b->lookup_retry);
 	free(b->id);
@@ -279,7 +288,7 @@ void backend_retire(struct backend *b)
 	b->removed = true;
 	log_debug("app %s instance %s (%s): retired, %u in flight", b->domain, b->id, b->name,
 		  b->outstanding);
-	upstream_pool_close(b);
+	backend_idle_close(b);
 	backend_lookup_stop(b);
 }
 
@@ -386,7 +395,7 @@ static struct app_state *app_state_build(struct route_app *app, const struct app
 			b->weight = inst->weight ? inst->weight : 1;
 			b->draining = inst->draining;
 			if (b->draining)
-				upstream_pool_close(b);
+				backend_idle_close(b);
 		} else {
 			b = backend_new(app->domain, inst, resolver);
 			if (b == NULL)

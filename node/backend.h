@@ -34,10 +34,16 @@ struct evdns_getaddrinfo_request;
 struct request;
 struct upstream;
 
-/* What looks up instance host names: a loop and its DNS resolver. */
+/* What a backend needs from its owner: a loop and its DNS resolver to look
+ * up instance host names, and the hook that closes its idle connections
+ * (the pool belongs to the upstream layer above, which sets the hook:
+ * this layer does not call up into it). */
+struct backend;
+
 struct backend_resolver {
 	struct event_base *base;
 	struct evdns_base *dns;
+	void (*idle_close)(struct backend *b);   /* NULL: no pool */
 };
 
 struct backend {

@@ -446,6 +446,7 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	backend_map_init(&p->map);
 	p->resolver.base = base;
 	p->resolver.dns = proxy_resolver_new(base, cfg->resolver);
+	p->resolver.idle_close = upstream_pool_close;
 	p->map.resolver = &p->resolver;
 	if (getrandom(&p->rng, sizeof(p->rng), 0) != (ssize_t)sizeof(p->rng) || p->rng == 0)
 		p->rng = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
