@@ -427,6 +427,16 @@ static struct evdns_base *proxy_resolver_new(struct event_base *base, const char
 	return dns;
 }
 
+/* How the upstream layer reports to this one (node/upstream.h). */
+static const struct upstream_ops proxy_upstream_ops = {
+	.request_fail = request_fail,
+	.request_finish = request_finish,
+	.request_set_state = request_set_state,
+	.tunnel_start = tunnel_start,
+	.client_close = client_close,
+	.reap_later = proxy_reap_later,
+};
+
 struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 			struct accesslog *log)
 {
@@ -447,6 +457,7 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	p->resolver.base = base;
 	p->resolver.dns = proxy_resolver_new(base, cfg->resolver);
 	p->resolver.idle_close = upstream_pool_close;
+	p->uops = &proxy_upstream_ops;
 	p->map.resolver = &p->resolver;
 	if (getrandom(&p->rng, sizeof(p->rng), 0) != (ssize_t)sizeof(p->rng) || p->rng == 0)
 		p->rng = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;

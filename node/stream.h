@@ -229,6 +229,7 @@ struct proxy {
 	struct evbuffer *scratch;
 	struct hbuf resp_head;     /* the response head being written */
 	struct conn_flushq flushq; /* outputs written at the end of the turn */
+	const struct upstream_ops *uops;   /* what the upstream layer reports */
 
 	/* Objects closed inside a callback are freed here, from the loop. */
 	struct event *reaper;

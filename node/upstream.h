@@ -55,7 +55,8 @@ enum request_state {
 	RQ_DONE,
 };
 
-/* What the upstream layer reports upward, about the request it carries. */
+/* What the upstream layer reports upward, about the request it carries; the
+ * proxy holds them (p->uops), set by the stream layer. */
 struct upstream_ops {
 	/* Answers the request with an error of ours and ends it. */
 	void (*request_fail)(struct request *r, int status, const char *code, const char *msg);
@@ -68,6 +69,8 @@ struct upstream_ops {
 	/* Objects closed inside a callback are freed at the next reaper run. */
 	void (*reap_later)(struct proxy *p);
 };
+/* The ops for request `r` (upstream*.c). */
+#define UP_OPS(r) ((r)->c->p->uops)
 
 /* Picks an instance and sends the request there (or fails it). */
 void upstream_attempt(struct request *r);
