@@ -98,10 +98,6 @@ struct app_state {
 	struct app_load *load;     /* reference held; shared with its successors */
 };
 
-/* Monotonic time (a vDSO call: cheap enough for every request). */
-uint64_t backend_now_ms(void);
-uint64_t backend_now_us(void);
-
 /* A backend for `inst` of app `domain`. A numeric host is its address at
  * once; a host name is looked up through `resolver` (may be NULL: names
  * then never resolve) without blocking, retried with backoff on failure,

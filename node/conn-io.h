@@ -19,6 +19,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "registry/clock.h"
 #include "registry/log.h"
 
 struct proxy_tls_counters;

@@ -55,7 +55,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "node/backend.h"
 #include "node/conn-io.h"
 #include "node/proxy.h"
 
@@ -93,7 +92,7 @@ bool conn_io_open_tls(struct conn_io *io, struct event_base *base, struct conn_f
 	io->fd = fd;
 	io->tlsn = n;
 	io->name = name;
-	io->hs_deadline_ms = backend_now_ms() + (handshake_ms ? handshake_ms : 10000);
+	io->hs_deadline_ms = clock_now_ms() + (handshake_ms ? handshake_ms : 10000);
 	if (SSL_set_fd(ssl, (int)fd) != 1)
 		goto failed;
 	SSL_set_accept_state(ssl);
@@ -124,7 +123,7 @@ failed:
 
 void conn_tls_handshake_tv(const struct conn_io *io, struct timeval *tv)
 {
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 	uint64_t left = io->hs_deadline_ms > now ? io->hs_deadline_ms - now : 0;
 
 	tv->tv_sec = (time_t)(left / 1000);

@@ -24,6 +24,7 @@
 #include "node/config.h"
 #include "node/tls-int.h"
 #include "node/tls.h"
+#include "registry/hash.h"
 #include "registry/log.h"
 
 
@@ -139,11 +140,7 @@ failed:
 
 static uint64_t name_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;   /* FNV-1a */
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
+	return hash_fnv1a_str(s);
 }
 
 struct pair {

@@ -217,7 +217,7 @@ static void request_send(struct request *r)
 
 	conn_write_timeout(&up->io, rt);
 	if (r->upstream_start_us == 0)
-		r->upstream_start_us = backend_now_us();
+		r->upstream_start_us = clock_now_us();
 	if (evbuffer_add(out, r->head_out.data, r->head_out.len) != 0) {
 		UP_OPS(r)->request_fail(r, 502, "backend_failed", "out of memory");
 		return;
@@ -287,7 +287,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		rlog_info(r, "connect to %s failed: %s", up->be->name,
 			  (what & BEV_EVENT_TIMEOUT) ? "timed out"
 						     : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+		backend_record_failure(up->be, clock_now_ms(), r->c->p->cfg.eject_base_ms,
 				       r->c->p->cfg.eject_max_ms);
 		retry_or_fail(r, (what & BEV_EVENT_TIMEOUT) != 0);
 		return;
@@ -330,14 +330,14 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 			 * and retry budget, and this one is ejected. */
 			rlog_info(r, "%s %s the connection without answering; trying another instance",
 				  up->be->name, (what & BEV_EVENT_ERROR) ? "reset" : "closed");
-			backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+			backend_record_failure(up->be, clock_now_ms(), r->c->p->cfg.eject_base_ms,
 					       r->c->p->cfg.eject_max_ms);
 		}
 		retry_or_fail(r, false);
 		return;
 	}
 	if (!up->reused && !r->resp_started)
-		backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+		backend_record_failure(up->be, clock_now_ms(), r->c->p->cfg.eject_base_ms,
 				       r->c->p->cfg.eject_max_ms);
 	upstream_response_fail(r, 502, "backend_failed", "the backend closed the connection");
 }
@@ -412,7 +412,7 @@ static bool attempt_on(struct request *r, struct backend *be, bool fresh)
 	be->outstanding++;
 	r->attempts++;
 	if (r->first_attempt_ms == 0)
-		r->first_attempt_ms = backend_now_ms();
+		r->first_attempt_ms = clock_now_ms();
 	if (up != NULL) {
 		r->up = up;
 		up->req = r;
@@ -431,7 +431,7 @@ static bool attempt_on(struct request *r, struct backend *be, bool fresh)
 	}
 	if (up == NULL) {
 		rlog_info(r, "cannot connect to %s", be->name);
-		backend_record_failure(be, backend_now_ms(), p->cfg.eject_base_ms, p->cfg.eject_max_ms);
+		backend_record_failure(be, clock_now_ms(), p->cfg.eject_base_ms, p->cfg.eject_max_ms);
 		detach_backend(r);
 		return false;
 	}
@@ -459,7 +459,7 @@ void upstream_attempt(struct request *r)
 	for (;;) {
 		struct balancer_args a;
 		struct backend *be;
-		uint64_t now = backend_now_ms();
+		uint64_t now = clock_now_ms();
 
 		if (r->attempts > 0 &&
 		    (r->attempts > retries || now - r->first_attempt_ms >= p->cfg.retry_budget_ms)) {
