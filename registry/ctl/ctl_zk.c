@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "registry/ctl_zk.h"
+#include "registry/ctl/ctl_zk.h"
 
 struct ctl_op {
 	bool done;
