@@ -11,7 +11,8 @@
  *
  * Properties: a refusal always says why; a certificate that parses has a
  * key, at least one name, and matches each of its own names; decoded
- * ticket keys number 1 to ZKR_TICKET_KEYS_MAX.
+ * ticket keys number 1 to ZKR_TICKET_KEYS_MAX. The seeds' certificates and
+ * keys were made for them alone and protect nothing.
  */
 #include <string.h>
 #include <time.h>
