@@ -4,7 +4,7 @@
  * a header naming the client, and that client is the one the router
  * forwards (X-Forwarded-For), logs and limits.
  *
- * A connection accepted there is a struct pp_conn (proxy-t.h) until its
+ * A connection accepted there is a struct pp_conn (stream.h) until its
  * header is whole: no bufferevent, no client yet. Each time the socket is
  * readable we peek at what it holds and let proxyproto_parse judge the
  * header so far; then we take from the socket only bytes that belong to
