@@ -5,8 +5,10 @@
  * to the backend set and balancer (node/backend.h, node/balancer.h) and
  * to connection I/O (node/conn-io.h), and reports upward to the request
  * (stream) layer only through struct upstream_ops, which the stream layer
- * fills (proxy_new). The backend layer reaches the idle pool the same way:
- * through the hook in struct backend_resolver.
+ * fills (proxy_new); it reads and fills the request it carries (struct
+ * request: the head to send, the response state, the client's output) as
+ * data. The backend layer reaches the idle pool the same way, through the
+ * hook in struct backend_resolver.
  */
 #ifndef ZKR_UPSTREAM_H
 #define ZKR_UPSTREAM_H
@@ -46,6 +48,8 @@ struct upstream {
 	TAILQ_ENTRY(upstream) reap_link;
 };
 
+/* A request's progress (struct request, node/stream.h): here because most
+ * of it happens in this layer, which reports it through upstream_ops. */
 enum request_state {
 	RQ_ROUTING,
 	RQ_CONNECTING,
@@ -69,6 +73,7 @@ struct upstream_ops {
 	/* Objects closed inside a callback are freed at the next reaper run. */
 	void (*reap_later)(struct proxy *p);
 };
+
 /* The ops for request `r` (upstream*.c). */
 #define UP_OPS(r) ((r)->c->p->uops)
 
