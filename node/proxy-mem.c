@@ -48,7 +48,7 @@
 
 #include <event2/event.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 /* Under AddressSanitizer a free slot is poisoned, so that a client used
  * after it was freed is reported as it would be with malloc. */
@@ -235,7 +235,7 @@ void proxy_mem_fd_seen(struct proxy *p, evutil_socket_t fd)
 static void mem_janitor_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *p = arg;
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 	struct client *c;
 	size_t excess;
 
