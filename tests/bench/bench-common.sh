@@ -116,8 +116,8 @@ start_backends() {
 # Sets PROXY_ADMIN, the admin port (for /metrics). ZKR_NAME names its log
 # (zkrouterd1 for the one-worker one), ZKR_WORKERS its --workers.
 start_zkrouterd() {
-	local admin tls=() workers=()
-	[ -n "${ZKR_WORKERS=$WORKERS}" ] && workers=(--workers "$ZKR_WORKERS")
+	local admin tls=() workers=() n=${ZKR_WORKERS-$WORKERS}
+	[ -n "$n" ] && workers=(--workers "$n")
 	admin=$(free_port)
 	if [ -n "$TLS_CERT" ]; then
 		tls=(--tls-listen "127.0.0.1:$1" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
@@ -128,7 +128,6 @@ start_zkrouterd() {
 		--admin "127.0.0.1:$admin" --node-id "${ZKR_NAME:-bench}" --log-level warn --state-dir "$T/state-${ZKR_NAME:-zkrouterd}" \
 		--max-client-connections $((MAXCONN + 2000)) "${workers[@]}" $ZKR_ARGS
 	PROXY_PIDS=$SPAWNED_PID PROXY_ADMIN=$admin
-	unset ZKR_WORKERS
 }
 
 # zkrouterd with one worker, to run beside one with --workers WORKERS.
@@ -245,7 +244,6 @@ start_proxy() {
 	wait_for 20 eval "proxy_ready $port || ! kill -0 $pid 2>/dev/null"
 	kill -0 "$pid" 2>/dev/null ||
 		hard_error "$name exited at start: $(tail -n 3 "$T/$name.log" | tr '\n' ' ')"
-
 	proxy_ready "$port" || hard_error "$name does not answer on $port"
 	eval "PIDS_$name=\"$PROXY_PIDS\""
 	eval "PORT_$name=$port ADMIN_$name=$PROXY_ADMIN"
