@@ -304,7 +304,7 @@ struct proxy {
 	struct zkr_config cfg;     /* scalar options only; strings not kept */
 	char *upgrade_protocols;   /* cfg's upgrade_protocols, our own copy */
 	struct http_limits lim;
-	struct limits *perip;      /* per client address: connections, rate */
+	struct limits *perip;      /* per client address: the shared table */
 	struct accesslog *log;
 	struct listener **listeners;  /* each allocated alone: callbacks hold them */
 	size_t n_listeners;
@@ -318,7 +318,13 @@ struct proxy {
 
 	struct route_table *table;
 	struct backend_map map;
-	struct backend_resolver resolver;   /* instance host names, health checks */
+	/* The process's shared state (node/shared.h), and this proxy's slot
+	 * there with the events other threads activate to wake it. */
+	struct proxy_shared *shared;
+	bool shared_owned;         /* a proxy alone: made with it */
+	int shared_slot;
+	struct event *appq_wake;   /* an app slot freed on another worker */
+	struct event *accept_wake; /* the connection budget dropped */
 
 	TAILQ_HEAD(, client) clients;
 	size_t n_clients;

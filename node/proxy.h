@@ -30,6 +30,14 @@ struct evdns_base;
 struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 			struct accesslog *log);
 
+/* Gives the proxy the process's shared state (node/shared.h), in place of
+ * the one it made for itself: call right after proxy_new, on the thread
+ * that will run the proxy's loop, before any listener or table. `sh`
+ * must outlive the proxy. */
+struct proxy_shared;
+void proxy_set_shared(struct proxy *p, struct proxy_shared *sh);
+struct proxy_shared *proxy_get_shared(struct proxy *p);
+
 /* Opens a listener on "ADDR:PORT" ("[v6]:PORT" for IPv6). On failure
  * returns false with a reason in `why`. May be called more than once.
  * With `proxy_header`, every connection must begin with a PROXY protocol
@@ -134,10 +142,6 @@ struct backend_info {
  * (never routed to and never health-marked). */
 bool proxy_backend_info(struct proxy *p, const char *domain, const char *instance_id,
 			struct backend_info *out);
-
-/* Active health checks (health.c) mark an instance down or up again. */
-void proxy_backend_set_health(struct proxy *p, const char *domain, const char *instance_id,
-			      bool up);
 
 /* Closes every connection and listener and frees the proxy. */
 void proxy_free(struct proxy *p);
