@@ -443,8 +443,9 @@ bool conn_tls_to_bev(struct conn_io *io);
 /* Frees the SSL and closes the socket (from conn_io_close). */
 void conn_tls_free(struct conn_io *io);
 
-/* The connections held now, counted against max_client_connections:
- * clients, and those still reading a PROXY header. */
+/* This proxy's connections: clients, and those still reading a PROXY
+ * header. max_client_connections holds for the process's total, the
+ * shared budget (shared_conn_take/put, node/shared.h). */
 #define PROXY_CONNS(p) ((p)->n_clients + (p)->n_pp_conns)
 /* A connection accepted, its client known: `sa` is the socket's peer or
  * the one its PROXY header named, `local_port` the port the client
