@@ -34,6 +34,7 @@
  */
 #include <config.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -56,10 +57,15 @@ static void dequeue(struct proxy *p, struct request *r)
 	ld->n_queued--;
 	p->n_queued--;
 	atomic_fetch_sub(&ld->sa->queued, 1);
-	if (ld->n_queued == 0)
-		shared_app_wait(ld->sa, p->shared_slot, false);
 	r->queued = false;
 	evtimer_del(r->qtimer);
+	if (ld->n_queued == 0) {
+		shared_app_wait(ld->sa, p->shared_slot, false);
+		/* Callers hold another reference (the request's app_state,
+		 * or appq_dispatch's). */
+		TAILQ_REMOVE(&p->waiting_loads, ld, wlink);
+		app_load_unref(ld);
+	}
 }
 
 static void queue_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -109,8 +115,10 @@ bool appq_admit(struct request *r)
 	ld->n_queued++;
 	p->n_queued++;
 	r->queued = true;
-	if (ld->n_queued == 1)
+	if (ld->n_queued == 1) {
+		TAILQ_INSERT_TAIL(&p->waiting_loads, app_load_ref(ld), wlink);
 		shared_app_wait(sa, p->shared_slot, true);
+	}
 	/* A slot freed since the try above saw no waiter: wake them all,
 	 * this loop included (the request must not run from here). */
 	if (atomic_load(&sa->in_flight) < ld->max_concurrent)
@@ -171,6 +179,29 @@ void appq_table_changed(struct proxy *p)
 		if (s != NULL && s->load->n_queued > 0)
 			appq_dispatch(p, app_load_ref(s->load));
 	}
+}
+
+void appq_wake(struct proxy *p)
+{
+	struct app_load *ld, **v;
+	size_t n = 0, i;
+
+	/* Dispatching may end requests and change the list: the loads are
+	 * taken (each with a reference) first. */
+	TAILQ_FOREACH(ld, &p->waiting_loads, wlink)
+		n++;
+	if (n == 0)
+		return;
+	if ((v = calloc(n, sizeof(*v))) == NULL) {
+		appq_table_changed(p);
+		return;
+	}
+	n = 0;
+	TAILQ_FOREACH(ld, &p->waiting_loads, wlink)
+		v[n++] = app_load_ref(ld);
+	for (i = 0; i < n; i++)
+		appq_dispatch(p, v[i]);   /* drops the reference */
+	free(v);
 }
 
 bool appq_info(struct proxy *p, const char *domain, unsigned *in_flight, unsigned *queued)

@@ -76,6 +76,8 @@ struct app_load {
 	uint32_t max_queued;
 	bool dispatching;          /* appq_dispatch runs: no nesting */
 	TAILQ_HEAD(, request) queue;
+	TAILQ_ENTRY(app_load) wlink;   /* in its proxy's waiting_loads while
+					* n_queued > 0 (holding a reference) */
 };
 
 struct app_state {

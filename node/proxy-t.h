@@ -335,6 +335,7 @@ struct proxy {
 	size_t n_active;           /* requests in flight */
 	size_t n_tunnels;          /* open tunnels (upgraded requests) */
 	size_t n_queued;           /* requests waiting for an app's slot */
+	TAILQ_HEAD(, app_load) waiting_loads;   /* the apps they wait for */
 	uint64_t app_overloaded;   /* requests answered 503 app_overloaded */
 	uint64_t next_id;
 	uint64_t rng;
@@ -551,6 +552,9 @@ struct app_load *appq_leave(struct request *r);
 void appq_dispatch(struct proxy *p, struct app_load *ld);
 /* A new table is in use: a cap it raised lets waiting requests go. */
 void appq_table_changed(struct proxy *p);
+/* A slot freed on another worker (the proxy's appq_wake): each app with
+ * requests waiting here gets its queue looked at. */
+void appq_wake(struct proxy *p);
 
 /* ---- tunnel.c ---------------------------------------------------------- */
 

@@ -415,7 +415,7 @@ static void appq_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	appq_table_changed(arg);
+	appq_wake(arg);
 }
 
 /* A connection closed somewhere while this proxy's accepting paused at
@@ -480,6 +480,7 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	proxy_copy_config(p, cfg);
 	TAILQ_INIT(&p->clients);
 	TAILQ_INIT(&p->pp_conns);
+	TAILQ_INIT(&p->waiting_loads);
 	TAILQ_INIT(&p->dead_clients);
 	TAILQ_INIT(&p->dead_upstreams);
 	backend_map_init(&p->map);
