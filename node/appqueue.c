@@ -116,7 +116,9 @@ bool appq_admit(struct request *r)
 	p->n_queued++;
 	r->queued = true;
 	if (ld->n_queued == 1) {
-		TAILQ_INSERT_TAIL(&p->waiting_loads, app_load_ref(ld), wlink);
+		/* (The macro names its element more than once.) */
+		app_load_ref(ld);
+		TAILQ_INSERT_TAIL(&p->waiting_loads, ld, wlink);
 		shared_app_wait(sa, p->shared_slot, true);
 	}
 	/* A slot freed since the try above saw no waiter: wake them all,

@@ -41,6 +41,9 @@ struct proxy_shared {
 	struct shared_app **apps;
 	size_t app_cap, n_apps;
 	struct shared_instance *pending;     /* to look up (each holds a ref) */
+	bool closing;                        /* proxy_shared_free runs */
+	struct shared_instance *stale;       /* only their lookup may still hold
+					      * them: to cancel (each holds a ref) */
 	struct event *appq_wake[SHARED_MAX_PROXIES];
 	struct event *accept_wake[SHARED_MAX_PROXIES];
 	bool attached[SHARED_MAX_PROXIES];
@@ -118,7 +121,10 @@ static void looked_up(int err, struct evutil_addrinfo *res, void *arg)
 	bool retry;
 	char addr[64];
 
-	si->lookup = NULL;
+	/* A cancelled lookup's answer comes after a newer lookup may have
+	 * started: that one's request stays. */
+	if (err != EVUTIL_EAI_CANCEL)
+		si->lookup = NULL;
 	/* IPv4 first when the name has both, as most apps listen on it. */
 	for (pick = res; pick != NULL && pick->ai_family != AF_INET; pick = pick->ai_next)
 		;
@@ -145,7 +151,9 @@ static void looked_up(int err, struct evutil_addrinfo *res, void *arg)
 	if (res != NULL)
 		evutil_freeaddrinfo(res);
 	if (err == EVUTIL_EAI_CANCEL) {
-		shared_instance_unref(si);   /* shutting down */
+		/* Nobody wanted it any more (resolve_cb cleared resolving),
+		 * or the process is stopping. */
+		shared_instance_unref(si);
 		return;
 	}
 	/* Retried while someone besides this lookup holds the instance
@@ -218,17 +226,55 @@ static void lookup_start(struct shared_instance *si)
 		si->lookup = req;
 }
 
+/* An instance whose users all left while its name was being looked up:
+ * the lookup or its retry timer stops, as the instance will never take a
+ * request (a table that brings it back makes a new one). */
+static void stale_check(struct shared_instance *si)
+{
+	struct proxy_shared *sh = si->sh;
+	bool cancel = false, untime = false;
+
+	pthread_mutex_lock(&sh->lock);
+	si->stale_queued = false;
+	/* Two references: the list's, and the lookup's or the timer's. */
+	if (atomic_load(&si->refs) == 2 && si->resolving) {
+		cancel = si->lookup != NULL;
+		untime = !cancel && si->lookup_retry != NULL &&
+			 evtimer_pending(si->lookup_retry, NULL);
+		if (cancel || untime)
+			si->resolving = false;
+	}
+	pthread_mutex_unlock(&sh->lock);
+	if (cancel) {
+		struct evdns_getaddrinfo_request *req = si->lookup;
+
+		si->lookup = NULL;
+		evdns_getaddrinfo_cancel(req);   /* looked_up drops its reference */
+	} else if (untime) {
+		evtimer_del(si->lookup_retry);
+		shared_instance_unref(si);       /* the timer's */
+	}
+	shared_instance_unref(si);               /* the list's */
+}
+
 static void resolve_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy_shared *sh = arg;
-	struct shared_instance *list, *si;
+	struct shared_instance *list, *stale, *si;
 
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&sh->lock);
 	list = sh->pending;
 	sh->pending = NULL;
+	stale = sh->stale;
+	sh->stale = NULL;
 	pthread_mutex_unlock(&sh->lock);
+	while ((si = stale) != NULL) {
+		stale = si->stale_next;
+		si->stale_next = NULL;
+		stale_check(si);
+	}
 	while ((si = list) != NULL) {
 		list = si->pending_next;
 		si->pending_next = NULL;
@@ -366,17 +412,28 @@ void shared_instance_unref(struct shared_instance *si)
 		return;
 	sh = si->sh;
 	r = atomic_load(&si->refs);
-	while (r > 1)
+	while (r > 2)
 		if (atomic_compare_exchange_weak(&si->refs, &r, r - 1))
 			return;
 	if (r == 0) {
 		ZKR_BUG("instance %s: reference count underflow", si->id);
 		return;
 	}
-	/* The last reference, perhaps: decided under the map's lock, where
-	 * a lookup would take a new one. */
+	/* The last reference, or the last besides a lookup's: decided under
+	 * the map's lock, where a lookup would take a new one. */
 	if (sh != NULL)
 		pthread_mutex_lock(&sh->lock);
+	if (sh != NULL && !sh->closing && si->resolving && !si->stale_queued &&
+	    atomic_load(&si->refs) == 2) {
+		/* Only the lookup would be left: this reference goes to the
+		 * control thread, which stops the lookup (stale_check). */
+		si->stale_queued = true;
+		si->stale_next = sh->stale;
+		sh->stale = si;
+		pthread_mutex_unlock(&sh->lock);
+		event_active(sh->resolve_ev, EV_TIMEOUT, 0);
+		return;
+	}
 	if (atomic_fetch_sub(&si->refs, 1) != 1) {
 		if (sh != NULL)
 			pthread_mutex_unlock(&sh->lock);
@@ -742,10 +799,18 @@ void proxy_shared_free(struct proxy_shared *sh)
 
 	if (sh == NULL)
 		return;
+	pthread_mutex_lock(&sh->lock);
+	sh->closing = true;
+	pthread_mutex_unlock(&sh->lock);
 	/* Every proxy is gone: what is left is held by lookups, retry
 	 * timers and the queue of names. A cancelled lookup's callback is
 	 * deferred to a loop that does not run again; its instance is left
 	 * to the process's exit. */
+	while ((si = sh->stale) != NULL) {
+		sh->stale = si->stale_next;
+		si->stale_queued = false;
+		shared_instance_unref(si);
+	}
 	while ((si = sh->pending) != NULL) {
 		sh->pending = si->pending_next;
 		si->resolving = false;

@@ -81,6 +81,8 @@ struct shared_instance {
 	bool resolving;                      /* queued, looking up or retry armed
 					      * (set and cleared under sh->lock) */
 	struct shared_instance *pending_next;
+	bool stale_queued;                   /* in sh->stale (under sh->lock) */
+	struct shared_instance *stale_next;
 	struct evdns_getaddrinfo_request *lookup;
 	struct event *lookup_retry;
 	unsigned lookup_failures;
