@@ -11,7 +11,9 @@
  */
 #include <config.h>
 
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -188,6 +190,72 @@ static void test_ejection_seen(void)
 	}
 	backend_unref(worker_be[0]);
 	backend_unref(worker_be[1]);
+	CU_ASSERT_EQUAL(proxy_shared_instances(sh), 0);
+}
+
+/* A host name is looked up on the control loop (here: this thread's
+ * base) and its address published to a worker on another thread, which
+ * copies it at connect time. Then nobody holds the instance: it goes. */
+static struct backend *dns_be;
+static _Atomic int dns_seen;
+
+static void *dns_job(long i)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	if (i != 1)
+		return NULL;
+	for (int n = 0; n < 5000 && !backend_routable(dns_be); n++)
+		nanosleep(&ts, NULL);
+	atomic_store(&dns_seen, backend_routable(dns_be) && backend_addr(dns_be) &&
+				       dns_be->addr.ss_family == AF_INET);
+	return NULL;
+}
+
+static void test_dns_published(void)
+{
+	struct route_instance inst;
+	FILE *f = fopen("/etc/hosts", "r");
+	char line[256];
+	bool has_localhost = false;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "127.0.0.1", 9) == 0 && strstr(line, "localhost") != NULL)
+			has_localhost = true;
+	if (f != NULL)
+		fclose(f);
+	if (!has_localhost) {
+		printf("(no 127.0.0.1 localhost in /etc/hosts: skipped) ");
+		return;
+	}
+	memset(&inst, 0, sizeof(inst));
+	inst.id = "d1";
+	inst.host = "localhost";
+	inst.port = 8003;
+	dns_be = backend_new("dns.test", &inst, sh);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dns_be);
+	CU_ASSERT(!backend_routable(dns_be));   /* not before the control loop ran */
+	CU_ASSERT(!backend_addr(dns_be));
+	/* The worker waits on its thread; the control loop runs here. */
+	atomic_store(&dns_seen, 0);
+	{
+		pthread_t t;
+		struct job j = { dns_job, 1 };
+
+		pthread_barrier_init(&start, NULL, 1);
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, job_main, &j), 0);
+		for (int n = 0; n < 500 && shared_instance_addr_gen(dns_be->si) == 0; n++) {
+			struct timespec ts = { 0, 10000000 };
+
+			event_base_loop(base, EVLOOP_NONBLOCK);
+			nanosleep(&ts, NULL);
+		}
+		pthread_join(t, NULL);
+		pthread_barrier_destroy(&start);
+	}
+	CU_ASSERT(atomic_load(&dns_seen));
+	CU_ASSERT_EQUAL(dns_be->addr_gen, shared_instance_addr_gen(dns_be->si));
+	backend_unref(dns_be);
 	CU_ASSERT_EQUAL(proxy_shared_instances(sh), 0);
 }
 
@@ -380,6 +448,7 @@ void unit_register(void)
 
 	UNIT_TEST(s, test_instances);
 	UNIT_TEST(s, test_ejection_seen);
+	UNIT_TEST(s, test_dns_published);
 	UNIT_TEST(s, test_conn_budget);
 	UNIT_TEST(s, test_app_slots);
 	UNIT_TEST(s, test_wakeups);
