@@ -65,8 +65,9 @@ void proxy_set_table(struct proxy *p, struct route_table *t);
 /* The current snapshot, borrowed (NULL before the first one). */
 struct route_table *proxy_table(struct proxy *p);
 
-/* The resolver of instance host names (--resolver, or the system's); the
- * health checks share it. */
+/* The resolver of instance host names (--resolver, or the system's): the
+ * shared state's, on the control thread's loop (proxy_shared_dns); only
+ * that thread may use it. */
 struct evdns_base *proxy_resolver(struct proxy *p);
 
 /* Applies the reloadable options of `cfg` (timeouts, limits, pools). */
@@ -95,7 +96,8 @@ size_t proxy_client_connections(const struct proxy *p);
  * a slot (false when the table has no such app), and the totals. */
 bool appq_info(struct proxy *p, const char *domain, unsigned *in_flight, unsigned *queued);
 void appq_totals(const struct proxy *p, size_t *queued, uint64_t *overloaded);
-/* The per-client-address limits' counters (node/limits.h). */
+/* The per-client-address limits' counters (node/limits.h): the table is
+ * the process's, so every proxy reports the same totals (do not sum). */
 void proxy_limits_stats(const struct proxy *p, struct limits_stats *out);
 
 /* PROXY protocol headers on the listeners that expect them: read, and
