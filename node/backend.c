@@ -13,147 +13,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/dns.h>
-#include <event2/event.h>
-#include <event2/util.h>
-
 #include "node/backend.h"
 #include "registry/hash.h"
 #include "registry/log.h"
-
-/* base_ms doubled `doublings` times, at most max_ms: the backoff of
- * passive ejection and of failed lookups. */
-static uint64_t backoff_ms(unsigned base_ms, unsigned max_ms, unsigned doublings)
-{
-	uint64_t d = base_ms ? base_ms : 1;
-
-	for (unsigned i = 0; i < doublings && d < max_ms; i++)
-		d *= 2;
-	return d > max_ms ? max_ms : d;
-}
-
-/* ---- host names -------------------------------------------------------- */
-
-#define LOOKUP_RETRY_MIN_MS 1000u
-#define LOOKUP_RETRY_MAX_MS 60000u
-
-static void backend_lookup(struct backend *b);
-
-static void backend_looked_up(int err, struct evutil_addrinfo *res, void *arg)
-{
-	struct backend *b = arg;
-	struct evutil_addrinfo *pick;
-	char addr[64];
-
-	b->looking_up = false;
-	b->lookup = NULL;
-	/* IPv4 first when the name has both, as most apps listen on it. */
-	for (pick = res; pick != NULL && pick->ai_family != AF_INET; pick = pick->ai_next)
-		;
-	if (pick == NULL)
-		pick = res;
-	if (err == 0 && pick != NULL && pick->ai_addrlen <= sizeof(b->addr)) {
-		memcpy(&b->addr, pick->ai_addr, pick->ai_addrlen);
-		b->addrlen = pick->ai_addrlen;
-		b->lookup_failures = 0;
-		if (evutil_inet_ntop(b->addr.ss_family,
-				     b->addr.ss_family == AF_INET6
-					     ? (const void *)&((struct sockaddr_in6 *)&b->addr)->sin6_addr
-					     : (const void *)&((struct sockaddr_in *)&b->addr)->sin_addr,
-				     addr, sizeof(addr)) == NULL)
-			snprintf(addr, sizeof(addr), "?");
-		log_info("app %s instance %s: %s is %s", b->domain, b->id, b->host, addr);
-	} else if (err != EVUTIL_EAI_CANCEL && !b->removed && b->lookup_retry != NULL &&
-		   b->refs > 1) {
-		/* (refs == 1: only this lookup holds it, a table that was
-		 * never installed made it; nothing to retry for.) */
-		unsigned ms = (unsigned)backoff_ms(LOOKUP_RETRY_MIN_MS, LOOKUP_RETRY_MAX_MS,
-						   b->lookup_failures);
-		struct timeval tv;
-
-		/* One warning per instance; the retries after it are quiet. */
-		zkr_log_at(b->lookup_failures ? ZKR_LOG_DEBUG : ZKR_LOG_WARN,
-			   "app %s instance %s: cannot resolve %s: %s; retrying in %u ms", b->domain,
-			   b->id, b->host, err ? evutil_gai_strerror(err) : "no usable address", ms);
-		b->lookup_failures++;
-		tv.tv_sec = ms / 1000;
-		tv.tv_usec = (ms % 1000) * 1000;
-		if (evtimer_add(b->lookup_retry, &tv) == 0)
-			backend_ref(b);   /* the timer's */
-	}
-	if (res != NULL)
-		evutil_freeaddrinfo(res);
-	backend_unref(b);   /* the lookup's */
-}
-
-static void backend_lookup_again(evutil_socket_t fd, short what, void *arg)
-{
-	struct backend *b = arg;
-
-	(void)fd;
-	(void)what;
-	if (!b->removed && b->refs > 1)
-		backend_lookup(b);
-	backend_unref(b);   /* the timer's */
-}
-
-static void backend_lookup(struct backend *b)
-{
-	struct evutil_addrinfo hints;
-	struct evdns_getaddrinfo_request *req;
-	char port[8];
-
-	snprintf(port, sizeof(port), "%u", (unsigned)b->port);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	hints.ai_flags = EVUTIL_AI_NUMERICSERV;
-	backend_ref(b);   /* the lookup's, dropped in backend_looked_up */
-	b->looking_up = true;
-	req = evdns_getaddrinfo(b->resolver->dns, b->host, port, &hints, backend_looked_up, b);
-	/* An answer from /etc/hosts or an immediate error has already run
-	 * the callback. */
-	if (b->looking_up)
-		b->lookup = req;
-}
-
-/* Numeric hosts are their address; names are looked up, see backend_new. */
-static void backend_resolve(struct backend *b)
-{
-	int len = (int)sizeof(b->addr);
-	char hostport[300];
-
-	if (strchr(b->host, ':'))
-		snprintf(hostport, sizeof(hostport), "[%s]:%u", b->host, (unsigned)b->port);
-	else
-		snprintf(hostport, sizeof(hostport), "%s:%u", b->host, (unsigned)b->port);
-	if (evutil_parse_sockaddr_port(hostport, (struct sockaddr *)&b->addr, &len) == 0) {
-		b->addrlen = (socklen_t)len;
-		return;
-	}
-	b->addrlen = 0;
-	if (b->resolver == NULL) {
-		log_warn("app %s instance %s: %s is a host name and there is no DNS resolver",
-			 b->domain, b->id, b->host);
-		return;
-	}
-	b->lookup_retry = evtimer_new(b->resolver->base, backend_lookup_again, b);
-	backend_lookup(b);
-}
-
-/* Stops a pending lookup or retry; each drops its reference. A cancelled
- * lookup's callback is deferred to the loop: at shutdown, when the loop
- * does not run again, its backend is left to the process's exit. */
-static void backend_lookup_stop(struct backend *b)
-{
-	if (b->lookup != NULL)
-		evdns_getaddrinfo_cancel(b->lookup);
-	if (b->lookup_retry != NULL && evtimer_pending(b->lookup_retry, NULL)) {
-		evtimer_del(b->lookup_retry);
-		backend_unref(b);
-	}
-}
 
 /* Closes the backend's idle connections through its owner's hook (an
  * empty pool needs no call: the owner may be gone at exit). */
@@ -161,12 +23,12 @@ static void backend_idle_close(struct backend *b)
 {
 	if (TAILQ_EMPTY(&b->idle))
 		return;
-	if (b->resolver != NULL && b->resolver->idle_close != NULL)
-		b->resolver->idle_close(b);
+	if (b->idle_close != NULL)
+		b->idle_close(b);
 }
 
 struct backend *backend_new(const char *domain, const struct route_instance *inst,
-			    const struct backend_resolver *resolver)
+			    struct proxy_shared *sh)
 {
 	struct backend *b = calloc(1, sizeof(*b));
 
@@ -176,7 +38,8 @@ struct backend *backend_new(const char *domain, const struct route_instance *ins
 	b->id = strdup(inst->id);
 	b->domain = strdup(domain);
 	b->host = strdup(inst->host);
-	if (b->id == NULL || b->domain == NULL || b->host == NULL) {
+	if (b->id == NULL || b->domain == NULL || b->host == NULL ||
+	    (b->si = shared_instance_get(sh, domain, inst->id, inst->host, inst->port)) == NULL) {
 		free(b->id);
 		free(b->domain);
 		free(b->host);
@@ -188,13 +51,11 @@ struct backend *backend_new(const char *domain, const struct route_instance *ins
 	b->draining = inst->draining;
 	/* The seed depends on the id only, so every router hashes alike. */
 	b->hash_seed = hash_fnv1a_str(inst->id);
-	b->resolver = resolver;
 	TAILQ_INIT(&b->idle);
 	if (strchr(b->host, ':'))
 		snprintf(b->name, sizeof(b->name), "[%s]:%u", b->host, (unsigned)b->port);
 	else
 		snprintf(b->name, sizeof(b->name), "%s:%u", b->host, (unsigned)b->port);
-	backend_resolve(b);
 	return b;
 }
 
@@ -218,8 +79,7 @@ void backend_unref(struct backend *b)
 	if (--b->refs > 0)
 		return;
 	backend_idle_close(b);
-	if (b->lookup_retry != NULL)
-		event_free(b->lookup_retry);
+	shared_instance_unref(b->si);
 	free(b->id);
 	free(b->domain);
 	free(b->host);
@@ -228,34 +88,38 @@ void backend_unref(struct backend *b)
 
 bool backend_routable(const struct backend *b)
 {
-	return !b->draining && !b->removed && b->addrlen != 0;
+	return !b->draining && !b->removed && shared_instance_addr_gen(b->si) != 0;
 }
 
 bool backend_ejected(const struct backend *b, uint64_t now_ms)
 {
-	return b->ejected_until_ms > now_ms;
+	return shared_instance_ejected(b->si, now_ms);
+}
+
+bool backend_health_down(const struct backend *b)
+{
+	return shared_instance_down(b->si);
+}
+
+bool backend_addr(struct backend *b)
+{
+	uint64_t gen = shared_instance_addr_gen(b->si);
+
+	/* The lock and the copy only when the control thread published a
+	 * new address since the last connect. */
+	if (gen != 0 && gen != b->addr_gen)
+		b->addr_gen = shared_instance_addr(b->si, &b->addr, &b->addrlen);
+	return b->addrlen != 0;
 }
 
 void backend_record_failure(struct backend *b, uint64_t now_ms, unsigned base_ms, unsigned max_ms)
 {
-	uint64_t d;
-
-	b->consecutive_failures++;
-	d = backoff_ms(base_ms, max_ms, b->consecutive_failures - 1);
-	/* Only the way into ejection is worth an info line; failing-open
-	 * retries of an ejected instance would repeat it. */
-	zkr_log_at(backend_ejected(b, now_ms) ? ZKR_LOG_DEBUG : ZKR_LOG_INFO,
-		   "app %s instance %s (%s): ejected for %llu ms after %u failure(s)", b->domain,
-		   b->id, b->name, (unsigned long long)d, b->consecutive_failures);
-	b->ejected_until_ms = now_ms + d;
+	shared_instance_record_failure(b->si, now_ms, base_ms, max_ms, b->name);
 }
 
 void backend_record_success(struct backend *b)
 {
-	if (b->consecutive_failures && b->ejected_until_ms)
-		log_info("app %s instance %s (%s): back in service", b->domain, b->id, b->name);
-	b->consecutive_failures = 0;
-	b->ejected_until_ms = 0;
+	shared_instance_record_success(b->si, b->name);
 }
 
 void backend_retire(struct backend *b)
@@ -266,7 +130,6 @@ void backend_retire(struct backend *b)
 	log_debug("app %s instance %s (%s): retired, %u in flight", b->domain, b->id, b->name,
 		  b->outstanding);
 	backend_idle_close(b);
-	backend_lookup_stop(b);
 }
 
 /* ---- app states -------------------------------------------------------- */
@@ -280,8 +143,17 @@ struct app_load *app_load_ref(struct app_load *l)
 void app_load_unref(struct app_load *l)
 {
 	/* Queued requests hold their app_state, which holds this. */
-	if (l != NULL && --l->refs == 0)
+	if (l != NULL && --l->refs == 0) {
+		/* Slots still counted (a request ended without giving its
+		 * back cannot happen; this keeps the process's count whole
+		 * if one ever did). */
+		while (l->counted > 0) {
+			l->counted--;
+			shared_app_put(l->sa, -1);
+		}
+		shared_app_unref(l->sa);
 		free(l);
+	}
 }
 
 struct app_state *app_state_ref(struct app_state *s)
@@ -339,7 +211,7 @@ static bool same_endpoint(const struct backend *b, const struct route_instance *
 /* A new app_state for `app`, carrying over the backends of `old` (may be
  * NULL) whose instance still exists at the same address. */
 static struct app_state *app_state_build(struct route_app *app, const struct app_state *old,
-					 const struct backend_resolver *resolver)
+					 const struct backend_map *m)
 {
 	struct app_state *s = calloc(1, sizeof(*s));
 	size_t i;
@@ -353,6 +225,10 @@ static struct app_state *app_state_build(struct route_app *app, const struct app
 	} else if ((s->load = calloc(1, sizeof(*s->load))) != NULL) {
 		s->load->refs = 1;
 		TAILQ_INIT(&s->load->queue);
+		if ((s->load->sa = shared_app_get(m->shared, app->domain)) == NULL) {
+			free(s->load);
+			s->load = NULL;
+		}
 	}
 	if (s->bes == NULL || s->load == NULL) {
 		free(s->bes);
@@ -363,6 +239,11 @@ static struct app_state *app_state_build(struct route_app *app, const struct app
 	/* The newest config sets the cap for every request of the app. */
 	s->load->max_concurrent = app->config.max_concurrent_requests;
 	s->load->max_queued = app->config.max_queued_requests;
+	/* A cap that appears counts the requests already running here. */
+	if (s->load->max_concurrent && s->load->counted < s->load->in_flight) {
+		shared_app_add(s->load->sa, s->load->in_flight - s->load->counted);
+		s->load->counted = s->load->in_flight;
+	}
 	for (i = 0; i < app->n_instances; i++) {
 		const struct route_instance *inst = &app->instances[i];
 		struct backend *b = old ? app_state_find(old, inst->id) : NULL;
@@ -374,9 +255,10 @@ static struct app_state *app_state_build(struct route_app *app, const struct app
 			if (b->draining)
 				backend_idle_close(b);
 		} else {
-			b = backend_new(app->domain, inst, resolver);
+			b = backend_new(app->domain, inst, m->shared);
 			if (b == NULL)
 				goto failed;
+			b->idle_close = m->idle_close;
 		}
 		s->bes[s->n++] = b;
 	}
@@ -411,7 +293,12 @@ void backend_map_init(struct backend_map *m)
 
 static size_t ptr_hash(const void *p, size_t cap)
 {
-	return (size_t)hash_mix64((uint64_t)(uintptr_t)p) & (cap - 1);
+	uint64_t x = (uint64_t)(uintptr_t)p;
+
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdull;
+	x ^= x >> 33;
+	return (size_t)x & (cap - 1);
 }
 
 struct app_state *backend_map_get(const struct backend_map *m, const struct route_app *app)
@@ -441,14 +328,16 @@ static void map_put(struct app_state **slots, size_t cap, struct app_state *s)
 
 static void map_release(struct backend_map *m)
 {
-	const struct backend_resolver *resolver = m->resolver;
+	struct proxy_shared *sh = m->shared;
+	void (*idle_close)(struct backend *) = m->idle_close;
 	size_t i;
 
 	for (i = 0; i < m->cap; i++)
 		app_state_unref(m->slots[i]);
 	free(m->slots);
 	backend_map_init(m);
-	m->resolver = resolver;
+	m->shared = sh;
+	m->idle_close = idle_close;
 }
 
 bool backend_map_update(struct backend_map *m, const struct route_table *old,
@@ -458,7 +347,8 @@ bool backend_map_update(struct backend_map *m, const struct route_table *old,
 	size_t i, j;
 
 	backend_map_init(&nm);
-	nm.resolver = m->resolver;
+	nm.shared = m->shared;
+	nm.idle_close = m->idle_close;
 	nm.cap = 16;
 	while (nm.cap < 2 * (t->n_apps + 1))
 		nm.cap *= 2;
@@ -482,7 +372,7 @@ bool backend_map_update(struct backend_map *m, const struct route_table *old,
 		if (s != NULL) {
 			app_state_ref(s);
 		} else {
-			s = app_state_build(app, prev, m->resolver);
+			s = app_state_build(app, prev, m);
 			if (s == NULL) {
 				map_release(&nm);
 				return false;

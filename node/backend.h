@@ -25,69 +25,63 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "node/shared.h"
 #include "registry/table.h"
 
-struct event;
-struct event_base;
-struct evdns_base;
-struct evdns_getaddrinfo_request;
+struct proxy_shared;
 struct request;
 struct upstream;
-
-/* What a backend needs from its owner: a loop and its DNS resolver to look
- * up instance host names, and the hook that closes its idle connections
- * (the pool belongs to the upstream layer above, which sets the hook:
- * this layer does not call up into it). */
-struct backend;
-
-struct backend_resolver {
-	struct event_base *base;
-	struct evdns_base *dns;
-	void (*idle_close)(struct backend *b);   /* NULL: no pool */
-};
 
 struct backend {
 	unsigned refs;
 	char *id;                  /* instance id (znode name) */
 	char *domain;              /* the app's domain, for logs */
 	char name[300];            /* "host:port", for logs and the access log */
+	/* What every worker knows of the instance (node/shared.h): passive
+	 * ejection, the health verdict, the resolved address. Read per
+	 * request, written only on failures. Reference held. */
+	struct shared_instance *si;
+	/* This worker's copy of the address, taken at connect time when
+	 * si's address generation moved past addr_gen. */
 	struct sockaddr_storage addr;
-	socklen_t addrlen;         /* 0: the host name is not resolved (yet) */
+	socklen_t addrlen;         /* 0: not copied yet */
+	uint64_t addr_gen;
 	char *host;
 	uint16_t port;
 	uint32_t weight;
 	bool draining;             /* instance state DRAINING */
 	bool removed;              /* gone from the table */
-	bool health_down;          /* failed active checks */
-	unsigned outstanding;      /* requests in flight */
-	unsigned consecutive_failures;
-	uint64_t ejected_until_ms; /* monotonic; 0 when not ejected */
+	unsigned outstanding;      /* requests in flight (this worker's) */
 	int64_t swrr_current;      /* smooth weighted round-robin state */
 	uint64_t hash_seed;        /* per-instance seed for rendezvous hashing */
 	TAILQ_HEAD(, upstream) idle;
 	unsigned n_idle;
-	/* Looking up a host name (each holds a reference while pending). */
-	const struct backend_resolver *resolver;
-	struct evdns_getaddrinfo_request *lookup;
-	bool looking_up;
-	struct event *lookup_retry;
-	unsigned lookup_failures;
+	/* Closes the idle connections: the pool belongs to the upstream
+	 * layer above, which sets the hook through the map (this layer
+	 * does not call up into it). NULL: no pool. */
+	void (*idle_close)(struct backend *b);
 };
 
 /*
- * An app's requests in flight on this router and those waiting for a
- * slot under its max_concurrent_requests (node/appqueue.c). It outlives
- * each app_state: the next app_state of the same app shares it, so a
- * change of instances or config keeps the count and the queue.
+ * An app's requests on this worker: in flight and waiting for a slot
+ * under its max_concurrent_requests (node/appqueue.c). It outlives each
+ * app_state: the next app_state of the same app shares it, so a change of
+ * instances or config keeps the count and the queue. The slots are the
+ * process's (`sa`, shared by every worker's app_load of the app); the
+ * queue is this worker's.
  */
 struct app_load {
 	unsigned refs;
-	unsigned in_flight;        /* admitted, not finished */
+	struct shared_app *sa;     /* reference held */
+	unsigned in_flight;        /* this worker's, admitted, not finished */
+	unsigned counted;          /* of those, holding a slot of sa */
 	unsigned n_queued;
 	uint32_t max_concurrent;   /* from the newest config; 0: no cap */
 	uint32_t max_queued;
 	bool dispatching;          /* appq_dispatch runs: no nesting */
 	TAILQ_HEAD(, request) queue;
+	TAILQ_ENTRY(app_load) wlink;   /* in its proxy's waiting_loads while
+					* n_queued > 0 (holding a reference) */
 };
 
 struct app_state {
@@ -98,13 +92,14 @@ struct app_state {
 	struct app_load *load;     /* reference held; shared with its successors */
 };
 
-/* A backend for `inst` of app `domain`. A numeric host is its address at
- * once; a host name is looked up through `resolver` (may be NULL: names
- * then never resolve) without blocking, retried with backoff on failure,
- * and the backend takes no request until it resolves. NULL on allocation
- * failure. */
+/* A backend for `inst` of app `domain`, sharing the instance's state
+ * with every worker through `sh` (may be NULL: state of its own, and host
+ * names then never resolve). A numeric host is its address at once; a
+ * host name is looked up on the control thread (retried with backoff on
+ * failure), and the backend takes no request until it resolves. NULL on
+ * allocation failure. */
 struct backend *backend_new(const char *domain, const struct route_instance *inst,
-			    const struct backend_resolver *resolver);
+			    struct proxy_shared *sh);
 struct backend *backend_ref(struct backend *b);
 void backend_unref(struct backend *b);
 
@@ -112,9 +107,15 @@ void backend_unref(struct backend *b);
  * removed, resolved). Ejection and health are looked at by the balancer. */
 bool backend_routable(const struct backend *b);
 bool backend_ejected(const struct backend *b, uint64_t now_ms);
+/* Marked down by the active health checks. */
+bool backend_health_down(const struct backend *b);
+/* The address to connect to, refreshed from the shared state when it
+ * changed. False while a host name has none. */
+bool backend_addr(struct backend *b);
 
 /* Passive ejection: a failed connect or reset ejects the instance for
- * base * 2^(failures-1) ms, capped at max_ms. A success clears it. */
+ * base * 2^(failures-1) ms, capped at max_ms, for every worker at once. A
+ * success clears it (a shared write only when failures were recorded). */
 void backend_record_failure(struct backend *b, uint64_t now_ms, unsigned base_ms, unsigned max_ms);
 void backend_record_success(struct backend *b);
 
@@ -143,7 +144,8 @@ struct backend_map {
 	size_t cap;                /* power of two, 0 when empty */
 	size_t count;
 	struct app_state **slots;
-	const struct backend_resolver *resolver;   /* for new backends; set after init */
+	struct proxy_shared *shared;   /* for new backends and loads; set after init */
+	void (*idle_close)(struct backend *b);  /* given to new backends; set after init */
 };
 
 void backend_map_init(struct backend_map *m);

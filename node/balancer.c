@@ -30,7 +30,7 @@ static bool eligible(const struct balancer_args *a, const struct backend *b, int
 		return false;
 	if (a->max_outstanding && b->outstanding >= a->max_outstanding)
 		return false;
-	if (level == 0 && (b->health_down || backend_ejected(b, a->now_ms)))
+	if (level == 0 && (backend_health_down(b) || backend_ejected(b, a->now_ms)))
 		return false;
 	return true;
 }

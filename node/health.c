@@ -18,7 +18,7 @@
 #include <event2/http.h>
 
 #include "node/health.h"
-#include "node/proxy.h"
+#include "node/shared.h"
 #include "registry/log.h"
 
 struct check {
@@ -31,12 +31,13 @@ struct check {
 	bool in_flight;
 	bool up;
 	unsigned passes, fails;
+	struct shared_instance *si;   /* where the verdict goes (reference) */
 };
 
 struct health {
 	struct event_base *base;
-	struct evdns_base *dns;    /* the proxy's */
-	struct proxy *proxy;
+	struct evdns_base *dns;    /* the shared state's */
+	struct proxy_shared *sh;
 	unsigned timeout_ms, rise, fall;
 	unsigned default_interval_ms;   /* for apps with a path and no interval */
 	struct check **checks;
@@ -56,6 +57,7 @@ static void check_free(struct check *c)
 	free(c->host);
 	free(c->path);
 	free(c->host_header);
+	shared_instance_unref(c->si);
 	free(c);
 }
 
@@ -67,14 +69,14 @@ static void check_result(struct check *c, bool ok, const char *detail)
 		if (++c->passes >= h->rise && !c->up) {
 			c->up = true;
 			log_info("health: %s instance %s is up again (%s)", c->domain, c->id, detail);
-			proxy_backend_set_health(h->proxy, c->domain, c->id, true);
+			shared_instance_set_health(c->si, true);
 		}
 	} else {
 		c->passes = 0;
 		if (++c->fails >= h->fall && c->up) {
 			c->up = false;
 			log_warn("health: %s instance %s is down: %s", c->domain, c->id, detail);
-			proxy_backend_set_health(h->proxy, c->domain, c->id, false);
+			shared_instance_set_health(c->si, false);
 		}
 	}
 }
@@ -167,7 +169,10 @@ static struct check *check_new(struct health *h, const struct route_app *app,
 	c->path = strdup(app->config.health_path);
 	/* A wildcard app has no single name: present the instance's own. */
 	c->host_header = strdup(strncmp(app->domain, "*.", 2) == 0 ? in->host : app->domain);
-	if (!c->domain || !c->id || !c->host || !c->path || !c->host_header) {
+	/* Every worker sees the verdict through the instance's shared
+	 * state, which the check keeps while it runs. */
+	c->si = shared_instance_get(h->sh, app->domain, in->id, in->host, in->port);
+	if (!c->domain || !c->id || !c->host || !c->path || !c->host_header || !c->si) {
 		check_free(c);
 		return NULL;
 	}
@@ -179,7 +184,7 @@ static struct check *check_new(struct health *h, const struct route_app *app,
 static void check_retire(struct check *c)
 {
 	if (!c->up)
-		proxy_backend_set_health(c->h->proxy, c->domain, c->id, true);
+		shared_instance_set_health(c->si, true);
 	check_free(c);
 }
 
@@ -252,15 +257,15 @@ void health_apply_config(struct health *h, const struct zkr_config *cfg)
 	h->default_interval_ms = cfg->health_interval_ms;
 }
 
-struct health *health_new(struct event_base *base, struct proxy *proxy, const struct zkr_config *cfg)
+struct health *health_new(struct event_base *base, struct proxy_shared *sh, const struct zkr_config *cfg)
 {
 	struct health *h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		return NULL;
 	h->base = base;
-	h->proxy = proxy;
+	h->sh = sh;
 	/* Instance hosts may be DNS names: resolved without blocking the loop. */
-	h->dns = proxy_resolver(proxy);
+	h->dns = proxy_shared_dns(sh);
 	health_apply_config(h, cfg);
 	return h;
 }

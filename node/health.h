@@ -2,8 +2,9 @@
  * Active health checks. For each app whose AppConfig names a health_path
  * (and an interval), every instance gets a GET of that path every interval;
  * an instance that fails `health-fall` checks in a row is marked down in
- * the proxy (proxy_backend_set_health) and marked up again after
- * `health-rise` passes. Passive ejection in the proxy still applies; the
+ * the instance's shared state (node/shared.h, seen by every worker) and
+ * marked up again after `health-rise` passes. The checks run once per
+ * process, on the control thread's loop `base`. Passive ejection in the proxy still applies; the
  * two only add up (the proxy fails open when every instance looks down).
  */
 #ifndef ZKR_HEALTH_H
@@ -17,9 +18,9 @@
 #include "registry/table.h"
 
 struct health;
-struct proxy;
+struct proxy_shared;
 
-struct health *health_new(struct event_base *base, struct proxy *proxy, const struct zkr_config *cfg);
+struct health *health_new(struct event_base *base, struct proxy_shared *sh, const struct zkr_config *cfg);
 
 /* Brings the set of checks in line with `t` (borrowed for the call): new
  * instances get a check, removed ones lose theirs, the rest keep their

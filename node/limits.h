@@ -18,7 +18,12 @@
  * owns a whole /64 and picks addresses in it at will), an IPv4-mapped
  * IPv6 address as the IPv4 address it carries.
  *
- * Everything runs in one event loop's thread; no locking.
+ * One table serves the whole process: every worker's connections use
+ * it at once. Buckets are guarded by striped locks, taken only while a
+ * limit is configured (with both limits off a connection costs no hash
+ * and no lock); the counters are relaxed atomics. An entry pointer held
+ * by a connection stays valid (the table never moves); its fields are
+ * read and written under its bucket's lock only.
  */
 #ifndef ZKR_LIMITS_H
 #define ZKR_LIMITS_H

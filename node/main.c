@@ -34,11 +34,13 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
 #include "node/accesslog.h"
 #include "node/admin.h"
 #include "node/config.h"
 #include "node/health.h"
+#include "node/shared.h"
 #include "node/proxy.h"
 #include "node/tls.h"
 #include "node/tls-tickets.h"
@@ -60,6 +62,7 @@ struct daemon {
 	bool tickets_failed;               /* a base context refused the ring */
 	struct admin *admin;
 	struct health *health;
+	struct proxy_shared *shared;   /* what every proxy shares (node/shared.h) */
 	struct zkr_router *router;
 	struct statefile *state;           /* NULL: state-dir off or unusable */
 	struct route_table *disk_table;    /* read at start, until served or superseded */
@@ -261,6 +264,7 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 	else
 		log_info("reload: no option changed");
 	apply_log_level(&d->cfg);
+	proxy_shared_apply_config(d->shared, &d->cfg);
 	proxy_apply_config(d->proxy, &d->cfg);
 	if (d->health != NULL)
 		health_apply_config(d->health, &d->cfg);
@@ -379,6 +383,12 @@ static bool start(struct daemon *d)
 	struct zkr_config *c = &d->cfg;
 
 	raise_nofile(c->max_client_connections);
+	/* Before any base: proxies wake each other's loops (event_active
+	 * from another thread), which needs libevent's locks. */
+	if (evthread_use_pthreads() != 0) {
+		log_error("cannot set up libevent for threads");
+		return false;
+	}
 	if ((d->base = event_base_new()) == NULL) {
 		log_error("cannot create the event loop");
 		return false;
@@ -390,10 +400,16 @@ static bool start(struct daemon *d)
 	}
 	if (!accesslog_attach(d->alog, d->base))
 		log_warn("access log: no flush timer; writing each line at once");
+	/* The process-wide state lives on the control loop (DNS answers
+	 * and health checks arrive there); each proxy gets it right after
+	 * it is made. */
+	if ((d->shared = proxy_shared_new(d->base, c)) == NULL)
+		return false;
 	if ((d->proxy = proxy_new(d->base, c, d->alog)) == NULL) {
 		log_error("cannot create the proxy (out of memory?)");
 		return false;
 	}
+	proxy_set_shared(d->proxy, d->shared);
 	for (size_t i = 0; i < c->n_listen; i++) {
 		char addr[300];
 		unsigned flags = 0;
@@ -450,7 +466,7 @@ static bool start(struct daemon *d)
 		log_error("%s", why);
 		return false;
 	}
-	if ((d->health = health_new(d->base, d->proxy, c)) == NULL) {
+	if ((d->health = health_new(d->base, d->shared, c)) == NULL) {
 		log_error("cannot create the health checker (out of memory?)");
 		return false;
 	}
@@ -525,6 +541,9 @@ static void stop(struct daemon *d)
 	statefile_close(d->state);
 	if (d->proxy != NULL)
 		proxy_free(d->proxy);
+	/* After every proxy (their backends hold instances of it) and the
+	 * health checks; before the control loop it resolves names on. */
+	proxy_shared_free(d->shared);
 	/* After the proxy: its connections' handshakes call into the store. */
 	tls_store_free(d->tls);
 	/* After the proxy: its listeners' contexts and their connections

@@ -1,7 +1,8 @@
 /*
  * Listeners and accepting: plain and TLS listening sockets (each may
  * expect a PROXY protocol header first), the cap on client connections
- * (accepting pauses at max-client-connections and resumes below it), a
+ * (one budget for the process, node/shared.h: accepting pauses when it
+ * is spent and resumes when a connection closes on any worker), a
  * backoff when descriptors run out, and closing the listeners for a drain
  * without resetting connections the kernel already completed. What is
  * accepted goes to client_start (proxy.c) or, behind a PROXY header, to
@@ -22,7 +23,13 @@
 
 #include "node/stream.h"
 #include "node/proxy.h"
+#include "node/shared.h"
 #include "node/tls.h"
+
+static bool budget_free(struct proxy *p)
+{
+	return shared_conn_count(p->shared) < p->cfg.max_client_connections;
+}
 
 static void accept_resume(struct proxy *p)
 {
@@ -31,6 +38,7 @@ static void accept_resume(struct proxy *p)
 	if (!p->accept_paused || p->stopping)
 		return;
 	p->accept_paused = false;
+	shared_conn_paused(p->shared, p->shared_slot, false);
 	for (i = 0; i < p->n_listeners; i++)
 		evconnlistener_enable(p->listeners[i]->l);
 }
@@ -43,6 +51,14 @@ static void accept_pause(struct proxy *p, unsigned retry_ms)
 		for (i = 0; i < p->n_listeners; i++)
 			evconnlistener_disable(p->listeners[i]->l);
 	p->accept_paused = true;
+	/* The budget is the process's: a close on any worker wakes this one
+	 * (accept_wake). Marked before the count is read again, so a close
+	 * in between either sees the mark or is seen here. */
+	shared_conn_paused(p->shared, p->shared_slot, true);
+	if (retry_ms == 0 && budget_free(p)) {
+		accept_resume(p);
+		return;
+	}
 	if (retry_ms) {
 		struct timeval tv = {retry_ms / 1000, (retry_ms % 1000) * 1000};
 
@@ -56,7 +72,7 @@ static void accept_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *p = arg;
 
-	if (PROXY_CONNS(p) < p->cfg.max_client_connections)
+	if (budget_free(p))
 		accept_resume(p);
 	else
 		accept_pause(p, 100);
@@ -64,7 +80,7 @@ static void accept_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 void proxy_accept_recheck(struct proxy *p)
 {
-	if (p->accept_paused && PROXY_CONNS(p) < p->cfg.max_client_connections)
+	if (p->accept_paused && budget_free(p))
 		accept_resume(p);
 }
 
@@ -75,20 +91,23 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct proxy *p = li->p;
 	SSL *ssl = NULL;
 
-	if (PROXY_CONNS(p) >= p->cfg.max_client_connections) {
+	/* One budget for the process: the connection holds its unit until
+	 * it closes (client_close, or a PROXY header never read). */
+	if (!shared_conn_take(p->shared, p->cfg.max_client_connections)) {
 		evutil_closesocket(fd);
 		accept_pause(p, 0);
 		return;
 	}
 	if (li->tls && (ssl = tls_store_new_ssl(li->tls)) == NULL) {
 		evutil_closesocket(fd);
+		shared_conn_put(p->shared);
 		return;
 	}
 	if (li->proxy_header)
 		pp_conn_start(p, fd, sa, salen, li->port, ssl);
 	else
 		client_start(p, fd, sa, li->port, ssl);
-	if (PROXY_CONNS(p) >= p->cfg.max_client_connections)
+	if (!budget_free(p))
 		accept_pause(p, 0);
 }
 
@@ -204,7 +223,7 @@ static void listener_take_queued(struct listener *ls)
 
 	if (evutil_make_socket_nonblocking(lfd) != 0)
 		return;
-	while (PROXY_CONNS(ls->p) < ls->p->cfg.max_client_connections) {
+	while (budget_free(ls->p)) {
 		sl = sizeof(ss);
 		fd = accept(lfd, (struct sockaddr *)&ss, &sl);
 		if (fd < 0)

@@ -27,6 +27,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
+#include "node/shared.h"
 #include "node/stream.h"
 
 /* "ip:port" or "[ip6]:port", for the log. */
@@ -67,6 +68,7 @@ static void pp_conn_free(struct pp_conn *pc, bool close_fd)
 		if (pc->ssl)
 			SSL_free(pc->ssl);
 		evutil_closesocket(pc->fd);
+		shared_conn_put(p->shared);   /* else the client holds it */
 	}
 	pc->magic = 0;
 	free(pc);
@@ -211,6 +213,7 @@ failed:
 	if (ssl)
 		SSL_free(ssl);
 	evutil_closesocket(fd);
+	shared_conn_put(p->shared);
 }
 
 void pp_conn_close_all(struct proxy *p)

@@ -19,7 +19,6 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/ssl.h>
@@ -28,6 +27,7 @@
 #include "node/balancer.h"
 #include "node/stream.h"
 #include "node/proxy.h"
+#include "node/shared.h"
 #include "node/upstream.h"
 #include "registry/prng.h"
 
@@ -301,6 +301,7 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 		if (ssl)
 			SSL_free(ssl);
 		evutil_closesocket(fd);
+		shared_conn_put(p->shared);
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -373,6 +374,7 @@ failed:
 		SSL_free(ssl);
 	evutil_closesocket(fd);
 	client_mem_free(c);
+	shared_conn_put(p->shared);
 	return NULL;
 }
 
@@ -408,6 +410,7 @@ void client_close(struct client *c)
 	}
 	TAILQ_REMOVE(&p->clients, c, link);
 	p->n_clients--;
+	shared_conn_put(p->shared);
 	TAILQ_INSERT_TAIL(&p->dead_clients, c, link);
 	proxy_reap_later(p);
 	proxy_accept_recheck(p);
@@ -481,26 +484,62 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 				 p->cfg.max_requests_per_ip_per_s, p->cfg.requests_per_ip_burst);
 }
 
-/* The resolver of instance host names: the system's nameservers, or the
- * one configured; /etc/hosts first either way. */
-static struct evdns_base *proxy_resolver_new(struct event_base *base, const char *nameserver)
+/* Another worker freed a slot of an app this proxy has requests waiting
+ * for (shared_app_put): each waiting app gets its queue looked at. */
+static void appq_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct evdns_base *dns;
+	(void)fd;
+	(void)what;
+	appq_wake(arg);
+}
 
-	/* Without a nameserver in /etc/resolv.conf libevent asks
-	 * 127.0.0.1, as the C library does. */
-	if (nameserver == NULL)
-		return evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	dns = evdns_base_new(base, 0);
-	if (dns == NULL)
-		return NULL;
-	if (evdns_base_nameserver_ip_add(dns, nameserver) != 0) {
-		log_error("resolver %s: cannot use it as a nameserver", nameserver);
-		evdns_base_free(dns, 0);
-		return NULL;
+/* A connection closed somewhere while this proxy's accepting paused at
+ * max-client-connections. */
+static void accept_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	proxy_accept_recheck(arg);
+}
+
+static void proxy_detach_shared(struct proxy *p)
+{
+	if (p->shared == NULL)
+		return;
+	proxy_shared_detach(p->shared, p->shared_slot);
+	p->shared_slot = -1;
+	if (p->shared_owned)
+		proxy_shared_free(p->shared);
+	p->shared = NULL;
+	p->perip = NULL;
+}
+
+static bool proxy_attach_shared(struct proxy *p, struct proxy_shared *sh, bool owned)
+{
+	proxy_detach_shared(p);
+	p->shared = sh;
+	p->shared_owned = owned;
+	p->perip = proxy_shared_limits(sh);
+	p->map.shared = sh;
+	p->shared_slot = proxy_shared_attach(sh, p->appq_wake, p->accept_wake);
+	if (p->shared_slot < 0) {
+		log_error("more than %d proxies share the process's state", SHARED_MAX_PROXIES);
+		return false;
 	}
-	evdns_base_load_hosts(dns, NULL);
-	return dns;
+	return true;
+}
+
+void proxy_set_shared(struct proxy *p, struct proxy_shared *sh)
+{
+	if (p->table != NULL || p->n_listeners > 0)
+		ZKR_BUG("proxy_set_shared after the proxy started");
+	if (sh != p->shared && !proxy_attach_shared(p, sh, false))
+		ZKR_BUG("proxy_set_shared: no slot left");
+}
+
+struct proxy_shared *proxy_get_shared(struct proxy *p)
+{
+	return p->shared;
 }
 
 /* How the upstream layer reports to this one (node/upstream.h). */
@@ -522,25 +561,39 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 		return NULL;
 	p->base = base;
 	p->log = log;
-	/* The table's size is fixed for the process (not reloadable). */
-	p->perip = limits_new(cfg->per_ip_table_size ? cfg->per_ip_table_size : 65536);
+	p->shared_slot = -1;
 	proxy_copy_config(p, cfg);
 	TAILQ_INIT(&p->clients);
 	TAILQ_INIT(&p->pp_conns);
+	TAILQ_INIT(&p->waiting_loads);
 	TAILQ_INIT(&p->dead_clients);
 	TAILQ_INIT(&p->dead_upstreams);
 	backend_map_init(&p->map);
-	p->resolver.base = base;
-	p->resolver.dns = proxy_resolver_new(base, cfg->resolver);
-	p->resolver.idle_close = upstream_pool_close;
 	p->uops = &proxy_upstream_ops;
-	p->map.resolver = &p->resolver;
+	p->map.idle_close = upstream_pool_close;
 	prng_seed(&p->rng, 0);
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->scratch = evbuffer_new();
-	if (p->resolver.dns == NULL || p->perip == NULL || p->reaper == NULL ||
-	    !proxy_accept_init(p) || p->scratch == NULL || !conn_flushq_init(&p->flushq, base) ||
-	    !proxy_mem_init(p)) {
+	p->appq_wake = event_new(base, -1, 0, appq_wake_cb, p);
+	p->accept_wake = event_new(base, -1, 0, accept_wake_cb, p);
+	/* State of its own until proxy_set_shared gives it the process's
+	 * (a proxy alone, as in the unit suites, works as before). */
+	if (p->appq_wake == NULL || p->accept_wake == NULL) {
+		proxy_free(p);
+		return NULL;
+	}
+	{
+		struct proxy_shared *own = proxy_shared_new(base, cfg);
+
+		if (own == NULL || !proxy_attach_shared(p, own, true)) {
+			if (p->shared != own)
+				proxy_shared_free(own);
+			proxy_free(p);
+			return NULL;
+		}
+	}
+	if (p->reaper == NULL || !proxy_accept_init(p) || p->scratch == NULL ||
+	    !conn_flushq_init(&p->flushq, base) || !proxy_mem_init(p)) {
 		proxy_free(p);
 		return NULL;
 	}
@@ -572,7 +625,7 @@ struct route_table *proxy_table(struct proxy *p)
 
 struct evdns_base *proxy_resolver(struct proxy *p)
 {
-	return p->resolver.dns;
+	return proxy_shared_dns(p->shared);
 }
 
 void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg)
@@ -635,28 +688,15 @@ bool proxy_backend_info(struct proxy *p, const char *domain, const char *instanc
 	memset(out, 0, sizeof(*out));
 	if (b == NULL)
 		return false;
+	/* The instance's shared state, and this proxy's own counts. */
 	out->ejected = backend_ejected(b, now);
-	out->ejected_until_ms = out->ejected ? b->ejected_until_ms : 0;
+	out->ejected_until_ms = out->ejected ? atomic_load(&b->si->ejected_until_ms) : 0;
 	out->outstanding = b->outstanding;
-	out->consecutive_failures = b->consecutive_failures;
-	out->health_down = b->health_down;
+	out->consecutive_failures = atomic_load(&b->si->consecutive_failures);
+	out->health_down = backend_health_down(b);
 	out->idle_pooled = b->n_idle;
-	out->resolved = b->addrlen != 0;
+	out->resolved = shared_instance_addr_gen(b->si) != 0;
 	return true;
-}
-
-void proxy_backend_set_health(struct proxy *p, const char *domain, const char *instance_id,
-			      bool up)
-{
-	struct backend *b = proxy_find_backend(p, domain, instance_id);
-
-	if (b == NULL || b->health_down == !up)
-		return;
-	b->health_down = !up;
-	log_info("app %s instance %s (%s): health check says %s", domain, instance_id, b->name,
-		 up ? "up" : "down");
-	if (!up)
-		upstream_pool_close(b);
 }
 
 void proxy_free(struct proxy *p)
@@ -671,12 +711,15 @@ void proxy_free(struct proxy *p)
 	while ((c = TAILQ_FIRST(&p->clients)) != NULL)
 		client_close(c);   /* ends its request in flight too */
 	backend_map_clear(&p->map);
-	if (p->resolver.dns)
-		evdns_base_free(p->resolver.dns, 1);
 	if (p->table)
 		route_table_unref(p->table);
 	reaper_cb(-1, 0, p);
-	limits_free(p->perip);
+	/* Every backend and load is released: the shared state may go. */
+	proxy_detach_shared(p);
+	if (p->appq_wake)
+		event_free(p->appq_wake);
+	if (p->accept_wake)
+		event_free(p->accept_wake);
 	request_pool_clear(p);
 	proxy_mem_free(p);
 	if (p->scratch)

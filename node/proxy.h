@@ -30,6 +30,14 @@ struct evdns_base;
 struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 			struct accesslog *log);
 
+/* Gives the proxy the process's shared state (node/shared.h), in place of
+ * the one it made for itself: call right after proxy_new, on the thread
+ * that will run the proxy's loop, before any listener or table. `sh`
+ * must outlive the proxy. */
+struct proxy_shared;
+void proxy_set_shared(struct proxy *p, struct proxy_shared *sh);
+struct proxy_shared *proxy_get_shared(struct proxy *p);
+
 /* Opens a listener on "ADDR:PORT" ("[v6]:PORT" for IPv6). On failure
  * returns false with a reason in `why`. May be called more than once.
  * With `proxy_header`, every connection must begin with a PROXY protocol
@@ -57,8 +65,9 @@ void proxy_set_table(struct proxy *p, struct route_table *t);
 /* The current snapshot, borrowed (NULL before the first one). */
 struct route_table *proxy_table(struct proxy *p);
 
-/* The resolver of instance host names (--resolver, or the system's); the
- * health checks share it. */
+/* The resolver of instance host names (--resolver, or the system's): the
+ * shared state's, on the control thread's loop (proxy_shared_dns); only
+ * that thread may use it. */
 struct evdns_base *proxy_resolver(struct proxy *p);
 
 /* Applies the reloadable options of `cfg` (timeouts, limits, pools). */
@@ -87,7 +96,8 @@ size_t proxy_client_connections(const struct proxy *p);
  * a slot (false when the table has no such app), and the totals. */
 bool appq_info(struct proxy *p, const char *domain, unsigned *in_flight, unsigned *queued);
 void appq_totals(const struct proxy *p, size_t *queued, uint64_t *overloaded);
-/* The per-client-address limits' counters (node/limits.h). */
+/* The per-client-address limits' counters (node/limits.h): the table is
+ * the process's, so every proxy reports the same totals (do not sum). */
 void proxy_limits_stats(const struct proxy *p, struct limits_stats *out);
 
 /* PROXY protocol headers on the listeners that expect them: read, and
@@ -134,10 +144,6 @@ struct backend_info {
  * (never routed to and never health-marked). */
 bool proxy_backend_info(struct proxy *p, const char *domain, const char *instance_id,
 			struct backend_info *out);
-
-/* Active health checks (health.c) mark an instance down or up again. */
-void proxy_backend_set_health(struct proxy *p, const char *domain, const char *instance_id,
-			      bool up);
 
 /* Closes every connection and listener and frees the proxy. */
 void proxy_free(struct proxy *p);

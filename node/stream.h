@@ -199,7 +199,7 @@ struct proxy {
 	struct zkr_config cfg;     /* scalar options only; strings not kept */
 	char *upgrade_protocols;   /* cfg's upgrade_protocols, our own copy */
 	struct http_limits lim;
-	struct limits *perip;      /* per client address: connections, rate */
+	struct limits *perip;      /* per client address: the shared table */
 	struct accesslog *log;
 	struct listener **listeners;  /* each allocated alone: callbacks hold them */
 	size_t n_listeners;
@@ -213,7 +213,13 @@ struct proxy {
 
 	struct route_table *table;
 	struct backend_map map;
-	struct backend_resolver resolver;   /* instance host names, health checks */
+	/* The process's shared state (node/shared.h), and this proxy's slot
+	 * there with the events other threads activate to wake it. */
+	struct proxy_shared *shared;
+	bool shared_owned;         /* a proxy alone: made with it */
+	int shared_slot;
+	struct event *appq_wake;   /* an app slot freed on another worker */
+	struct event *accept_wake; /* the connection budget dropped */
 
 	TAILQ_HEAD(, client) clients;
 	size_t n_clients;
@@ -224,6 +230,7 @@ struct proxy {
 	size_t n_active;           /* requests in flight */
 	size_t n_tunnels;          /* open tunnels (upgraded requests) */
 	size_t n_queued;           /* requests waiting for an app's slot */
+	TAILQ_HEAD(, app_load) waiting_loads;   /* the apps they wait for */
 	uint64_t app_overloaded;   /* requests answered 503 app_overloaded */
 	uint64_t next_id;
 	uint64_t rng;
@@ -273,8 +280,9 @@ void client_close(struct client *c);
 void client_close_after_flush(struct client *c);
 void proxy_reap_later(struct proxy *p);
 
-/* The connections held now, counted against max_client_connections:
- * clients, and those still reading a PROXY header. */
+/* This proxy's connections: clients, and those still reading a PROXY
+ * header. max_client_connections holds for the process's total, the
+ * shared budget (shared_conn_take/put, node/shared.h). */
 #define PROXY_CONNS(p) ((p)->n_clients + (p)->n_pp_conns)
 /* A connection accepted, its client known: `sa` is the socket's peer or
  * the one its PROXY header named, `local_port` the port the client
@@ -384,6 +392,9 @@ struct app_load *appq_leave(struct request *r);
 void appq_dispatch(struct proxy *p, struct app_load *ld);
 /* A new table is in use: a cap it raised lets waiting requests go. */
 void appq_table_changed(struct proxy *p);
+/* A slot freed on another worker (the proxy's appq_wake): each app with
+ * requests waiting here gets its queue looked at. */
+void appq_wake(struct proxy *p);
 
 /* ---- tunnel.c ---------------------------------------------------------- */
 

@@ -374,7 +374,8 @@ static struct upstream *upstream_connect(struct proxy *p, struct backend *be, un
 	up->io.base = p->base;
 	up->io.bev = up->bev;   /* the connect timeout is a write timeout */
 	set_timeouts(up, 0, timeout_ms);
-	if (bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0 ||
+	if (!backend_addr(be) ||
+	    bufferevent_socket_connect(up->bev, (struct sockaddr *)&be->addr, (int)be->addrlen) != 0 ||
 	    !conn_io_open(&up->io, p->base, &p->flushq, up->bev, up_read_cb, up_event_cb, up, false)) {
 		int err = errno;   /* the caller tells EMFILE from a refusal */
 
@@ -447,7 +448,7 @@ static bool attempt_on(struct request *r, struct backend *be, bool fresh)
 static bool sticky_usable(const struct backend *b, const struct route_app_config *ac,
 			  uint64_t now)
 {
-	return backend_routable(b) && !b->health_down && !backend_ejected(b, now) &&
+	return backend_routable(b) && !backend_health_down(b) && !backend_ejected(b, now) &&
 	       (ac->max_connections == 0 || b->outstanding < ac->max_connections);
 }
 
@@ -548,7 +549,7 @@ void upstream_release(struct request *r, bool reusable)
 		r->up = NULL;
 		up->req = NULL;
 		if (reusable && r->req_body_done && up->state == US_ACTIVE &&
-		    backend_routable(be) && !be->health_down &&
+		    backend_routable(be) && !backend_health_down(be) &&
 		    be->n_idle < p->cfg.upstream_pool_max_idle &&
 		    evbuffer_get_length(bufferevent_get_input(up->bev)) == 0 &&
 		    evbuffer_get_length(bufferevent_get_output(up->bev)) == 0) {

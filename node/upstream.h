@@ -8,7 +8,7 @@
  * fills (proxy_new); it reads and fills the request it carries (struct
  * request: the head to send, the response state, the client's output) as
  * data. The backend layer reaches the idle pool the same way, through the
- * hook in struct backend_resolver.
+ * hook in struct backend (set through the backend_map).
  */
 #ifndef ZKR_UPSTREAM_H
 #define ZKR_UPSTREAM_H
@@ -102,7 +102,7 @@ void upstream_resume_response(struct request *r);
 void upstream_response_fail(struct request *r, int status, const char *code, const char *msg);
 
 /* Closes every idle pooled connection of `b` (removed, draining, freed):
- * the backend layer's idle_close hook (struct backend_resolver). */
+ * the backend layer's idle_close hook (struct backend). */
 void upstream_pool_close(struct backend *b);
 
 #endif

@@ -165,18 +165,18 @@ static void test_ejection_backoff(void)
 
 	make(1, NULL);
 	backend_record_failure(bes[0], now, 1000, 30000);
-	CU_ASSERT_EQUAL(bes[0]->ejected_until_ms, now + 1000);
+	CU_ASSERT_EQUAL(bes[0]->si->ejected_until_ms, now + 1000);
 	backend_record_failure(bes[0], now, 1000, 30000);
-	CU_ASSERT_EQUAL(bes[0]->ejected_until_ms, now + 2000);
+	CU_ASSERT_EQUAL(bes[0]->si->ejected_until_ms, now + 2000);
 	backend_record_failure(bes[0], now, 1000, 30000);
-	CU_ASSERT_EQUAL(bes[0]->ejected_until_ms, now + 4000);
+	CU_ASSERT_EQUAL(bes[0]->si->ejected_until_ms, now + 4000);
 	for (int i = 0; i < 10; i++)
 		backend_record_failure(bes[0], now, 1000, 30000);
-	CU_ASSERT_EQUAL(bes[0]->ejected_until_ms, now + 30000);
+	CU_ASSERT_EQUAL(bes[0]->si->ejected_until_ms, now + 30000);
 	CU_ASSERT(backend_ejected(bes[0], now + 29999));
 	CU_ASSERT(!backend_ejected(bes[0], now + 30000));
 	backend_record_success(bes[0]);
-	CU_ASSERT_EQUAL(bes[0]->consecutive_failures, 0);
+	CU_ASSERT_EQUAL(bes[0]->si->consecutive_failures, 0);
 	CU_ASSERT(!backend_ejected(bes[0], now));
 }
 
@@ -189,7 +189,7 @@ static void test_ejected_skipped(void)
 
 	make(3, NULL);
 	backend_record_failure(bes[1], now, 60000, 60000);
-	bes[2]->health_down = true;
+	shared_instance_set_health(bes[2]->si, false);
 	for (k = 0; k < 3; k++)
 		for (i = 0; i < 200; i++) {
 			char key[16];
@@ -208,7 +208,7 @@ static void test_fail_open(void)
 	make(3, NULL);
 	backend_record_failure(bes[0], now, 60000, 60000);
 	backend_record_failure(bes[1], now, 60000, 60000);
-	bes[2]->health_down = true;
+	shared_instance_set_health(bes[2]->si, false);
 	for (i = 0; i < 300; i++) {
 		struct backend *b = pick(P2C, NULL, 0, NULL);
 
