@@ -11,14 +11,17 @@
  */
 #include <config.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/http.h>
 
 #include "node/health.h"
-#include "node/proxy.h"
 #include "registry/log.h"
 
 struct check {
@@ -35,13 +38,25 @@ struct check {
 
 struct health {
 	struct event_base *base;
-	struct evdns_base *dns;    /* the proxy's */
-	struct proxy *proxy;
+	struct evdns_base *dns;    /* the control thread's (not owned) */
+	health_mark_fn mark;       /* tells the request path */
+	void *mark_arg;
+	uint64_t rng;              /* jitter; this thread's own state */
 	unsigned timeout_ms, rise, fall;
 	unsigned default_interval_ms;   /* for apps with a path and no interval */
 	struct check **checks;
 	size_t n;
 };
+
+/* xorshift64: jitter only, so no need for more; its state is this
+ * checker's, not the C library's shared one. */
+static uint64_t health_random(struct health *h)
+{
+	h->rng ^= h->rng << 13;
+	h->rng ^= h->rng >> 7;
+	h->rng ^= h->rng << 17;
+	return h->rng;
+}
 
 static void check_free(struct check *c)
 {
@@ -67,14 +82,14 @@ static void check_result(struct check *c, bool ok, const char *detail)
 		if (++c->passes >= h->rise && !c->up) {
 			c->up = true;
 			log_info("health: %s instance %s is up again (%s)", c->domain, c->id, detail);
-			proxy_backend_set_health(h->proxy, c->domain, c->id, true);
+			h->mark(c->domain, c->id, true, h->mark_arg);
 		}
 	} else {
 		c->passes = 0;
 		if (++c->fails >= h->fall && c->up) {
 			c->up = false;
 			log_warn("health: %s instance %s is down: %s", c->domain, c->id, detail);
-			proxy_backend_set_health(h->proxy, c->domain, c->id, false);
+			h->mark(c->domain, c->id, false, h->mark_arg);
 		}
 	}
 }
@@ -133,7 +148,7 @@ static bool check_arm(struct check *c)
 {
 	/* First check at a random point of the interval, so many routers and
 	 * many instances do not all fire together; timer_cb re-arms. */
-	unsigned first = (unsigned)(random() % c->interval_ms);
+	unsigned first = (unsigned)(health_random(c->h) % c->interval_ms);
 	struct timeval tv = { first / 1000, (first % 1000) * 1000 };
 	c->timer = evtimer_new(c->h->base, timer_cb, c);
 	if (c->timer == NULL || evtimer_add(c->timer, &tv) != 0)
@@ -179,7 +194,7 @@ static struct check *check_new(struct health *h, const struct route_app *app,
 static void check_retire(struct check *c)
 {
 	if (!c->up)
-		proxy_backend_set_health(c->h->proxy, c->domain, c->id, true);
+		c->h->mark(c->domain, c->id, true, c->h->mark_arg);
 	check_free(c);
 }
 
@@ -252,15 +267,19 @@ void health_apply_config(struct health *h, const struct zkr_config *cfg)
 	h->default_interval_ms = cfg->health_interval_ms;
 }
 
-struct health *health_new(struct event_base *base, struct proxy *proxy, const struct zkr_config *cfg)
+struct health *health_new(struct event_base *base, struct evdns_base *dns, const struct zkr_config *cfg,
+			  health_mark_fn mark, void *mark_arg)
 {
 	struct health *h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		return NULL;
 	h->base = base;
-	h->proxy = proxy;
 	/* Instance hosts may be DNS names: resolved without blocking the loop. */
-	h->dns = proxy_resolver(proxy);
+	h->dns = dns;
+	h->mark = mark;
+	h->mark_arg = mark_arg;
+	if (getrandom(&h->rng, sizeof(h->rng), 0) != (ssize_t)sizeof(h->rng) || h->rng == 0)
+		h->rng = (uint64_t)time(NULL) * 2654435761u ^ ((uint64_t)getpid() << 16) ^ 1;
 	health_apply_config(h, cfg);
 	return h;
 }

@@ -2,7 +2,7 @@
  * Active health checks. For each app whose AppConfig names a health_path
  * (and an interval), every instance gets a GET of that path every interval;
  * an instance that fails `health-fall` checks in a row is marked down in
- * the proxy (proxy_backend_set_health) and marked up again after
+ * the request path (the health_mark_fn main.c gives) and marked up again after
  * `health-rise` passes. Passive ejection in the proxy still applies; the
  * two only add up (the proxy fails open when every instance looks down).
  */
@@ -17,9 +17,15 @@
 #include "registry/table.h"
 
 struct health;
-struct proxy;
+struct evdns_base;
 
-struct health *health_new(struct event_base *base, struct proxy *proxy, const struct zkr_config *cfg);
+/* Marks an instance down (up false) or up again for the request path;
+ * health.c calls it on its own loop, the callee hands it on. */
+typedef void (*health_mark_fn)(const char *domain, const char *instance_id, bool up, void *arg);
+
+/* Checks run on `base`, names resolved with `dns` (not owned). */
+struct health *health_new(struct event_base *base, struct evdns_base *dns, const struct zkr_config *cfg,
+			  health_mark_fn mark, void *mark_arg);
 
 /* Brings the set of checks in line with `t` (borrowed for the call): new
  * instances get a check, removed ones lose theirs, the rest keep their
