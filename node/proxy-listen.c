@@ -153,7 +153,8 @@ static bool listen_on(struct proxy *p, const char *addr_port, struct tls_store *
 	ls->tls = tls;
 	ls->proxy_header = proxy_header;
 	ls->l = evconnlistener_new_bind(p->base, accept_cb, ls,
-					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+						LEV_OPT_CLOSE_ON_EXEC,
 					1024, (struct sockaddr *)&ss, sslen);
 	if (ls->l == NULL) {
 		snprintf(why, whylen, "%s: %s", addr_port,
@@ -170,6 +171,38 @@ static bool listen_on(struct proxy *p, const char *addr_port, struct tls_store *
 	log_info("listening on %s%s%s", addr_port, tls ? " (TLS)" : "",
 		 proxy_header ? " (PROXY protocol)" : "");
 	return true;
+}
+
+/* Every worker listens on its own socket with SO_REUSEPORT, which would
+ * also let a second process (another zkrouterd of the same user) bind the
+ * port and take part of its connections without an error. A socket
+ * without SO_REUSEPORT cannot bind a port held by anyone, so one bound
+ * (and closed at once) before the workers' sockets proves the port free. */
+bool proxy_listen_probe(const char *addr_port, char *why, size_t whylen)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss), one = 1;
+	evutil_socket_t fd;
+	bool ok;
+
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr_port, (struct sockaddr *)&ss, &sslen) != 0) {
+		snprintf(why, whylen, "%s: not ADDR:PORT", addr_port);
+		return false;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s: %s", addr_port, strerror(errno));
+		return false;
+	}
+	/* SO_REUSEADDR as the listeners have it: a port whose last
+	 * connections are in TIME_WAIT is free. */
+	ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+	     bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) == 0;
+	if (!ok)
+		snprintf(why, whylen, "%s: %s", addr_port, strerror(errno));
+	evutil_closesocket(fd);
+	return ok;
 }
 
 bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, char *why,

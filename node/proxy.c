@@ -407,7 +407,7 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 
 /* The resolver of instance host names: the system's nameservers, or the
  * one configured; /etc/hosts first either way. */
-static struct evdns_base *proxy_resolver_new(struct event_base *base, const char *nameserver)
+struct evdns_base *proxy_resolver_new(struct event_base *base, const char *nameserver)
 {
 	struct evdns_base *dns;
 

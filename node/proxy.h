@@ -39,6 +39,11 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, char *why,
 		  size_t whylen) __attribute__((warn_unused_result));
 
+/* Before the workers' listeners (each with SO_REUSEPORT): false with a
+ * reason when another socket holds "ADDR:PORT" already. */
+bool proxy_listen_probe(const char *addr_port, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
+
 /* Opens a TLS listener on "ADDR:PORT" serving the certificates of `store`
  * (tls.h: chosen by SNI per handshake; the store outlives the proxy). Requests arriving there
  * are forwarded with X-Forwarded-Proto: https; apps with redirect_https
@@ -60,6 +65,10 @@ struct route_table *proxy_table(struct proxy *p);
 /* The resolver of instance host names (--resolver, or the system's); the
  * health checks share it. */
 struct evdns_base *proxy_resolver(struct proxy *p);
+
+/* A resolver on `base`: the system's nameservers, or `nameserver`
+ * (--resolver); /etc/hosts first either way. NULL on failure. */
+struct evdns_base *proxy_resolver_new(struct event_base *base, const char *nameserver);
 
 /* Applies the reloadable options of `cfg` (timeouts, limits, pools). */
 void proxy_apply_config(struct proxy *p, const struct zkr_config *cfg);
