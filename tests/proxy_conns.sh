@@ -87,7 +87,7 @@ log "a router with 64 descriptors and 120 connections: no spin, then recovery"
 stop_pid "$ROUTER_PID"
 PROXY_PORT=$(free_port)
 PROXY=127.0.0.1:$PROXY_PORT
-spawn zkrouterd-lowfd bash -c 'ulimit -n 64 && exec "$@"' zkrouterd "$ZKROUTERD" --zk "$ZK/zkrouter" \
+spawn zkrouterd-lowfd bash -c 'ulimit -n 64 && exec "$@"' zkrouterd "$ZKROUTERD" "$WORKERS_ARG" --zk "$ZK/zkrouter" \
 	--listen "$PROXY" --admin off --node-id "lowfd-$$" --state-dir "$T/state" --head-timeout-ms 60000 \
 	--client-idle-timeout-ms 60000 --max-client-connections 1000 --log-level debug
 LOWFD_PID=$SPAWNED_PID
