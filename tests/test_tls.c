@@ -22,88 +22,26 @@
 
 #include "node/config.h"
 #include "node/tls.h"
+#include "tests/lib/certgen.h"
 #include "tests/lib/unit.h"
 
 static EVP_PKEY *ec_key, *rsa_key, *ec_key2;
 static char def_path[] = "/tmp/zkr-test-tls-XXXXXX";
 static X509 *def_cert;
 
-struct pem {
-	char *s;
-	size_t len;
-};
-
-static struct pem bio_take(BIO *b)
-{
-	struct pem p = { NULL, 0 };
-	char *data;
-	long n = BIO_get_mem_data(b, &data);
-	if (n > 0 && (p.s = malloc((size_t)n + 1)) != NULL) {
-		memcpy(p.s, data, (size_t)n);
-		p.s[n] = '\0';
-		p.len = (size_t)n;
-	}
-	BIO_free(b);
-	return p;
-}
-
-static X509 *make_cert(EVP_PKEY *key, const char *san, long from_s, long to_s)
-{
-	static long serial = 1;
-	X509 *x = X509_new();
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	X509_NAME *n;
-
-	if (x == NULL)
-		return NULL;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-	X509_gmtime_adj(X509_getm_notBefore(x), from_s);
-	X509_gmtime_adj(X509_getm_notAfter(x), to_s);
-	X509_set_pubkey(x, key);
-	n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"test", -1, -1, 0);
-	X509_set_issuer_name(x, n);
-	X509V3_set_ctx_nodb(&ctx);
-	X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
-	if (ext == NULL || !X509_add_ext(x, ext, -1) || !X509_sign(x, key, EVP_sha256())) {
-		X509_EXTENSION_free(ext);
-		X509_free(x);
-		return NULL;
-	}
-	X509_EXTENSION_free(ext);
-	return x;
-}
-
-static struct pem cert_pem(X509 *x)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	PEM_write_bio_X509(b, x);
-	return bio_take(b);
-}
-
-static struct pem key_pem(EVP_PKEY *k)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-	return bio_take(b);
-}
-
 /* Adds a record for `san` with `key` (the key given is `given`). Returns the certificate. */
 static X509 *add(struct tls_store *s, const char *path, EVP_PKEY *key, EVP_PKEY *given, const char *san,
 		 long from_s, long to_s, bool *ok)
 {
-	X509 *x = make_cert(key, san, from_s, to_s);
-	struct pem c, k;
+	X509 *x = test_make_cert(key, NULL, "test", san, from_s, to_s);
+	struct test_pem c, k;
 
 	if (x == NULL) {
 		*ok = false;
 		return NULL;
 	}
-	c = cert_pem(x);
-	k = key_pem(given);
+	c = test_cert_pem(x);
+	k = test_key_pem(given);
 	*ok = tls_store_add_record(s, path, c.s, c.len, k.s, k.len);
 	free(c.s);
 	free(k.s);
@@ -191,7 +129,7 @@ static int suite_init(void)
 	rsa_key = EVP_RSA_gen(2048);
 	if (ec_key == NULL || ec_key2 == NULL || rsa_key == NULL)
 		return 1;
-	def_cert = make_cert(rsa_key, "DNS:default.test", -60, 86400);
+	def_cert = test_make_cert(rsa_key, NULL, "test", "DNS:default.test", -60, 86400);
 	if (def_cert == NULL || (fd = mkstemp(def_path)) < 0 || (f = fdopen(fd, "w")) == NULL)
 		return 1;
 	/* The default: one file holding the chain and its key. */

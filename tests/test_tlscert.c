@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "registry/tlscert.h"
+#include "tests/lib/certgen.h"
 #include "tests/lib/unit.h"
 
 static char why[256];
@@ -22,102 +23,21 @@ static char why[256];
 /* Generated once: an RSA key, two EC keys. */
 static EVP_PKEY *rsa_key, *ec_key, *ec_key2;
 
-struct pem {
-	char *s;
-	size_t len;
-};
-
-static void pem_free(struct pem *p)
-{
-	free(p->s);
-	p->s = NULL;
-	p->len = 0;
-}
-
-static struct pem bio_take(BIO *b)
-{
-	struct pem p = { NULL, 0 };
-	char *data;
-	long n = BIO_get_mem_data(b, &data);
-	if (n > 0 && (p.s = malloc((size_t)n + 1)) != NULL) {
-		memcpy(p.s, data, (size_t)n);
-		p.s[n] = '\0';
-		p.len = (size_t)n;
-	}
-	BIO_free(b);
-	return p;
-}
-
-/*
- * A certificate for `key`, signed by `signer` (itself when NULL), valid from
- * now+from_s to now+to_s, with the SAN given in OpenSSL's config syntax
- * (NULL: no subjectAltName).
- */
-static X509 *make_cert(EVP_PKEY *key, EVP_PKEY *signer, const char *cn, const char *san,
-		       long from_s, long to_s)
-{
-	X509 *x = X509_new();
-	X509V3_CTX ctx;
-	X509_NAME *n;
-
-	if (x == NULL)
-		return NULL;
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
-	X509_gmtime_adj(X509_getm_notBefore(x), from_s);
-	X509_gmtime_adj(X509_getm_notAfter(x), to_s);
-	X509_set_pubkey(x, key);
-	n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, n);
-	if (san != NULL) {
-		X509_EXTENSION *ext;
-		X509V3_set_ctx_nodb(&ctx);
-		X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
-		ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
-		if (ext == NULL) {
-			X509_free(x);
-			return NULL;
-		}
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-	}
-	if (X509_sign(x, signer != NULL ? signer : key, EVP_sha256()) == 0) {
-		X509_free(x);
-		return NULL;
-	}
-	return x;
-}
-
-static struct pem cert_pem(X509 *x)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	PEM_write_bio_X509(b, x);
-	return bio_take(b);
-}
-
-static struct pem key_pem(EVP_PKEY *k)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL);
-	return bio_take(b);
-}
-
 /* Parses a certificate for `key` with `san`, valid [from, to] from now. */
 static bool parse_made(EVP_PKEY *key, EVP_PKEY *given_key, const char *san, long from_s, long to_s,
 		       struct zkr_cert *c)
 {
-	X509 *x = make_cert(key, NULL, "leaf.test", san, from_s, to_s);
-	struct pem cp, kp;
+	X509 *x = test_make_cert(key, NULL, "leaf.test", san, from_s, to_s);
+	struct test_pem cp, kp;
 	bool ok;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(x);
-	cp = cert_pem(x);
-	kp = key_pem(given_key);
+	cp = test_cert_pem(x);
+	kp = test_key_pem(given_key);
 	why[0] = '\0';
 	ok = zkr_cert_parse(cp.s, cp.len, kp.s, kp.len, c, why, sizeof(why));
-	pem_free(&cp);
-	pem_free(&kp);
+	test_pem_free(&cp);
+	test_pem_free(&kp);
 	X509_free(x);
 	return ok;
 }
@@ -172,9 +92,9 @@ static void test_parse_rsa(void)
 
 static void test_parse_ecdsa_one_file(void)
 {
-	X509 *ca_leaf = make_cert(ec_key, NULL, "leaf.test", "DNS:one.test", -60, 3600);
-	X509 *inter = make_cert(ec_key2, NULL, "inter.test", "DNS:inter.test", -60, 3600);
-	struct pem a = cert_pem(ca_leaf), b = cert_pem(inter), k = key_pem(ec_key);
+	X509 *ca_leaf = test_make_cert(ec_key, NULL, "leaf.test", "DNS:one.test", -60, 3600);
+	X509 *inter = test_make_cert(ec_key2, NULL, "inter.test", "DNS:inter.test", -60, 3600);
+	struct test_pem a = test_cert_pem(ca_leaf), b = test_cert_pem(inter), k = test_key_pem(ec_key);
 	size_t len = a.len + b.len + k.len;
 	char *all = malloc(len + 1);
 	struct zkr_cert c;
@@ -203,9 +123,9 @@ static void test_parse_ecdsa_one_file(void)
 	CU_ASSERT_FALSE(zkr_cert_parse(a.s, a.len, NULL, 0, &c, why, sizeof(why)));
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "no private key"));
 	free(all);
-	pem_free(&a);
-	pem_free(&b);
-	pem_free(&k);
+	test_pem_free(&a);
+	test_pem_free(&b);
+	test_pem_free(&k);
 	X509_free(ca_leaf);
 	X509_free(inter);
 }
@@ -213,7 +133,7 @@ static void test_parse_ecdsa_one_file(void)
 static void test_refusals(void)
 {
 	struct zkr_cert c;
-	struct pem k = key_pem(rsa_key);
+	struct test_pem k = test_key_pem(rsa_key);
 	const char garbage[] = "not a certificate\n";
 	const char broken[] = "-----BEGIN CERTIFICATE-----\nMIIBzzCCAXWgAwIB\n-----END CERTIFICATE-----\n";
 
@@ -232,17 +152,17 @@ static void test_refusals(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(why, "no certificate in"));
 	/* The key file holds garbage. */
 	{
-		X509 *x = make_cert(rsa_key, NULL, "x", "DNS:x.test", -60, 3600);
-		struct pem cp = cert_pem(x);
+		X509 *x = test_make_cert(rsa_key, NULL, "x", "DNS:x.test", -60, 3600);
+		struct test_pem cp = test_cert_pem(x);
 		CU_ASSERT_FALSE(zkr_cert_parse(cp.s, cp.len, garbage, sizeof(garbage) - 1, &c, why, sizeof(why)));
 		CU_ASSERT_PTR_NOT_NULL(strstr(why, "no private key in the key"));
 		static const char badkey[] = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
 		CU_ASSERT_FALSE(zkr_cert_parse(cp.s, cp.len, badkey, sizeof(badkey) - 1, &c, why, sizeof(why)));
 		CU_ASSERT_PTR_NOT_NULL(strstr(why, "private key does not parse"));
-		pem_free(&cp);
+		test_pem_free(&cp);
 		X509_free(x);
 	}
-	pem_free(&k);
+	test_pem_free(&k);
 }
 
 static void test_validity(void)
