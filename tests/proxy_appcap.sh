@@ -10,6 +10,9 @@
 # app's requests in flight and waiting, /metrics the totals.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
+# The limit this test asserts is per worker until it becomes process-wide
+# state shared by the workers: its router runs one worker until then.
+WORKERS_ARG=--workers=1
 
 CTL=$top_builddir/zkrouterctl
 [ -x "$CTL" ] || hard_error "zkrouterctl not built"

@@ -83,14 +83,20 @@ routers_digest() {
 	"$CTL" --zk "$ZK/zkrouter" --timeout 10000 --json routers 2>/dev/null |
 		tr -d ' \n' | grep -o '"digest":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4
 }
-for _ in $(seq 1 150); do
-	old=$(routers_digest)
-	[ -n "$old" ] && break
-	sleep 0.1
-done
-[ -n "$old" ] || fail "/routers reports no digest: $("$CTL" --zk "$ZK/zkrouter" --json routers 2>&1)"
+# The app first, without instances (its requests get 503), and /routers
+# reporting that table; then one instance, one table change.
 start_backend w2
 app_add new.test
+wait_app new.test
+routes_digest() { routes | tr -d ' \n' | grep -o '"digest":"[0-9a-f]*"' | head -n 1 | cut -d'"' -f4; }
+for _ in $(seq 1 150); do
+	old=$(routers_digest)
+	[ -n "$old" ] && [ "$(routes_digest)" = "$old" ] && break
+	sleep 0.1
+done
+[ -n "$old" ] && [ "$(routes_digest)" = "$old" ] ||
+	fail "/routers ($old) never reported the table of /routes ($(routes_digest))"
+[ "$(pcurl new.test /echo -o /dev/null -w '%{http_code}')" = 503 ] || fail "new.test without instances is not 503"
 register new.test n1 "$BACKEND_PORT"
 for _ in $(seq 1 150); do
 	now=$(routers_digest)
