@@ -747,7 +747,7 @@ static void handle_certs(struct admin *a, struct evhttp_request *req)
 		return;
 	}
 	if (a->tls != NULL)
-		tls_store_write_json(a->tls, b);
+		tls_store_write_json(a->tls, b, admin_json_string);
 	else
 		evbuffer_add_printf(b, "[]\n");
 	send_text(req, 200, "OK", "application/json", b);

@@ -26,7 +26,7 @@
 
 #include <event2/event.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/proxy.h"
 
 static void overloaded(struct request *r, const char *why)

@@ -18,21 +18,8 @@
 #include <event2/util.h>
 
 #include "node/backend.h"
-#include "node/upstream.h"
+#include "registry/hash.h"
 #include "registry/log.h"
-
-uint64_t backend_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-uint64_t backend_now_ms(void)
-{
-	return backend_now_us() / 1000u;
-}
 
 /* base_ms doubled `doublings` times, at most max_ms: the backoff of
  * passive ejection and of failed lookups. */
@@ -168,15 +155,14 @@ static void backend_lookup_stop(struct backend *b)
 	}
 }
 
-static uint64_t backend_hash_str(const char *s)
+/* Closes the backend's idle connections through its owner's hook (an
+ * empty pool needs no call: the owner may be gone at exit). */
+static void backend_idle_close(struct backend *b)
 {
-	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	if (TAILQ_EMPTY(&b->idle))
+		return;
+	if (b->resolver != NULL && b->resolver->idle_close != NULL)
+		b->resolver->idle_close(b);
 }
 
 struct backend *backend_new(const char *domain, const struct route_instance *inst,
@@ -201,7 +187,7 @@ struct backend *backend_new(const char *domain, const struct route_instance *ins
 	b->weight = inst->weight ? inst->weight : 1;
 	b->draining = inst->draining;
 	/* The seed depends on the id only, so every router hashes alike. */
-	b->hash_seed = backend_hash_str(inst->id);
+	b->hash_seed = hash_fnv1a_str(inst->id);
 	b->resolver = resolver;
 	TAILQ_INIT(&b->idle);
 	if (strchr(b->host, ':'))
@@ -231,7 +217,7 @@ void backend_unref(struct backend *b)
 	}
 	if (--b->refs > 0)
 		return;
-	upstream_pool_close(b);
+	backend_idle_close(b);
 	if (b->lookup_retry != NULL)
 		event_free(b->lookup_retry);
 	free(b->id);
@@ -279,7 +265,7 @@ void backend_retire(struct backend *b)
 	b->removed = true;
 	log_debug("app %s instance %s (%s): retired, %u in flight", b->domain, b->id, b->name,
 		  b->outstanding);
-	upstream_pool_close(b);
+	backend_idle_close(b);
 	backend_lookup_stop(b);
 }
 
@@ -386,7 +372,7 @@ static struct app_state *app_state_build(struct route_app *app, const struct app
 			b->weight = inst->weight ? inst->weight : 1;
 			b->draining = inst->draining;
 			if (b->draining)
-				upstream_pool_close(b);
+				backend_idle_close(b);
 		} else {
 			b = backend_new(app->domain, inst, resolver);
 			if (b == NULL)
@@ -425,12 +411,7 @@ void backend_map_init(struct backend_map *m)
 
 static size_t ptr_hash(const void *p, size_t cap)
 {
-	uint64_t x = (uint64_t)(uintptr_t)p;
-
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	return (size_t)x & (cap - 1);
+	return (size_t)hash_mix64((uint64_t)(uintptr_t)p) & (cap - 1);
 }
 
 struct app_state *backend_map_get(const struct backend_map *m, const struct route_app *app)

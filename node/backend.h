@@ -34,10 +34,16 @@ struct evdns_getaddrinfo_request;
 struct request;
 struct upstream;
 
-/* What looks up instance host names: a loop and its DNS resolver. */
+/* What a backend needs from its owner: a loop and its DNS resolver to look
+ * up instance host names, and the hook that closes its idle connections
+ * (the pool belongs to the upstream layer above, which sets the hook:
+ * this layer does not call up into it). */
+struct backend;
+
 struct backend_resolver {
 	struct event_base *base;
 	struct evdns_base *dns;
+	void (*idle_close)(struct backend *b);   /* NULL: no pool */
 };
 
 struct backend {
@@ -91,10 +97,6 @@ struct app_state {
 	struct backend **bes;      /* parallel to app->instances */
 	struct app_load *load;     /* reference held; shared with its successors */
 };
-
-/* Monotonic time (a vDSO call: cheap enough for every request). */
-uint64_t backend_now_ms(void);
-uint64_t backend_now_us(void);
 
 /* A backend for `inst` of app `domain`. A numeric host is its address at
  * once; a host name is looked up through `resolver` (may be NULL: names

@@ -8,17 +8,9 @@
 #include <string.h>
 
 #include "node/balancer.h"
+#include "registry/hash.h"
+#include "registry/prng.h"
 
-uint64_t balancer_random(uint64_t *state)
-{
-	uint64_t x = *state;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*state = x;
-	return x * 0x2545F4914F6CDD1Dull;
-}
 
 static bool was_tried(const struct balancer_args *a, const struct backend *b)
 {
@@ -79,8 +71,8 @@ static struct backend *pick_p2c(const struct balancer_args *a, int level, size_t
 
 	if (n == 1)
 		return nth_eligible(a, level, 0);
-	i = balancer_random(a->rng) % n;
-	j = balancer_random(a->rng) % (n - 1);
+	i = prng_next(a->rng) % n;
+	j = prng_next(a->rng) % (n - 1);
 	if (j >= i)
 		j++;
 	x = nth_eligible(a, level, i);
@@ -114,26 +106,9 @@ static struct backend *pick_swrr(const struct balancer_args *a, int level)
 	return best;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
-
 uint64_t balancer_hash_key(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ull;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
-	return mix64(h);
+	return hash_mix64(hash_fnv1a(s, len));
 }
 
 /* Weighted rendezvous: score = -weight / ln(u), u in (0,1) from the hash of
@@ -153,7 +128,7 @@ static struct backend *pick_hash(const struct balancer_args *a, int level)
 
 		if (!eligible(a, b, level))
 			continue;
-		h = mix64(kh ^ b->hash_seed);
+		h = hash_mix64(kh ^ b->hash_seed);
 		u = ((double)(h >> 11) + 0.5) / 9007199254740992.0;   /* (0,1) */
 		score = -(double)b->weight / log(u);
 		if (best == NULL || score > best_score ||

@@ -44,9 +44,6 @@ struct backend *balancer_pick(const struct balancer_args *a);
 /* The hash of a header or cookie value, as the hash policies use it. */
 uint64_t balancer_hash_key(const char *key, size_t len);
 
-/* Next value of a xorshift64* generator (state must be non-zero). */
-uint64_t balancer_random(uint64_t *state);
-
 /*
  * The hash key of a request for HASH_COOKIE: the value of cookie `name` in
  * a Cookie header value, or false when absent.

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "node/balancer.h"
 #include "node/headers.h"
+#include "registry/prng.h"
 
 bool headers_is_hop(enum http_hdr_kind kind, bool tunnel)
 {
@@ -286,7 +286,7 @@ bool headers_write_response(struct hbuf *out, const struct http_head *h,
 void headers_request_id(uint64_t *rng, char out[33])
 {
 	static const char hex[] = "0123456789abcdef";
-	uint64_t a = balancer_random(rng), b = balancer_random(rng);
+	uint64_t a = prng_next(rng), b = prng_next(rng);
 	int i;
 
 	for (i = 0; i < 16; i++) {

@@ -14,15 +14,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/http.h>
 
 #include "node/health.h"
 #include "registry/log.h"
+#include "registry/prng.h"
 
 struct check {
 	struct health *h;
@@ -47,16 +45,6 @@ struct health {
 	struct check **checks;
 	size_t n;
 };
-
-/* xorshift64: jitter only, so no need for more; its state is this
- * checker's, not the C library's shared one. */
-static uint64_t health_random(struct health *h)
-{
-	h->rng ^= h->rng << 13;
-	h->rng ^= h->rng >> 7;
-	h->rng ^= h->rng << 17;
-	return h->rng;
-}
 
 static void check_free(struct check *c)
 {
@@ -148,7 +136,7 @@ static bool check_arm(struct check *c)
 {
 	/* First check at a random point of the interval, so many routers and
 	 * many instances do not all fire together; timer_cb re-arms. */
-	unsigned first = (unsigned)(health_random(c->h) % c->interval_ms);
+	unsigned first = (unsigned)(prng_next(&c->h->rng) % c->interval_ms);
 	struct timeval tv = { first / 1000, (first % 1000) * 1000 };
 	c->timer = evtimer_new(c->h->base, timer_cb, c);
 	if (c->timer == NULL || evtimer_add(c->timer, &tv) != 0)
@@ -278,8 +266,7 @@ struct health *health_new(struct event_base *base, struct evdns_base *dns, const
 	h->dns = dns;
 	h->mark = mark;
 	h->mark_arg = mark_arg;
-	if (getrandom(&h->rng, sizeof(h->rng), 0) != (ssize_t)sizeof(h->rng) || h->rng == 0)
-		h->rng = (uint64_t)time(NULL) * 2654435761u ^ ((uint64_t)getpid() << 16) ^ 1;
+	prng_seed(&h->rng, (uintptr_t)h);
 	health_apply_config(h, cfg);
 	return h;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "node/limits.h"
+#include "registry/hash.h"
 
 /* A burst of at most this many requests: milli-tokens then fit 32 bits. */
 #define LIMITS_BURST_MAX 1000000u
@@ -22,60 +23,16 @@
 struct limits {
 	struct limits_entry *e;
 	size_t n_buckets;          /* power of two */
-	uint64_t k0, k1;           /* SipHash key, random per process */
+	struct hash_key key;       /* SipHash key, random per process */
 	unsigned max_conns, rate, burst;
 	struct limits_stats st;
 };
 
-/* ---- the keyed hash: SipHash-2-4 of a 16-byte key ----------------------- */
-
-static uint64_t rotl(uint64_t x, int b)
-{
-	return (x << b) | (x >> (64 - b));
-}
-
-#define SIPROUND \
-	do { \
-		v0 += v1; v1 = rotl(v1, 13); v1 ^= v0; v0 = rotl(v0, 32); \
-		v2 += v3; v3 = rotl(v3, 16); v3 ^= v2; \
-		v0 += v3; v3 = rotl(v3, 21); v3 ^= v0; \
-		v2 += v1; v1 = rotl(v1, 17); v1 ^= v2; v2 = rotl(v2, 32); \
-	} while (0)
-
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
+/* SipHash under the process's key: addresses a client picks cannot be
+ * aimed at one bucket. */
 static uint64_t key_hash(const struct limits *l, const struct limits_key *k)
 {
-	uint64_t v0 = l->k0 ^ 0x736f6d6570736575ull, v1 = l->k1 ^ 0x646f72616e646f6dull;
-	uint64_t v2 = l->k0 ^ 0x6c7967656e657261ull, v3 = l->k1 ^ 0x7465646279746573ull;
-	uint64_t m, b = (uint64_t)sizeof(k->b) << 56;
-	size_t i;
-
-	for (i = 0; i < sizeof(k->b); i += 8) {
-		m = le64(k->b + i);
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	return hash_sip(&l->key, k->b, sizeof(k->b));
 }
 
 /* ---- the table ---------------------------------------------------------- */
@@ -83,7 +40,6 @@ static uint64_t key_hash(const struct limits *l, const struct limits_key *k)
 struct limits *limits_new(size_t size)
 {
 	struct limits *l = calloc(1, sizeof(*l));
-	uint64_t key[2];
 
 	if (l == NULL)
 		return NULL;
@@ -97,13 +53,7 @@ struct limits *limits_new(size_t size)
 		free(l);
 		return NULL;
 	}
-	if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
-		/* No entropy source: weaker, still differs per process. */
-		key[0] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
-		key[1] = (uint64_t)(uintptr_t)l * 0xbf58476d1ce4e5b9ull ^ (uint64_t)clock();
-	}
-	l->k0 = key[0];
-	l->k1 = key[1];
+	hash_key_random(&l->key);
 	l->st.size = l->n_buckets * LIMITS_WAYS;
 	return l;
 }

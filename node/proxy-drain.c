@@ -15,7 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/proxy.h"
 
 /* A connection accepted just before the listeners closed has its first
@@ -60,7 +60,7 @@ size_t proxy_drain_tick(struct proxy *p)
 {
 	struct client *c, *next;
 	size_t n = proxy_active_requests(p);
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 	unsigned grace = DRAIN_FIRST_REQUEST_MS;
 
 	p->draining = true;

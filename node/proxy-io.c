@@ -1,6 +1,6 @@
 /*
  * Socket I/O for client and backend connections (struct conn_io in
- * proxy-t.h). Bufferevents hold the buffers, connect, and take over when
+ * conn-io.h). Bufferevents hold the buffers, connect, and take over when
  * a socket is full; the common case goes around them: a read is one
  * recv() sized by the previous one (no FIONREAD ioctl, no 4 KB cap), a
  * write is one send() at the end of the loop's turn (struct conn_flushq)
@@ -22,7 +22,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "node/proxy-t.h"
+#include "node/conn-io.h"
 
 /* Small outputs in several chains (a head and a body) are copied into one
  * so that they go out with a plain send(). */

@@ -20,7 +20,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/proxy.h"
 #include "node/tls.h"
 
@@ -99,7 +99,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
 	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
 		struct proxy *p = li->p;
-		uint64_t now = backend_now_ms();
+		uint64_t now = clock_now_ms();
 
 		/* Retried every 100 ms while it lasts: one line per 10 s. */
 		if (p->accept_warned_ms == 0 || now - p->accept_warned_ms >= ACCEPT_WARN_EVERY_MS) {

@@ -4,7 +4,7 @@
  * a header naming the client, and that client is the one the router
  * forwards (X-Forwarded-For), logs and limits.
  *
- * A connection accepted there is a struct pp_conn (proxy-t.h) until its
+ * A connection accepted there is a struct pp_conn (stream.h) until its
  * header is whole: no bufferevent, no client yet. Each time the socket is
  * readable we peek at what it holds and let proxyproto_parse judge the
  * header so far; then we take from the socket only bytes that belong to
@@ -27,7 +27,7 @@
 #include <event2/util.h>
 #include <openssl/ssl.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 /* "ip:port" or "[ip6]:port", for the log. */
 static void pp_addr_text(const struct sockaddr_storage *ss, char *out, size_t outlen)
@@ -75,7 +75,7 @@ static void pp_conn_free(struct pp_conn *pc, bool close_fd)
 /* Waits for more bytes, until what is left of the deadline. */
 static bool pp_arm(struct pp_conn *pc)
 {
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 	uint64_t left = pc->deadline_ms > now ? pc->deadline_ms - now : 0;
 	struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
 
@@ -193,7 +193,7 @@ void pp_conn_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *s
 	pc->local_port = local_port;
 	if (salen > 0)
 		memcpy(&pc->peer, sa, (size_t)salen < sizeof(pc->peer) ? (size_t)salen : sizeof(pc->peer));
-	pc->accepted_ms = backend_now_ms();
+	pc->accepted_ms = clock_now_ms();
 	pc->deadline_ms = pc->accepted_ms + p->cfg.head_timeout_ms;
 	pc->ev = event_new(p->base, fd, EV_READ, pp_read_cb, pc);
 	if (pc->ev == NULL)

@@ -17,7 +17,7 @@
 
 #include "node/accesslog.h"
 #include "node/balancer.h"
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 static const char *const request_state_names[] = {
 	[RQ_ROUTING] = "routing", [RQ_CONNECTING] = "connecting", [RQ_SENDING] = "sending",
@@ -81,7 +81,7 @@ static struct request *request_get(struct client *c)
 	r->c = c;
 	r->state = RQ_ROUTING;
 	r->n = ++c->n_requests;
-	r->start_us = backend_now_us();
+	r->start_us = clock_now_us();
 	event_base_gettimeofday_cached(p->base, &r->start_tv);
 	return r;
 }
@@ -129,7 +129,7 @@ static void request_log(struct request *r)
 {
 	struct client *c = r->c;
 	struct access_entry e;
-	uint64_t now = backend_now_us();
+	uint64_t now = clock_now_us();
 
 	if (c->p->log == NULL)
 		return;
@@ -190,7 +190,7 @@ void request_finish(struct request *r)
 		return;
 	}
 	client_set_state(c, CS_IDLE);
-	c->idle_since_ms = backend_now_ms();
+	c->idle_since_ms = clock_now_ms();
 	c->head_start_ms = 0;
 	client_read_pipelined(c);
 	if (!c->processing && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || c->io.eof))
@@ -492,7 +492,7 @@ static void request_route(struct request *r, size_t head_len)
 			     "too many connections from this address");
 		return;
 	}
-	if (!limits_request(p->perip, c->ipent, backend_now_ms(), &r->retry_after_s)) {
+	if (!limits_request(p->perip, c->ipent, clock_now_ms(), &r->retry_after_s)) {
 		evbuffer_drain(in, head_len);
 		request_fail(r, 429, "too_many_requests", "too many requests from this address");
 		return;
@@ -595,7 +595,7 @@ bool client_limits_open(struct client *c)
 	client_limits_close(c);
 	if (!limits_enabled(p->perip) || !limits_key_parse(c->ip, &k))
 		return true;
-	v = limits_conn_open(p->perip, &k, backend_now_ms(), &c->ipent);
+	v = limits_conn_open(p->perip, &k, clock_now_ms(), &c->ipent);
 	if (v == LIMITS_REFUSE) {
 		/* Debug only: a flood would otherwise flood the log too (the
 		 * metrics count these). */
@@ -710,7 +710,7 @@ void client_process(struct client *c)
 		if (client_output_full(c))
 			break;
 		if (c->head_start_ms == 0)
-			c->head_start_ms = backend_now_ms();
+			c->head_start_ms = clock_now_ms();
 		end = head_end(c, in, len);
 		if (end > p->lim.max_head_bytes || (end == 0 && len >= p->lim.max_head_bytes)) {
 			client_reject_parse(c, HTTP_HEAD_TOO_LARGE, "request head too large");
@@ -722,7 +722,7 @@ void client_process(struct client *c)
 			llhttp_t parser;
 			struct http_limits lim = p->lim;
 
-			if (backend_now_ms() - c->head_start_ms >= p->cfg.head_timeout_ms) {
+			if (clock_now_ms() - c->head_start_ms >= p->cfg.head_timeout_ms) {
 				client_reject(c, 408, "request_timeout", "request head too slow");
 				break;
 			}

@@ -55,7 +55,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "node/proxy-t.h"
+#include "node/conn-io.h"
+#include "node/proxy.h"
 
 /* One record's worth of plaintext: the most an SSL_write turns into one
  * record, and the most one SSL_read returns. */
@@ -72,11 +73,6 @@ const char *const proxy_tls_fail_names[TLS_FAIL_N] = {
 	[TLS_FAIL_HTTP] = "http_on_https",
 	[TLS_FAIL_OTHER] = "other",
 };
-
-void proxy_tls_counters(const struct proxy *p, struct proxy_tls_counters *out)
-{
-	*out = p->tls_count;
-}
 
 static void tls_read_cb(evutil_socket_t fd, short what, void *arg);
 static void tls_write_cb(evutil_socket_t fd, short what, void *arg);
@@ -96,7 +92,7 @@ bool conn_io_open_tls(struct conn_io *io, struct event_base *base, struct conn_f
 	io->fd = fd;
 	io->tlsn = n;
 	io->name = name;
-	io->hs_deadline_ms = backend_now_ms() + (handshake_ms ? handshake_ms : 10000);
+	io->hs_deadline_ms = clock_now_ms() + (handshake_ms ? handshake_ms : 10000);
 	if (SSL_set_fd(ssl, (int)fd) != 1)
 		goto failed;
 	SSL_set_accept_state(ssl);
@@ -127,7 +123,7 @@ failed:
 
 void conn_tls_handshake_tv(const struct conn_io *io, struct timeval *tv)
 {
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 	uint64_t left = io->hs_deadline_ms > now ? io->hs_deadline_ms - now : 0;
 
 	tv->tv_sec = (time_t)(left / 1000);

@@ -6,7 +6,7 @@
  * the socket I/O shared with upstream.c. proxy-request.c reads, routes and ends requests;
  * upstream.c carries them to a backend and the response back; tunnel.c
  * takes over after an Upgrade; proxy-drain.c closes connections for a
- * SIGTERM drain. See proxy-t.h for the picture.
+ * SIGTERM drain. See stream.h for the picture.
  */
 #include <config.h>
 
@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -27,9 +26,10 @@
 
 #include "node/accesslog.h"
 #include "node/balancer.h"
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/proxy.h"
 #include "node/upstream.h"
+#include "registry/prng.h"
 
 static const char *const client_state_names[] = {
 	[CS_IDLE] = "idle", [CS_REQUEST] = "request", [CS_TUNNEL] = "tunnel",
@@ -96,7 +96,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 		/* The read timeout restarts with every read: a client that
 		 * keeps sending would linger for ever without this bound. */
 		evbuffer_drain(in, evbuffer_get_length(in));
-		if (backend_now_ms() >= c->linger_until_ms)
+		if (clock_now_ms() >= c->linger_until_ms)
 			client_close(c);
 		break;
 	default:
@@ -120,7 +120,7 @@ static void client_linger(struct client *c)
 		return;
 	}
 	client_set_state(c, CS_LINGER);
-	c->linger_until_ms = backend_now_ms() + CLIENT_LINGER_MS;
+	c->linger_until_ms = clock_now_ms() + CLIENT_LINGER_MS;
 	evbuffer_drain(bufferevent_get_input(c->bev),
 		       evbuffer_get_length(bufferevent_get_input(c->bev)));
 	conn_write_timeout(&c->io, 0);
@@ -166,7 +166,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		now = backend_now_ms();
+		now = clock_now_ms();
 		if (what & BEV_EVENT_WRITING) {
 			clog_info(c, "client stopped reading: closing");
 		} else if (c->state == CS_IDLE && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
@@ -287,7 +287,7 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 	}
 	client_set_limits(c);
 	c->state = CS_IDLE;
-	c->idle_since_ms = backend_now_ms();
+	c->idle_since_ms = clock_now_ms();
 	TAILQ_INSERT_TAIL(&p->clients, c, link);
 	p->n_clients++;
 	/* Writes go out directly (conn_flush); EV_WRITE only when stuck. */
@@ -427,6 +427,16 @@ struct evdns_base *proxy_resolver_new(struct event_base *base, const char *names
 	return dns;
 }
 
+/* How the upstream layer reports to this one (node/upstream.h). */
+static const struct upstream_ops proxy_upstream_ops = {
+	.request_fail = request_fail,
+	.request_finish = request_finish,
+	.request_set_state = request_set_state,
+	.tunnel_start = tunnel_start,
+	.client_close = client_close,
+	.reap_later = proxy_reap_later,
+};
+
 struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 			struct accesslog *log)
 {
@@ -446,9 +456,10 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	backend_map_init(&p->map);
 	p->resolver.base = base;
 	p->resolver.dns = proxy_resolver_new(base, cfg->resolver);
+	p->resolver.idle_close = upstream_pool_close;
+	p->uops = &proxy_upstream_ops;
 	p->map.resolver = &p->resolver;
-	if (getrandom(&p->rng, sizeof(p->rng), 0) != (ssize_t)sizeof(p->rng) || p->rng == 0)
-		p->rng = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid() ^ 0x9e3779b97f4a7c15ull;
+	prng_seed(&p->rng, 0);
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->scratch = evbuffer_new();
 	if (p->resolver.dns == NULL || p->perip == NULL || p->reaper == NULL ||
@@ -519,6 +530,11 @@ void proxy_limits_stats(const struct proxy *p, struct limits_stats *out)
 	limits_get_stats(p->perip, out);
 }
 
+void proxy_tls_counters(const struct proxy *p, struct proxy_tls_counters *out)
+{
+	*out = p->tls_count;
+}
+
 static struct backend *proxy_find_backend(struct proxy *p, const char *domain, const char *id)
 {
 	struct route_app *app;
@@ -537,7 +553,7 @@ bool proxy_backend_info(struct proxy *p, const char *domain, const char *instanc
 			struct backend_info *out)
 {
 	struct backend *b = proxy_find_backend(p, domain, instance_id);
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 
 	memset(out, 0, sizeof(*out));
 	if (b == NULL)

@@ -20,10 +20,10 @@
 #include <event2/event.h>
 #include <openssl/evp.h>
 
-#include "node/admin.h"
 #include "node/config.h"
 #include "node/tls-int.h"
 #include "node/tls.h"
+#include "registry/hash.h"
 #include "registry/log.h"
 
 
@@ -139,11 +139,7 @@ failed:
 
 static uint64_t name_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;   /* FNV-1a */
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
+	return hash_fnv1a_str(s);
 }
 
 struct pair {
@@ -443,7 +439,8 @@ void tls_store_write_metrics(struct tls_store *s, struct evbuffer *out)
 	tls_snapshot_release(snap);
 }
 
-void tls_store_write_json(struct tls_store *s, struct evbuffer *out)
+void tls_store_write_json(struct tls_store *s, struct evbuffer *out,
+			  void (*json_string)(struct evbuffer *out, const char *s))
 {
 	struct tls_snapshot *snap = tls_store_acquire(s);
 	time_t now = time(NULL);
@@ -457,17 +454,17 @@ void tls_store_write_json(struct tls_store *s, struct evbuffer *out)
 		gmtime_r(&e->cert.not_after, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		evbuffer_add_printf(out, "%s\n{\"name\":", i ? "," : "");
-		admin_json_string(out, e->name);
+		json_string(out, e->name);
 		evbuffer_add_printf(out, ",\"source\":\"%s\",\"names\":[", tls_source_name(e->source));
 		for (size_t k = 0; k < e->cert.n_names; k++) {
 			if (k)
 				evbuffer_add(out, ",", 1);
-			admin_json_string(out, e->cert.names[k]);
+			json_string(out, e->cert.names[k]);
 		}
 		evbuffer_add_printf(out, "],\"subject\":");
-		admin_json_string(out, e->cert.subject);
+		json_string(out, e->cert.subject);
 		evbuffer_add_printf(out, ",\"issuer\":");
-		admin_json_string(out, e->cert.issuer);
+		json_string(out, e->cert.issuer);
 		evbuffer_add_printf(out, ",\"not_after\":\"%s\",\"days_left\":%ld,\"key_type\":\"%s\",\"default\":%s}",
 				    when, days_left(e, now), key_name(e->cert.key_type),
 				    e == snap->def ? "true" : "false");

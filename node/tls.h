@@ -133,8 +133,10 @@ size_t tls_store_count(const struct tls_store *s);
 /* /metrics: zkrouter_tls_certificate_expiry_timestamp_seconds{name=...}. */
 void tls_store_write_metrics(struct tls_store *s, struct evbuffer *out);
 
-/* /certs: a JSON array, one object per certificate in service. */
-void tls_store_write_json(struct tls_store *s, struct evbuffer *out);
+/* /certs: a JSON array, one object per certificate in service; strings
+ * go through the caller's JSON string writer (admin_json_string). */
+void tls_store_write_json(struct tls_store *s, struct evbuffer *out,
+			  void (*json_string)(struct evbuffer *out, const char *s));
 
 /* Logs a warning for each certificate within TLS_EXPIRY_WARN_DAYS of expiry. */
 void tls_store_check_expiry(struct tls_store *s, time_t now);

@@ -18,7 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 struct tunnel {
 	struct client *c;
@@ -48,7 +48,7 @@ static void tunnel_move(struct tunnel *t, struct bufferevent *src)
 	struct bufferevent *dst = peer_of(t, src);
 	struct evbuffer *out = bufferevent_get_output(dst);
 
-	t->last_ms = backend_now_ms();
+	t->last_ms = clock_now_ms();
 	evbuffer_add_buffer(out, bufferevent_get_input(src));
 	if (evbuffer_get_length(out) >= t->high)
 		bufferevent_disable(src, EV_READ);
@@ -103,7 +103,7 @@ static void tunnel_event_cb(struct bufferevent *bev, short what, void *arg)
 static void tunnel_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct tunnel *t = arg;
-	uint64_t now = backend_now_ms(), idle = now - t->last_ms;
+	uint64_t now = clock_now_ms(), idle = now - t->last_ms;
 	struct timeval tv;
 
 	if (t->arm_failed) {
@@ -148,7 +148,7 @@ bool tunnel_start(struct client *c, struct upstream *up)
 	t->up = up;
 	t->idle_ms = p->cfg.tunnel_idle_timeout_ms ? p->cfg.tunnel_idle_timeout_ms : 300000;
 	t->high = p->cfg.buffer_high_bytes;
-	t->last_ms = backend_now_ms();
+	t->last_ms = clock_now_ms();
 	c->tun = t;
 	p->n_tunnels++;   /* until tunnel_stop: the drain waits for it */
 	up->state = US_TUNNEL;

@@ -14,7 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
-#include "node/proxy-t.h"
+#include "node/stream.h"
 
 static void response_complete(struct request *r)
 {
@@ -28,13 +28,13 @@ static void response_complete(struct request *r)
 		r->resp_reusable = false;
 		r->keep_alive = false;
 	}
-	request_finish(r);
+	UP_OPS(r)->request_finish(r);
 }
 
 void upstream_response_fail(struct request *r, int status, const char *code, const char *msg)
 {
 	r->resp_reusable = false;
-	request_fail(r, status, code, msg);
+	UP_OPS(r)->request_fail(r, status, code, msg);
 }
 
 /* Writes a response head into the client's output (gathered first in the
@@ -105,7 +105,7 @@ static bool response_head(struct request *r, size_t end)
 	evbuffer_drain(bufferevent_get_input(up->bev), end);
 	r->status = h->status;
 	r->resp_head_done = true;
-	request_set_state(r, RQ_RESPONDING);
+	UP_OPS(r)->request_set_state(r, RQ_RESPONDING);
 	return true;
 }
 
@@ -175,12 +175,12 @@ static void response_upgrade(struct request *r, size_t end)
 	/* The connection leaves the request for the tunnel. */
 	r->up = NULL;
 	up->req = NULL;
-	if (!tunnel_start(c, up)) {
+	if (!c->p->uops->tunnel_start(c, up)) {
 		upstream_close(up);
-		client_close(c);   /* finishes the request too */
+		c->p->uops->client_close(c);   /* finishes the request too */
 		return;
 	}
-	request_finish(r);
+	UP_OPS(r)->request_finish(r);
 }
 
 /* Moves what the backend sent toward the client, as far as the client's

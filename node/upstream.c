@@ -19,7 +19,7 @@
 #include <event2/event.h>
 
 #include "node/balancer.h"
-#include "node/proxy-t.h"
+#include "node/stream.h"
 #include "node/upstream.h"
 
 static const char *const up_state_names[] = {
@@ -63,7 +63,7 @@ void upstream_close(struct upstream *up)
 	bufferevent_disable(up->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(up->bev, NULL, NULL, NULL, NULL);
 	TAILQ_INSERT_TAIL(&p->dead_upstreams, up, reap_link);
-	proxy_reap_later(p);
+	p->uops->reap_later(p);
 }
 
 void upstream_free_dead(struct proxy *p)
@@ -144,7 +144,7 @@ static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *o
 			if (!http_body_move(&r->parser, &r->chunks, &p->lim, in, out, p->scratch, true,
 					    &used, &dlen, &done, &why)) {
 				evbuffer_drain(in, evbuffer_get_length(in));
-				request_fail(r, 400, "bad_request", "malformed chunked body");
+				UP_OPS(r)->request_fail(r, 400, "bad_request", "malformed chunked body");
 				return false;
 			}
 			r->body_moved += used;
@@ -183,16 +183,16 @@ void upstream_pump_request(struct request *r)
 	if (ac->max_body_bytes && r->body_moved > ac->max_body_bytes) {
 		/* Only a chunked body gets here: a declared length was checked
 		 * before anything was sent. */
-		request_fail(r, 413, "body_too_large", "request body larger than the app allows");
+		UP_OPS(r)->request_fail(r, 413, "body_too_large", "request body larger than the app allows");
 		return;
 	}
 	if (!r->req_body_done && c->io.eof && evbuffer_get_length(in) == 0) {
-		request_fail(r, 400, "bad_request", "the client closed before the end of the body");
+		UP_OPS(r)->request_fail(r, 400, "bad_request", "the client closed before the end of the body");
 		return;
 	}
 	if (r->req_body_done) {
 		if (r->state == RQ_SENDING)
-			request_set_state(r, RQ_WAITING);
+			UP_OPS(r)->request_set_state(r, RQ_WAITING);
 		arm_response_timeout(r);
 	} else if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
 		/* The backend reads slower than the client sends; its write
@@ -217,13 +217,13 @@ static void request_send(struct request *r)
 
 	conn_write_timeout(&up->io, rt);
 	if (r->upstream_start_us == 0)
-		r->upstream_start_us = backend_now_us();
+		r->upstream_start_us = clock_now_us();
 	if (evbuffer_add(out, r->head_out.data, r->head_out.len) != 0) {
-		request_fail(r, 502, "backend_failed", "out of memory");
+		UP_OPS(r)->request_fail(r, 502, "backend_failed", "out of memory");
 		return;
 	}
 	arm_response_timeout(r);
-	request_set_state(r, r->req_body_done ? RQ_WAITING : RQ_SENDING);
+	UP_OPS(r)->request_set_state(r, r->req_body_done ? RQ_WAITING : RQ_SENDING);
 	upstream_pump_request(r);
 }
 
@@ -287,7 +287,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 		rlog_info(r, "connect to %s failed: %s", up->be->name,
 			  (what & BEV_EVENT_TIMEOUT) ? "timed out"
 						     : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+		backend_record_failure(up->be, clock_now_ms(), r->c->p->cfg.eject_base_ms,
 				       r->c->p->cfg.eject_max_ms);
 		retry_or_fail(r, (what & BEV_EVENT_TIMEOUT) != 0);
 		return;
@@ -298,7 +298,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 			evbuffer_add_buffer(bufferevent_get_output(r->c->bev), bufferevent_get_input(bev));
 			r->resp_reusable = false;
 			r->keep_alive = false;
-			request_finish(r);
+			UP_OPS(r)->request_finish(r);
 			return;
 		}
 		rlog_info(r, "%s cut the response short", up->be->name);
@@ -330,14 +330,14 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 			 * and retry budget, and this one is ejected. */
 			rlog_info(r, "%s %s the connection without answering; trying another instance",
 				  up->be->name, (what & BEV_EVENT_ERROR) ? "reset" : "closed");
-			backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+			backend_record_failure(up->be, clock_now_ms(), r->c->p->cfg.eject_base_ms,
 					       r->c->p->cfg.eject_max_ms);
 		}
 		retry_or_fail(r, false);
 		return;
 	}
 	if (!up->reused && !r->resp_started)
-		backend_record_failure(up->be, backend_now_ms(), r->c->p->cfg.eject_base_ms,
+		backend_record_failure(up->be, clock_now_ms(), r->c->p->cfg.eject_base_ms,
 				       r->c->p->cfg.eject_max_ms);
 	upstream_response_fail(r, 502, "backend_failed", "the backend closed the connection");
 }
@@ -412,7 +412,7 @@ static bool attempt_on(struct request *r, struct backend *be, bool fresh)
 	be->outstanding++;
 	r->attempts++;
 	if (r->first_attempt_ms == 0)
-		r->first_attempt_ms = backend_now_ms();
+		r->first_attempt_ms = clock_now_ms();
 	if (up != NULL) {
 		r->up = up;
 		up->req = r;
@@ -426,18 +426,18 @@ static bool attempt_on(struct request *r, struct backend *be, bool fresh)
 		 * and no point trying the others. */
 		rlog_warn(r, "cannot open a connection to %s: %s", be->name, strerror(errno));
 		detach_backend(r);
-		request_fail(r, 503, "overloaded", "the router is out of connections");
+		UP_OPS(r)->request_fail(r, 503, "overloaded", "the router is out of connections");
 		return true;
 	}
 	if (up == NULL) {
 		rlog_info(r, "cannot connect to %s", be->name);
-		backend_record_failure(be, backend_now_ms(), p->cfg.eject_base_ms, p->cfg.eject_max_ms);
+		backend_record_failure(be, clock_now_ms(), p->cfg.eject_base_ms, p->cfg.eject_max_ms);
 		detach_backend(r);
 		return false;
 	}
 	r->up = up;
 	up->req = r;
-	request_set_state(r, RQ_CONNECTING);
+	UP_OPS(r)->request_set_state(r, RQ_CONNECTING);
 	return true;
 }
 
@@ -459,11 +459,11 @@ void upstream_attempt(struct request *r)
 	for (;;) {
 		struct balancer_args a;
 		struct backend *be;
-		uint64_t now = backend_now_ms();
+		uint64_t now = clock_now_ms();
 
 		if (r->attempts > 0 &&
 		    (r->attempts > retries || now - r->first_attempt_ms >= p->cfg.retry_budget_ms)) {
-			request_fail(r, 502, "backend_failed", "no instance could be reached");
+			UP_OPS(r)->request_fail(r, 502, "backend_failed", "no instance could be reached");
 			return;
 		}
 		if (r->attempts == 0 && r->sticky && sticky_usable(r->sticky, ac, now)) {
@@ -488,12 +488,12 @@ void upstream_attempt(struct request *r)
 		if (be == NULL) {
 			a.max_outstanding = 0;
 			if (r->attempts == 0 && ac->max_connections && balancer_pick(&a) != NULL)
-				request_fail(r, 503, "at_capacity",
+				UP_OPS(r)->request_fail(r, 503, "at_capacity",
 					     "every instance is at the app's max_connections");
 			else if (r->attempts == 0)
-				request_fail(r, 503, "no_instances", "the app has no live instance");
+				UP_OPS(r)->request_fail(r, 503, "no_instances", "the app has no live instance");
 			else
-				request_fail(r, 502, "backend_failed", "no instance could be reached");
+				UP_OPS(r)->request_fail(r, 502, "backend_failed", "no instance could be reached");
 			return;
 		}
 		if (r->n_tried < MAX_TRIED)
@@ -517,7 +517,7 @@ static void retry_or_fail(struct request *r, bool timeout)
 		upstream_close(up);
 	if (r->body_moved > 0) {
 		detach_backend(r);
-		request_fail(r, 502, "backend_failed", "the backend failed during the request body");
+		UP_OPS(r)->request_fail(r, 502, "backend_failed", "the backend failed during the request body");
 		return;
 	}
 	if (same && be) {

@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "registry/log.h"
+#include "registry/prng.h"
 #include "registry/session.h"
 #include "registry/session_util.h"
 
@@ -133,10 +134,7 @@ static void session_set_state(struct zkr_session *s, enum session_state st)
 /* xorshift64*: jitter only needs to decorrelate routers, not be secret. */
 static uint64_t session_rand(struct zkr_session *s)
 {
-	s->rng ^= s->rng >> 12;
-	s->rng ^= s->rng << 25;
-	s->rng ^= s->rng >> 27;
-	return s->rng * 2685821657736338717ULL;
+	return prng_next(&s->rng);
 }
 
 /*
@@ -618,12 +616,7 @@ struct zkr_session *zkr_session_new(struct event_base *base, const struct zkr_se
 		s->timeout_ms = SESSION_TIMEOUT_MIN_MS;
 	if (s->timeout_ms > SESSION_TIMEOUT_MAX_MS)
 		s->timeout_ms = SESSION_TIMEOUT_MAX_MS;
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	s->rng = ((uint64_t)now.tv_nsec << 20) ^ (uint64_t)now.tv_sec ^ ((uint64_t)getpid() << 40) ^
-		 (uint64_t)(uintptr_t)s;
-	if (s->rng == 0)
-		s->rng = 0x9e3779b97f4a7c15ULL;
+	prng_seed(&s->rng, (uint64_t)(uintptr_t)s);
 
 	if (!session_parse_connect(s, opts->connect, why, whylen))
 		goto failed;

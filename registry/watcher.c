@@ -37,7 +37,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "registry/hash.h"
 #include "registry/log.h"
+#include "registry/prng.h"
 #include "registry/record.h"
 #include "registry/watcher_int.h"
 
@@ -58,10 +60,7 @@ struct zkr_watcher *watcher_lookup(uint64_t id)
 
 static uint64_t watcher_rand(struct zkr_watcher *w)
 {
-	w->rng ^= w->rng >> 12;
-	w->rng ^= w->rng << 25;
-	w->rng ^= w->rng >> 27;
-	return w->rng * 2685821657736338717ULL;
+	return prng_next(&w->rng);
 }
 
 const char *watcher_chroot(struct zkr_watcher *w)
@@ -74,10 +73,7 @@ const char *watcher_chroot(struct zkr_watcher *w)
 
 static size_t hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return (size_t)h;
+	return (size_t)hash_fnv1a_str(s);
 }
 
 struct wapp *watcher_app_find(struct zkr_watcher *w, const char *domain)
@@ -608,11 +604,7 @@ struct zkr_watcher *zkr_watcher_new(struct event_base *base, struct zkr_session 
 		w->jitter_ms = 999;
 	w->retry_ms = opts && opts->retry_ms > 0 ? opts->retry_ms : WATCHER_RETRY_DEFAULT_MS;
 	w->retry_cur_ms = w->retry_ms;
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	w->rng = ((uint64_t)now.tv_nsec << 17) ^ (uint64_t)(uintptr_t)w ^ w->id;
-	if (w->rng == 0)
-		w->rng = 88172645463325252ULL;
+	prng_seed(&w->rng, (uint64_t)(uintptr_t)w ^ w->id);
 	w->batch_ev = evtimer_new(base, watcher_batch_cb, w);
 	w->retry_ev = evtimer_new(base, watcher_retry_cb, w);
 	w->publish_ev = event_new(base, -1, 0, watcher_publish_cb, w);

@@ -1,5 +1,5 @@
 /*
- * agent_api: drives the embeddable agent API (registry/agent.h) from
+ * agent_api: drives the embeddable agent API (registry/agent/agent.h) from
  * commands on stdin, so tests/agent_api.sh can check each call's effect
  * in ZooKeeper with zkrouterctl between steps.
  *
@@ -20,7 +20,7 @@
 
 #include <event2/event.h>
 
-#include "registry/agent.h"
+#include "registry/agent/agent.h"
 #include "registry/log.h"
 
 static struct zkr_agent *agent;

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The embeddable agent API (registry/agent.h), driven step by step by
+# The embeddable agent API (registry/agent/agent.h), driven step by step by
 # tests/agent_api: start registers, stop removes the node but keeps the
 # session, start again registers on that same session, stop from inside
 # the state callback works, free removes the node at once; the state

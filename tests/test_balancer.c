@@ -12,6 +12,7 @@
 
 #include "node/backend.h"
 #include "node/balancer.h"
+#include "registry/clock.h"
 #include "tests/lib/unit.h"
 
 #define MAXB 8
@@ -65,7 +66,7 @@ static struct backend *pick(Zkrouter__AppConfig__Balance policy, struct backend 
 		a.has_key = true;
 		a.key_hash = balancer_hash_key(key, strlen(key));
 	}
-	a.now_ms = backend_now_ms();
+	a.now_ms = clock_now_ms();
 	a.rng = &rng;
 	return balancer_pick(&a);
 }
@@ -160,7 +161,7 @@ static void test_rr_even(void)
 
 static void test_ejection_backoff(void)
 {
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 
 	make(1, NULL);
 	backend_record_failure(bes[0], now, 1000, 30000);
@@ -182,7 +183,7 @@ static void test_ejection_backoff(void)
 static void test_ejected_skipped(void)
 {
 	Zkrouter__AppConfig__Balance pol[] = {P2C, RR, HASH};
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 	size_t k;
 	int i;
 
@@ -201,7 +202,7 @@ static void test_ejected_skipped(void)
 static void test_fail_open(void)
 {
 	unsigned counts[MAXB] = {0};
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 	int i;
 
 	make(3, NULL);
@@ -222,7 +223,7 @@ static void test_fail_open(void)
 
 static void test_draining_excluded(void)
 {
-	uint64_t now = backend_now_ms();
+	uint64_t now = clock_now_ms();
 	int i;
 
 	make(3, NULL);
@@ -345,7 +346,7 @@ static void test_max_outstanding(void)
 	a.policy = RR;
 	a.bes = bes;
 	a.n = nb;
-	a.now_ms = backend_now_ms();
+	a.now_ms = clock_now_ms();
 	a.rng = &rng;
 	a.max_outstanding = 3;
 	for (i = 0; i < 20; i++)
@@ -450,7 +451,7 @@ static void test_map_carries_state(void)
 	b1 = s1->bes[1];
 	c1 = s1->bes[2];
 	a1->outstanding = 2;
-	backend_record_failure(c1, backend_now_ms(), 60000, 60000);
+	backend_record_failure(c1, clock_now_ms(), 60000, 60000);
 
 	/* x.test loses "b" and "c" starts draining; y.test is untouched. */
 	app_state_ref(s1);   /* a request in flight holds it */
@@ -463,7 +464,7 @@ static void test_map_carries_state(void)
 	CU_ASSERT_PTR_EQUAL(s2->bes[0], a1);          /* same runtime state */
 	CU_ASSERT_EQUAL(s2->bes[0]->outstanding, 2);
 	CU_ASSERT_PTR_EQUAL(s2->bes[1], c1);
-	CU_ASSERT(c1->draining && backend_ejected(c1, backend_now_ms()));
+	CU_ASSERT(c1->draining && backend_ejected(c1, clock_now_ms()));
 	CU_ASSERT(!backend_routable(c1));
 	CU_ASSERT(b1->removed && !backend_routable(b1));
 	CU_ASSERT(!a1->removed && backend_routable(a1));

@@ -22,7 +22,7 @@
 #define MAX_HEAD 32768
 #define MAX_HEADERS 100
 #define MAX_TARGET 8192
-#define REQUEST_ID_MAX 128   /* node/proxy-t.h */
+#define REQUEST_ID_MAX 128   /* node/stream.h */
 
 static struct hbuf out;
 

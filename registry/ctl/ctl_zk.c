@@ -15,7 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "registry/ctl_zk.h"
+#include "registry/clock.h"
+#include "registry/ctl/ctl_zk.h"
 
 struct ctl_op {
 	bool done;
@@ -55,9 +56,7 @@ static void op_finish(struct ctl_op *op, int rc)
 
 static int64_t now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)clock_now_ms();
 }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)

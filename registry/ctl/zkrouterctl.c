@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry/ctl.h"
+#include "registry/ctl/ctl.h"
 #include "registry/log.h"
 
 static const char usage_text[] =

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry/ctl.h"
+#include "registry/ctl/ctl.h"
 
 #define PATH_LEN 600
 

@@ -25,7 +25,7 @@
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 
-#include "registry/ctl.h"
+#include "registry/ctl/ctl.h"
 #include "registry/ctl_acl.h"
 #include "registry/tlscert.h"
 

@@ -25,7 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "registry/agent.h"
+#include "registry/agent/agent.h"
 #include "registry/log.h"
 #include "registry/record.h"
 #include "registry/session.h"

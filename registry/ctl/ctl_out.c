@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "registry/ctl.h"
+#include "registry/ctl/ctl.h"
 
 void ctl_err(const char *fmt, ...)
 {

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "registry/ctl.h"
+#include "registry/ctl/ctl.h"
 #include "registry/ctl_acl.h"
 
 #define PATH_MAX_LEN 512

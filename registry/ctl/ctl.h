@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "registry/ctl_zk.h"
+#include "registry/ctl/ctl_zk.h"
 #include "registry/record.h"
 
 /* Exit codes, documented in --help. */

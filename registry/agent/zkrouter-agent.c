@@ -1,6 +1,6 @@
 /*
  * zkrouter-agent: registers one app instance in ZooKeeper and holds the
- * registration in the foreground (registry/agent.h does the ZooKeeper
+ * registration in the foreground (registry/agent/agent.h does the ZooKeeper
  * side). Around it this program adds what an operator needs from a
  * process manager's point of view:
  *
@@ -35,7 +35,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "registry/agent.h"
+#include "registry/agent/agent.h"
 #include "registry/log.h"
 #include "registry/record.h"
 
