@@ -18,6 +18,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "registry/clock.h"
 #include "registry/log.h"
@@ -81,7 +82,13 @@ struct conn_io {
 	struct event_base *base;
 	struct conn_flushq *fq;
 	struct bufferevent *bev;
-	struct event *rev;         /* EV_READ | EV_PERSIST on the socket */
+	struct event *rev;         /* EV_READ | EV_PERSIST on the socket: rev_mem
+				    * on a plain connection, else allocated */
+	struct event rev_mem;      /* its memory, inside the connection's */
+	/* A client parked while idle (proxy-mem.c) has no bufferevent (bev
+	 * NULL): unpark gives it one again before a read, or closes the
+	 * connection and returns false. NULL on connections never parked. */
+	bool (*unpark)(void *arg);
 	bufferevent_data_cb readcb;
 	bufferevent_event_cb eventcb;
 	void *arg;
@@ -127,11 +134,15 @@ void conn_flush(struct conn_io *io);
 bool conn_flush_now(struct conn_io *io);
 /* From a write callback: disarms EV_WRITE once the output is empty. */
 void conn_write_done(struct conn_io *io);
-/* The read side (struct conn_io): open once the socket exists. */
+/* The read side (struct conn_io): open once the socket exists. A client
+ * starts parked (proxy-mem.c): `bev` NULL, and io->fd set before. */
 bool conn_io_open(struct conn_io *io, struct event_base *base, struct conn_flushq *fq,
 		  struct bufferevent *bev, bufferevent_data_cb readcb,
 		  bufferevent_event_cb eventcb, void *arg, bool bev_reads);
 void conn_io_close(struct conn_io *io);
+/* A parked client's bufferevent goes (NULL) or comes back: the timeouts
+ * set meanwhile are applied to the new one. */
+void conn_io_set_bev(struct conn_io *io, struct bufferevent *bev);
 /* The connection is being closed: no more reading, and its queued
  * output is not written at the turn's end. */
 void conn_io_halt(struct conn_io *io);

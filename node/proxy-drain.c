@@ -44,7 +44,8 @@ static bool between_requests(const struct client *c, uint64_t now)
 	unsigned grace = DRAIN_FIRST_REQUEST_MS;
 	char b;
 
-	if (c->state != CS_IDLE || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+	if (c->state != CS_IDLE ||
+	    (c->bev != NULL && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) ||
 	    conn_tls_pending(&c->io))
 		return false;
 	if (c->p->cfg.head_timeout_ms < grace)

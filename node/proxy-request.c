@@ -43,6 +43,8 @@ static struct request *request_get(struct client *c)
 	if (r != NULL) {
 		p->free_reqs = r->next_free;
 		p->n_free_reqs--;
+		if (p->n_free_reqs < p->free_reqs_low)
+			p->free_reqs_low = p->n_free_reqs;
 	} else {
 		r = calloc(1, sizeof(*r));
 		if (r == NULL)
@@ -106,6 +108,20 @@ void request_pool_clear(struct proxy *p)
 		request_destroy(r);
 	}
 	p->n_free_reqs = 0;
+	p->free_reqs_low = 0;
+}
+
+void request_pool_trim(struct proxy *p, size_t n)
+{
+	while (n-- > 0 && p->free_reqs) {
+		struct request *r = p->free_reqs;
+
+		p->free_reqs = r->next_free;
+		p->n_free_reqs--;
+		request_destroy(r);
+	}
+	if (p->free_reqs_low > p->n_free_reqs)
+		p->free_reqs_low = p->n_free_reqs;
 }
 
 static void request_put(struct proxy *p, struct request *r)
@@ -191,6 +207,7 @@ void request_finish(struct request *r)
 	}
 	client_set_state(c, CS_IDLE);
 	c->idle_since_ms = clock_now_ms();
+	client_mem_idle(c);
 	c->head_start_ms = 0;
 	client_read_pipelined(c);
 	if (!c->processing && (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 || c->io.eof))

@@ -41,6 +41,8 @@ void client_set_state(struct client *c, enum client_state s)
 	if (c->state == s)
 		return;
 	clog_debug(c, "state %s -> %s", client_state_names[c->state], client_state_names[s]);
+	if (c->state == CS_IDLE)
+		client_mem_busy(c);
 	c->state = s;
 }
 
@@ -130,6 +132,9 @@ static void client_linger(struct client *c)
 
 void client_close_after_flush(struct client *c)
 {
+	/* Lingering reads into the input (a drain closes parked clients). */
+	if (c->parked && !client_mem_unpark(c))
+		return;   /* closed */
 	client_set_state(c, CS_CLOSING);
 	conn_flush_now(&c->io);   /* its write callback may linger already */
 	if (c->state == CS_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -169,7 +174,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		now = clock_now_ms();
 		if (what & BEV_EVENT_WRITING) {
 			clog_info(c, "client stopped reading: closing");
-		} else if (c->state == CS_IDLE && evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
+		} else if (c->state == CS_IDLE && bev != NULL &&
+			   evbuffer_get_length(bufferevent_get_input(bev)) > 0) {
 			if (now - c->head_start_ms >= p->cfg.head_timeout_ms) {
 				client_reject(c, 408, "request_timeout", "request head too slow");
 				return;
@@ -228,7 +234,59 @@ static void client_set_limits(struct client *c)
 
 	conn_write_timeout(&c->io, p->cfg.client_idle_timeout_ms);
 	conn_read_timeout(&c->io, p->cfg.head_timeout_ms);
-	bufferevent_setwatermark(c->bev, EV_WRITE, p->cfg.buffer_high_bytes / 2, 0);
+	if (c->bev != NULL)   /* parked: set when it gets one again */
+		bufferevent_setwatermark(c->bev, EV_WRITE, p->cfg.buffer_high_bytes / 2, 0);
+}
+
+/* Parking (proxy-mem.c), here for the callbacks: an idle client with
+ * nothing buffered nor under way loses its bufferevent; the socket stays
+ * (the bufferevent never owns it), its read event with its timeout too. */
+bool client_mem_park(struct client *c)
+{
+	struct bufferevent *bev = c->bev;
+
+	if (c->parked || c->state != CS_IDLE || c->tls || c->tun || bev == NULL || c->processing ||
+	    c->out_full || c->read_paused || c->io.queued || c->io.eof || !c->io.reading ||
+	    (bufferevent_get_enabled(bev) & EV_WRITE) ||
+	    evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return false;
+	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	bufferevent_free(bev);
+	c->bev = NULL;
+	conn_io_set_bev(&c->io, NULL);
+	c->parked = true;
+	return true;
+}
+
+bool client_mem_unpark(struct client *c)
+{
+	struct bufferevent *bev;
+
+	if (!c->parked)
+		return true;
+	bev = bufferevent_socket_new(c->p->base, c->io.fd, 0);
+	if (bev == NULL) {
+		clog_warn(c, "out of memory for an idle connection's buffers: closing");
+		c->parked = false;
+		client_close(c);
+		return false;
+	}
+	c->parked = false;
+	c->bev = bev;
+	bufferevent_setcb(bev, client_read_cb, client_write_cb, client_event_cb, c);
+	/* Writes go out directly (conn_flush); EV_WRITE only when stuck. */
+	bufferevent_disable(bev, EV_WRITE);
+	bufferevent_setwatermark(bev, EV_WRITE, c->p->cfg.buffer_high_bytes / 2, 0);
+	conn_io_set_bev(&c->io, bev);
+	return true;
+}
+
+static bool client_unpark_cb(void *arg)
+{
+	struct client *c = arg;
+
+	return client_mem_unpark(c);
 }
 
 struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *sa,
@@ -238,7 +296,7 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 	int one = 1;
 	uint16_t port = 0;
 
-	c = calloc(1, sizeof(*c));
+	c = client_mem_alloc(p);
 	if (c == NULL) {
 		if (ssl)
 			SSL_free(ssl);
@@ -246,6 +304,7 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 		return NULL;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	proxy_mem_fd_seen(p, fd);
 	c->magic = CLIENT_MAGIC;
 	c->p = p;
 	c->id = ++p->next_id;
@@ -269,29 +328,39 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 	/* TLS: a bufferevent without a socket, to hold the buffers;
 	 * proxy-tls.c does the I/O (see there why). */
 	c->tls = ssl != NULL;
-	c->bev = bufferevent_socket_new(p->base, ssl ? -1 : fd, ssl ? 0 : BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL)
-		goto failed;
-	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	if (ssl ? !conn_io_open_tls(&c->io, p->base, &p->flushq, c->bev, fd, ssl, client_read_cb,
-				    client_event_cb, c, p->cfg.tls_handshake_timeout_ms, &p->tls_count,
-				    c->peer)
-		: !conn_io_open(&c->io, p->base, &p->flushq, c->bev, client_read_cb, client_event_cb, c,
-				false)) {
-		bufferevent_free(c->bev);
-		if (!ssl) {
-			free(c);
-			return NULL;   /* the bufferevent closed the socket */
+	/* The socket is ours, not the bufferevent's. A plain client starts
+	 * parked, without one: its buffers are made when its first bytes
+	 * arrive, so that accepting many connections at once lays out their
+	 * small lasting parts together, apart from what their requests
+	 * allocate and free (proxy-mem.c). */
+	if (ssl) {
+		c->bev = bufferevent_socket_new(p->base, -1, 0);
+		if (c->bev == NULL)
+			goto failed;
+		bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+		if (!conn_io_open_tls(&c->io, p->base, &p->flushq, c->bev, fd, ssl, client_read_cb,
+				      client_event_cb, c, p->cfg.tls_handshake_timeout_ms, &p->tls_count,
+				      c->peer)) {
+			bufferevent_free(c->bev);
+			goto failed;
 		}
-		goto failed;
+	} else {
+		c->io.fd = fd;
+		c->parked = true;
+		if (!conn_io_open(&c->io, p->base, &p->flushq, NULL, client_read_cb, client_event_cb, c,
+				  false))
+			goto failed;
 	}
+	c->io.unpark = ssl ? NULL : client_unpark_cb;
 	client_set_limits(c);
 	c->state = CS_IDLE;
 	c->idle_since_ms = clock_now_ms();
+	client_mem_idle(c);
 	TAILQ_INSERT_TAIL(&p->clients, c, link);
 	p->n_clients++;
 	/* Writes go out directly (conn_flush); EV_WRITE only when stuck. */
-	bufferevent_disable(c->bev, EV_WRITE);
+	if (c->bev != NULL)
+		bufferevent_disable(c->bev, EV_WRITE);
 	conn_read_on(&c->io);
 	clog_debug(c, "accepted on port %u", (unsigned)local_port);
 	/* Counted by the address `sa` names: behind a PROXY header, the
@@ -303,7 +372,7 @@ failed:
 	if (ssl)
 		SSL_free(ssl);
 	evutil_closesocket(fd);
-	free(c);
+	client_mem_free(c);
 	return NULL;
 }
 
@@ -332,8 +401,11 @@ void client_close(struct client *c)
 	if (c->tun)
 		tunnel_stop(c->tun);
 	conn_io_halt(&c->io);
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	client_mem_busy(c);
+	if (c->bev != NULL) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	}
 	TAILQ_REMOVE(&p->clients, c, link);
 	p->n_clients--;
 	TAILQ_INSERT_TAIL(&p->dead_clients, c, link);
@@ -361,8 +433,12 @@ static void client_destroy(struct client *c)
 	conn_io_close(&c->io);
 	if (c->bev)
 		bufferevent_free(c->bev);
+	/* TLS: conn_io_close closed it. */
+	if (!c->tls && c->io.fd >= 0)
+		evutil_closesocket(c->io.fd);
 	c->magic = 0;
-	free(c);
+	c->p->mem_released++;
+	client_mem_free(c);
 }
 
 /* ---- the proxy --------------------------------------------------------- */
@@ -463,7 +539,8 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->scratch = evbuffer_new();
 	if (p->resolver.dns == NULL || p->perip == NULL || p->reaper == NULL ||
-	    !proxy_accept_init(p) || p->scratch == NULL || !conn_flushq_init(&p->flushq, base)) {
+	    !proxy_accept_init(p) || p->scratch == NULL || !conn_flushq_init(&p->flushq, base) ||
+	    !proxy_mem_init(p)) {
 		proxy_free(p);
 		return NULL;
 	}
@@ -601,6 +678,7 @@ void proxy_free(struct proxy *p)
 	reaper_cb(-1, 0, p);
 	limits_free(p->perip);
 	request_pool_clear(p);
+	proxy_mem_free(p);
 	if (p->scratch)
 		evbuffer_free(p->scratch);
 	hbuf_free(&p->resp_head);

@@ -90,11 +90,15 @@ struct client {
 				    * or answered until it drains */
 	bool tls;                  /* accepted on a TLS listener */
 	bool over_conn_limit;      /* over max-connections-per-ip: 429, close */
+	bool parked;               /* idle, its bufferevent freed (proxy-mem.c) */
+	bool idle_listed;          /* in p->idle_clients */
 	struct limits_entry *ipent;   /* its address's per-IP entry (held), or NULL */
 	unsigned short local_port;
 	char ip[INET6_ADDRSTRLEN];
 	char peer[INET6_ADDRSTRLEN + 8];
 	TAILQ_ENTRY(client) link;
+	TAILQ_ENTRY(client) idle_link;   /* p->idle_clients, by idle_since_ms */
+	struct client_slab *slab;  /* the block it lives in (proxy-mem.c) */
 };
 
 struct request {
@@ -226,10 +230,18 @@ struct proxy {
 
 	struct request *free_reqs;
 	size_t n_free_reqs;
+	size_t free_reqs_low;      /* the fewest free since the janitor's tick */
 	struct evbuffer *scratch;
 	struct hbuf resp_head;     /* the response head being written */
 	struct conn_flushq flushq; /* outputs written at the end of the turn */
 	const struct upstream_ops *uops;   /* what the upstream layer reports */
+
+	/* Memory of idle connections (proxy-mem.c). */
+	TAILQ_HEAD(, client) idle_clients;   /* idle, not parked, oldest first */
+	TAILQ_HEAD(, client_slab) client_slabs;   /* with a free slot first */
+	struct event *mem_janitor;
+	size_t mem_released;       /* objects freed since the last trim */
+	int mem_fd_reserved;       /* libevent has records for fds below */
 
 	/* Objects closed inside a callback are freed here, from the loop. */
 	struct event *reaper;
@@ -270,6 +282,35 @@ void proxy_reap_later(struct proxy *p);
  * the socket on failure and returns NULL. */
 struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct sockaddr *sa,
 			    unsigned short local_port, struct ssl_st *ssl);
+/* ---- proxy-mem.c: memory of idle connections ----------------------------- */
+
+/*
+ * An idle keep-alive client needs only its socket's read event and a
+ * small struct: a client idle for MEM_PARK_AFTER_MS is parked (its
+ * bufferevent and buffers freed) by a janitor timer, and gets them back
+ * when bytes arrive. Client structs come from blocks of their own, so
+ * what a request or a burst allocated around them can be given back to
+ * the system (malloc_trim) once freed.
+ */
+struct client *client_mem_alloc(struct proxy *p);
+void client_mem_free(struct client *c);
+/* The client enters CS_IDLE (idle_since_ms set), or leaves it. */
+void client_mem_idle(struct client *c);
+void client_mem_busy(struct client *c);
+/* From proxy.c: frees an idle client's bufferevent (false when it has
+ * something buffered or under way), gives it back. */
+bool client_mem_park(struct client *c);
+bool client_mem_unpark(struct client *c);
+/* A descriptor this loop watches now: libevent's records for the next
+ * descriptor numbers are made ahead if needed, so that they lie together
+ * (see proxy-mem.c). */
+void proxy_mem_fd_seen(struct proxy *p, evutil_socket_t fd);
+/* The janitor timer, made with the proxy; and freeing everything. */
+bool proxy_mem_init(struct proxy *p);
+void proxy_mem_free(struct proxy *p);
+/* proxy-request.c: frees `n` objects of the request free list. */
+void request_pool_trim(struct proxy *p, size_t n);
+
 /* ---- proxy-listen.c: listeners and accepting --------------------------- */
 
 /* After a connection closed or the cap rose: accepting resumes if it

@@ -385,6 +385,7 @@ static struct upstream *upstream_connect(struct proxy *p, struct backend *be, un
 		errno = err;
 		return NULL;
 	}
+	proxy_mem_fd_seen(p, up->io.fd);
 	return up;
 }
 

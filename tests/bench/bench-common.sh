@@ -8,7 +8,12 @@
 #   NICE, PIN      priority, and --pin (proxy on the last CPU, load elsewhere)
 #   MAXCONN        the connections each proxy must accept at once
 #   ZKR_ARGS       extra zkrouterd options
-#   ONLY           the proxies to run, among "zkrouterd haproxy nginx"
+#   WORKERS        threads or processes per proxy (default 1): zkrouterd
+#                  --workers, HAProxy nbthread, nginx worker_processes;
+#                  zkrouterd gets --workers only when WORKERS is set
+#   ONLY           the proxies to run, among "zkrouterd haproxy nginx", and
+#                  zkrouterd1: zkrouterd with --workers 1 beside the
+#                  zkrouterd with --workers WORKERS
 #   OUT            the results directory
 # and for HTTPS (empty for plain HTTP):
 #   TLS_CERT, TLS_KEY  PEM certificate (chain) and key; TLS_PEM both in one
@@ -23,14 +28,14 @@ export top_srcdir top_builddir
 . "$srcdir/tests/lib/harness.sh"
 
 : "${TLS_CERT:=}" "${TLS_KEY:=}" "${TLS_PEM:=}" "${TLS_TUNED:=no}" "${ZKR_ARGS:=}"
-: "${NICE:=0}" "${PIN:=no}" "${MAXCONN:=2000}" "${INSTALL:=yes}"
+: "${NICE:=0}" "${PIN:=no}" "${MAXCONN:=2000}" "${INSTALL:=yes}" "${WORKERS:=}"
 
 ZKROUTERD=
 for f in "$BUILDDIR/zkrouterd" "$BUILDDIR/node/zkrouterd"; do
 	[ -x "$f" ] && ZKROUTERD=$f && break
 done
 case " $ONLY " in
-*" zkrouterd "*) [ -n "$ZKROUTERD" ] || hard_error "zkrouterd not found under $BUILDDIR (use --builddir)" ;;
+*" zkrouterd "* | *" zkrouterd1 "*) [ -n "$ZKROUTERD" ] || hard_error "zkrouterd not found under $BUILDDIR (use --builddir)" ;;
 esac
 for f in tests/backend tests/zkput tests/freeport; do
 	[ -x "$BUILDDIR/$f" ] || hard_error "$BUILDDIR/$f not built (make check builds it; or make $f)"
@@ -108,19 +113,25 @@ start_backends() {
 # TLS_CERT, PORT is the HTTPS port (zkrouterd also gets a plain listener,
 # which it requires, on a port of its own).
 
+# Sets PROXY_ADMIN, the admin port (for /metrics). ZKR_NAME names its log
+# (zkrouterd1 for the one-worker one), ZKR_WORKERS its --workers.
 start_zkrouterd() {
-	local admin tls=()
+	local admin tls=() workers=() n=${ZKR_WORKERS-$WORKERS}
+	[ -n "$n" ] && workers=(--workers "$n")
 	admin=$(free_port)
 	if [ -n "$TLS_CERT" ]; then
 		tls=(--tls-listen "127.0.0.1:$1" --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY")
 		set -- "$(free_port)"
 	fi
 	# shellcheck disable=SC2086
-	spawn zkrouterd "${PROXY_RUN[@]}" "$ZKROUTERD" --zk "$ZK/zkrouter" --listen "127.0.0.1:$1" "${tls[@]}" \
-		--admin "127.0.0.1:$admin" --node-id bench --log-level warn --state-dir "$T/state" \
-		--max-client-connections $((MAXCONN + 2000)) $ZKR_ARGS
-	PROXY_PIDS=$SPAWNED_PID
+	spawn "${ZKR_NAME:-zkrouterd}" "${PROXY_RUN[@]}" "$ZKROUTERD" --zk "$ZK/zkrouter" --listen "127.0.0.1:$1" "${tls[@]}" \
+		--admin "127.0.0.1:$admin" --node-id "${ZKR_NAME:-bench}" --log-level warn --state-dir "$T/state-${ZKR_NAME:-zkrouterd}" \
+		--max-client-connections $((MAXCONN + 2000)) "${workers[@]}" $ZKR_ARGS
+	PROXY_PIDS=$SPAWNED_PID PROXY_ADMIN=$admin
 }
+
+# zkrouterd with one worker, to run beside one with --workers WORKERS.
+start_zkrouterd1() { ZKR_NAME=zkrouterd1 ZKR_WORKERS=1 start_zkrouterd "$@"; }
 
 start_haproxy() {
 	local bind="127.0.0.1:$1" global=""
@@ -132,7 +143,7 @@ start_haproxy() {
 	fi
 	cat >"$T/haproxy.cfg" <<CFG
 global
-	nbthread 1
+	nbthread ${WORKERS:-1}
 	maxconn $((MAXCONN + 2000))
 	# HAProxy reserves two descriptors per connection; idle clients use one.
 	# Where the hard limit is below that, run with what there is.
@@ -173,7 +184,7 @@ start_nginx() {
 	fi
 	mkdir -p "$T/nginx/logs" "$T/nginx/tmp"
 	cat >"$T/nginx/nginx.conf" <<CFG
-worker_processes 1;
+worker_processes ${WORKERS:-1};
 $( [ "$(id -u)" = 0 ] && echo "user root;" )
 daemon off;
 pid $T/nginx/nginx.pid;
@@ -213,7 +224,8 @@ http {
 CFG
 	spawn nginx "${PROXY_RUN[@]}" nginx -p "$T/nginx" -c "$T/nginx/nginx.conf" -e "$T/nginx/logs/error.log"
 	PROXY_PIDS=$SPAWNED_PID
-	wait_for 10 pgrep -P "$SPAWNED_PID" || hard_error "nginx worker did not start"
+	wait_for 10 eval "[ \"\$(pgrep -c -P $SPAWNED_PID)\" -ge ${WORKERS:-1} ]" ||
+		hard_error "nginx's ${WORKERS:-1} worker(s) did not start"
 	PROXY_PIDS="$SPAWNED_PID $(pgrep -P "$SPAWNED_PID" | tr '\n' ' ')"
 }
 
@@ -221,13 +233,20 @@ proxy_ready() {
 	[ "$(curl -sk --max-time 2 -H "Host: $HOSTNAME_" "$SCHEME://127.0.0.1:$1/")" != "" ]
 }
 
-# start_proxy NAME PORT: sets PIDS_NAME and PORT_NAME once it answers.
+# start_proxy NAME PORT: sets PIDS_NAME, PORT_NAME and ADMIN_NAME (the
+# admin port, zkrouterd only) once it answers. A proxy that exits instead
+# (an option it does not know, say) stops the run with its own words.
 start_proxy() {
-	local name=$1 port=$2
+	local name=$1 port=$2 pid
+	PROXY_ADMIN=
 	"start_$name" "$port"
-	wait_for 20 proxy_ready "$port" || hard_error "$name does not answer on $port"
+	pid=${PROXY_PIDS%% *}
+	wait_for 20 eval "proxy_ready $port || ! kill -0 $pid 2>/dev/null"
+	kill -0 "$pid" 2>/dev/null ||
+		hard_error "$name exited at start: $(tail -n 3 "$T/$name.log" | tr '\n' ' ')"
+	proxy_ready "$port" || hard_error "$name does not answer on $port"
 	eval "PIDS_$name=\"$PROXY_PIDS\""
-	eval "PORT_$name=$port"
+	eval "PORT_$name=$port ADMIN_$name=$PROXY_ADMIN"
 }
 
 stop_proxy() {
@@ -266,6 +285,40 @@ cpu_ns() {
 		done
 	done
 	echo "$sum"
+}
+
+# worker_counts NAME: zkrouterd's requests so far per worker, "WORKER COUNT"
+# lines from its /metrics (nothing for another proxy, or a zkrouterd
+# without per-worker series).
+worker_counts() {
+	local admin
+	eval "admin=\${ADMIN_$1:-}"
+	[ -n "$admin" ] || return 0
+	curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" |
+		sed -n 's/^zkrouter_worker_requests_total{worker="\([0-9]*\)"} \([0-9]*\).*/\1 \2/p'
+}
+
+# worker_split BEFORE AFTER: the requests each worker served between two
+# worker_counts snapshots (files), with its share of the whole.
+worker_split() {
+	awk 'NR == FNR { b[$1] = $2; next } { d[$1] = $2 - b[$1]; t += d[$1]; n[++k] = $1 }
+		END { if (k == 0) { print "no per-worker series in /metrics"; exit }
+			for (i = 1; i <= k; i++)
+				printf "%sworker %s %d (%.1f%%)", (i > 1 ? ", " : ""), n[i], d[n[i]], (t > 0 ? 100 * d[n[i]] / t : 0)
+			printf "\n" }' "$1" "$2"
+}
+
+# ratio_rounds LABEL A B: A's and B's figures round by round (lists of
+# numbers in the same order), each round's A/B and their median. Rounds
+# ran back to back, so a round's ratio compares two proxies under the same
+# background load: the median of those resists noise.
+ratio_rounds() {
+	# shellcheck disable=SC2086
+	paste <(printf '%s\n' $2) <(printf '%s\n' $3) |
+		awk -v l="$1" '$1 > 0 && $2 > 0 { r[++n] = $1 / $2; s = s sprintf(" %.2f", r[n]) }
+		END { if (n == 0) exit
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && r[j - 1] > r[j]; j--) { t = r[j]; r[j] = r[j - 1]; r[j - 1] = t }
+			printf "%s per round:%s (median %.2fx)\n", l, s, r[int((n + 1) / 2)] }'
 }
 
 # Busy and total CPU time of the machine so far, in clock ticks.

@@ -1,11 +1,17 @@
 /*
  * proxy-idle: opens N keep-alive client connections to a proxy, sends one
  * request on each, reads its answer, and then holds them all open and idle,
- * so the proxy benchmark (tests/bench/proxy-bench) can read the proxy's
- * resident memory with N idle keep-alive clients. Built by that script with
- * plain cc; not part of the build or of make check.
+ * so the proxy benchmarks (tests/bench/proxy-bench, tests/bench/idle-bench)
+ * can read the proxy's resident memory with N idle keep-alive clients.
+ * Built by those scripts with plain cc; not part of the build or of make
+ * check.
  *
- *   proxy-idle ADDR:PORT HOST N
+ *   proxy-idle [--burst] ADDR:PORT HOST N
+ *
+ * By default each connection sends its request as soon as it is connected,
+ * at most 500 at a time. With --burst every connection is opened first,
+ * and then all N send their request at the same moment: the proxy then
+ * holds N requests (and backend connections) at once.
  *
  * Prints "ready N" once every connection got its answer (or "failed ..."
  * and exits 1), then waits until stdin ends (or SIGTERM) and prints how
@@ -13,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,7 +33,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-enum cstate { CONNECTING, SENT, ANSWERED, DEAD };
+enum cstate { CONNECTING, CONNECTED, SENT, ANSWERED, DEAD };
 
 struct client {
 	int fd;
@@ -44,8 +51,14 @@ static void on_term(int sig)
 
 int main(int argc, char **argv)
 {
+	bool burst = argc > 1 && strcmp(argv[1], "--burst") == 0;
+
+	if (burst) {
+		argv++;
+		argc--;
+	}
 	if (argc != 4) {
-		fprintf(stderr, "usage: proxy-idle ADDR:PORT HOST N\n");
+		fprintf(stderr, "usage: proxy-idle [--burst] ADDR:PORT HOST N\n");
 		return 2;
 	}
 	char host[64];
@@ -79,10 +92,29 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* Open in batches so the proxy's accept queue is not overrun. */
-	int opened = 0, answered = 0, dead = 0, batch = 500;
+	int opened = 0, connected = 0, answered = 0, dead = 0, batch = 500;
+	bool sent_all = !burst;
 	time_t deadline = time(NULL) + 120;
 	while (answered + dead < n && time(NULL) < deadline) {
-		while (opened < n && opened - answered - dead < batch) {
+		if (!sent_all && connected + dead == n) {
+			/* Every connection is up: let the proxy accept the last
+			 * ones, then send all the requests back to back. */
+			sleep(1);
+			for (int i = 0; i < n; i++) {
+				struct client *c = &cs[i];
+
+				if (c->st != CONNECTED)
+					continue;
+				if (write(c->fd, req, (size_t)reqlen) != reqlen) {
+					c->st = DEAD;
+					dead++;
+					continue;
+				}
+				c->st = SENT;
+			}
+			sent_all = true;
+		}
+		while (opened < n && opened - (burst ? connected : answered) - dead < batch) {
 			struct client *c = &cs[opened];
 			c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 			if (c->fd < 0) {
@@ -104,6 +136,21 @@ int main(int argc, char **argv)
 		int k = epoll_wait(ep, evs, 256, 1000);
 		for (int i = 0; i < k; i++) {
 			struct client *c = &cs[evs[i].data.u32];
+			if (c->st == CONNECTING && (evs[i].events & (EPOLLHUP | EPOLLERR))) {
+				c->st = DEAD;
+				dead++;
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				continue;
+			}
+			if (c->st == CONNECTING && burst && (evs[i].events & EPOLLOUT)) {
+				c->st = CONNECTED;
+				connected++;
+				struct epoll_event ev = { .events = EPOLLIN, .data.u32 = evs[i].data.u32 };
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				continue;
+			}
+			if (c->st == CONNECTED)
+				continue;   /* an early close shows once the request is sent */
 			if (c->st == CONNECTING && (evs[i].events & EPOLLOUT)) {
 				if (write(c->fd, req, (size_t)reqlen) != reqlen) {
 					c->st = DEAD;

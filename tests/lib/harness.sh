@@ -24,7 +24,7 @@ HARNESS_FAILED=0
 # exit status: on exit each is printed and the test fails.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer"
-# The same for a ThreadSanitizer build (CFLAGS=-fsanitize=thread), whose
+# The same for a ThreadSanitizer build (./configure --enable-tsan), whose
 # reports would otherwise stay in the log of a daemon that passed.
 export TSAN_OPTIONS="${TSAN_OPTIONS:+$TSAN_OPTIONS:}log_path=$T/sanitizer"
 
