@@ -7,12 +7,14 @@
  * once per burst, never fatal: the router keeps routing without its log.
  *
  * Every entry is also counted (requests, status classes, bytes, a latency
- * histogram) for /metrics; with no path the log only counts.
+ * histogram) for /metrics; with no path the log only counts. A log
+ * belongs to one thread (each worker has its own, on the same path).
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,11 +187,19 @@ struct accesslog *accesslog_open(const char *path, char *why, size_t whylen)
 	return l;
 }
 
+/* Each worker thread has its own log, each its own descriptor opened with
+ * O_APPEND: a write of whole lines lands whole at the end of the file.
+ * Standard output is one descriptor for them all, and a pipe keeps a
+ * write whole only up to PIPE_BUF: writers to it take turns. */
+static pthread_mutex_t stdout_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void accesslog_flush(struct accesslog *l)
 {
 	size_t off = 0;
-	if (l == NULL || l->fd < 0)
+	if (l == NULL || l->fd < 0 || l->used == 0)
 		return;
+	if (l->is_stdout)
+		pthread_mutex_lock(&stdout_lock);
 	while (off < l->used) {
 		ssize_t w = write(l->fd, l->buf + off, l->used - off);
 		if (w < 0 && errno == EINTR)
@@ -204,6 +214,8 @@ void accesslog_flush(struct accesslog *l)
 		}
 		off += (size_t)w;
 	}
+	if (l->is_stdout)
+		pthread_mutex_unlock(&stdout_lock);
 	if (off == l->used)
 		l->error_logged = false;
 	l->used = 0;

@@ -1,8 +1,10 @@
 /*
- * The admin endpoint (see admin.h). It reads the proxy's current snapshot
- * and per-instance state and renders them; it never changes routing. The
- * handlers run inside the same loop as the proxy, so everything they read
- * is consistent for the length of one answer; a /routes of a large table
+ * The admin endpoint (see admin.h). It renders the table the workers
+ * serve and their runtime state; it never changes routing. It runs on the
+ * control thread: what /routes and /metrics report of the workers (their
+ * counters, each instance's state) is gathered on each worker's own loop
+ * (workers_call), summed here once every worker answered, and only then
+ * sent, so one answer is consistent per worker; a /routes of a large table
  * is built into one evbuffer and sent without copying.
  */
 #include <config.h>
@@ -20,10 +22,12 @@
 
 #include "node/accesslog.h"
 #include "node/admin.h"
+#include "node/admin-int.h"
 #include "node/config.h"
 #include "node/proxy.h"
 #include "node/tls.h"
 #include "node/tls-tickets.h"
+#include "node/workers.h"
 #include "registry/log.h"
 #include "registry/record.h"
 #include "registry/router.h"
@@ -36,9 +40,9 @@
 
 struct admin {
 	struct evhttp *http;
-	struct proxy *proxy;
+	struct workers *ws;
+	struct route_table *table; /* what every worker serves (a reference) */
 	struct zkr_router *router;
-	struct accesslog *log;
 	struct statefile *state;
 	struct tls_store *tls;
 	struct tls_tickets *tickets;
@@ -148,7 +152,7 @@ static void reply_plain(struct evhttp_request *req, int code, const char *reason
 
 static void handle_healthz(struct admin *a, struct evhttp_request *req)
 {
-	struct route_table *t = proxy_table(a->proxy);
+	struct route_table *t = a->table;
 	char text[96];
 
 	if (a->draining) {
@@ -191,11 +195,11 @@ static void render_config(struct evbuffer *b, const struct route_app_config *c)
 	evbuffer_add(b, "}", 1);
 }
 
-static void render_instance(struct admin *a, struct evbuffer *b, const struct route_app *app,
+static void render_instance(const struct gather *g, struct evbuffer *b, size_t k,
 			    const struct route_instance *in)
 {
 	struct backend_info bi;
-	bool f = true;
+	bool known, f = true;
 	evbuffer_add(b, "{", 1);
 	json_str(b, "id", in->id, &f);
 	json_str(b, "host", in->host, &f);
@@ -204,8 +208,7 @@ static void render_instance(struct admin *a, struct evbuffer *b, const struct ro
 	json_str(b, "zone", in->zone, &f);
 	json_str(b, "state", in->draining ? "DRAINING" : "UP", &f);
 	json_u64(b, "registered_at_ms", in->registered_at_ms, &f);
-	memset(&bi, 0, sizeof(bi));
-	bool known = proxy_backend_info(a->proxy, app->domain, in->id, &bi);
+	admin_instance_info(g, k, &bi, &known);
 	json_key(b, "runtime", &f);
 	f = true;
 	evbuffer_add(b, "{", 1);
@@ -220,10 +223,13 @@ static void render_instance(struct admin *a, struct evbuffer *b, const struct ro
 	evbuffer_add(b, "}}", 2);
 }
 
-static void handle_routes(struct admin *a, struct evhttp_request *req)
+static void render_routes(struct gather *g)
 {
-	struct route_table *t = proxy_table(a->proxy);
+	struct admin *a = g->a;
+	struct evhttp_request *req = g->req;
+	struct route_table *t = g->t;
 	struct evbuffer *b = evbuffer_new();
+	size_t k = 0;
 	bool f = true;
 
 	if (b == NULL) {
@@ -248,12 +254,12 @@ static void handle_routes(struct admin *a, struct evhttp_request *req)
 		char hex[ROUTE_DIGEST_HEX_LEN + 1];
 		unsigned in_flight, queued;
 		bool af = true;
-		for (size_t k = 0; k < ROUTE_DIGEST_LEN; k++)
-			snprintf(hex + 2 * k, 3, "%02x", app->digest[k]);
+		for (size_t x = 0; x < ROUTE_DIGEST_LEN; x++)
+			snprintf(hex + 2 * x, 3, "%02x", app->digest[x]);
 		evbuffer_add(b, i ? ",{" : "{", i ? 2 : 1);
 		json_str(b, "domain", app->domain, &af);
 		json_str(b, "digest", hex, &af);
-		if (appq_info(a->proxy, app->domain, &in_flight, &queued)) {
+		if (admin_app_info(g, i, &in_flight, &queued)) {
 			json_u64(b, "in_flight", in_flight, &af);
 			json_u64(b, "queued", queued, &af);
 		}
@@ -264,7 +270,7 @@ static void handle_routes(struct admin *a, struct evhttp_request *req)
 		for (size_t j = 0; j < app->n_instances; j++) {
 			if (j)
 				evbuffer_add(b, ",", 1);
-			render_instance(a, b, app, &app->instances[j]);
+			render_instance(g, b, k++, &app->instances[j]);
 		}
 		evbuffer_add(b, "]}", 2);
 	}
@@ -280,12 +286,11 @@ static void metric(struct evbuffer *b, const char *name, const char *type, const
 			    name, v);
 }
 
-static void request_metrics(struct admin *a, struct evbuffer *b)
+static void request_metrics(const struct accesslog_counters *c, struct evbuffer *b)
 {
 	static const char *const classes[] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
-	struct accesslog_counters n;
+	struct accesslog_counters n = *c;
 
-	accesslog_counters(a->log, &n);
 	metric(b, "zkrouter_requests_total", "counter", "Requests finished.", n.requests);
 	evbuffer_add_printf(b, "# HELP zkrouter_responses_total Requests finished, by status class "
 			    "(none: the client left before a status).\n"
@@ -311,11 +316,10 @@ static void request_metrics(struct admin *a, struct evbuffer *b)
 			    n.requests, n.duration_sum_s, n.requests);
 }
 
-static void limits_metrics(struct admin *a, struct evbuffer *b)
+static void limits_metrics(const struct limits_stats *s, struct evbuffer *b)
 {
-	struct limits_stats st;
+	struct limits_stats st = *s;
 
-	proxy_limits_stats(a->proxy, &st);
 	metric(b, "zkrouter_per_ip_rejected_connections_total", "counter",
 	       "Connections over max-connections-per-ip, answered 429.", st.rejected_conns);
 	metric(b, "zkrouter_per_ip_refused_connections_total", "counter",
@@ -333,11 +337,10 @@ static void limits_metrics(struct admin *a, struct evbuffer *b)
 }
 
 /* PROXY protocol headers on the listeners that expect them. */
-static void pp_metrics(struct admin *a, struct evbuffer *b)
+static void pp_metrics(const struct proxy_pp_counters *c, struct evbuffer *b)
 {
-	struct proxy_pp_counters n;
+	struct proxy_pp_counters n = *c;
 
-	proxy_pp_counters(a->proxy, &n);
 	metric(b, "zkrouter_proxy_protocol_headers_total", "counter",
 	       "PROXY protocol headers read on the listeners that expect them.", n.headers);
 	evbuffer_add_printf(b, "# HELP zkrouter_proxy_protocol_rejected_total Connections closed on "
@@ -414,11 +417,10 @@ static void ticket_metrics(struct admin *a, struct evbuffer *b)
 }
 
 /* TLS handshakes on the client side, and how connections ended. */
-static void tls_metrics(struct admin *a, struct evbuffer *b)
+static void tls_metrics(const struct proxy_tls_counters *c, struct evbuffer *b)
 {
-	struct proxy_tls_counters n;
+	struct proxy_tls_counters n = *c;
 
-	proxy_tls_counters(a->proxy, &n);
 	evbuffer_add_printf(b, "# HELP zkrouter_tls_handshakes_total TLS handshakes completed, by "
 			    "protocol version.\n"
 			    "# TYPE zkrouter_tls_handshakes_total counter\n"
@@ -438,12 +440,14 @@ static void tls_metrics(struct admin *a, struct evbuffer *b)
 	       "TLS connections closed with a close_notify alert.", n.close_notify_sent);
 }
 
-static void handle_metrics(struct admin *a, struct evhttp_request *req)
+static void render_metrics(struct gather *g)
 {
-	struct route_table *t = proxy_table(a->proxy);
+	struct admin *a = g->a;
+	struct evhttp_request *req = g->req;
+	struct route_table *t = g->t;
 	struct evbuffer *b = evbuffer_new();
-	uint64_t instances = 0, ejected = 0, health_down = 0, app_overloaded;
-	size_t app_queued;
+	uint64_t instances = 0, ejected = 0, health_down = 0;
+	size_t k = 0;
 
 	if (b == NULL) {
 		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
@@ -454,8 +458,8 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 		instances += app->n_instances;
 		for (size_t j = 0; j < app->n_instances; j++) {
 			struct backend_info bi;
-			if (!proxy_backend_info(a->proxy, app->domain, app->instances[j].id, &bi))
-				continue;
+			bool known;
+			admin_instance_info(g, k++, &bi, &known);
 			ejected += bi.ejected;
 			health_down += bi.health_down;
 		}
@@ -470,9 +474,10 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 		metric(b, "zkrouter_zk_connected", "gauge", "1 while the ZooKeeper session is connected.",
 		       zkr_router_connected(a->router));
 	metric(b, "zkrouter_client_connections", "gauge", "Open client connections.",
-	       proxy_client_connections(a->proxy));
+	       g->sum.clients);
 	metric(b, "zkrouter_active_requests", "gauge", "Requests in flight plus open WebSocket tunnels (what a drain waits for).",
-	       proxy_active_requests(a->proxy));
+	       g->sum.active);
+	metric(b, "zkrouter_workers", "gauge", "Worker threads serving requests.", g->n);
 	metric(b, "zkrouter_table_generation", "gauge", "Generation of the routing table in use.",
 	       t ? t->generation : 0);
 	metric(b, "zkrouter_table_from_disk", "gauge",
@@ -494,22 +499,23 @@ static void handle_metrics(struct admin *a, struct evhttp_request *req)
 	metric(b, "zkrouter_instances_ejected", "gauge", "Instances passively ejected now.", ejected);
 	metric(b, "zkrouter_instances_health_down", "gauge", "Instances failing active checks.",
 	       health_down);
-	limits_metrics(a, b);
-	appq_totals(a->proxy, &app_queued, &app_overloaded);
+	limits_metrics(&g->sum.lim, b);
 	metric(b, "zkrouter_app_queued_requests", "gauge",
-	       "Requests waiting for a slot under their app's max_concurrent_requests.", app_queued);
+	       "Requests waiting for a slot under their app's max_concurrent_requests.",
+	       g->sum.app_queued);
 	metric(b, "zkrouter_app_overloaded_total", "counter",
-	       "Requests answered 503 app_overloaded (queue full or wait too long).", app_overloaded);
-	pp_metrics(a, b);
+	       "Requests answered 503 app_overloaded (queue full or wait too long).",
+	       g->sum.app_overloaded);
+	pp_metrics(&g->sum.pp, b);
 	if (a->tls != NULL)
 		tls_store_write_metrics(a->tls, b);
 	if (a->tls != NULL && a->router != NULL)
 		certwatch_metrics(a, b);
 	if (a->tickets != NULL)
 		ticket_metrics(a, b);
-	tls_metrics(a, b);
-	if (a->log != NULL)
-		request_metrics(a, b);
+	tls_metrics(&g->sum.tls, b);
+	request_metrics(&g->sum.req, b);
+	admin_worker_metrics(g, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
 	evbuffer_free(b);
 }
@@ -550,16 +556,16 @@ static void handle(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/healthz") == 0)
 		handle_healthz(a, req);
 	else if (strcmp(path, "/routes") == 0)
-		handle_routes(a, req);
+		admin_gather_start(a, a->ws, a->table, req, render_routes);
 	else if (strcmp(path, "/metrics") == 0)
-		handle_metrics(a, req);
+		admin_gather_start(a, a->ws, a->table, req, render_metrics);
 	else if (strcmp(path, "/certs") == 0)
 		handle_certs(a, req);
 	else
 		reply_plain(req, 404, "Not Found", "not found; try /healthz, /routes, /metrics or /certs");
 }
 
-struct admin *admin_new(struct event_base *base, const char *addr_port, struct proxy *proxy,
+struct admin *admin_new(struct event_base *base, const char *addr_port, struct workers *ws,
 			const char *node_id, char *why, size_t whylen)
 {
 	char addr[256];
@@ -572,7 +578,7 @@ struct admin *admin_new(struct event_base *base, const char *addr_port, struct p
 	}
 	if ((a = calloc(1, sizeof(*a))) == NULL || (a->node_id = strdup(node_id)) == NULL)
 		goto nomem;
-	a->proxy = proxy;
+	a->ws = ws;
 	if ((a->http = evhttp_new(base)) == NULL)
 		goto nomem;
 	evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS_BYTES);
@@ -604,9 +610,12 @@ void admin_set_tls_tickets(struct admin *a, struct tls_tickets *t)
 	a->tickets = t;
 }
 
-void admin_set_accesslog(struct admin *a, struct accesslog *log)
+void admin_set_table(struct admin *a, struct route_table *t)
 {
-	a->log = log;
+	if (t != NULL)
+		route_table_ref(t);
+	route_table_unref(a->table);
+	a->table = t;
 }
 
 void admin_set_table_source(struct admin *a, bool from_disk, uint64_t written_at_ms)
@@ -636,6 +645,7 @@ void admin_free(struct admin *a)
 		return;
 	if (a->http != NULL)
 		evhttp_free(a->http);
+	route_table_unref(a->table);
 	free(a->node_id);
 	free(a);
 }

@@ -29,11 +29,15 @@
 #include <event2/event.h>
 
 struct admin;
-struct proxy;
+struct workers;
 struct zkr_router;
+struct route_table;
 
-/* Listens on "ADDR:PORT" ("[V6]:PORT"); false with a reason on failure. */
-struct admin *admin_new(struct event_base *base, const char *addr_port, struct proxy *proxy,
+/* Listens on "ADDR:PORT" ("[V6]:PORT"); false with a reason on failure.
+ * /routes and /metrics gather the runtime state and counters of the
+ * workers `ws` (on their loops, workers_call) and answer once all did:
+ * call workers_stop before admin_free. */
+struct admin *admin_new(struct event_base *base, const char *addr_port, struct workers *ws,
 			const char *node_id, char *why, size_t whylen);
 
 /* Lets /healthz and /metrics report the ZooKeeper connection (optional). */
@@ -43,9 +47,10 @@ void admin_set_router(struct admin *a, struct zkr_router *router);
 struct tls_tickets;
 void admin_set_tls_tickets(struct admin *a, struct tls_tickets *t);
 
-/* Lets /metrics report request counters and latency (optional). */
-struct accesslog;
-void admin_set_accesslog(struct admin *a, struct accesslog *log);
+/* The table every worker serves now (a reference is taken; NULL: none):
+ * /healthz is ready, and /routes and /metrics report it, only once every
+ * worker swapped it in. */
+void admin_set_table(struct admin *a, struct route_table *t);
 
 /* Where the table in use comes from: the state file written at
  * written_at_ms (Unix time), or ZooKeeper (from_disk false). */

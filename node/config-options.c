@@ -54,6 +54,8 @@ const struct option_def config_options[] = {
 	  "TLS 1.3 cipher suites, colon-separated" },
 	{ "tls-ticket-rotate-s", OPT_UINT, F(tls_ticket_rotate_s), 0, "43200", 1, 2592000, true, false, "S",
 	  "rotate the TLS session-ticket keys this often (shared by the routers in ZooKeeper with --auth); the two previous keys keep decrypting" },
+	{ "workers", OPT_STR, F(workers), 0, "auto", NOBOUND, false, false, "N|auto",
+	  "worker threads serving requests, each with its own listening sockets and connections; auto: one per CPU this process may run on" },
 	{ "admin", OPT_STR_OFF, F(admin), 0, "127.0.0.1:9901", NOBOUND, false, false, "ADDR:PORT",
 	  "admin endpoint (/healthz, /routes, /metrics); \"off\" disables it" },
 	{ "access-log", OPT_STR_OFF, F(access_log), 0, NULL, NOBOUND, false, false, "PATH",

@@ -33,6 +33,7 @@
 #include "node/config.h"
 #include "node/http.h"
 #include "node/tls.h"
+#include "node/workers.h"
 #include "registry/log.h"
 #include "registry/record.h"
 
@@ -390,6 +391,11 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 	}
 	if (!tls_policy_check(c->tls_min_version, c->tls_ciphers, c->tls_ciphersuites, why, whylen))
 		return false;
+	if (workers_parse(c->workers) == 0) {
+		zkr_set_why(why, whylen, "workers: \"%s\" is neither auto nor a number from 1 to %u",
+			    c->workers, WORKERS_MAX);
+		return false;
+	}
 	if (c->resolver != NULL) {
 		struct sockaddr_storage ss;
 		int sslen = sizeof(ss);

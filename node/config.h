@@ -39,6 +39,7 @@ struct zkr_config {
 	char **listen;                    /* "ADDR:PORT[,proxy]", may repeat; NULL-terminated too */
 	size_t n_listen;
 	char *admin;                      /* "ADDR:PORT", default 127.0.0.1:9901; "off" disables */
+	char *workers;                    /* worker threads: "auto" (default: the CPUs we may run on) or 1-256 */
 	char **tls_listen;                /* HTTPS listeners, "ADDR:PORT[,proxy]", may repeat; none by default */
 	size_t n_tls_listen;
 	char **tls_cert;                  /* PEM certificate (chain) files, may repeat; the first is the default */

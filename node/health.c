@@ -11,6 +11,7 @@
  */
 #include <config.h>
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 #include "node/health.h"
 #include "node/shared.h"
 #include "registry/log.h"
+#include "registry/prng.h"
 
 struct check {
 	struct health *h;
@@ -38,6 +40,7 @@ struct health {
 	struct event_base *base;
 	struct evdns_base *dns;    /* the shared state's */
 	struct proxy_shared *sh;
+	uint64_t rng;              /* jitter; this thread's own state */
 	unsigned timeout_ms, rise, fall;
 	unsigned default_interval_ms;   /* for apps with a path and no interval */
 	struct check **checks;
@@ -135,7 +138,7 @@ static bool check_arm(struct check *c)
 {
 	/* First check at a random point of the interval, so many routers and
 	 * many instances do not all fire together; timer_cb re-arms. */
-	unsigned first = (unsigned)(random() % c->interval_ms);
+	unsigned first = (unsigned)(prng_next(&c->h->rng) % c->interval_ms);
 	struct timeval tv = { first / 1000, (first % 1000) * 1000 };
 	c->timer = evtimer_new(c->h->base, timer_cb, c);
 	if (c->timer == NULL || evtimer_add(c->timer, &tv) != 0)
@@ -266,6 +269,7 @@ struct health *health_new(struct event_base *base, struct proxy_shared *sh, cons
 	h->sh = sh;
 	/* Instance hosts may be DNS names: resolved without blocking the loop. */
 	h->dns = proxy_shared_dns(sh);
+	prng_seed(&h->rng, (uintptr_t)h);
 	health_apply_config(h, cfg);
 	return h;
 }

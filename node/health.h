@@ -4,8 +4,9 @@
  * an instance that fails `health-fall` checks in a row is marked down in
  * the instance's shared state (node/shared.h, seen by every worker) and
  * marked up again after `health-rise` passes. The checks run once per
- * process, on the control thread's loop `base`. Passive ejection in the proxy still applies; the
- * two only add up (the proxy fails open when every instance looks down).
+ * process, on the control thread's loop `base`. Passive ejection in the
+ * proxy still applies; the two only add up (the proxy fails open when
+ * every instance looks down).
  */
 #ifndef ZKR_HEALTH_H
 #define ZKR_HEALTH_H

@@ -2,24 +2,28 @@
  * zkrouterd: the router daemon. This file only wires the parts together
  * and owns the process's life:
  *
- *   config ──> log, access log, proxy (listeners, TLS listeners), admin,
- *              health checks
- *   zkr_router (ZooKeeper) ──on_table──> proxy_set_table, health_set_table,
- *                                        statefile_save (--state-dir)
+ *   config ──> log, workers (each: a loop, a proxy with its own listeners
+ *              and TLS listeners, an access-log buffer), admin, health checks
+ *   zkr_router (ZooKeeper) ──on_table──> workers_set_table (every worker swaps
+ *                                        it in; then /routers, admin report it),
+ *                                        health_set_table, statefile_save
  *                          ──on_cert_add / on_cert_remove──> the TLS store
  *                            (/certs records; only with a TLS listener)
  *                          ──on_ticket_keys──> tls_tickets_set (TLS listeners)
  *   state file, read at start ──after zk-startup-wait-ms, if ZooKeeper has
  *                                given no table yet──> the same consumers
- *   SIGHUP  ──> reopen the access log, reload reloadable options, re-read
- *               the TLS certificate files (tls.h)
+ *   SIGHUP  ──> every worker reopens its access log and applies the
+ *               reloadable options; re-read the TLS certificate files (tls.h)
  *   SIGTERM ──> /healthz 503, leave /routers, answers close their
  *               connections; after drain-delay-ms close listeners and idle
  *               keep-alive connections, wait for requests in flight (at
  *               most drain-timeout-ms), exit 0
  *
- * Everything runs in one libevent loop; signals arrive as loop events, so
- * no handler ever races the request path.
+ * This thread is the control thread: its loop runs the signals,
+ * ZooKeeper, the admin endpoint, the health checks and the state file.
+ * Requests are served by the worker threads (workers.h), which it only
+ * talks to through their mailboxes; signals arrive as loop events here
+ * (the workers block them), so no handler ever races the request path.
  */
 #include <config.h>
 
@@ -36,14 +40,14 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
-#include "node/accesslog.h"
 #include "node/admin.h"
 #include "node/config.h"
 #include "node/health.h"
-#include "node/shared.h"
 #include "node/proxy.h"
+#include "node/shared.h"
 #include "node/tls.h"
 #include "node/tls-tickets.h"
+#include "node/workers.h"
 #include "registry/log.h"
 #include "registry/router.h"
 #include "registry/statefile.h"
@@ -55,14 +59,14 @@
 struct daemon {
 	struct zkr_config cfg;
 	struct event_base *base;
-	struct accesslog *alog;
-	struct proxy *proxy;
+	struct workers *ws;
+	struct proxy_shared *shared;       /* what every worker shares (node/shared.h) */
+	struct route_table *table;         /* the last one every worker swapped in */
 	struct tls_store *tls;             /* NULL: no TLS listener */
 	struct tls_tickets *tickets;       /* NULL without TLS listeners */
 	bool tickets_failed;               /* a base context refused the ring */
 	struct admin *admin;
 	struct health *health;
-	struct proxy_shared *shared;   /* what every proxy shares (node/shared.h) */
 	struct zkr_router *router;
 	struct statefile *state;           /* NULL: state-dir off or unusable */
 	struct route_table *disk_table;    /* read at start, until served or superseded */
@@ -71,6 +75,8 @@ struct daemon {
 	bool from_disk;                    /* the table in use came from the state file */
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *drain_poll;
 	bool draining;
+	int drain_signal;
+	bool tick_pending;                 /* a drain tick waits for the workers */
 	struct timespec drain_started;
 	int exit_code;
 };
@@ -131,12 +137,52 @@ static uint64_t disk_age_s(const struct daemon *d)
 	return now > d->disk_meta.written_at_ms ? (now - d->disk_meta.written_at_ms) / 1000 : 0;
 }
 
+/* A table on its way to the workers. */
+struct publish {
+	struct daemon *d;
+	struct route_table *t;     /* a reference */
+	bool from_zk;
+};
+
+/* Every worker serves p->t now: only then do /healthz, /routes and
+ * /routers (for ZooKeeper's tables) report it. */
+static void published(void *arg)
+{
+	struct publish *p = arg;
+	struct daemon *d = p->d;
+
+	route_table_unref(d->table);
+	d->table = route_table_ref(p->t);
+	if (d->admin != NULL)
+		admin_set_table(d->admin, p->t);
+	if (p->from_zk && d->router != NULL)
+		zkr_router_serving(d->router, p->t);
+	log_debug("table generation %llu in use on %u workers", (unsigned long long)p->t->generation,
+		  workers_count(d->ws));
+	route_table_unref(p->t);
+	free(p);
+}
+
+static void publish(struct daemon *d, struct route_table *t, bool from_zk)
+{
+	struct publish *p = malloc(sizeof(*p));
+	if (p == NULL) {
+		log_error("out of memory publishing table generation %llu; keeping the previous one",
+			  (unsigned long long)t->generation);
+		return;
+	}
+	p->d = d;
+	p->t = route_table_ref(t);
+	p->from_zk = from_zk;
+	workers_set_table(d->ws, t, published, p);
+}
+
 static void on_table(struct route_table *t, void *arg)
 {
 	struct daemon *d = arg;
 	log_info("routing table generation %llu: %zu apps, digest %.16s",
 		 (unsigned long long)t->generation, t->n_apps, t->digest_hex);
-	proxy_set_table(d->proxy, t);
+	publish(d, t, true);
 	if (d->health != NULL)
 		health_set_table(d->health, t);
 	/* ZooKeeper's complete view: the table from disk is done with. */
@@ -183,7 +229,7 @@ static void on_startup_wait(evutil_socket_t fd, short what, void *arg)
 		 zkr_router_connected(d->router) ? "first read not complete" : "no session",
 		 t->n_apps, statefile_path(d->state), disk_age_s(d));
 	d->from_disk = true;
-	proxy_set_table(d->proxy, t);
+	publish(d, t, false);
 	if (d->health != NULL)
 		health_set_table(d->health, t);
 	if (d->admin != NULL)
@@ -248,10 +294,9 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 
 	log_info("SIGHUP: reopening the access log and reloading %s",
 		 d->cfg.config_file ? d->cfg.config_file : "(no config file)");
-	if (d->alog != NULL)
-		accesslog_reopen(d->alog);
 	if (!config_reload(&d->cfg, why, sizeof(why))) {
 		log_error("reload failed, keeping the running configuration: %s", why);
+		workers_reload(d->ws, NULL);
 		/* A renewed certificate file is still picked up. */
 		if (d->tls != NULL)
 			(void)tls_store_reload(d->tls, &d->cfg);
@@ -265,7 +310,7 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 		log_info("reload: no option changed");
 	apply_log_level(&d->cfg);
 	proxy_shared_apply_config(d->shared, &d->cfg);
-	proxy_apply_config(d->proxy, &d->cfg);
+	workers_reload(d->ws, &d->cfg);
 	if (d->health != NULL)
 		health_apply_config(d->health, &d->cfg);
 	if (d->tls != NULL)
@@ -306,12 +351,12 @@ static void on_cert_remove(const char *path, void *arg)
 	tls_store_remove_record(d->tls, path);
 }
 
-static void drain_tick(evutil_socket_t fd, short what, void *arg)
+static void drain_check(size_t active, void *arg)
 {
 	struct daemon *d = arg;
-	size_t active = proxy_drain_tick(d->proxy);
 	uint64_t ms = elapsed_ms(&d->drain_started);
 
+	d->tick_pending = false;
 	if (active == 0) {
 		log_info("drained in %llu ms; exiting", (unsigned long long)ms);
 		event_base_loopexit(d->base, NULL);
@@ -322,24 +367,51 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The second half of a drain: close the listeners, then wait for the
- * requests in flight (at most drain-timeout-ms). */
-static void begin_drain(evutil_socket_t fd, short what, void *arg)
+/* Every DRAIN_POLL_MS: each worker closes what went idle and says what
+ * it still waits for; drain_check decides on the sum. */
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->tick_pending)
+		return;          /* the last one is not answered yet */
+	d->tick_pending = true;
+	workers_drain_tick(d->ws, drain_check, d);
+}
+
+static void listeners_closed(size_t active, void *arg)
 {
 	struct daemon *d = arg;
 	struct timeval poll = { 0, DRAIN_POLL_MS * 1000 };
 
-	clock_gettime(CLOCK_MONOTONIC, &d->drain_started);
-	proxy_stop_listening(d->proxy);
-	log_info("listeners closed; waiting for %zu requests in flight (at most %u ms)",
-		 proxy_drain_tick(d->proxy), d->cfg.drain_timeout_ms);
+	log_info("listeners closed; waiting for %zu requests in flight (at most %u ms)", active,
+		 d->cfg.drain_timeout_ms);
 	d->drain_poll = event_new(d->base, -1, EV_PERSIST, drain_tick, d);
 	if (d->drain_poll == NULL || event_add(d->drain_poll, &poll) != 0) {
 		log_error("cannot arm the drain timer; exiting now");
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
-	drain_tick(-1, 0, d);
+	drain_check(active, d);
+}
+
+/* The second half of a drain: every worker closes its listeners, then
+ * the requests in flight are waited for (at most drain-timeout-ms). */
+static void begin_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	clock_gettime(CLOCK_MONOTONIC, &d->drain_started);
+	d->tick_pending = true;
+	workers_stop_listening(d->ws, listeners_closed, d);
+}
+
+static void drain_started(size_t active, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_info("signal %d: draining (%zu requests in flight; listeners close in %u ms)",
+		 d->drain_signal, active, d->cfg.drain_delay_ms);
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)
@@ -353,9 +425,8 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	d->draining = true;
-	proxy_drain(d->proxy);
-	log_info("signal %d: draining (%zu requests in flight; listeners close in %u ms)", (int)sig,
-		 proxy_active_requests(d->proxy), d->cfg.drain_delay_ms);
+	d->drain_signal = (int)sig;
+	workers_drain(d->ws, drain_started, d);
 	if (d->admin != NULL)
 		admin_set_draining(d->admin, true);
 	if (d->router != NULL)
@@ -383,44 +454,16 @@ static bool start(struct daemon *d)
 	struct zkr_config *c = &d->cfg;
 
 	raise_nofile(c->max_client_connections);
-	/* Before any base: proxies wake each other's loops (event_active
-	 * from another thread), which needs libevent's locks. */
-	if (evthread_use_pthreads() != 0) {
-		log_error("cannot set up libevent for threads");
-		return false;
-	}
 	if ((d->base = event_base_new()) == NULL) {
 		log_error("cannot create the event loop");
 		return false;
 	}
-	/* With no access-log path the log still counts requests for /metrics. */
-	if ((d->alog = accesslog_open(c->access_log, why, sizeof(why))) == NULL) {
-		log_error("access log: %s", why);
+	/* The process-wide state lives on the control loop (DNS answers and
+	 * health checks arrive there); each worker's proxy gets it as soon
+	 * as it is made. */
+	if ((d->shared = proxy_shared_new(d->base, c)) == NULL) {
+		log_error("cannot create the process-wide proxy state");
 		return false;
-	}
-	if (!accesslog_attach(d->alog, d->base))
-		log_warn("access log: no flush timer; writing each line at once");
-	/* The process-wide state lives on the control loop (DNS answers
-	 * and health checks arrive there); each proxy gets it right after
-	 * it is made. */
-	if ((d->shared = proxy_shared_new(d->base, c)) == NULL)
-		return false;
-	if ((d->proxy = proxy_new(d->base, c, d->alog)) == NULL) {
-		log_error("cannot create the proxy (out of memory?)");
-		return false;
-	}
-	proxy_set_shared(d->proxy, d->shared);
-	for (size_t i = 0; i < c->n_listen; i++) {
-		char addr[300];
-		unsigned flags = 0;
-
-		/* config_check accepted the spec already. */
-		snprintf(why, sizeof(why), "not ADDR:PORT[,proxy]");
-		if (!config_split_listen(c->listen[i], addr, sizeof(addr), &flags) ||
-		    !proxy_listen(d->proxy, addr, flags & CONFIG_LISTEN_PROXY, why, sizeof(why))) {
-			log_error("listen %s: %s", c->listen[i], why);
-			return false;
-		}
 	}
 	/* Every certificate file is read here, so one that cannot be read,
 	 * parsed or matched with its key stops the start with the file
@@ -429,10 +472,9 @@ static bool start(struct daemon *d)
 		log_error("TLS: %s", why);
 		return false;
 	}
-	/* One ticket key ring for every TLS listener (and, later, every
-	 * loop), so that every router resumes every router's tickets. The
-	 * store hands it each base context it makes (a policy reload makes
-	 * a new one). */
+	/* One ticket key ring for every TLS listener of every worker, so
+	 * that every router resumes every router's tickets. The store hands
+	 * it each base context it makes (a policy reload makes a new one). */
 	if (d->tls != NULL) {
 		if ((d->tickets = tls_tickets_new()) == NULL) {
 			log_error("cannot create the session-ticket keys (out of memory?)");
@@ -444,16 +486,12 @@ static bool start(struct daemon *d)
 			return false;
 		}
 	}
-	for (size_t i = 0; i < c->n_tls_listen; i++) {
-		char addr[300];
-		unsigned flags = 0;
-
-		snprintf(why, sizeof(why), "not ADDR:PORT[,proxy]");
-		if (!config_split_listen(c->tls_listen[i], addr, sizeof(addr), &flags) ||
-		    !proxy_listen_tls(d->proxy, addr, flags & CONFIG_LISTEN_PROXY, d->tls, why, sizeof(why))) {
-			log_error("tls-listen %s: %s", c->tls_listen[i], why);
-			return false;
-		}
+	/* The workers, each with its proxy and listeners (a port in use
+	 * stops the start with the address named). */
+	if ((d->ws = workers_new(d->base, workers_parse(c->workers), c, d->shared, d->tls, why,
+				 sizeof(why))) == NULL) {
+		log_error("%s", why);
+		return false;
 	}
 	if (c->n_tls_listen > 0 && c->n_tls_cert == 0 && c->tls_cert_dir == NULL)
 		log_warn("tls-listen without tls-cert or tls-cert-dir: only certificates from ZooKeeper "
@@ -462,7 +500,7 @@ static bool start(struct daemon *d)
 	if (c->n_tls_listen == 0 && (c->n_tls_cert > 0 || c->tls_cert_dir != NULL))
 		log_warn("tls-cert or tls-cert-dir is set but no tls-listen: serving plain HTTP only");
 	if (c->admin != NULL &&
-	    (d->admin = admin_new(d->base, c->admin, d->proxy, c->node_id, why, sizeof(why))) == NULL) {
+	    (d->admin = admin_new(d->base, c->admin, d->ws, c->node_id, why, sizeof(why))) == NULL) {
 		log_error("%s", why);
 		return false;
 	}
@@ -492,6 +530,8 @@ static bool start(struct daemon *d)
 		.on_ticket_keys = d->tickets != NULL ? on_ticket_keys : NULL,
 		.ticket_keys_arg = d,
 		.ticket_rotate_s = c->tls_ticket_rotate_s,
+		/* /routers reports a table once every worker serves it. */
+		.report_when_serving = true,
 	};
 	if ((d->router = zkr_router_new(d->base, &ro, on_table, d, why, sizeof(why))) == NULL) {
 		log_error("ZooKeeper: %s", why);
@@ -500,21 +540,22 @@ static bool start(struct daemon *d)
 	if (d->admin != NULL) {
 		admin_set_router(d->admin, d->router);
 		admin_set_tls_tickets(d->admin, d->tickets);
-		admin_set_accesslog(d->admin, d->alog);
 		admin_set_tls(d->admin, d->tls);
 	}
-	if (!state_start(d))
+	if (!state_start(d) || !workers_start(d->ws))
 		return false;
-	log_info("zkrouterd %s started as node %s, ZooKeeper %s", PACKAGE_VERSION, c->node_id,
-		 c->zk_connect);
+	log_info("zkrouterd %s started as node %s, ZooKeeper %s, %u workers", PACKAGE_VERSION,
+		 c->node_id, c->zk_connect, workers_count(d->ws));
 	return true;
 }
 
 static void stop(struct daemon *d)
 {
-	/* Order: nothing may call into a part already freed. The router goes
-	 * before the proxy it publishes to; the access log after the proxy
-	 * that writes it. */
+	/* Order: nothing may call into a part already freed. The workers
+	 * stop first (what they were asked still completes, and may call
+	 * into the admin and the router); the router goes before the state
+	 * file; the proxies before the TLS store and ticket ring their
+	 * connections use. */
 	if (d->drain_timer != NULL)
 		event_free(d->drain_timer);
 	if (d->drain_poll != NULL)
@@ -528,28 +569,25 @@ static void stop(struct daemon *d)
 	if (d->startup_timer != NULL)
 		event_free(d->startup_timer);
 	route_table_unref(d->disk_table);
+	workers_stop(d->ws);
 	health_free(d->health);
 	admin_free(d->admin);
 	/* A clean stop with a current table rewrites the file, so that its age
 	 * at the next start counts from now, not from the last change. */
 	if (d->state != NULL && d->router != NULL && !d->from_disk && zkr_router_synced(d->router) &&
-	    proxy_table(d->proxy) != NULL)
-		statefile_save(d->state, proxy_table(d->proxy));
+	    d->table != NULL)
+		statefile_save(d->state, d->table);
 	if (d->router != NULL)
 		zkr_router_free(d->router);
 	/* Writes what is still queued: the last change always reaches the disk. */
 	statefile_close(d->state);
-	if (d->proxy != NULL)
-		proxy_free(d->proxy);
-	/* After every proxy (their backends hold instances of it) and the
+	workers_free(d->ws);
+	tls_store_free(d->tls);
+	tls_tickets_free(d->tickets);
+	route_table_unref(d->table);
+	/* After every proxy (their backends hold its instances) and the
 	 * health checks; before the control loop it resolves names on. */
 	proxy_shared_free(d->shared);
-	/* After the proxy: its connections' handshakes call into the store. */
-	tls_store_free(d->tls);
-	/* After the proxy: its listeners' contexts and their connections
-	 * point to the ring. */
-	tls_tickets_free(d->tickets);
-	accesslog_close(d->alog);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	config_free(&d->cfg);
@@ -562,6 +600,12 @@ int main(int argc, char **argv)
 	enum zkr_log_level lvl;
 
 	zkr_log_init("zkrouterd", ZKR_LOG_INFO, false);
+	/* libevent's global state (its random numbers for DNS, its lists)
+	 * is shared by the worker threads' loops. */
+	if (evthread_use_pthreads() != 0) {
+		fprintf(stderr, "zkrouterd: cannot enable libevent's thread support\n");
+		return 1;
+	}
 	switch (config_load(&d.cfg, argc, argv, stdout, why, sizeof(why))) {
 	case CONFIG_EXIT:
 		return 0;
@@ -585,7 +629,8 @@ int main(int argc, char **argv)
 	zkr_log_init("zkrouterd", lvl, d.cfg.syslog);
 	/* A client or backend that goes away mid-write must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
-	/* Jitter (health checks) must differ between routers started together. */
+	/* Jitter (the ticket-key rotation of registry/ticketkeys.c, on this
+	 * thread only) must differ between routers started together. */
 	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
 
 	d.exit_code = 1;

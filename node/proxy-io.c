@@ -343,12 +343,13 @@ void conn_io_set_bev(struct conn_io *io, struct bufferevent *bev)
  */
 static const struct timeval *conn_tv(struct event_base *base, unsigned ms)
 {
-	static struct {
+	/* Per thread: each worker's loop has its own common timeouts. */
+	static _Thread_local struct {
 		struct event_base *base;
 		unsigned ms;
 		const struct timeval *tv;
 	} cache[16];
-	static struct timeval plain;
+	static _Thread_local struct timeval plain;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	size_t i;
 

@@ -26,6 +26,21 @@
 #include "node/shared.h"
 #include "node/tls.h"
 
+/* At most this many connections wait, accepted, for the budget: more
+ * would mean the other workers do not pause, and are closed. */
+#define DEFERRED_MAX 64
+
+struct deferred_conn {
+	evutil_socket_t fd;
+	struct listener *li;
+	struct sockaddr_storage sa;
+	int salen;
+};
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg);
+static void deferred_start(struct proxy *p);
+
 static bool budget_free(struct proxy *p)
 {
 	return shared_conn_count(p->shared) < p->cfg.max_client_connections;
@@ -52,10 +67,11 @@ static void accept_pause(struct proxy *p, unsigned retry_ms)
 			evconnlistener_disable(p->listeners[i]->l);
 	p->accept_paused = true;
 	/* The budget is the process's: a close on any worker wakes this one
-	 * (accept_wake). Marked before the count is read again, so a close
-	 * in between either sees the mark or is seen here. */
+	 * (SHARED_WAKE_ACCEPT). Marked before the count is read again, so a
+	 * close in between either sees the mark or is seen here. */
 	shared_conn_paused(p->shared, p->shared_slot, true);
 	if (retry_ms == 0 && budget_free(p)) {
+		deferred_start(p);
 		accept_resume(p);
 		return;
 	}
@@ -72,16 +88,52 @@ static void accept_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proxy *p = arg;
 
+	deferred_start(p);
 	if (budget_free(p))
 		accept_resume(p);
 	else
 		accept_pause(p, 100);
 }
 
+/* Connections held for the budget start, oldest first, while it has
+ * room (each takes its unit in accept_cb, or waits again). */
+static void deferred_start(struct proxy *p)
+{
+	while (p->n_deferred > 0 && budget_free(p)) {
+		struct deferred_conn d = p->deferred[0];
+
+		memmove(p->deferred, p->deferred + 1, --p->n_deferred * sizeof(*p->deferred));
+		accept_cb(d.li->l, d.fd, (struct sockaddr *)&d.sa, d.salen, d.li);
+	}
+}
+
+/* Holds a connection accepted past the budget; false when too many are. */
+static bool deferred_add(struct proxy *p, struct listener *li, evutil_socket_t fd,
+			 const struct sockaddr *sa, int salen)
+{
+	struct deferred_conn *d;
+
+	if (p->deferred == NULL && (p->deferred = calloc(DEFERRED_MAX, sizeof(*d))) == NULL)
+		return false;
+	if (p->n_deferred >= DEFERRED_MAX || salen < 0 || (size_t)salen > sizeof(d->sa))
+		return false;
+	d = &p->deferred[p->n_deferred++];
+	d->fd = fd;
+	d->li = li;
+	memcpy(&d->sa, sa, (size_t)salen);
+	d->salen = salen;
+	return true;
+}
+
+/* Woken by the shared budget (SHARED_WAKE_ACCEPT) or after a close here:
+ * resume when it has room, pause when another worker spent it. */
 void proxy_accept_recheck(struct proxy *p)
 {
+	deferred_start(p);
 	if (p->accept_paused && budget_free(p))
 		accept_resume(p);
+	else if (!p->accept_paused && !p->stopping && !budget_free(p))
+		accept_pause(p, 0);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -94,7 +146,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	/* One budget for the process: the connection holds its unit until
 	 * it closes (client_close, or a PROXY header never read). */
 	if (!shared_conn_take(p->shared, p->cfg.max_client_connections)) {
-		evutil_closesocket(fd);
+		if (!deferred_add(p, li, fd, sa, salen)) {
+			log_warn("port %u: a connection past max-client-connections %u closed: more "
+				 "than %d wait for the budget", (unsigned)li->port,
+				 p->cfg.max_client_connections, DEFERRED_MAX);
+			evutil_closesocket(fd);
+		}
 		accept_pause(p, 0);
 		return;
 	}
@@ -107,8 +164,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		pp_conn_start(p, fd, sa, salen, li->port, ssl);
 	else
 		client_start(p, fd, sa, li->port, ssl);
-	if (!budget_free(p))
+	if (!budget_free(p) && !p->accept_paused) {
 		accept_pause(p, 0);
+		shared_conn_full(p->shared, p->shared_slot);
+	}
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -120,8 +179,9 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 		struct proxy *p = li->p;
 		uint64_t now = clock_now_ms();
 
-		/* Retried every 100 ms while it lasts: one line per 10 s. */
-		if (p->accept_warned_ms == 0 || now - p->accept_warned_ms >= ACCEPT_WARN_EVERY_MS) {
+		/* Retried every 100 ms while it lasts: one line per 10 s for
+		 * the process, whichever worker meets it. */
+		if (shared_accept_warn_due(p->shared, now, ACCEPT_WARN_EVERY_MS)) {
 			char more[64] = "";
 
 			if (p->accept_unwarned)
@@ -129,7 +189,6 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 					 p->accept_unwarned);
 			log_warn("accept on port %u: %s; pausing accepts for 100 ms%s", (unsigned)li->port,
 				 evutil_socket_error_to_string(err), more);
-			p->accept_warned_ms = now;
 			p->accept_unwarned = 0;
 		} else {
 			p->accept_unwarned++;
@@ -172,7 +231,8 @@ static bool listen_on(struct proxy *p, const char *addr_port, struct tls_store *
 	ls->tls = tls;
 	ls->proxy_header = proxy_header;
 	ls->l = evconnlistener_new_bind(p->base, accept_cb, ls,
-					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+						LEV_OPT_CLOSE_ON_EXEC,
 					1024, (struct sockaddr *)&ss, sslen);
 	if (ls->l == NULL) {
 		snprintf(why, whylen, "%s: %s", addr_port,
@@ -189,6 +249,38 @@ static bool listen_on(struct proxy *p, const char *addr_port, struct tls_store *
 	log_info("listening on %s%s%s", addr_port, tls ? " (TLS)" : "",
 		 proxy_header ? " (PROXY protocol)" : "");
 	return true;
+}
+
+/* Every worker listens on its own socket with SO_REUSEPORT, which would
+ * also let a second process (another zkrouterd of the same user) bind the
+ * port and take part of its connections without an error. A socket
+ * without SO_REUSEPORT cannot bind a port held by anyone, so one bound
+ * (and closed at once) before the workers' sockets proves the port free. */
+bool proxy_listen_probe(const char *addr_port, char *why, size_t whylen)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss), one = 1;
+	evutil_socket_t fd;
+	bool ok;
+
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr_port, (struct sockaddr *)&ss, &sslen) != 0) {
+		snprintf(why, whylen, "%s: not ADDR:PORT", addr_port);
+		return false;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "%s: %s", addr_port, strerror(errno));
+		return false;
+	}
+	/* SO_REUSEADDR as the listeners have it: a port whose last
+	 * connections are in TIME_WAIT is free. */
+	ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+	     bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) == 0;
+	if (!ok)
+		snprintf(why, whylen, "%s: %s", addr_port, strerror(errno));
+	evutil_closesocket(fd);
+	return ok;
 }
 
 bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, char *why,
@@ -277,4 +369,9 @@ void proxy_listeners_free(struct proxy *p)
 	if (p->accept_timer)
 		event_free(p->accept_timer);
 	p->accept_timer = NULL;
+	for (i = 0; i < p->n_deferred; i++)
+		evutil_closesocket(p->deferred[i].fd);
+	free(p->deferred);
+	p->deferred = NULL;
+	p->n_deferred = 0;
 }

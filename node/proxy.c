@@ -10,10 +10,13 @@
  */
 #include <config.h>
 
+#include <errno.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -484,22 +487,39 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 				 p->cfg.max_requests_per_ip_per_s, p->cfg.requests_per_ip_burst);
 }
 
-/* Another worker freed a slot of an app this proxy has requests waiting
- * for (shared_app_put): each waiting app gets its queue looked at. */
-static void appq_wake_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * Another thread wakes this proxy's loop (shared_wake_fn): the bits say
+ * why, the eventfd makes the loop look. The loop itself takes no lock
+ * (a worker's base is made without them), so this is the only way in.
+ */
+static void proxy_wake(void *arg, unsigned what)
 {
-	(void)fd;
-	(void)what;
-	appq_wake(arg);
+	struct proxy *p = arg;
+	uint64_t one = 1;
+
+	atomic_fetch_or(&p->wake_bits, what);
+	if (write(p->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		ZKR_BUG("proxy wake: eventfd write: %s", strerror(errno));
 }
 
-/* A connection closed somewhere while this proxy's accepting paused at
- * max-client-connections. */
-static void accept_wake_cb(evutil_socket_t fd, short what, void *arg)
+static void proxy_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
+	struct proxy *p = arg;
+	uint64_t n;
+	unsigned bits;
+
 	(void)what;
-	proxy_accept_recheck(arg);
+	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("proxy wake: eventfd read: %s", strerror(errno));
+	bits = atomic_exchange(&p->wake_bits, 0);
+	/* An app slot this proxy's requests wait for freed on another worker
+	 * (shared_app_put): each waiting app gets its queue looked at. */
+	if (bits & SHARED_WAKE_APPQ)
+		appq_wake(p);
+	/* A connection closed somewhere while accepting paused at
+	 * max-client-connections. */
+	if (bits & SHARED_WAKE_ACCEPT)
+		proxy_accept_recheck(p);
 }
 
 static void proxy_detach_shared(struct proxy *p)
@@ -521,7 +541,7 @@ static bool proxy_attach_shared(struct proxy *p, struct proxy_shared *sh, bool o
 	p->shared_owned = owned;
 	p->perip = proxy_shared_limits(sh);
 	p->map.shared = sh;
-	p->shared_slot = proxy_shared_attach(sh, p->appq_wake, p->accept_wake);
+	p->shared_slot = proxy_shared_attach(sh, proxy_wake, p);
 	if (p->shared_slot < 0) {
 		log_error("more than %d proxies share the process's state", SHARED_MAX_PROXIES);
 		return false;
@@ -574,11 +594,12 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	prng_seed(&p->rng, 0);
 	p->reaper = event_new(base, -1, 0, reaper_cb, p);
 	p->scratch = evbuffer_new();
-	p->appq_wake = event_new(base, -1, 0, appq_wake_cb, p);
-	p->accept_wake = event_new(base, -1, 0, accept_wake_cb, p);
+	p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->wake_fd >= 0)
+		p->wake_ev = event_new(base, p->wake_fd, EV_READ | EV_PERSIST, proxy_wake_cb, p);
 	/* State of its own until proxy_set_shared gives it the process's
 	 * (a proxy alone, as in the unit suites, works as before). */
-	if (p->appq_wake == NULL || p->accept_wake == NULL) {
+	if (p->wake_ev == NULL || event_add(p->wake_ev, NULL) != 0) {
 		proxy_free(p);
 		return NULL;
 	}
@@ -716,10 +737,10 @@ void proxy_free(struct proxy *p)
 	reaper_cb(-1, 0, p);
 	/* Every backend and load is released: the shared state may go. */
 	proxy_detach_shared(p);
-	if (p->appq_wake)
-		event_free(p->appq_wake);
-	if (p->accept_wake)
-		event_free(p->accept_wake);
+	if (p->wake_ev)
+		event_free(p->wake_ev);
+	if (p->wake_fd >= 0)
+		close(p->wake_fd);
 	request_pool_clear(p);
 	proxy_mem_free(p);
 	if (p->scratch)

@@ -47,6 +47,11 @@ struct proxy_shared *proxy_get_shared(struct proxy *p);
 bool proxy_listen(struct proxy *p, const char *addr_port, bool proxy_header, char *why,
 		  size_t whylen) __attribute__((warn_unused_result));
 
+/* Before the workers' listeners (each with SO_REUSEPORT): false with a
+ * reason when another socket holds "ADDR:PORT" already. */
+bool proxy_listen_probe(const char *addr_port, char *why, size_t whylen)
+	__attribute__((warn_unused_result));
+
 /* Opens a TLS listener on "ADDR:PORT" serving the certificates of `store`
  * (tls.h: chosen by SNI per handshake; the store outlives the proxy). Requests arriving there
  * are forwarded with X-Forwarded-Proto: https; apps with redirect_https

@@ -28,12 +28,13 @@ struct proxy_shared {
 	bool closing;                        /* proxy_shared_free runs */
 	struct shared_instance *stale;       /* only their lookup may still hold
 					      * them: to cancel (each holds a ref) */
-	struct event *appq_wake[SHARED_MAX_PROXIES];
-	struct event *accept_wake[SHARED_MAX_PROXIES];
+	shared_wake_fn wake[SHARED_MAX_PROXIES];
+	void *wake_arg[SHARED_MAX_PROXIES];
 	bool attached[SHARED_MAX_PROXIES];
 	/* Written per connection opened or closed: a line of its own. */
 	_Alignas(64) _Atomic unsigned conns;
 	_Alignas(64) _Atomic uint64_t accept_paused[SHARED_MASK_WORDS];
+	_Atomic uint64_t accept_warned_ms;   /* last "out of descriptors" warning */
 };
 
 /* base_ms doubled `doublings` times, at most max_ms: the backoff of

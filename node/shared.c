@@ -47,8 +47,8 @@ static uint64_t inst_hash(const char *domain, const char *id, const char *host, 
 	return (h ^ port) * 1099511628211ull;
 }
 
-/* Posts an event of another proxy's loop (libevent with evthread locks). */
-static void post_mask(struct proxy_shared *sh, _Atomic uint64_t *mask, struct event **evs, int skip)
+/* Wakes the proxies whose bits are set in `mask` (but `skip`) with `what`. */
+static void post_mask(struct proxy_shared *sh, _Atomic uint64_t *mask, unsigned what, int skip)
 {
 	pthread_mutex_lock(&sh->lock);
 	for (int w = 0; w < SHARED_MASK_WORDS; w++) {
@@ -58,8 +58,8 @@ static void post_mask(struct proxy_shared *sh, _Atomic uint64_t *mask, struct ev
 			int slot = w * 64 + __builtin_ctzll(m);
 
 			m &= m - 1;
-			if (slot != skip && sh->attached[slot] && evs[slot] != NULL)
-				event_active(evs[slot], EV_TIMEOUT, 0);
+			if (slot != skip && sh->attached[slot] && sh->wake[slot] != NULL)
+				sh->wake[slot](sh->wake_arg[slot], what);
 		}
 	}
 	pthread_mutex_unlock(&sh->lock);
@@ -419,7 +419,7 @@ void shared_app_put(struct shared_app *sa, int self)
 	/* seq_cst on both sides: a proxy that marked itself waiting and
 	 * then found no slot is seen here (shared_app_wait). */
 	if (atomic_load(&sa->queued) > 0 && sa->sh != NULL)
-		post_mask(sa->sh, sa->waiters, sa->sh->appq_wake, self);
+		post_mask(sa->sh, sa->waiters, SHARED_WAKE_APPQ, self);
 }
 
 void shared_app_wait(struct shared_app *sa, int slot, bool waiting)
@@ -438,7 +438,7 @@ void shared_app_wait(struct shared_app *sa, int slot, bool waiting)
 void shared_app_kick(struct shared_app *sa)
 {
 	if (sa->sh != NULL)
-		post_mask(sa->sh, sa->waiters, sa->sh->appq_wake, -1);
+		post_mask(sa->sh, sa->waiters, SHARED_WAKE_APPQ, -1);
 }
 
 /* ---- the connection budget ------------------------------------------------- */
@@ -462,7 +462,26 @@ void shared_conn_put(struct proxy_shared *sh)
 	for (int w = 0; w < SHARED_MASK_WORDS && !any; w++)
 		any = atomic_load(&sh->accept_paused[w]) != 0;
 	if (any)
-		post_mask(sh, sh->accept_paused, sh->accept_wake, -1);
+		post_mask(sh, sh->accept_paused, SHARED_WAKE_ACCEPT, -1);
+}
+
+void shared_conn_full(struct proxy_shared *sh, int self)
+{
+	pthread_mutex_lock(&sh->lock);
+	for (int slot = 0; slot < SHARED_MAX_PROXIES; slot++)
+		if (slot != self && sh->attached[slot] && sh->wake[slot] != NULL)
+			sh->wake[slot](sh->wake_arg[slot], SHARED_WAKE_ACCEPT);
+	pthread_mutex_unlock(&sh->lock);
+}
+
+bool shared_accept_warn_due(struct proxy_shared *sh, uint64_t now_ms, unsigned every_ms)
+{
+	uint64_t last = atomic_load(&sh->accept_warned_ms);
+
+	while (last == 0 || now_ms - last >= every_ms)
+		if (atomic_compare_exchange_weak(&sh->accept_warned_ms, &last, now_ms))
+			return true;
+	return false;
 }
 
 unsigned shared_conn_count(struct proxy_shared *sh)
@@ -485,7 +504,7 @@ void shared_conn_paused(struct proxy_shared *sh, int slot, bool paused)
 
 /* ---- the whole ------------------------------------------------------------- */
 
-int proxy_shared_attach(struct proxy_shared *sh, struct event *appq_wake, struct event *accept_wake)
+int proxy_shared_attach(struct proxy_shared *sh, shared_wake_fn wake, void *arg)
 {
 	int slot = -1;
 
@@ -493,8 +512,8 @@ int proxy_shared_attach(struct proxy_shared *sh, struct event *appq_wake, struct
 	for (int i = 0; i < SHARED_MAX_PROXIES; i++) {
 		if (!sh->attached[i]) {
 			sh->attached[i] = true;
-			sh->appq_wake[i] = appq_wake;
-			sh->accept_wake[i] = accept_wake;
+			sh->wake[i] = wake;
+			sh->wake_arg[i] = arg;
 			slot = i;
 			break;
 		}
@@ -510,7 +529,8 @@ void proxy_shared_detach(struct proxy_shared *sh, int slot)
 	shared_conn_paused(sh, slot, false);
 	pthread_mutex_lock(&sh->lock);
 	sh->attached[slot] = false;
-	sh->appq_wake[slot] = sh->accept_wake[slot] = NULL;
+	sh->wake[slot] = NULL;
+	sh->wake_arg[slot] = NULL;
 	pthread_mutex_unlock(&sh->lock);
 }
 

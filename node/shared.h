@@ -18,9 +18,10 @@
  * load is created (a table change) or by the health checker; per request
  * a worker only loads atomics (relaxed, or acquire for the address), and
  * writes only on a failure, the first success after failures, or while an
- * app is capped. evthread_use_pthreads() must have been called before any
- * event_base is made: other threads activate events of a proxy's base
- * (event_active) to wake it.
+ * app is capped. evthread_use_pthreads() must have been called before the
+ * control loop is made: workers activate its lookup event. A worker's own
+ * loop needs no locks: other threads wake it through the function it
+ * attached with (proxy_shared_attach), which writes to its eventfd.
  *
  * Who may call what:
  *   any thread:     shared_instance_get/ref/unref and every shared_instance_*
@@ -103,12 +104,17 @@ struct evdns_base *proxy_shared_dns(struct proxy_shared *sh);
 /* The per-client-address table (thread-safe, see limits.h). */
 struct limits *proxy_shared_limits(struct proxy_shared *sh);
 
-/* A proxy joins: `appq_wake` and `accept_wake` are events of its own base
- * (event_new(base, -1, 0, ...)), activated from any thread when an app
- * slot or a connection of the budget frees. Returns its slot, or -1 when
+/* What wakes a proxy's loop from another thread, with what happened:
+ * an app slot it waits for freed, or the connection budget dropped while
+ * its accepting paused. Called from any thread with the shared lock held:
+ * it must not block nor call into the shared state. */
+#define SHARED_WAKE_APPQ 1u
+#define SHARED_WAKE_ACCEPT 2u
+typedef void (*shared_wake_fn)(void *arg, unsigned what);
+
+/* A proxy joins with its wake function. Returns its slot, or -1 when
  * SHARED_MAX_PROXIES are attached. */
-int proxy_shared_attach(struct proxy_shared *sh, struct event *appq_wake,
-			struct event *accept_wake);
+int proxy_shared_attach(struct proxy_shared *sh, shared_wake_fn wake, void *arg);
 void proxy_shared_detach(struct proxy_shared *sh, int slot);
 
 /* ---- instances ----------------------------------------------------------- */
@@ -199,5 +205,13 @@ unsigned shared_conn_count(struct proxy_shared *sh);
  * pausing, the caller checks the count again (a close in between saw no
  * paused proxy). */
 void shared_conn_paused(struct proxy_shared *sh, int slot, bool paused);
+/* The budget just ran out on proxy `self`: every other proxy is woken to
+ * pause its own accepting too, so that connections past the cap wait in
+ * the kernel's backlog rather than being accepted by a worker that has
+ * not noticed yet. */
+void shared_conn_full(struct proxy_shared *sh, int self);
+/* True for the first caller of any worker after `every_ms` since the last
+ * true: one warning per period for the process (out of descriptors). */
+bool shared_accept_warn_due(struct proxy_shared *sh, uint64_t now_ms, unsigned every_ms);
 
 #endif

@@ -206,20 +206,25 @@ struct proxy {
 	unsigned short tls_port;   /* first TLS listener, for redirect_https */
 	struct event *accept_timer;
 	bool accept_paused;
-	uint64_t accept_warned_ms;     /* last "out of descriptors" warning */
+	/* Accepted on this worker in the instant between another worker
+	 * spending the budget and this one pausing: held, unread, until the
+	 * budget has room (proxy-listen.c). */
+	struct deferred_conn *deferred;
+	size_t n_deferred;
 	unsigned accept_unwarned;      /* such errors since, not logged */
 	bool stopping;             /* listeners closed (drain) or freeing */
 	bool draining;             /* SIGTERM: every response closes its connection */
 
 	struct route_table *table;
 	struct backend_map map;
-	/* The process's shared state (node/shared.h), and this proxy's slot
-	 * there with the events other threads activate to wake it. */
+	/* The process's shared state (node/shared.h), this proxy's slot
+	 * there, and how other threads wake its loop (proxy_wake). */
 	struct proxy_shared *shared;
 	bool shared_owned;         /* a proxy alone: made with it */
 	int shared_slot;
-	struct event *appq_wake;   /* an app slot freed on another worker */
-	struct event *accept_wake; /* the connection budget dropped */
+	int wake_fd;               /* an eventfd */
+	struct event *wake_ev;
+	_Atomic unsigned wake_bits; /* SHARED_WAKE_*: why it was woken */
 
 	TAILQ_HEAD(, client) clients;
 	size_t n_clients;

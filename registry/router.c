@@ -32,6 +32,7 @@ struct zkr_router {
 	struct zkr_ticketkeys *tk;     /* NULL without TLS listeners */
 	zkr_router_table_cb on_table;
 	void *arg;
+	bool report_when_serving;
 };
 
 static void router_on_table(struct route_table *t, void *arg)
@@ -39,7 +40,7 @@ static void router_on_table(struct route_table *t, void *arg)
 	struct zkr_router *r = arg;
 	/* Membership first: the record reflects the table being served, and
 	 * a slow consumer callback does not delay it. */
-	if (r->m != NULL)
+	if (r->m != NULL && !r->report_when_serving)
 		zkr_membership_update(r->m, t);
 	if (r->on_table != NULL)
 		r->on_table(t, r->arg);
@@ -55,6 +56,7 @@ struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_rout
 	}
 	r->on_table = on_table;
 	r->arg = arg;
+	r->report_when_serving = opts->report_when_serving;
 
 	struct zkr_session_opts so = {
 		.connect = opts->connect,
@@ -108,6 +110,12 @@ failed:
 void zkr_router_leave(struct zkr_router *r)
 {
 	zkr_membership_leave(r->m);
+}
+
+void zkr_router_serving(struct zkr_router *r, const struct route_table *t)
+{
+	if (r->m != NULL)
+		zkr_membership_update(r->m, t);
 }
 
 void zkr_router_free(struct zkr_router *r)

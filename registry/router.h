@@ -45,6 +45,10 @@ struct zkr_router_opts {
 	zkr_ticketkeys_cb on_ticket_keys;
 	void *ticket_keys_arg;
 	unsigned ticket_rotate_s;
+	/* false: /routers/<node-id> reports each table as it is read. true:
+	 * only once the caller says it serves it (zkr_router_serving), e.g.
+	 * after every worker thread swapped it in. */
+	bool report_when_serving;
 };
 
 struct zkr_router;
@@ -56,6 +60,10 @@ struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_rout
 
 /* Removes /routers/<node-id> now (start of a drain); the session stays. */
 void zkr_router_leave(struct zkr_router *r);
+
+/* With report_when_serving: `t` (one that on_table got) is in service;
+ * /routers/<node-id> now reports its generation and digest. */
+void zkr_router_serving(struct zkr_router *r, const struct route_table *t);
 
 /* Closes the session (which also removes the node) and frees everything. */
 void zkr_router_free(struct zkr_router *r);

@@ -77,7 +77,7 @@ r_pid() { eval "echo \$R_PID_$1"; }
 router_start() {
 	local i=$1
 	shift
-	spawn "r$i" "$ZKROUTERD" --zk "$ZK" --node-id "r$i" \
+	spawn "r$i" "$ZKROUTERD" "$WORKERS_ARG" --zk "$ZK" --node-id "r$i" \
 		--listen "127.0.0.1:$(r_port "$i")" --admin "127.0.0.1:$(r_admin "$i")" \
 		--zk-session-timeout-ms "$ROUTER_SESSION_MS" --drain-timeout-ms 2000 --state-dir "$T/state" "$@"
 	eval "R_PID_$i=\$SPAWNED_PID"

@@ -98,7 +98,7 @@ proxy_setup() {
 	ADMIN_PORT=$(echo "$ports" | sed -n 2p)
 	PROXY=127.0.0.1:$PROXY_PORT
 	ADMIN=127.0.0.1:$ADMIN_PORT
-	spawn zkrouterd "$ZKROUTERD" --zk "$ZK/zkrouter" --listen "$PROXY" --admin "$ADMIN" \
+	spawn zkrouterd "$ZKROUTERD" "$WORKERS_ARG" --zk "$ZK/zkrouter" --listen "$PROXY" --admin "$ADMIN" \
 		--node-id "test-$$" --zk-session-timeout-ms 10000 --access-log "$T/access.log" \
 		--state-dir "$T/state" "$@"
 	ROUTER_PID=$SPAWNED_PID

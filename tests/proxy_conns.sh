@@ -39,7 +39,7 @@ close_conns() {
 
 # backlog: connections the kernel completed on the proxy's port that the
 # router has not accepted (a listening socket's Recv-Q).
-backlog() { ss -Hltn "sport = :$PROXY_PORT" | awk '{ print $2 }'; }
+backlog() { ss -Hltn "sport = :$PROXY_PORT" | awk '{ n += $2 } END { print n + 0 }'; }
 backlog_is() { [ "$(backlog)" = "$1" ]; }
 client_conns() { curl -s --max-time 5 "http://$ADMIN/metrics" | awk '$1 == "zkrouter_client_connections" { print $2 }'; }
 
@@ -87,7 +87,7 @@ log "a router with 64 descriptors and 120 connections: no spin, then recovery"
 stop_pid "$ROUTER_PID"
 PROXY_PORT=$(free_port)
 PROXY=127.0.0.1:$PROXY_PORT
-spawn zkrouterd-lowfd bash -c 'ulimit -n 64 && exec "$@"' zkrouterd "$ZKROUTERD" --zk "$ZK/zkrouter" \
+spawn zkrouterd-lowfd bash -c 'ulimit -n 64 && exec "$@"' zkrouterd "$ZKROUTERD" "$WORKERS_ARG" --zk "$ZK/zkrouter" \
 	--listen "$PROXY" --admin off --node-id "lowfd-$$" --state-dir "$T/state" --head-timeout-ms 60000 \
 	--client-idle-timeout-ms 60000 --max-client-connections 1000 --log-level debug
 LOWFD_PID=$SPAWNED_PID

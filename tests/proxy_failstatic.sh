@@ -31,7 +31,7 @@ N=0
 # state dir, logging to a new file ($ROUTER_LOG).
 start_router() {
 	N=$((N + 1))
-	spawn "zkrouterd-$N" "$ZKROUTERD" --zk "$ZK/zkrouter" --listen "$PROXY" --admin "$ADMIN" \
+	spawn "zkrouterd-$N" "$ZKROUTERD" "$WORKERS_ARG" --zk "$ZK/zkrouter" --listen "$PROXY" --admin "$ADMIN" \
 		--node-id "$NODE" --zk-session-timeout-ms 10000 --access-log "$T/access.log" \
 		--state-dir "$STATE" "$@"
 	ROUTER_PID=$SPAWNED_PID
@@ -126,7 +126,7 @@ stop_pid "$ROUTER_PID"
 log "a state-dir that was set but cannot be used stops the start"
 port=$(free_port)
 rc=0
-timeout 20 "$ZKROUTERD" --zk 127.0.0.1:1 --listen "127.0.0.1:$port" --admin off --node-id bad \
+timeout 20 "$ZKROUTERD" "$WORKERS_ARG" --zk 127.0.0.1:1 --listen "127.0.0.1:$port" --admin off --node-id bad \
 	--state-dir /proc/no-such-dir/state >"$T/bad.out" 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "unusable --state-dir: exit $rc, want 1: $(cat "$T/bad.out")"
 grep -q 'state-dir: cannot create /proc/no-such-dir/state' "$T/bad.out" ||
@@ -140,7 +140,7 @@ if ! command -v setpriv >/dev/null ||
 else
 	log "the default state-dir, not writable: a warning, and the router runs"
 	ports=$(free_port 2)
-	spawn nobody setpriv --reuid=nobody --regid=nogroup --clear-groups "$ZKROUTERD" --zk 127.0.0.1:1 \
+	spawn nobody setpriv --reuid=nobody --regid=nogroup --clear-groups "$ZKROUTERD" "$WORKERS_ARG" --zk 127.0.0.1:1 \
 		--listen "127.0.0.1:$(echo "$ports" | sed -n 1p)" --admin "127.0.0.1:$(echo "$ports" | sed -n 2p)" \
 		--node-id nobody-$$
 	wait_for 10 grep -q 'state-dir: .*/var/lib/zkrouter.*running without a state file' "$T/nobody.log" ||

@@ -23,6 +23,10 @@
 # relayed before still reaches the client, then the connection closes.
 . "$(dirname "$0")/lib/harness.sh"
 . "$(dirname "$0")/proxy_common.sh"
+# Idle backend connections are pooled per worker: the reuse this test
+# asserts across client connections holds within one worker, so its router
+# runs one.
+WORKERS_ARG=--workers=1
 
 proxy_setup --response-timeout-ms 1000 --connect-timeout-ms 500 --retries 3
 DEAD_PORT=$(free_port)

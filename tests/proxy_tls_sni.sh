@@ -226,7 +226,7 @@ ports=$(free_port 2) || hard_error "no free ports"
 P2=$(echo "$ports" | sed -n 1p)
 TLS2=$(echo "$ports" | sed -n 2p)
 printf 'tls-min-version = 1.3\ntls-strict-sni = yes\n' >"$T/strict.conf"
-spawn strict "$ZKROUTERD" --config "$T/strict.conf" --zk 127.0.0.1:1 --node-id strict --admin off \
+spawn strict "$ZKROUTERD" "$WORKERS_ARG" --config "$T/strict.conf" --zk 127.0.0.1:1 --node-id strict --admin off \
 	--state-dir off --listen "127.0.0.1:$P2" --tls-listen "127.0.0.1:$TLS2" \
 	--tls-cert "$T/def.pem" --tls-key "$T/def-key.pem" --tls-cert "$T/ec.pem" --tls-key "$T/ec-key.pem"
 STRICT_PID=$SPAWNED_PID

@@ -17,7 +17,7 @@ ports=$(free_port 2) || hard_error "no free ports"
 PROXY=127.0.0.1:$(echo "$ports" | sed -n 1p)
 ADMIN=127.0.0.1:$(echo "$ports" | sed -n 2p)
 NODE=admin-$$
-spawn zkrouterd "$ZKROUTERD" --zk "$ZK/zkrouter" --listen "$PROXY" --admin "$ADMIN" \
+spawn zkrouterd "$ZKROUTERD" "$WORKERS_ARG" --zk "$ZK/zkrouter" --listen "$PROXY" --admin "$ADMIN" \
 	--node-id "$NODE" --zk-session-timeout-ms 6000 --access-log "$T/access.log" --state-dir "$T/state"
 ROUTER_PID=$SPAWNED_PID
 

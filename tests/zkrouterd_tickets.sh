@@ -52,7 +52,7 @@ start_router() {
 	ports=$(free_port 3) || hard_error "no free ports"
 	set -- $ports "$@"
 	: >>"$T/$name.conf"
-	spawn "$name" "$ZKROUTERD" --zk "$ZK/zkrouter" --node-id "$name" ${ROUTER_AUTH-"--auth=$AUTH"} \
+	spawn "$name" "$ZKROUTERD" "$WORKERS_ARG" --zk "$ZK/zkrouter" --node-id "$name" ${ROUTER_AUTH-"--auth=$AUTH"} \
 		--config "$T/$name.conf" --listen "127.0.0.1:$1" --tls-listen "127.0.0.1:$2" \
 		--admin "127.0.0.1:$3" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
 		--state-dir off --zk-session-timeout-ms 10000 "${@:4}"

@@ -32,7 +32,7 @@ expect_start() {
 	shift 2
 	local ports
 	ports=$(free_port 2) || hard_error "no free ports"
-	timeout 10 "$ZKROUTERD" --zk 127.0.0.1:1 --node-id t --admin off \
+	timeout 10 "$ZKROUTERD" "$WORKERS_ARG" --zk 127.0.0.1:1 --node-id t --admin off \
 		--listen "127.0.0.1:$(echo "$ports" | sed -n 1p)" \
 		--tls-listen "127.0.0.1:$(echo "$ports" | sed -n 2p)" "$@" >"$T/out" 2>"$T/err" || rc=$?
 	[ "$rc" = "$want" ] || fail "zkrouterd $* exited $rc, want $want; stderr: $(cat "$T/err")"
@@ -42,7 +42,7 @@ expect_start() {
 log "a TLS listener without certificate files serves ZooKeeper's only: no default, unknown names refused"
 ports=$(free_port 2) || hard_error "no free ports"
 NOFILE_TLS=$(echo "$ports" | sed -n 2p)
-spawn nofile "$ZKROUTERD" --zk 127.0.0.1:1 --node-id nofile --admin off \
+spawn nofile "$ZKROUTERD" "$WORKERS_ARG" --zk 127.0.0.1:1 --node-id nofile --admin off \
 	--listen "127.0.0.1:$(echo "$ports" | sed -n 1p)" --tls-listen "127.0.0.1:$NOFILE_TLS"
 nofile_pid=$SPAWNED_PID
 wait_for 10 grep -q "listening on 127.0.0.1:$NOFILE_TLS (TLS)" "$T/nofile.log" ||

@@ -9,6 +9,11 @@
 : "${top_srcdir:=$top_builddir}"
 export top_builddir top_srcdir
 
+# Every zkrouterd a test starts runs this many worker threads, so that
+# races between them show up in make check; ZKR_TEST_WORKERS overrides
+# (tests/proxy_http_1worker.sh runs one test with a single worker).
+WORKERS_ARG="--workers=${ZKR_TEST_WORKERS:-2}"
+
 T=$(mktemp -d "${TMPDIR:-/tmp}/zkrtest.XXXXXX") || exit 99
 HARNESS_PIDS=""
 HARNESS_FAILED=0

@@ -1,0 +1,70 @@
+/*
+ * What admin.c shares with admin-gather.c: the runtime state and counters
+ * of the workers, gathered on each worker's loop (workers_call) for one
+ * /routes or /metrics answer, and summed once every worker answered.
+ */
+#ifndef ZKR_ADMIN_INT_H
+#define ZKR_ADMIN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "node/accesslog.h"
+#include "node/limits.h"
+#include "node/proxy.h"
+#include "registry/table.h"
+
+struct admin;
+struct workers;
+
+/* One worker's view, filled on its own thread. */
+struct worker_snap {
+	size_t clients, active;
+	struct accesslog_counters req;
+	struct limits_stats lim;
+	size_t app_queued;
+	uint64_t app_overloaded;
+	struct proxy_pp_counters pp;
+	struct proxy_tls_counters tls;
+};
+
+/* A /routes or /metrics answer on its way: each worker fills its slot,
+ * then the answer is rendered from their sum. */
+struct gather {
+	struct admin *a;
+	struct evhttp_request *req;    /* NULL once its connection closed */
+	struct evhttp_connection *evcon;
+	void (*render)(struct gather *g);
+	struct route_table *t;         /* a reference */
+	size_t n_inst;                 /* instances of t, in its order */
+	unsigned n;                    /* workers */
+	struct worker_snap *snap;      /* [n] */
+	struct backend_info *inst;     /* [n][n_inst] */
+	bool *inst_known;              /* [n][n_inst]: the worker has a backend */
+	unsigned *in_flight, *queued;  /* [n][n_apps] */
+	bool *app_known;               /* [n][n_apps] */
+	struct worker_snap sum;
+};
+
+/* Gathers from every worker of ws for an answer about `table`, then
+ * calls render (on this loop), unless the client went away meanwhile. */
+void admin_gather_start(struct admin *a, struct workers *ws, struct route_table *table,
+			struct evhttp_request *req, void (*render)(struct gather *g));
+
+/* Instance k of g->t (in table order) summed over the workers: ejected or
+ * down on one is ejected or down; outstanding requests and idle
+ * connections add up. `known`: some worker has a backend for it. */
+void admin_instance_info(const struct gather *g, size_t k, struct backend_info *out, bool *known);
+
+/* App a of g->t: requests in flight and queued, summed; false when no
+ * worker has its state. */
+bool admin_app_info(const struct gather *g, size_t a, unsigned *in_flight, unsigned *queued);
+
+/* The per-worker series of /metrics. */
+void admin_worker_metrics(const struct gather *g, struct evbuffer *b);
+
+#endif
