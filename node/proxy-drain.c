@@ -69,6 +69,8 @@ size_t proxy_drain_tick(struct proxy *p)
 		grace = p->cfg.head_timeout_ms;
 	/* Connections still reading a PROXY header: a client soon. */
 	n += pp_conn_drain(p, now, grace);
+	/* Connections accepted past the budget: clients once it has room. */
+	n += proxy_deferred_drain(p);
 	for (c = TAILQ_FIRST(&p->clients); c; c = next) {
 		next = TAILQ_NEXT(c, link);
 		if (between_requests(c, now)) {

@@ -117,12 +117,20 @@ static bool deferred_add(struct proxy *p, struct listener *li, evutil_socket_t f
 		return false;
 	if (p->n_deferred >= DEFERRED_MAX || salen < 0 || (size_t)salen > sizeof(d->sa))
 		return false;
+	log_debug("port %u: a connection accepted past max-client-connections waits for room",
+		  (unsigned)li->port);
 	d = &p->deferred[p->n_deferred++];
 	d->fd = fd;
 	d->li = li;
 	memcpy(&d->sa, sa, (size_t)salen);
 	d->salen = salen;
 	return true;
+}
+
+size_t proxy_deferred_drain(struct proxy *p)
+{
+	deferred_start(p);
+	return p->n_deferred;
 }
 
 /* Woken by the shared budget (SHARED_WAKE_ACCEPT) or after a close here:

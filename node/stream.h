@@ -329,6 +329,9 @@ void request_pool_trim(struct proxy *p, size_t n);
 /* After a connection closed or the cap rose: accepting resumes if it
  * paused at max_client_connections and is below it now. */
 void proxy_accept_recheck(struct proxy *p);
+/* A drain tick: starts the connections held for the budget if it has room
+ * and returns how many still wait (the drain waits for them too). */
+size_t proxy_deferred_drain(struct proxy *p);
 /* The accept retry timer, made with the proxy. */
 bool proxy_accept_init(struct proxy *p);
 /* Closes every listener and frees the accept retry timer (proxy_free). */
