@@ -486,6 +486,12 @@ static bool start(struct daemon *d)
 			return false;
 		}
 	}
+	if (c->n_tls_listen > 0 && c->n_tls_cert == 0 && c->tls_cert_dir == NULL)
+		log_warn("tls-listen without tls-cert or tls-cert-dir: only certificates from ZooKeeper "
+			 "(/certs) are served, and a client whose name none of them holds, or that sends "
+			 "no name, gets an unrecognized_name alert");
+	if (c->n_tls_listen == 0 && (c->n_tls_cert > 0 || c->tls_cert_dir != NULL))
+		log_warn("tls-cert or tls-cert-dir is set but no tls-listen: serving plain HTTP only");
 	/* The workers, each with its proxy and listeners (a port in use
 	 * stops the start with the address named). */
 	if ((d->ws = workers_new(d->base, workers_parse(c->workers), c, d->shared, d->tls, why,
@@ -493,12 +499,6 @@ static bool start(struct daemon *d)
 		log_error("%s", why);
 		return false;
 	}
-	if (c->n_tls_listen > 0 && c->n_tls_cert == 0 && c->tls_cert_dir == NULL)
-		log_warn("tls-listen without tls-cert or tls-cert-dir: only certificates from ZooKeeper "
-			 "(/certs) are served, and a client whose name none of them holds, or that sends "
-			 "no name, gets an unrecognized_name alert");
-	if (c->n_tls_listen == 0 && (c->n_tls_cert > 0 || c->tls_cert_dir != NULL))
-		log_warn("tls-cert or tls-cert-dir is set but no tls-listen: serving plain HTTP only");
 	if (c->admin != NULL &&
 	    (d->admin = admin_new(d->base, c->admin, d->ws, c->node_id, why, sizeof(why))) == NULL) {
 		log_error("%s", why);
