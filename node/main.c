@@ -629,9 +629,6 @@ int main(int argc, char **argv)
 	zkr_log_init("zkrouterd", lvl, d.cfg.syslog);
 	/* A client or backend that goes away mid-write must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
-	/* Jitter (the ticket-key rotation of registry/ticketkeys.c, on this
-	 * thread only) must differ between routers started together. */
-	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
 
 	d.exit_code = 1;
 	if (start(&d)) {

@@ -27,24 +27,17 @@
 #include "node/limits.h"
 #include "node/shared-int.h"
 #include "node/shared.h"
+#include "registry/hash.h"
 #include "registry/log.h"
 
-static uint64_t hash_add(uint64_t h, const char *s)
-{
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	h ^= 0xff;   /* a separator: ("ab","c") differs from ("a","bc") */
-	return h * 1099511628211ull;
-}
-
+/* The map's index of an instance (names from the table, not from clients). */
 static uint64_t inst_hash(const char *domain, const char *id, const char *host, uint16_t port)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = hash_mix64(hash_fnv1a_str(domain));
 
-	h = hash_add(hash_add(hash_add(h, domain), id), host);
-	return (h ^ port) * 1099511628211ull;
+	h = hash_mix64(h ^ hash_fnv1a_str(id));
+	h = hash_mix64(h ^ hash_fnv1a_str(host));
+	return hash_mix64(h ^ port);
 }
 
 /* Wakes the proxies whose bits are set in `mask` (but `skip`) with `what`. */
@@ -346,7 +339,7 @@ struct shared_app *shared_app_get(struct proxy_shared *sh, const char *domain)
 
 	if (sh == NULL)
 		return app_new(domain);
-	h = hash_add(1469598103934665603ull, domain);
+	h = hash_mix64(hash_fnv1a_str(domain));
 	pthread_mutex_lock(&sh->lock);
 	for (sa = sh->app_cap ? sh->apps[h & (sh->app_cap - 1)] : NULL; sa != NULL; sa = sa->next)
 		if (sa->hash == h && strcmp(sa->domain, domain) == 0)

@@ -30,6 +30,7 @@
 
 #include "registry/ctl_acl.h"
 #include "registry/log.h"
+#include "registry/prng.h"
 #include "registry/record.h"
 #include "registry/ticketkeys.h"
 
@@ -65,6 +66,7 @@ struct zkr_ticketkeys {
 	struct ACL acl_entry;
 	char acl_id[CTL_DIGEST_ID_MAX];
 	unsigned rotate_s;
+	uint64_t rng;              /* rotation jitter (registry/prng.h) */
 	zkr_ticketkeys_cb on_keys;
 	void *arg;
 
@@ -494,7 +496,7 @@ static void tk_arm_due(struct zkr_ticketkeys *k)
 	/* Routers that read the same version would all try at the same
 	 * millisecond; a little jitter lets one win before the others ask. */
 	if (jitter_max > 0)
-		wait += (uint64_t)random() % (jitter_max + 1);
+		wait += prng_next(&k->rng) % (jitter_max + 1);
 	tv.tv_sec = (time_t)(wait / 1000);
 	tv.tv_usec = (suseconds_t)(wait % 1000) * 1000;
 	evtimer_add(k->due_ev, &tv);
@@ -637,6 +639,7 @@ struct zkr_ticketkeys *zkr_ticketkeys_new(struct event_base *base, struct zkr_se
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		goto oom;
 	k->id = next_tk_id++;
+	prng_seed(&k->rng, k->id);
 	k->s = s;
 	k->rotate_s = opts->rotate_s;
 	k->on_keys = opts->on_keys;

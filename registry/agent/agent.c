@@ -27,6 +27,7 @@
 
 #include "registry/agent/agent.h"
 #include "registry/log.h"
+#include "registry/prng.h"
 #include "registry/record.h"
 #include "registry/session.h"
 
@@ -61,7 +62,7 @@ struct zkr_agent {
 	struct event *timer;       /* retries and re-checks */
 	struct event *recycle;     /* closes and reopens the session, from the loop */
 	void (*timer_fn)(struct zkr_agent *a);
-	uint64_t rng;              /* xorshift state for jitter */
+	uint64_t rng;              /* jitter (registry/prng.h) */
 	char error[512];
 };
 
@@ -166,10 +167,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void schedule(struct zkr_agent *a, int ms, void (*fn)(struct zkr_agent *))
 {
 	/* A little jitter, so agents restarted together do not retry in step. */
-	a->rng ^= a->rng << 13;
-	a->rng ^= a->rng >> 7;
-	a->rng ^= a->rng << 17;
-	ms += (int)(a->rng % (uint64_t)(ms / 4 + 1));
+	ms += (int)(prng_next(&a->rng) % (uint64_t)(ms / 4 + 1));
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	a->timer_fn = fn;
 	evtimer_add(a->timer, &tv);
@@ -677,9 +675,7 @@ struct zkr_agent *zkr_agent_new(struct event_base *base, const struct zkr_agent_
 	bool ok = true;
 	a->base = base;
 	/* Seeded per process and agent, so agents restarted together spread out. */
-	a->rng = now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)a;
-	if (a->rng == 0)
-		a->rng = 0x9e3779b97f4a7c15ULL;
+	prng_seed(&a->rng, (uint64_t)(uintptr_t)a);
 	a->cb = cb;
 	a->cb_arg = arg;
 	a->state = ZKR_AGENT_STOPPED;
