@@ -49,6 +49,7 @@ struct worker {
 	unsigned index;
 	pthread_t thread;
 	bool started;
+	bool leaving;              /* asked to leave its loop (its thread only) */
 	struct event_base *base;
 	struct proxy *proxy;
 	struct accesslog *log;
@@ -139,6 +140,7 @@ static void worker_cb(evutil_socket_t fd, short what, void *arg)
 		struct wmsg *next = m->next;
 		struct wcall *c = m->call;
 		if (c == NULL) {
+			w->leaving = true;
 			event_base_loopexit(w->base, NULL);
 		} else {
 			c->fn(w, c->arg);
@@ -153,8 +155,16 @@ static void worker_cb(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	if (event_base_dispatch(w->base) < 0)
-		log_error("worker %u: event loop failed", w->index);
+	int rc = event_base_dispatch(w->base);
+
+	/* A worker whose loop ends unasked leaves its listening sockets
+	 * taking connections nobody serves: stop the process loudly rather
+	 * than let clients hang. */
+	if (rc < 0 || !w->leaving) {
+		log_error("worker %u: its event loop ended unasked (%s); exiting", w->index,
+			  rc < 0 ? "failed" : "no events left");
+		abort();
+	}
 	/* What is buffered goes out before the thread ends. */
 	accesslog_flush(w->log);
 	return NULL;
