@@ -140,9 +140,10 @@ if ! command -v setpriv >/dev/null ||
 else
 	log "the default state-dir, not writable: a warning, and the router runs"
 	ports=$(free_port 2)
-	# nobody cannot write sanitizer reports into $T (0700): in a sanitizer
-	# build this router's go to its own log, which a failure prints.
-	san_stderr() { echo "${1//log_path=$T\/sanitizer/log_path=stderr}"; }
+	# nobody cannot write sanitizer reports into $T (0700) nor, maybe, read
+	# a suppressions file in the source tree: in a sanitizer build this
+	# router's reports go to its own log, which a failure prints.
+	san_stderr() { echo "${1//log_path=$T\/sanitizer/log_path=stderr}" | sed 's/suppressions=[^:]*:\{0,1\}//'; }
 	spawn nobody env "ASAN_OPTIONS=$(san_stderr "${ASAN_OPTIONS:-}")" \
 		"UBSAN_OPTIONS=$(san_stderr "${UBSAN_OPTIONS:-}")" "TSAN_OPTIONS=$(san_stderr "${TSAN_OPTIONS:-}")" \
 		setpriv --reuid=nobody --regid=nogroup --clear-groups "$ZKROUTERD" "$WORKERS_ARG" --zk 127.0.0.1:1 \
