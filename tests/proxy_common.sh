@@ -134,3 +134,25 @@ fi
 
 # Established TCP connections towards 127.0.0.1:PORT.
 conns_to() { ss -Htn state established "( dport = :$1 )" 2>/dev/null | wc -l; }
+
+# open_conns N: opens N connections to the proxy from this shell; their
+# descriptors go to FDS.
+FDS=()
+open_conns() {
+	local i fd
+	for i in $(seq 1 "$1"); do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$PROXY_PORT" || fail "connect $i failed"
+		FDS+=("$fd")
+	done
+}
+close_conns() {
+	local fd
+	for fd in "${FDS[@]}"; do exec {fd}>&- 2>/dev/null; done
+	FDS=()
+}
+
+# backlog: connections the kernel completed on the proxy's port that the
+# router has not accepted (the Recv-Q of its listening sockets, one per
+# worker).
+backlog() { ss -Hltn "sport = :$PROXY_PORT" | awk '{ n += $2 } END { print n + 0 }'; }
+backlog_is() { [ "$(backlog)" = "$1" ]; }

@@ -21,26 +21,6 @@ busy_check() {
 	[ $((t1 - t0)) -lt $((HZ / 2)) ] || fail "$2: the router spins ($((t1 - t0)) ticks in 2 s)"
 }
 
-# open_conns N: opens N connections to the proxy from this shell; their
-# descriptors go to FDS.
-FDS=()
-open_conns() {
-	local i fd
-	for i in $(seq 1 "$1"); do
-		exec {fd}<>"/dev/tcp/127.0.0.1/$PROXY_PORT" || fail "connect $i failed"
-		FDS+=("$fd")
-	done
-}
-close_conns() {
-	local fd
-	for fd in "${FDS[@]}"; do exec {fd}>&- 2>/dev/null; done
-	FDS=()
-}
-
-# backlog: connections the kernel completed on the proxy's port that the
-# router has not accepted (a listening socket's Recv-Q).
-backlog() { ss -Hltn "sport = :$PROXY_PORT" | awk '{ n += $2 } END { print n + 0 }'; }
-backlog_is() { [ "$(backlog)" = "$1" ]; }
 client_conns() { curl -s --max-time 5 "http://$ADMIN/metrics" | awk '$1 == "zkrouter_client_connections" { print $2 }'; }
 
 # ask FD: sends a request on FD and prints the status line (empty on timeout).

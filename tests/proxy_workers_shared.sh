@@ -40,14 +40,6 @@ retried=$(metric zkrouter_retried_requests_total)
 routes | grep -q '"ejected":true' || fail "/routes does not show the instance ejected: $(routes)"
 
 log "max-client-connections 8 across both workers"
-FDS=()
-open_conns() {
-	local i fd
-	for i in $(seq 1 "$1"); do
-		exec {fd}<>"/dev/tcp/127.0.0.1/$PROXY_PORT" || fail "connect $i failed"
-		FDS+=("$fd")
-	done
-}
 # ask FD: a request on FD; prints the status line (empty on timeout).
 ask() {
 	local line=""
@@ -71,7 +63,7 @@ for fd in "${extra[@]}"; do
 done
 # Nothing past the cap is accepted: the gauge stays at 8 while the four
 # wait. (The gauge moving past 8 is what a per-worker cap would show.)
-wait_for 10 sh -c "[ \"\$(ss -Hltn 'sport = :$PROXY_PORT' | awk '{ n += \$2 } END { print n + 0 }')\" = 4 ]" ||
+wait_for 10 backlog_is 4 ||
 	fail "the four past the cap are not all in the backlog: $(ss -Hltn "sport = :$PROXY_PORT")"
 [ "$(metric zkrouter_client_connections)" = 8 ] || fail "past the cap: $(metric zkrouter_client_connections) connections held"
 log "close the first four: the four waiting are served, whichever worker they reach"
