@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "registry/ctl/ctl.h"
+#include "registry/ctl/ctl_dns.h"
 
 #define PATH_LEN 400
 
@@ -23,13 +24,15 @@ struct router_entry {
 	char why[RECORD_WHY_MAX];
 };
 
-/* Reads every /routers child; returns an exit code, fills *out / *n. */
-static int read_routers(struct ctl *c, struct router_entry **out, int *n)
+/* Reads every /routers child; returns an exit code, fills *out / *n.
+ * With a watcher, each read also leaves a watch (`dns --watch`). */
+static int read_routers_w(struct ctl *c, watcher_fn w, void *ctx, struct router_entry **out, int *n)
 {
 	struct String_vector kids;
 	*out = NULL;
 	*n = 0;
-	int rc = ctl_zk_children(&c->conn, "/routers", &kids);
+	int rc = w != NULL ? ctl_zk_wchildren(&c->conn, "/routers", w, ctx, &kids)
+			   : ctl_zk_children(&c->conn, "/routers", &kids);
 	if (rc == ZNONODE) {
 		ctl_err("/routers does not exist: run `zkrouterctl init` first");
 		return CTL_EXIT_FAIL;
@@ -48,7 +51,8 @@ static int read_routers(struct ctl *c, struct router_entry **out, int *n)
 		char *data = NULL;
 		int len = 0;
 		snprintf(path, sizeof(path), "/routers/%s", kids.data[i]);
-		rc = ctl_zk_get(&c->conn, path, &data, &len, NULL);
+		rc = w != NULL ? ctl_zk_wget(&c->conn, path, w, ctx, &data, &len, NULL)
+			       : ctl_zk_get(&c->conn, path, &data, &len, NULL);
 		if (rc == ZNONODE)
 			continue;  /* that router just left */
 		e[m].id = kids.data[i];
@@ -65,6 +69,11 @@ static int read_routers(struct ctl *c, struct router_entry **out, int *n)
 	*out = e;
 	*n = m;
 	return CTL_EXIT_OK;
+}
+
+static int read_routers(struct ctl *c, struct router_entry **out, int *n)
+{
+	return read_routers_w(c, NULL, NULL, out, n);
 }
 
 static void free_routers(struct router_entry *e, int n)
@@ -170,12 +179,6 @@ int ctl_cmd_routers(struct ctl *c, int argc, char **argv)
 
 /* ---- dns ----------------------------------------------------------------- */
 
-struct dns_rr {
-	int family;
-	char addr[INET6_ADDRSTRLEN];
-	unsigned char bin[16];
-};
-
 /* Splits "ip:port" or "[ipv6]:port" and parses the address. */
 static bool parse_listen(const char *s, struct dns_rr *rr)
 {
@@ -220,6 +223,16 @@ static int cmp_rr(const void *a, const void *b)
 	return memcmp(x->bin, y->bin, 16);
 }
 
+bool ctl_dns_same(const struct dns_rr *a, size_t na, const struct dns_rr *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (cmp_rr(&a[i], &b[i]) != 0)
+			return false;
+	return true;
+}
+
 /* Lower-cases name in place and strips one trailing dot; checks the labels. */
 static bool dns_name_ok(char *name, bool allow_wild)
 {
@@ -235,17 +248,102 @@ static bool dns_name_ok(char *name, bool allow_wild)
 	return record_valid_domain(name);
 }
 
+int ctl_dns_records(struct ctl *c, watcher_fn w, void *ctx, bool warn,
+		    struct dns_rr **out, size_t *out_n, int *out_live)
+{
+	struct router_entry *e;
+	int n, rc;
+	*out = NULL;
+	*out_n = 0;
+	*out_live = 0;
+	if ((rc = read_routers_w(c, w, ctx, &e, &n)) != CTL_EXIT_OK)
+		return rc;
+	size_t cap = 0, nrr = 0;
+	for (int i = 0; i < n; i++)
+		if (e[i].r != NULL)
+			cap += e[i].r->n_listen;
+	struct dns_rr *rrs = calloc(cap + 1, sizeof(*rrs));
+	if (rrs == NULL) {
+		free_routers(e, n);
+		ctl_err("out of memory");
+		return CTL_EXIT_FAIL;
+	}
+	int live = 0;
+	for (int i = 0; i < n; i++) {
+		if (e[i].r == NULL) {
+			if (warn)
+				ctl_err("warning: router %s skipped: %s", e[i].id, e[i].why);
+			continue;
+		}
+		live++;
+		for (size_t k = 0; k < e[i].r->n_listen; k++) {
+			struct dns_rr rr;
+			const char *l = e[i].r->listen[k];
+			/* "ADDR:PORT,proxy" waits for a load balancer's PROXY
+			 * header: a client sent there directly would fail. */
+			if (strchr(l, ',') != NULL) {
+				if (warn)
+					ctl_err("warning: router %s listens on %s for a load balancer, "
+						"not for clients; skipped", e[i].id, l);
+				continue;
+			}
+			if (!parse_listen(l, &rr)) {
+				if (warn)
+					ctl_err("warning: router %s: listen address \"%s\" is not ip:port; "
+						"skipped", e[i].id, l);
+				continue;
+			}
+			if (unspecified(&rr)) {
+				if (warn)
+					ctl_err("warning: router %s listens on %s (any address), which "
+						"cannot go into DNS; give it an advertised address", e[i].id, l);
+				continue;
+			}
+			bool dup = false;
+			for (size_t j = 0; j < nrr; j++)
+				if (cmp_rr(&rrs[j], &rr) == 0)
+					dup = true;
+			if (!dup)
+				rrs[nrr++] = rr;
+		}
+	}
+	qsort(rrs, nrr, sizeof(*rrs), cmp_rr);
+	free_routers(e, n);
+	*out = rrs;
+	*out_n = nrr;
+	*out_live = live;
+	return CTL_EXIT_OK;
+}
+
+/* A valid --server: an address or host name, nothing that could end a
+ * line of the update script. */
+static bool server_ok(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 253)
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != ':')
+			return false;
+	return true;
+}
+
 int ctl_cmd_dns(struct ctl *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "zone", required_argument, NULL, 'z' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "ttl", required_argument, NULL, 't' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "server", required_argument, NULL, 's' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "tsig-key-file", required_argument, NULL, 'k' },
+		{ "nsupdate", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char zone[300] = "", name[300] = "";
-	bool name_fqdn = false;
-	uint64_t ttl = 60;
+	bool name_fqdn = false, watch = false;
+	uint64_t ttl = 60, port = 53;
+	struct dns_watch_opts wo = { .nsupdate = "nsupdate" };
 	int ch;
 	optind = 0;
 	opterr = 0;
@@ -266,6 +364,18 @@ int ctl_cmd_dns(struct ctl *c, int argc, char **argv)
 			if (!ctl_parse_u64("--ttl", optarg, 0, 2147483647, &ttl))
 				return CTL_EXIT_USAGE;
 			break;
+		case 'w': watch = true; break;
+		case 's':
+			if (!server_ok(optarg))
+				return ctl_usage_err("dns: --server \"%s\" is not an address or host name", optarg);
+			wo.server = optarg;
+			break;
+		case 'p':
+			if (!ctl_parse_u64("--port", optarg, 1, 65535, &port))
+				return CTL_EXIT_USAGE;
+			break;
+		case 'k': wo.key_file = optarg; break;
+		case 'u': wo.nsupdate = optarg; break;
 		case ':':
 			return ctl_usage_err("dns: option %s needs a value", argv[optind - 1]);
 		default:
@@ -278,6 +388,10 @@ int ctl_cmd_dns(struct ctl *c, int argc, char **argv)
 		return ctl_usage_err("dns: --zone ZONE and --name NAME are required");
 	if (!dns_name_ok(zone, false))
 		return ctl_usage_err("dns: --zone \"%s\" is not a DNS name", zone);
+	if (watch && wo.server == NULL)
+		return ctl_usage_err("dns: --watch needs --server, the DNS server to update");
+	if (!watch && (wo.server != NULL || wo.key_file != NULL))
+		return ctl_usage_err("dns: --server and --tsig-key-file go with --watch");
 	/* NAME: "@" for the apex, a name relative to the zone, or an absolute
 	 * name ending in '.' that lies inside the zone. */
 	char owner[600];
@@ -298,56 +412,18 @@ int ctl_cmd_dns(struct ctl *c, int argc, char **argv)
 	}
 	if (!ctl_connect(c))
 		return CTL_EXIT_FAIL;
-	struct router_entry *e;
-	int n, rc;
-	if ((rc = read_routers(c, &e, &n)) != CTL_EXIT_OK)
+	if (watch) {
+		wo.zone = zone;
+		wo.owner = owner;
+		wo.ttl = ttl;
+		wo.port = (int)port;
+		return ctl_dns_watch(c, &wo);
+	}
+	struct dns_rr *rrs;
+	size_t nrr;
+	int live, rc;
+	if ((rc = ctl_dns_records(c, NULL, NULL, true, &rrs, &nrr, &live)) != CTL_EXIT_OK)
 		return rc;
-	size_t cap = 0, nrr = 0;
-	for (int i = 0; i < n; i++)
-		if (e[i].r != NULL)
-			cap += e[i].r->n_listen;
-	struct dns_rr *rrs = calloc(cap + 1, sizeof(*rrs));
-	if (rrs == NULL) {
-		free_routers(e, n);
-		ctl_err("out of memory");
-		return CTL_EXIT_FAIL;
-	}
-	int live = 0;
-	for (int i = 0; i < n; i++) {
-		if (e[i].r == NULL) {
-			ctl_err("warning: router %s skipped: %s", e[i].id, e[i].why);
-			continue;
-		}
-		live++;
-		for (size_t k = 0; k < e[i].r->n_listen; k++) {
-			struct dns_rr rr;
-			const char *l = e[i].r->listen[k];
-			/* "ADDR:PORT,proxy" waits for a load balancer's PROXY
-			 * header: a client sent there directly would fail. */
-			if (strchr(l, ',') != NULL) {
-				ctl_err("warning: router %s listens on %s for a load balancer, not for "
-					"clients; skipped", e[i].id, l);
-				continue;
-			}
-			if (!parse_listen(l, &rr)) {
-				ctl_err("warning: router %s: listen address \"%s\" is not ip:port; skipped",
-					e[i].id, l);
-				continue;
-			}
-			if (unspecified(&rr)) {
-				ctl_err("warning: router %s listens on %s (any address), which cannot go "
-					"into DNS; give it an advertised address", e[i].id, l);
-				continue;
-			}
-			bool dup = false;
-			for (size_t j = 0; j < nrr; j++)
-				if (cmp_rr(&rrs[j], &rr) == 0)
-					dup = true;
-			if (!dup)
-				rrs[nrr++] = rr;
-		}
-	}
-	qsort(rrs, nrr, sizeof(*rrs), cmp_rr);
 	char when[40];
 	ctl_format_time(ctl_now_ms(), when, sizeof(when));
 	if (c->json) {
@@ -366,7 +442,6 @@ int ctl_cmd_dns(struct ctl *c, int argc, char **argv)
 			       rrs[j].family == AF_INET ? "A" : "AAAA", rrs[j].addr);
 	}
 	free(rrs);
-	free_routers(e, n);
 	if (nrr == 0) {
 		ctl_err("no live router advertises a usable address: no records");
 		return CTL_EXIT_CHECK;
