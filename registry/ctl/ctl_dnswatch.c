@@ -13,7 +13,8 @@
  * sees the name empty. A burst of changes costs one read and one update.
  *
  * The update is sent by nsupdate (Debian's bind9-dnsutils; knsupdate from
- * knot-dnsutils reads the same script), run as a child with the script on
+ * knot-dnsutils reads the same script, and its own key-file format), run
+ * as a child with the script on
  * its standard input and the TSIG key named by -k, so the secret is never
  * on a command line. Why not speak the protocol here: TSIG (RFC 8945)
  * signing, time checks and the server's error answers are where a
