@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -235,7 +236,7 @@ int ctl_dns_watch(struct ctl *c, const struct dns_watch_opts *o)
 	signal(SIGPIPE, SIG_IGN);
 	note("dns: watching /routers for %s (zone %s., server %s port %d%s)", o->owner, o->zone,
 	     o->server, o->port, o->key_file ? ", TSIG" : ", no TSIG key");
-	bool connected = true, pending = false, warned_empty = false;
+	bool connected = true, pending = false, warned_empty = false, read_failed = false;
 	int retry_ms = RETRY_MIN_MS;
 	uint64_t retry_at = 0, changed_at = 0;
 	while (!w.stop) {
@@ -244,7 +245,8 @@ int ctl_dns_watch(struct ctl *c, const struct dns_watch_opts *o)
 			size_t n;
 			int live;
 			w.dirty = false;
-			if (ctl_dns_records(c, watcher, &w, false, &rrs, &n, &live) != CTL_EXIT_OK) {
+			read_failed = ctl_dns_records(c, watcher, &w, false, &rrs, &n, &live) != CTL_EXIT_OK;
+			if (read_failed) {
 				w.dirty = true;  /* retried after the pause below */
 			} else if (n == 0) {
 				free(rrs);
@@ -291,7 +293,8 @@ int ctl_dns_watch(struct ctl *c, const struct dns_watch_opts *o)
 				retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
 			}
 		}
-		int wait_ms = w.dirty ? 200 : 1000;
+		/* A read that failed (and said why) is retried once a second. */
+		int wait_ms = w.dirty && !read_failed ? 200 : 1000;
 		if (pending) {
 			uint64_t now = ctl_now_ms();
 			int left = retry_at > now ? (int)(retry_at - now) : 0;
