@@ -4,9 +4,12 @@
 # ZooKeeper and an app whose ACL admits only its owner's agents: the
 # operator's zkrouterctl and the owner's agent work with their files; a
 # file its group or others may read, a missing or malformed one, or auth
-# given twice are refused before anything reaches ZooKeeper.
+# given twice are refused before anything reaches ZooKeeper. The
+# identities zkrouterctl writes into ACLs (--owner, --router-auth) come
+# from files the same way.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib/harness.sh"
 . "$top_srcdir/tests/tools_common.sh"
+. "$top_srcdir/tests/certs_common.sh"
 
 tools_zk_start
 D=owned.localhost
@@ -74,4 +77,28 @@ refused "--auth and --auth-file both given" \
 	"$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port 9 --auth a:b --auth-file "$T/shop.auth"
 refused "ZKROUTER_AUTH and ZKROUTER_AUTH_FILE are both set" \
 	env ZKROUTER_AUTH=a:b ZKROUTER_AUTH_FILE="$T/op.auth" "$CTL" --zk "$ZK" apps
+log "zkrouterctl: --owner-file and --router-auth-file keep the app's identities off the command line"
+printf 'shop2:shop2-secret\n' >"$T/shop2.auth"
+printf 'router:rt-secret\n' >"$T/rt.auth"
+chmod 600 "$T/shop2.auth" "$T/rt.auth"
+ctl --auth-file "$T/op.auth" app add filed.localhost --owner-file "$T/shop2.auth" \
+	--router-auth-file "$T/rt.auth" >"$T/add2.out" 2>&1 || fail "app add with identity files: $(cat "$T/add2.out")"
+ctl --auth-file "$T/op.auth" app show filed.localhost >"$T/show2" || fail "app show filed.localhost"
+grep -q 'digest:shop2:.* cd$' "$T/show2" || fail "no owner ACL from --owner-file: $(cat "$T/show2")"
+# The same identity gives the same digest, whether from a file or not.
+want=$(grep -o 'digest:router:[^ ]*' "$T/show")
+[ -n "$want" ] && grep -qF "$want" "$T/show2" ||
+	fail "--router-auth-file gave another digest than --router-auth: $(cat "$T/show2")"
+mkcert c1 30 c1.localhost
+ctl --auth-file "$T/op.auth" cert add "$T/c1.pem" --key "$T/c1.key" --router-auth-file "$T/rt.auth" \
+	>"$T/cert.out" 2>&1 || fail "cert add --router-auth-file: $(cat "$T/cert.out")"
+ctl --auth-file "$T/op.auth" cert show c1.localhost | grep -qF "$want" ||
+	fail "the certificate's router ACL is not the file's identity"
+refused "--owner and --owner-file both given" ctl --auth-file "$T/op.auth" app add x.localhost \
+	--owner a:b --owner-file "$T/shop2.auth"
+: >"$T/empty"; chmod 600 "$T/empty"
+refused "--owner-file: $T/empty is empty" ctl --auth-file "$T/op.auth" app add x.localhost --owner-file "$T/empty"
+chmod 644 "$T/rt.auth"
+refused "--router-auth-file: $T/rt.auth: mode 0644 lets its group or others" \
+	ctl --auth-file "$T/op.auth" cert add "$T/c1.pem" --key "$T/c1.key" --router-auth-file "$T/rt.auth"
 exit 0

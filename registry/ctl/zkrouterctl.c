@@ -39,6 +39,8 @@ static const char usage_text[] =
 "  init                       create the chroot, /apps and /routers (idempotent);\n"
 "                             with --auth, only that identity may add apps\n"
 "  app add DOMAIN [CONFIG] [--owner USER:PASS] [--router-auth USER:PASS]\n"
+"                             (--owner-file FILE, --router-auth-file FILE: the same\n"
+"                             from files, off the command line)\n"
 "                             create /apps/DOMAIN (AppConfig) and its instances\n"
 "                             folder; with --owner only that identity's agents may\n"
 "                             register (needs --auth: the operator keeps all rights)\n"
@@ -58,6 +60,7 @@ static const char usage_text[] =
 "                             print A/AAAA records (zone-file syntax) for the live\n"
 "                             routers' listen addresses\n"
 "  cert add FILE [--key FILE] [--name NAME] [--router-auth USER:PASS] [--world-readable]\n"
+"                             (--router-auth-file FILE: from a file)\n"
 "                             store a certificate chain (leaf first) and its key\n"
 "                             (in FILE, or --key) at /certs/NAME.<sequence>; every\n"
 "                             router serves it at once. Refuses a chain that does\n"
@@ -158,6 +161,23 @@ static int ctl_auth(struct ctl *c, const char *file, char **buf)
 	}
 	if (c->auth != NULL && (strchr(c->auth, ':') == NULL || c->auth[0] == ':'))
 		return ctl_usage_err("--auth must be USER:PASSWORD");
+	return CTL_EXIT_OK;
+}
+
+int ctl_identity(const char *name, const char *file, char **buf, const char **value)
+{
+	char why[512];
+
+	*buf = NULL;
+	if (file == NULL)
+		return CTL_EXIT_OK;
+	if (*value != NULL)
+		return ctl_usage_err("--%s and --%s-file both given: keep one", name, name);
+	if (!zkr_auth_file_read(file, buf, why, sizeof(why)))
+		return ctl_usage_err("--%s-file: %s", name, why);
+	if (*buf == NULL)
+		return ctl_usage_err("--%s-file: %s is empty; expected USER:PASSWORD", name, file);
+	*value = *buf;
 	return CTL_EXIT_OK;
 }
 
