@@ -34,6 +34,7 @@
 #include "node/http.h"
 #include "node/tls.h"
 #include "node/workers.h"
+#include "registry/authfile.h"
 #include "registry/log.h"
 #include "registry/record.h"
 
@@ -249,6 +250,8 @@ void config_free(struct zkr_config *c)
 			free_list(c, o);
 		} else if (o->type == OPT_STR || o->type == OPT_STR_OFF || o->type == OPT_LEVEL) {
 			char **p = field(c, o->off);
+			if (o->off == F(zk_auth) && *p != NULL)
+				explicit_bzero(*p, strlen(*p));
 			free(*p);
 			*p = NULL;
 		}
@@ -332,6 +335,35 @@ static bool listen_ok(const char *spec)
 	       config_split_addr(addr_port, addr, sizeof(addr), &port);
 }
 
+/* The credentials: auth, or auth-file, or else $ZKROUTER_AUTH_FILE, all
+ * end in zk_auth, so the rest of the daemon reads one field. Read at
+ * every load, so --check-config and a reload check the file too. */
+static bool config_auth(struct zkr_config *c, char *why, size_t whylen)
+{
+	const char *env = getenv(ZKR_AUTH_FILE_ENV);
+	char sub[512];
+
+	if (c->zk_auth != NULL && c->zk_auth_file != NULL) {
+		zkr_set_why(why, whylen, "auth and auth-file are both set: keep one (auth-file keeps the "
+			    "password off command lines)");
+		return false;
+	}
+	if (c->zk_auth == NULL && c->zk_auth_file == NULL && env != NULL && env[0] != '\0' &&
+	    (c->zk_auth_file = strdup(env)) == NULL) {
+		zkr_set_why(why, whylen, "auth-file: out of memory");
+		return false;
+	}
+	if (c->zk_auth_file != NULL && !zkr_auth_file_read(c->zk_auth_file, &c->zk_auth, sub, sizeof(sub))) {
+		zkr_set_why(why, whylen, "auth-file: %s", sub);
+		return false;
+	}
+	if (c->zk_auth != NULL && strchr(c->zk_auth, ':') == NULL) {
+		zkr_set_why(why, whylen, "auth: expected USER:PASSWORD");
+		return false;
+	}
+	return true;
+}
+
 /* Checks that involve several options, or values beyond their own range. */
 static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 {
@@ -359,10 +391,8 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 			c->node_id, RECORD_ID_MAX);
 		return false;
 	}
-	if (c->zk_auth != NULL && strchr(c->zk_auth, ':') == NULL) {
-		zkr_set_why(why, whylen, "auth: expected USER:PASSWORD");
+	if (!config_auth(c, why, whylen))
 		return false;
-	}
 	if (c->n_listen == 0) {
 		zkr_set_why(why, whylen, "listen: at least one address is needed");
 		return false;
@@ -797,76 +827,4 @@ bool config_reload(struct zkr_config *c, char *why, size_t whylen)
 		zkr_set_why(why, whylen, "applied: %s%s%s", n_applied ? applied : "nothing",
 			n_ignored ? "; changed but not reloadable (restart to apply): " : "", ignored);
 	return true;
-}
-
-void config_dump(FILE *out, const struct zkr_config *c)
-{
-	fprintf(out, "# zkrouterd %s: effective configuration\n", PACKAGE_VERSION);
-	for (size_t i = 0; i < config_n_options; i++) {
-		const struct option_def *o = &config_options[i];
-		const char *p = (const char *)c + o->off;
-		if (o->cli_only)
-			continue;
-		switch (o->type) {
-		case OPT_STR:
-		case OPT_STR_OFF:
-		case OPT_LEVEL: {
-			const char *v = *(char *const *)p;
-			if (o->off == F(zk_auth) && v != NULL)
-				fprintf(out, "# %s = (set, not shown)\n", o->name);
-			else if (v == NULL)
-				fprintf(out, "%s%s = off\n", o->type == OPT_STR_OFF ? "" : "# ", o->name);
-			else
-				fprintf(out, strchr(v, '"') ? "%s = %s\n" : "%s = \"%s\"\n", o->name, v);
-			break;
-		}
-		case OPT_LIST: {
-			char *const *list = *(char **const *)p;
-			size_t n = *(const size_t *)((const char *)c + o->count_off);
-			for (size_t k = 0; k < n; k++)
-				fprintf(out, "%s = \"%s\"\n", o->name, list[k]);
-			break;
-		}
-		case OPT_BOOL:
-			fprintf(out, "%s = %s\n", o->name, *(const bool *)p ? "yes" : "no");
-			break;
-		case OPT_UINT:
-			fprintf(out, "%s = %u\n", o->name, *(const unsigned *)p);
-			break;
-		case OPT_INT:
-			fprintf(out, "%s = %d\n", o->name, *(const int *)p);
-			break;
-		case OPT_SIZE:
-			fprintf(out, "%s = %zu\n", o->name, *(const size_t *)p);
-			break;
-		}
-	}
-}
-
-void config_usage(FILE *out, const char *prog)
-{
-	fprintf(out,
-		"Usage: %s --zk CONNECT [--listen ADDR:PORT]... [OPTION]...\n"
-		"The zkrouter HTTP routing daemon: routes requests by Host to the app\n"
-		"instances registered in ZooKeeper.\n\n"
-		"Every option may also be set in the --config file as \"name = value\";\n"
-		"the command line wins. [R] marks options SIGHUP reloads from the file.\n\n",
-		prog);
-	for (size_t i = 0; i < config_n_options; i++) {
-		const struct option_def *o = &config_options[i];
-		char left[64];
-		snprintf(left, sizeof(left), "--%s%s%s", o->name, o->metavar ? " " : "",
-			 o->metavar ? o->metavar : "");
-		fprintf(out, "  %-34s %s%s", left, o->reloadable ? "[R] " : "", o->help);
-		if (o->def != NULL && o->type != OPT_BOOL)
-			fprintf(out, " (default %s)", o->def);
-		if (o->max > 0)
-			fprintf(out, " [%" PRIu64 "-%" PRIu64 "]", o->min, o->max);
-		fputc('\n', out);
-	}
-	fprintf(out, "  %-34s %s\n  %-34s %s\n\n"
-		"Signals: HUP reopens the access log and reloads [R] options;\n"
-		"TERM or INT drains (healthz 503, leave /routers, finish requests) and exits.\n"
-		"See zkrouterd(8).\n",
-		"--help", "show this help and exit", "--version", "show the version and exit");
 }

@@ -28,7 +28,9 @@ struct zkr_config {
 
 	/* ZooKeeper and identity */
 	char *zk_connect;                 /* "h:p,h:p[/chroot]" */
-	char *zk_auth;                    /* digest "user:password", NULL: none */
+	char *zk_auth;                    /* digest "user:password", NULL: none; read from
+	                                     zk_auth_file when that is set */
+	char *zk_auth_file;               /* --auth-file, or $ZKROUTER_AUTH_FILE; NULL: none */
 	char *node_id;                    /* default: the host name */
 	int zk_session_timeout_ms;        /* default 10000 */
 	char *resolver;                   /* DNS server "IP[:PORT]" for instance host names; NULL: resolv.conf */

@@ -18,6 +18,10 @@
  *               connections; after drain-delay-ms close listeners and idle
  *               keep-alive connections, wait for requests in flight (at
  *               most drain-timeout-ms), exit 0
+ *   systemd (registry/sdnotify.h) hears READY=1 once the listeners are open
+ *   and every worker serves a table (ZooKeeper's or the state file's),
+ *   RELOADING=1 / READY=1 around SIGHUP, STOPPING=1 at SIGTERM, and a
+ *   STATUS= line at each of those and at each new table
  *
  * This thread is the control thread: its loop runs the signals,
  * ZooKeeper, the admin endpoint, the health checks and the state file.
@@ -51,6 +55,7 @@
 #include "node/workers.h"
 #include "registry/log.h"
 #include "registry/router.h"
+#include "registry/sdnotify.h"
 #include "registry/statefile.h"
 
 #define DRAIN_POLL_MS 100
@@ -75,6 +80,7 @@ struct daemon {
 	struct event *startup_timer;
 	bool from_disk;                    /* the table in use came from the state file */
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *drain_poll;
+	bool ready;                        /* READY=1 sent: a table is served */
 	bool draining;
 	int drain_signal;
 	bool tick_pending;                 /* a drain tick waits for the workers */
@@ -158,6 +164,14 @@ static void published(void *arg)
 		admin_set_table(d->admin, p->t);
 	if (p->from_zk && d->router != NULL)
 		zkr_router_serving(d->router, p->t);
+	/* The listeners opened before the first table could come (start()),
+	 * so the first table every worker serves makes the router ready. */
+	if (!d->draining) {
+		zkr_sd_notifyf("%sSTATUS=serving table generation %llu (%zu apps) from %s",
+			       d->ready ? "" : "READY=1\n", (unsigned long long)p->t->generation,
+			       p->t->n_apps, p->from_zk ? "ZooKeeper" : "the state file");
+		d->ready = true;
+	}
 	log_debug("table generation %llu in use on %u workers", (unsigned long long)p->t->generation,
 		  workers_count(d->ws));
 	route_table_unref(p->t);
@@ -295,12 +309,25 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 
 	log_info("SIGHUP: reopening the access log and reloading %s",
 		 d->cfg.config_file ? d->cfg.config_file : "(no config file)");
+	/* systemd wants the start of a reload stamped with CLOCK_MONOTONIC.
+	 * Before READY=1 (or while draining) the state systemd holds says
+	 * more than "reloading" would, so it is left alone. */
+	bool tell = d->ready && !d->draining;
+	if (tell) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		zkr_sd_notifyf("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading %s",
+			       (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000,
+			       d->cfg.config_file ? d->cfg.config_file : "(no config file)");
+	}
 	if (!config_reload(&d->cfg, why, sizeof(why))) {
 		log_error("reload failed, keeping the running configuration: %s", why);
 		workers_reload(d->ws, NULL);
 		/* A renewed certificate file is still picked up. */
 		if (d->tls != NULL)
 			(void)tls_store_reload(d->tls, &d->cfg);
+		if (tell)
+			zkr_sd_notifyf("READY=1\nSTATUS=reload failed, running configuration kept: %s", why);
 		return;
 	}
 	if (strstr(why, "not reloadable") != NULL)
@@ -318,6 +345,11 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
 		(void)tls_store_reload(d->tls, &d->cfg);   /* it logs what it refused */
 	if (d->router != NULL)
 		zkr_router_set_ticket_rotate_s(d->router, d->cfg.tls_ticket_rotate_s);
+	/* The workers apply their part from their mailboxes within a loop
+	 * turn; what could fail (the file, the certificates) is done here. */
+	if (tell)
+		zkr_sd_notifyf("READY=1\nSTATUS=reloaded; serving table generation %llu",
+			       d->table != NULL ? (unsigned long long)d->table->generation : 0ULL);
 }
 
 /* Each TLS base context the store makes (at start, and after a policy
@@ -427,6 +459,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	}
 	d->draining = true;
 	d->drain_signal = (int)sig;
+	zkr_sd_notifyf("STOPPING=1\nSTATUS=draining after signal %d: listeners close in %u ms, "
+		       "then requests in flight get %u ms", (int)sig, d->cfg.drain_delay_ms,
+		       d->cfg.drain_timeout_ms);
 	workers_drain(d->ws, drain_started, d);
 	if (d->admin != NULL)
 		admin_set_draining(d->admin, true);
@@ -547,6 +582,8 @@ static bool start(struct daemon *d)
 		return false;
 	log_info("zkrouterd %s started as node %s, ZooKeeper %s, %u workers", PACKAGE_VERSION,
 		 c->node_id, c->zk_connect, workers_count(d->ws));
+	zkr_sd_notifyf("STATUS=listening; waiting for a table from ZooKeeper%s",
+		       d->disk_table != NULL ? " (or the state file's, soon)" : "");
 	return true;
 }
 
@@ -594,6 +631,34 @@ static void stop(struct daemon *d)
 	config_free(&d->cfg);
 }
 
+/*
+ * --check-config, which systemd's ExecReload runs before it sends SIGHUP:
+ * config_load has parsed and cross-checked the options and read the
+ * auth file; what start() would still refuse is a certificate file that
+ * cannot be read, parsed or matched with its key, so those are loaded
+ * too (with a TLS listener, as at start). Ports are not tried: the
+ * running daemon holds them. 0 and the effective configuration on
+ * stdout, or 1 and the reason on stderr.
+ */
+static int check_config(struct zkr_config *c)
+{
+	char why[512];
+	int rc = 0;
+
+	if (c->n_tls_listen > 0) {
+		struct tls_store *s = tls_store_new(NULL, c, why, sizeof(why));
+		if (s == NULL) {
+			fprintf(stderr, "zkrouterd: TLS: %s\n", why);
+			rc = 1;
+		}
+		tls_store_free(s);
+	}
+	if (rc == 0)
+		config_dump(stdout, c);
+	config_free(c);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static struct daemon d;
@@ -618,13 +683,8 @@ int main(int argc, char **argv)
 	case CONFIG_OK:
 		break;
 	}
-	if (d.cfg.check_config) {
-		/* Syntax, bounds and cross-checks only: ports and files are
-		 * tried at start. */
-		config_dump(stdout, &d.cfg);
-		config_free(&d.cfg);
-		return 0;
-	}
+	if (d.cfg.check_config)
+		return check_config(&d.cfg);
 	if (!zkr_log_parse_level(d.cfg.log_level, &lvl))
 		lvl = ZKR_LOG_INFO;
 	zkr_log_init("zkrouterd", lvl, d.cfg.syslog);

@@ -36,6 +36,7 @@
 #include <event2/event.h>
 
 #include "registry/agent/agent.h"
+#include "registry/authfile.h"
 #include "registry/log.h"
 #include "registry/record.h"
 
@@ -59,7 +60,11 @@ static const char usage_text[] =
 "  --weight W              1-10000 relative to the app's other instances (default 100)\n"
 "  --zone Z                failure domain label\n"
 "  --label KEY=VALUE       extra label (repeatable, up to 32)\n"
-"  --auth USER:PASS        digest identity; needed when the app has an owner\n"
+"  --auth USER:PASS        digest identity; needed when the app has an owner (other\n"
+"                          users of the host can read a command line: prefer\n"
+"                          --auth-file)\n"
+"  --auth-file FILE        read USER:PASS from FILE, which only its owner may read\n"
+"                          (chmod 600); default $ZKROUTER_AUTH_FILE\n"
 "  --session-timeout MS    ZooKeeper session timeout (default 10000): how long the\n"
 "                          node outlives a crashed agent\n"
 "  --wait-app              if the app does not exist yet, keep retrying every few\n"
@@ -424,7 +429,7 @@ static bool spawn_child(struct prog *p)
 enum {
 	OPT_ZK = 1000, OPT_DOMAIN, OPT_HOST, OPT_PORT, OPT_ID, OPT_WEIGHT, OPT_ZONE, OPT_LABEL,
 	OPT_AUTH, OPT_TIMEOUT, OPT_WAIT_APP, OPT_CHECK, OPT_INTERVAL, OPT_CHECK_TIMEOUT, OPT_RISE,
-	OPT_FALL, OPT_STOP_TIMEOUT, OPT_LOG_LEVEL, OPT_SYSLOG, OPT_VERSION,
+	OPT_FALL, OPT_STOP_TIMEOUT, OPT_LOG_LEVEL, OPT_SYSLOG, OPT_VERSION, OPT_AUTH_FILE,
 };
 
 static bool resolve(struct prog *p)
@@ -523,6 +528,7 @@ int main(int argc, char **argv)
 		{ "zone", required_argument, NULL, OPT_ZONE },
 		{ "label", required_argument, NULL, OPT_LABEL },
 		{ "auth", required_argument, NULL, OPT_AUTH },
+		{ "auth-file", required_argument, NULL, OPT_AUTH_FILE },
 		{ "session-timeout", required_argument, NULL, OPT_TIMEOUT },
 		{ "wait-app", no_argument, NULL, OPT_WAIT_APP },
 		{ "check-http", required_argument, NULL, OPT_CHECK },
@@ -545,6 +551,8 @@ int main(int argc, char **argv)
 	struct zkr_agent_label labels[MAX_LABELS];
 	enum zkr_log_level level = ZKR_LOG_INFO;
 	bool use_syslog = false, have_port = false, have_interval = false;
+	const char *auth_file = NULL;
+	char *auth_buf = NULL, why[512];
 	long v;
 	int ch;
 
@@ -585,6 +593,7 @@ int main(int argc, char **argv)
 				return usage_error("--auth must be USER:PASSWORD");
 			ao.auth = optarg;
 			break;
+		case OPT_AUTH_FILE: auth_file = optarg; break;
 		case OPT_TIMEOUT:
 			if (!parse_num("--session-timeout", optarg, 1000, 600000, &v))
 				return EXIT_USAGE;
@@ -652,15 +661,26 @@ int main(int argc, char **argv)
 	if (p.check_timeout_ms < 0)
 		p.check_timeout_ms = p.check_interval_ms < 2000 ? p.check_interval_ms : 2000;
 	ao.labels = labels;
+	if (ao.auth != NULL && auth_file != NULL)
+		return usage_error("--auth and --auth-file both given: keep one");
+	if (ao.auth == NULL && auth_file == NULL)
+		auth_file = getenv(ZKR_AUTH_FILE_ENV);
+	if (auth_file != NULL && auth_file[0] != '\0') {
+		if (!zkr_auth_file_read(auth_file, &auth_buf, why, sizeof(why)))
+			return usage_error("--auth-file: %s", why);
+		ao.auth = auth_buf;
+	}
 
 	zkr_log_init("zkrouter-agent", level, use_syslog);
 	signal(SIGPIPE, SIG_IGN);
 	p.base = event_base_new();
 	if (p.base == NULL) {
 		log_error("cannot create the event loop");
+		zkr_auth_free(auth_buf);
 		return 1;
 	}
 	p.exit_code = run(&p, &ao);
 	prog_free(&p);
+	zkr_auth_free(auth_buf);
 	return p.exit_code;
 }

@@ -50,6 +50,15 @@ bool ctl_check_domain(const char *domain);
 /* Strict number parsing for options: whole string, within [lo, hi]. */
 bool ctl_parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 
+/*
+ * An identity a command writes into ACLs (--owner, --router-auth), given
+ * as --NAME USER:PASS or, off the command line, --NAME-file FILE (not
+ * both; the file as for --auth-file, and not empty). A file is read into
+ * *buf, which the caller frees with zkr_auth_free; *value then points at
+ * it. CTL_EXIT_OK, or CTL_EXIT_USAGE with the message printed.
+ */
+int ctl_identity(const char *name, const char *file, char **buf, const char **value);
+
 /* JSON output. */
 void json_str(FILE *f, const char *s);
 void json_strn(FILE *f, const char *s, size_t n);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/authfile.h"
 #include "registry/ctl/ctl.h"
 #include "registry/ctl_acl.h"
 
@@ -70,7 +71,7 @@ enum {
 	OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_RETRIES,
 	OPT_STICKY, OPT_REDIRECT, OPT_NO_REDIRECT, OPT_MAX_CONN, OPT_MAX_BODY,
 	OPT_MAX_CONCURRENT, OPT_MAX_QUEUED,
-	OPT_OWNER, OPT_ROUTER_AUTH, OPT_RESET, OPT_FORCE,
+	OPT_OWNER, OPT_ROUTER_AUTH, OPT_RESET, OPT_FORCE, OPT_OWNER_FILE, OPT_ROUTER_AUTH_FILE,
 };
 
 static const struct option app_opts[] = {
@@ -91,6 +92,8 @@ static const struct option app_opts[] = {
 	{ "max-queued-requests", required_argument, NULL, OPT_MAX_QUEUED },
 	{ "owner", required_argument, NULL, OPT_OWNER },
 	{ "router-auth", required_argument, NULL, OPT_ROUTER_AUTH },
+	{ "owner-file", required_argument, NULL, OPT_OWNER_FILE },
+	{ "router-auth-file", required_argument, NULL, OPT_ROUTER_AUTH_FILE },
 	{ "reset", no_argument, NULL, OPT_RESET },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ NULL, 0, NULL, 0 },
@@ -103,6 +106,7 @@ struct app_args {
 	record_app_config cfg;     /* fields given on the command line */
 	record_app_config given;   /* has_* / non-NULL marks what was given */
 	const char *owner, *router_auth;
+	const char *owner_file, *router_auth_file;
 	bool reset, force, any_config;
 };
 
@@ -199,6 +203,8 @@ static int parse_app_args(int argc, char **argv, struct app_args *a)
 			break;
 		case OPT_OWNER: a->owner = optarg; break;
 		case OPT_ROUTER_AUTH: a->router_auth = optarg; break;
+		case OPT_OWNER_FILE: a->owner_file = optarg; break;
+		case OPT_ROUTER_AUTH_FILE: a->router_auth_file = optarg; break;
 		case OPT_RESET: a->reset = true; break;
 		case OPT_FORCE: a->force = true; break;
 		case ':':
@@ -523,5 +529,13 @@ int ctl_cmd_app(struct ctl *c, int argc, char **argv)
 	int rc = parse_app_args(argc, argv, &a);
 	if (rc != CTL_EXIT_OK)
 		return rc;
-	return fn(c, &a);
+	char *owner_buf = NULL, *router_buf = NULL;
+	rc = ctl_identity("owner", a.owner_file, &owner_buf, &a.owner);
+	if (rc == CTL_EXIT_OK)
+		rc = ctl_identity("router-auth", a.router_auth_file, &router_buf, &a.router_auth);
+	if (rc == CTL_EXIT_OK)
+		rc = fn(c, &a);
+	zkr_auth_free(owner_buf);
+	zkr_auth_free(router_buf);
+	return rc;
 }

@@ -25,6 +25,7 @@
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 
+#include "registry/authfile.h"
 #include "registry/ctl/ctl.h"
 #include "registry/ctl_acl.h"
 #include "registry/tlscert.h"
@@ -597,12 +598,13 @@ static int cert_rm(struct ctl *c, const char *name)
 
 /* ---- command lines ------------------------------------------------------------ */
 
-enum { OPT_KEY = 1000, OPT_NAME, OPT_ROUTER_AUTH, OPT_WORLD, OPT_EXPIRING };
+enum { OPT_KEY = 1000, OPT_NAME, OPT_ROUTER_AUTH, OPT_WORLD, OPT_EXPIRING, OPT_ROUTER_AUTH_FILE };
 
 static const struct option cert_opts[] = {
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "router-auth", required_argument, NULL, OPT_ROUTER_AUTH },
+	{ "router-auth-file", required_argument, NULL, OPT_ROUTER_AUTH_FILE },
 	{ "world-readable", no_argument, NULL, OPT_WORLD },
 	{ "expiring", required_argument, NULL, OPT_EXPIRING },
 	{ NULL, 0, NULL, 0 },
@@ -611,6 +613,7 @@ static const struct option cert_opts[] = {
 struct cert_args {
 	struct add_args add;
 	const char *expiring;
+	const char *router_auth_file;
 	char **pos;                /* positional arguments after the verb */
 	int n_pos;
 	bool any_add_opt;
@@ -627,6 +630,7 @@ static int parse_cert_args(int argc, char **argv, int skip, struct cert_args *a)
 		case OPT_KEY: a->add.key_file = optarg; a->any_add_opt = true; break;
 		case OPT_NAME: a->add.name = optarg; a->any_add_opt = true; break;
 		case OPT_ROUTER_AUTH: a->add.router_auth = optarg; a->any_add_opt = true; break;
+		case OPT_ROUTER_AUTH_FILE: a->router_auth_file = optarg; a->any_add_opt = true; break;
 		case OPT_WORLD: a->add.world_readable = true; a->any_add_opt = true; break;
 		case OPT_EXPIRING: a->expiring = optarg; break;
 		case ':':
@@ -645,7 +649,7 @@ int ctl_cmd_cert(struct ctl *c, int argc, char **argv)
 	if (argc < 2)
 		return ctl_usage_err("cert: give add, ls, show or rm");
 	const char *verb = argv[1];
-	struct cert_args a = { { NULL, NULL, NULL, NULL, false }, NULL, NULL, 0, false };
+	struct cert_args a = { .pos = NULL };
 	int rc = parse_cert_args(argc, argv, 2, &a);
 	if (rc != CTL_EXIT_OK)
 		return rc;
@@ -656,7 +660,12 @@ int ctl_cmd_cert(struct ctl *c, int argc, char **argv)
 			return ctl_usage_err("cert add: give one FILE (the chain, leaf first; the key too "
 					     "unless --key)");
 		a.add.file = a.pos[0];
-		return cert_add(c, &a.add);
+		char *router_buf = NULL;
+		rc = ctl_identity("router-auth", a.router_auth_file, &router_buf, &a.add.router_auth);
+		if (rc == CTL_EXIT_OK)
+			rc = cert_add(c, &a.add);
+		zkr_auth_free(router_buf);
+		return rc;
 	}
 	if (a.any_add_opt || a.expiring != NULL)
 		return ctl_usage_err("cert %s: options are for cert add and certs", verb);
@@ -677,7 +686,7 @@ int ctl_cmd_cert(struct ctl *c, int argc, char **argv)
 
 int ctl_cmd_certs(struct ctl *c, int argc, char **argv)
 {
-	struct cert_args a = { { NULL, NULL, NULL, NULL, false }, NULL, NULL, 0, false };
+	struct cert_args a = { .pos = NULL };
 	int rc = parse_cert_args(argc, argv, 1, &a);
 	if (rc != CTL_EXIT_OK)
 		return rc;

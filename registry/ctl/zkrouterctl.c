@@ -13,11 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/authfile.h"
 #include "registry/ctl/ctl.h"
 #include "registry/log.h"
 
 static const char usage_text[] =
-"usage: zkrouterctl --zk CONNECT [--auth USER:PASS] [--json] [--timeout MS] COMMAND [ARGS]\n"
+"usage: zkrouterctl --zk CONNECT [--auth-file FILE] [--json] [--timeout MS] COMMAND [ARGS]\n"
 "\n"
 "Manages the zkrouter tree in ZooKeeper: apps, their instances, routers and\n"
 "TLS certificates.\n"
@@ -25,7 +26,10 @@ static const char usage_text[] =
 "global options:\n"
 "  --zk CONNECT       ZooKeeper \"host:port[,host:port...][/chroot]\" (default chroot\n"
 "                     /zkrouter; also from $ZKROUTER_ZK)\n"
-"  --auth USER:PASS   operator digest identity (also from $ZKROUTER_AUTH)\n"
+"  --auth USER:PASS   operator digest identity (also from $ZKROUTER_AUTH); other\n"
+"                     users of the host can read a command line: prefer --auth-file\n"
+"  --auth-file FILE   read USER:PASS from FILE, which only its owner may read\n"
+"                     (chmod 600; also from $ZKROUTER_AUTH_FILE)\n"
 "  --json             machine-readable output (one JSON document; `watch`: one per line)\n"
 "  --timeout MS       bound on connecting and on each request (default 5000)\n"
 "  -v, --verbose      log ZooKeeper client messages to stderr\n"
@@ -35,6 +39,8 @@ static const char usage_text[] =
 "  init                       create the chroot, /apps and /routers (idempotent);\n"
 "                             with --auth, only that identity may add apps\n"
 "  app add DOMAIN [CONFIG] [--owner USER:PASS] [--router-auth USER:PASS]\n"
+"                             (--owner-file FILE, --router-auth-file FILE: the same\n"
+"                             from files, off the command line)\n"
 "                             create /apps/DOMAIN (AppConfig) and its instances\n"
 "                             folder; with --owner only that identity's agents may\n"
 "                             register (needs --auth: the operator keeps all rights)\n"
@@ -59,6 +65,7 @@ static const char usage_text[] =
 "                             with RFC 2136 updates (sent by nsupdate, TSIG-signed\n"
 "                             with FILE) as routers join and leave, until interrupted\n"
 "  cert add FILE [--key FILE] [--name NAME] [--router-auth USER:PASS] [--world-readable]\n"
+"                             (--router-auth-file FILE: from a file)\n"
 "                             store a certificate chain (leaf first) and its key\n"
 "                             (in FILE, or --key) at /certs/NAME.<sequence>; every\n"
 "                             router serves it at once. Refuses a chain that does\n"
@@ -132,11 +139,96 @@ static const struct command commands[] = {
 	{ "certs", ctl_cmd_certs },
 };
 
+/*
+ * The operator identity: --auth or --auth-file on the command line (not
+ * both), else $ZKROUTER_AUTH or $ZKROUTER_AUTH_FILE (not both). A file
+ * read goes to *buf, which the caller wipes.
+ */
+static int ctl_auth(struct ctl *c, const char *file, char **buf)
+{
+	const char *env_auth = getenv("ZKROUTER_AUTH"), *env_file = getenv(ZKR_AUTH_FILE_ENV);
+	char why[512];
+
+	if (c->auth != NULL && file != NULL)
+		return ctl_usage_err("--auth and --auth-file both given: keep one");
+	if (c->auth == NULL && file == NULL) {
+		if (env_auth != NULL && *env_auth != '\0' && env_file != NULL && *env_file != '\0')
+			return ctl_usage_err("ZKROUTER_AUTH and ZKROUTER_AUTH_FILE are both set: unset one");
+		if (env_auth != NULL && *env_auth != '\0')
+			c->auth = env_auth;
+		else if (env_file != NULL && *env_file != '\0')
+			file = env_file;
+	}
+	if (file != NULL) {
+		if (!zkr_auth_file_read(file, buf, why, sizeof(why)))
+			return ctl_usage_err("--auth-file: %s", why);
+		c->auth = *buf;
+	}
+	if (c->auth != NULL && (strchr(c->auth, ':') == NULL || c->auth[0] == ':'))
+		return ctl_usage_err("--auth must be USER:PASSWORD");
+	return CTL_EXIT_OK;
+}
+
+int ctl_identity(const char *name, const char *file, char **buf, const char **value)
+{
+	char why[512];
+
+	*buf = NULL;
+	if (file == NULL)
+		return CTL_EXIT_OK;
+	if (*value != NULL)
+		return ctl_usage_err("--%s and --%s-file both given: keep one", name, name);
+	if (!zkr_auth_file_read(file, buf, why, sizeof(why)))
+		return ctl_usage_err("--%s-file: %s", name, why);
+	if (*buf == NULL)
+		return ctl_usage_err("--%s-file: %s is empty; expected USER:PASSWORD", name, file);
+	*value = *buf;
+	return CTL_EXIT_OK;
+}
+
+/* Runs the command named at argv[optind]. */
+static int run(struct ctl *c, bool verbose, int argc, char **argv)
+{
+	/* The ZooKeeper client's own chatter is for debugging only. */
+	zkr_log_init("zkrouterctl", verbose ? ZKR_LOG_DEBUG : ZKR_LOG_ERROR, false);
+	if (!verbose)
+		zoo_set_debug_level(0);
+
+	const char *name = argv[optind];
+	/* --json is also accepted after the command, where scripts tend to put it. */
+	int kept = optind + 1;
+	for (int i = optind + 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				argv[kept++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--json") == 0)
+			c->json = true;
+		else
+			argv[kept++] = argv[i];
+	}
+	argc = kept;
+	argv[argc] = NULL;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(name, commands[i].name) != 0)
+			continue;
+		int rc = commands[i].fn(c, argc - optind, argv + optind);
+		if (c->opened)
+			ctl_zk_close(&c->conn);
+		if (fflush(stdout) != 0 && rc == CTL_EXIT_OK)
+			rc = CTL_EXIT_FAIL;
+		return rc;
+	}
+	return ctl_usage_err("unknown command \"%s\"", name);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "zk", required_argument, NULL, 'z' },
 		{ "auth", required_argument, NULL, 'a' },
+		{ "auth-file", required_argument, NULL, 'A' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -146,9 +238,9 @@ int main(int argc, char **argv)
 	};
 	struct ctl c = {
 		.zk = getenv("ZKROUTER_ZK"),
-		.auth = getenv("ZKROUTER_AUTH"),
 		.timeout_ms = 5000,
 	};
+	const char *auth_file = NULL;
 	bool verbose = false;
 	int ch;
 	uint64_t v;
@@ -161,6 +253,7 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 'z': c.zk = optarg; break;
 		case 'a': c.auth = optarg; break;
+		case 'A': auth_file = optarg; break;
 		case 'j': c.json = true; break;
 		case 't':
 			if (!ctl_parse_u64("--timeout", optarg, 100, 600000, &v))
@@ -180,39 +273,12 @@ int main(int argc, char **argv)
 		return ctl_usage_err("no command given");
 	if (c.zk == NULL || *c.zk == '\0')
 		return ctl_usage_err("--zk CONNECT is required (or set ZKROUTER_ZK)");
-	if (c.auth != NULL && (strchr(c.auth, ':') == NULL || c.auth[0] == ':'))
-		return ctl_usage_err("--auth must be USER:PASSWORD");
-
-	/* The ZooKeeper client's own chatter is for debugging only. */
-	zkr_log_init("zkrouterctl", verbose ? ZKR_LOG_DEBUG : ZKR_LOG_ERROR, false);
-	if (!verbose)
-		zoo_set_debug_level(0);
-
-	const char *name = argv[optind];
-	/* --json is also accepted after the command, where scripts tend to put it. */
-	int kept = optind + 1;
-	for (int i = optind + 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0) {
-			while (i < argc)
-				argv[kept++] = argv[i++];
-			break;
-		}
-		if (strcmp(argv[i], "--json") == 0)
-			c.json = true;
-		else
-			argv[kept++] = argv[i];
-	}
-	argc = kept;
-	argv[argc] = NULL;
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(name, commands[i].name) != 0)
-			continue;
-		int rc = commands[i].fn(&c, argc - optind, argv + optind);
-		if (c.opened)
-			ctl_zk_close(&c.conn);
-		if (fflush(stdout) != 0 && rc == CTL_EXIT_OK)
-			rc = CTL_EXIT_FAIL;
-		return rc;
-	}
-	return ctl_usage_err("unknown command \"%s\"", name);
+	char *auth_buf = NULL;
+	int rc = ctl_auth(&c, auth_file, &auth_buf);
+	if (rc == CTL_EXIT_OK)
+		rc = run(&c, verbose, argc, argv);
+	zkr_auth_free(auth_buf);
+	return rc;
 }
+
+
