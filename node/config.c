@@ -29,6 +29,7 @@
 
 #include <event2/util.h>
 
+#include "node/accesslog.h"
 #include "node/config-int.h"
 #include "node/config.h"
 #include "node/http.h"
@@ -337,6 +338,7 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 {
 	char addr[256];
 	unsigned short port;
+	enum accesslog_format alf;
 
 	if (c->zk_connect == NULL) {
 		zkr_set_why(why, whylen, "zk: no ZooKeeper connect string (--zk HOST:PORT or \"zk = ...\")");
@@ -387,6 +389,11 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 	if (c->n_tls_key > c->n_tls_cert) {
 		zkr_set_why(why, whylen, "tls-key is set without tls-cert (%zu keys for %zu certificates)",
 			c->n_tls_key, c->n_tls_cert);
+		return false;
+	}
+	if (!accesslog_format_parse(c->access_log_format, &alf)) {
+		zkr_set_why(why, whylen, "access-log-format: \"%s\" is neither logfmt nor json",
+			c->access_log_format);
 		return false;
 	}
 	if (!tls_policy_check(c->tls_min_version, c->tls_ciphers, c->tls_ciphersuites, why, whylen))
