@@ -70,6 +70,10 @@ requests b.test 3
 requests c.test 1
 pcurl nowhere.test / -o /dev/null
 
+log "the access log (logfmt) names the app and the router's error"
+wait_for 10 grep -q 'host=b.test .* app=b.test err=backend_failed scheme=http ' "$T/access.log" ||
+	fail "no logfmt line with the app and error: $(grep b.test "$T/access.log")"
+
 log "first scrape: no app named yet, everything in _other"
 scrape s1
 expect s1 'zkrouter_app_series_apps' 0
