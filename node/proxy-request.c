@@ -262,6 +262,7 @@ static void request_answer(struct request *r, int status, const char *code, cons
 	bool close_conn;
 	size_t before = evbuffer_get_length(out);
 
+	r->obs.error = code;   /* logged even when the answer started as the app's */
 	if (r->resp_head_done) {
 		/* Part of a response is already out: all we can do is end the
 		 * connection. What was relayed so far is still delivered (the
@@ -304,7 +305,6 @@ static void request_answer(struct request *r, int status, const char *code, cons
 	if (!r->head_request)
 		evbuffer_add(out, body, (size_t)blen);
 	r->status = status;
-	r->obs.error = code;
 	r->bytes_out += evbuffer_get_length(out) - before;
 	request_finish(r);
 }
