@@ -31,6 +31,10 @@ static void gather_fn(struct worker *w, void *arg)
 	appq_totals(p, &s->app_queued, &s->app_overloaded);
 	proxy_pp_counters(p, &s->pp);
 	proxy_tls_counters(p, &s->tls);
+	if (g->apps.active)
+		appstats_snapshot(accesslog_appstats(worker_log(w)), t,
+				  (const char *const *)g->apps.names, g->apps.n, g->apps.want_top,
+				  &g->app_snap[i]);
 	for (size_t a = 0; t != NULL && a < t->n_apps; a++) {
 		const struct route_app *app = t->apps[a];
 		size_t ai = (size_t)i * t->n_apps + a;
@@ -45,6 +49,10 @@ static void gather_fn(struct worker *w, void *arg)
 
 static void gather_free(struct gather *g)
 {
+	for (unsigned i = 0; g->app_snap != NULL && i < g->n; i++)
+		appstats_snap_free(&g->app_snap[i]);
+	free(g->app_snap);
+	appseries_req_free(&g->apps);
 	route_table_unref(g->t);
 	free(g->snap);
 	free(g->inst);
@@ -84,6 +92,8 @@ static void gather_done(void *arg)
 		add_counters(m->req.duration_bucket, s->req.duration_bucket, ACCESSLOG_BUCKETS);
 		m->req.duration_sum_s += s->req.duration_sum_s;
 		m->req.write_errors += s->req.write_errors;
+		add_counters(m->req.errors, s->req.errors, ACCESSLOG_ERRORS);
+		m->req.client_gone += s->req.client_gone;
 		/* One per-IP table for the process (node/shared.h): every
 		 * worker reports the same one, so it is taken once. */
 		if (i == 0)
@@ -141,7 +151,8 @@ bool admin_app_info(const struct gather *g, size_t a, unsigned *in_flight, unsig
 }
 
 void admin_gather_start(struct admin *a, struct workers *ws, struct route_table *table,
-			struct evhttp_request *req, void (*render)(struct gather *g))
+			struct evhttp_request *req, void (*render)(struct gather *g),
+			struct appseries *apps)
 {
 	struct gather *g = calloc(1, sizeof(*g));
 	size_t n_apps = 0;
@@ -164,6 +175,10 @@ void admin_gather_start(struct admin *a, struct workers *ws, struct route_table 
 	g->in_flight = calloc((size_t)g->n * n_apps + 1, sizeof(*g->in_flight));
 	g->queued = calloc((size_t)g->n * n_apps + 1, sizeof(*g->queued));
 	g->app_known = calloc((size_t)g->n * n_apps + 1, sizeof(*g->app_known));
+	if (!appseries_req_init(apps, &g->apps))
+		goto nomem;
+	if (g->apps.active && (g->app_snap = calloc(g->n, sizeof(*g->app_snap))) == NULL)
+		goto nomem;
 	if (g->snap == NULL || g->inst == NULL || g->inst_known == NULL || g->in_flight == NULL || g->queued == NULL ||
 	    g->app_known == NULL)
 		goto nomem;

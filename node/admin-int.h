@@ -14,6 +14,7 @@
 #include <event2/http.h>
 
 #include "node/accesslog.h"
+#include "node/appstats.h"
 #include "node/limits.h"
 #include "node/proxy.h"
 #include "registry/table.h"
@@ -32,6 +33,46 @@ struct worker_snap {
 	struct proxy_tls_counters tls;
 };
 
+/* ---- per-app series (admin-apps.c) ---------------------------------- */
+
+struct appseries;
+
+/* What one /metrics gather asks the workers about the apps, and the
+ * state of the set it started with (copied: the set may change before
+ * it is rendered). */
+struct appseries_req {
+	bool active;                   /* per-app series are on */
+	char **names;                  /* [n], sorted: the apps named */
+	bool *fresh;                   /* [n]: named since the last scrape */
+	struct appstats_counts *settled;   /* [n]: counters at naming (not fresh) */
+	size_t n, want_top;
+	struct appstats_counts base;
+	uint64_t gen;
+};
+
+/* max: apps with series of their own; 0: none (no per-app families). */
+struct appseries *appseries_new(unsigned max);
+void appseries_free(struct appseries *as);
+/* False on allocation failure. */
+bool appseries_req_init(struct appseries *as, struct appseries_req *rq);
+void appseries_req_free(struct appseries_req *rq);
+/* Writes the per-app families from the workers' snaps, then updates the
+ * set (which apps are named from the next scrape on). */
+void appseries_render(struct appseries *as, const struct appseries_req *rq,
+		      const struct appstats_snap *snaps, unsigned n_snaps,
+		      const struct route_table *t, struct evbuffer *b, uint64_t now_ms);
+
+/* ---- process and ZooKeeper series (admin-process.c) ------------------ */
+
+/* process_*: CPU seconds, resident and virtual memory, open and maximum
+ * file descriptors, start time, from /proc. */
+void admin_process_metrics(struct evbuffer *b);
+
+struct zkr_router;
+/* The ZooKeeper session: state, sessions, expirations, reconnects, and
+ * the seconds since the table was last known to be ZooKeeper's. */
+void admin_zk_metrics(struct zkr_router *r, struct evbuffer *b);
+
 /* A /routes or /metrics answer on its way: each worker fills its slot,
  * then the answer is rendered from their sum. */
 struct gather {
@@ -47,13 +88,16 @@ struct gather {
 	bool *inst_known;              /* [n][n_inst]: the worker has a backend */
 	unsigned *in_flight, *queued;  /* [n][n_apps] */
 	bool *app_known;               /* [n][n_apps] */
+	struct appseries_req apps;     /* /metrics only */
+	struct appstats_snap *app_snap;   /* [n], when apps.active */
 	struct worker_snap sum;
 };
 
 /* Gathers from every worker of ws for an answer about `table`, then
  * calls render (on this loop), unless the client went away meanwhile. */
 void admin_gather_start(struct admin *a, struct workers *ws, struct route_table *table,
-			struct evhttp_request *req, void (*render)(struct gather *g));
+			struct evhttp_request *req, void (*render)(struct gather *g),
+			struct appseries *apps);
 
 /* Instance k of g->t (in table order) summed over the workers: ejected or
  * down on one is ejected or down; outstanding requests and idle

@@ -28,6 +28,7 @@
 #include "node/tls.h"
 #include "node/tls-tickets.h"
 #include "node/workers.h"
+#include "registry/clock.h"
 #include "registry/log.h"
 #include "registry/record.h"
 #include "registry/router.h"
@@ -46,6 +47,7 @@ struct admin {
 	struct statefile *state;
 	struct tls_store *tls;
 	struct tls_tickets *tickets;
+	struct appseries *apps;    /* per-app series; NULL: none */
 	char *node_id;
 	bool draining;
 	bool from_disk;            /* the table in use was read from the state file */
@@ -314,6 +316,13 @@ static void request_metrics(const struct accesslog_counters *c, struct evbuffer 
 			    "zkrouter_request_duration_seconds_sum %.6f\n"
 			    "zkrouter_request_duration_seconds_count %" PRIu64 "\n",
 			    n.requests, n.duration_sum_s, n.requests);
+	evbuffer_add_printf(b, "# HELP zkrouter_router_errors_total Answers of the router's own, by "
+			    "X-Zkrouter-Error code.\n# TYPE zkrouter_router_errors_total counter\n");
+	for (size_t i = 0; i < ACCESSLOG_ERRORS; i++)
+		evbuffer_add_printf(b, "zkrouter_router_errors_total{code=\"%s\"} %" PRIu64 "\n",
+				    accesslog_error_names[i], n.errors[i]);
+	metric(b, "zkrouter_client_closed_requests_total", "counter",
+	       "Requests whose client closed before the whole answer (logged 499).", n.client_gone);
 }
 
 static void limits_metrics(const struct limits_stats *s, struct evbuffer *b)
@@ -470,9 +479,6 @@ static void render_metrics(struct gather *g)
 	metric(b, "zkrouter_ready", "gauge", "1 while /healthz answers 200.",
 	       t != NULL && !a->draining);
 	metric(b, "zkrouter_draining", "gauge", "1 after SIGTERM.", a->draining);
-	if (a->router != NULL)
-		metric(b, "zkrouter_zk_connected", "gauge", "1 while the ZooKeeper session is connected.",
-		       zkr_router_connected(a->router));
 	metric(b, "zkrouter_client_connections", "gauge", "Open client connections.",
 	       g->sum.clients);
 	metric(b, "zkrouter_active_requests", "gauge", "Requests in flight plus open WebSocket tunnels (what a drain waits for).",
@@ -515,7 +521,11 @@ static void render_metrics(struct gather *g)
 		ticket_metrics(a, b);
 	tls_metrics(&g->sum.tls, b);
 	request_metrics(&g->sum.req, b);
+	appseries_render(a->apps, &g->apps, g->app_snap, g->n, t, b, clock_now_ms());
 	admin_worker_metrics(g, b);
+	if (a->router != NULL)
+		admin_zk_metrics(a->router, b);
+	admin_process_metrics(b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
 	evbuffer_free(b);
 }
@@ -556,9 +566,9 @@ static void handle(struct evhttp_request *req, void *arg)
 	if (strcmp(path, "/healthz") == 0)
 		handle_healthz(a, req);
 	else if (strcmp(path, "/routes") == 0)
-		admin_gather_start(a, a->ws, a->table, req, render_routes);
+		admin_gather_start(a, a->ws, a->table, req, render_routes, NULL);
 	else if (strcmp(path, "/metrics") == 0)
-		admin_gather_start(a, a->ws, a->table, req, render_metrics);
+		admin_gather_start(a, a->ws, a->table, req, render_metrics, a->apps);
 	else if (strcmp(path, "/certs") == 0)
 		handle_certs(a, req);
 	else
@@ -598,6 +608,17 @@ nomem:
 	snprintf(why, whylen, "admin: out of memory");
 	admin_free(a);
 	return NULL;
+}
+
+bool admin_set_app_series(struct admin *a, unsigned max)
+{
+	struct appseries *as = NULL;
+
+	if (max > 0 && (as = appseries_new(max)) == NULL)
+		return false;
+	appseries_free(a->apps);
+	a->apps = as;
+	return true;
 }
 
 void admin_set_router(struct admin *a, struct zkr_router *router)
@@ -646,6 +667,7 @@ void admin_free(struct admin *a)
 	if (a->http != NULL)
 		evhttp_free(a->http);
 	route_table_unref(a->table);
+	appseries_free(a->apps);
 	free(a->node_id);
 	free(a);
 }

@@ -14,7 +14,9 @@
  *                  retries, a latency histogram, connections, requests in
  *                  flight, table generation, apps, instances, ejections,
  *                  whether the table comes from disk, state-file writes,
- *                  each TLS certificate's not-after.
+ *                  each TLS certificate's not-after, the router's own
+ *                  errors by code, per-app series of the busiest apps,
+ *                  the ZooKeeper session, and the process_* series.
  *   GET /certs     JSON: the TLS certificates in service (tls.h), each with
  *                  its name, source, DNS names, issuer, not-after, days
  *                  left, key type and whether it is the default.
@@ -39,6 +41,11 @@ struct route_table;
  * call workers_stop before admin_free. */
 struct admin *admin_new(struct event_base *base, const char *addr_port, struct workers *ws,
 			const char *node_id, char *why, size_t whylen);
+
+/* /metrics gives series of their own to the `max` busiest apps at most
+ * (the rest summed as app="_other"); 0: no per-app series. False on
+ * allocation failure (the previous setting stays). */
+bool admin_set_app_series(struct admin *a, unsigned max);
 
 /* Lets /healthz and /metrics report the ZooKeeper connection (optional). */
 void admin_set_router(struct admin *a, struct zkr_router *router);

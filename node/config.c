@@ -29,6 +29,7 @@
 
 #include <event2/util.h>
 
+#include "node/accesslog.h"
 #include "node/config-int.h"
 #include "node/config.h"
 #include "node/http.h"
@@ -369,6 +370,7 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 {
 	char addr[256];
 	unsigned short port;
+	enum accesslog_format alf;
 
 	if (c->zk_connect == NULL) {
 		zkr_set_why(why, whylen, "zk: no ZooKeeper connect string (--zk HOST:PORT or \"zk = ...\")");
@@ -417,6 +419,11 @@ static bool config_check(struct zkr_config *c, char *why, size_t whylen)
 	if (c->n_tls_key > c->n_tls_cert) {
 		zkr_set_why(why, whylen, "tls-key is set without tls-cert (%zu keys for %zu certificates)",
 			c->n_tls_key, c->n_tls_cert);
+		return false;
+	}
+	if (!accesslog_format_parse(c->access_log_format, &alf)) {
+		zkr_set_why(why, whylen, "access-log-format: \"%s\" is neither logfmt nor json",
+			c->access_log_format);
 		return false;
 	}
 	if (!tls_policy_check(c->tls_min_version, c->tls_ciphers, c->tls_ciphersuites, why, whylen))
@@ -520,14 +527,14 @@ static int split_line(char *line, char **name, char **value, char *why, size_t w
 	return 1;
 }
 
-bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t whylen)
+/* The file's options into c; seen[i]: option i was set there. */
+static bool parse_file(struct zkr_config *c, const char *path, bool *seen, char *why, size_t whylen)
 {
 	FILE *f = fopen(path, "r");
 	char *line = NULL, *copy = NULL;
 	size_t cap = 0;
 	ssize_t got;
 	unsigned lineno = 0;
-	bool seen[CONFIG_OPTIONS_MAX] = { false };
 	char what[256];
 	bool ok = false;
 
@@ -587,6 +594,12 @@ failed:
 	return ok;
 }
 
+bool config_parse_file(struct zkr_config *c, const char *path, char *why, size_t whylen)
+{
+	bool seen[CONFIG_OPTIONS_MAX] = { false };
+	return parse_file(c, path, seen, why, whylen);
+}
+
 /* getopt_long's table, built from config_options[] (plus help and version). */
 static struct option *long_options(void)
 {
@@ -609,8 +622,10 @@ static struct option *long_options(void)
  * One pass over argv. With only_config, reads nothing but --config (so the
  * file can be loaded before the rest of the command line overrides it).
  */
+/* in_file: the options the file set (NULL: none), so that a list the
+ * command line replaces is said, not silently dropped. */
 static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv, bool only_config,
-				     FILE *out, char *why, size_t whylen)
+				     const bool *in_file, FILE *out, char *why, size_t whylen)
 {
 	struct option *lo = long_options();
 	bool seen[CONFIG_OPTIONS_MAX] = { false };
@@ -661,6 +676,12 @@ static enum config_result parse_argv(struct zkr_config *c, int argc, char **argv
 		 * most tools, so wrappers can append overrides); a repeatable
 		 * option adds up instead. */
 		size_t i = (size_t)(o - config_options);
+		if (o->type == OPT_LIST && !seen[i] && in_file != NULL && in_file[i])
+			log_warn("config: --%s on the command line replaces the %zu value%s of %s in %s "
+				 "(give every one on the command line to keep them)", o->name,
+				 *(size_t *)field(c, o->count_off),
+				 *(size_t *)field(c, o->count_off) == 1 ? "" : "s", o->name,
+				 c->config_file);
 		if (!set_option(c, o, o->type == OPT_BOOL ? "yes" : optarg, !seen[i], what, sizeof(what))) {
 			zkr_set_why(why, whylen, "--%s", what);
 			goto done;
@@ -682,15 +703,16 @@ static enum config_result load_into(struct zkr_config *c, int argc, char **argv,
 				    char *why, size_t whylen)
 {
 	enum config_result r;
+	bool in_file[CONFIG_OPTIONS_MAX] = { false };
 	if (!config_init(c)) {
 		zkr_set_why(why, whylen, "out of memory");
 		return CONFIG_ERROR;
 	}
-	if ((r = parse_argv(c, argc, argv, true, out, why, whylen)) != CONFIG_OK)
+	if ((r = parse_argv(c, argc, argv, true, NULL, out, why, whylen)) != CONFIG_OK)
 		return r;
-	if (c->config_file != NULL && !config_parse_file(c, c->config_file, why, whylen))
+	if (c->config_file != NULL && !parse_file(c, c->config_file, in_file, why, whylen))
 		return CONFIG_ERROR;
-	if ((r = parse_argv(c, argc, argv, false, out, why, whylen)) != CONFIG_OK)
+	if ((r = parse_argv(c, argc, argv, false, in_file, out, why, whylen)) != CONFIG_OK)
 		return r;
 	if (!config_check(c, why, whylen))
 		return CONFIG_ERROR;

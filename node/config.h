@@ -57,6 +57,8 @@ struct zkr_config {
 
 	/* logging */
 	char *access_log;                 /* path, "-" for stdout, NULL off */
+	char *access_log_format;          /* "logfmt" (default) or "json" */
+	unsigned metrics_app_series;      /* apps with per-app series in /metrics; default 50, 0: none */
 	char *log_level;                  /* error, warn, info, debug */
 	bool syslog;
 

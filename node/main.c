@@ -540,6 +540,10 @@ static bool start(struct daemon *d)
 		log_error("%s", why);
 		return false;
 	}
+	if (d->admin != NULL && !admin_set_app_series(d->admin, c->metrics_app_series)) {
+		log_error("admin: out of memory");
+		return false;
+	}
 	if ((d->health = health_new(d->base, d->shared, c)) == NULL) {
 		log_error("cannot create the health checker (out of memory?)");
 		return false;

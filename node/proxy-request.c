@@ -30,6 +30,10 @@ void request_set_state(struct request *r, enum request_state s)
 	if (r->state == s)
 		return;
 	rlog_debug(r, "request %s -> %s", request_state_names[r->state], request_state_names[s]);
+	if (s == RQ_CONNECTING)
+		accesslog_obs_connecting(&r->obs, clock_now_us());
+	else if (r->state == RQ_CONNECTING && (s == RQ_SENDING || s == RQ_WAITING))
+		accesslog_obs_connected(&r->obs, clock_now_us());
 	r->state = s;
 }
 
@@ -163,6 +167,18 @@ static void request_log(struct request *r)
 	e.request_id = r->rid[0] ? r->rid : NULL;
 	e.total_ms = (double)(now - r->start_us) / 1000.0;
 	e.upstream_ms = r->upstream_start_us ? (double)(now - r->upstream_start_us) / 1000.0 : 0;
+	e.upstream_used = r->upstream_start_us != 0;
+	e.app = r->as ? r->as->app->domain : NULL;
+	e.error = r->obs.error;
+	e.tls = c->tls;
+	e.tls_version = r->obs.tls_version;
+	e.user_agent = r->obs.ua[0] ? r->obs.ua : NULL;
+	e.xff = r->obs.xff[0] ? r->obs.xff : NULL;
+	e.connect_ms = r->obs.connected ? (double)r->obs.connect_us / 1000.0 : -1;
+	if (r->obs.client_gone) {
+		e.upstream_status = r->status;
+		e.status = ACCESSLOG_CLIENT_GONE;
+	}
 	accesslog_write(c->p->log, &e);
 }
 
@@ -246,6 +262,7 @@ static void request_answer(struct request *r, int status, const char *code, cons
 	bool close_conn;
 	size_t before = evbuffer_get_length(out);
 
+	r->obs.error = code;   /* logged even when the answer started as the app's */
 	if (r->resp_head_done) {
 		/* Part of a response is already out: all we can do is end the
 		 * connection. What was relayed so far is still delivered (the
@@ -463,6 +480,7 @@ static void request_route(struct request *r, size_t head_len)
 	http_upgrade_restrict(h, p->upgrade_protocols);
 	r->upgrade = h->upgrade;
 	r->bytes_in = head_len;
+	accesslog_obs_head(&r->obs, h, c->io.ssl);
 	if (!copy_target(r)) {
 		evbuffer_drain(in, head_len);
 		request_fail(r, 503, "out_of_memory", "out of memory");

@@ -226,8 +226,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (c->state == CS_CLOSING && !(what & BEV_EVENT_ERROR)) {
 		return;   /* the flush goes on; the write callback ends it */
 	}
-	if (c->req)
+	if (c->req) {
 		rlog_debug(c->req, "client went away");
+		c->req->obs.client_gone = true;   /* logged 499 */
+	}
 	client_close(c);   /* ends the request in flight, if any */
 }
 

@@ -33,6 +33,7 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 
+#include "node/accesslog.h"
 #include "node/backend.h"
 #include "node/config.h"
 #include "node/conn-io.h"
@@ -161,6 +162,7 @@ struct request {
 	uint64_t bytes_in, bytes_out;
 	struct timeval start_tv;
 	uint64_t start_us, upstream_start_us;
+	struct request_obs obs;    /* for its access-log line (accesslog.h) */
 };
 
 struct listener {

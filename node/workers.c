@@ -427,6 +427,11 @@ static bool worker_init(struct workers *ws, unsigned i, const struct zkr_config 
 		snprintf(why, whylen, "access log: %s", err);
 		return false;
 	}
+	{
+		enum accesslog_format f = ACCESSLOG_LOGFMT;
+		accesslog_format_parse(c->access_log_format, &f);   /* checked by config_check */
+		accesslog_set_format(w->log, f);
+	}
 	if (!accesslog_attach(w->log, w->base))
 		log_warn("access log: no flush timer for worker %u; writing each line at once", i);
 	if ((w->proxy = proxy_new(w->base, c, w->log)) == NULL) {

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "registry/clock.h"
 #include "registry/log.h"
 #include "registry/membership.h"
 #include "registry/router.h"
@@ -33,7 +34,40 @@ struct zkr_router {
 	zkr_router_table_cb on_table;
 	void *arg;
 	bool report_when_serving;
+	struct zkr_router_zk_stats zk;
+	bool up;                   /* connected, as the session events said */
+	uint64_t started_ms, confirmed_ms;   /* monotonic; confirmed 0: never */
 };
+
+/* Counts the session's events, and notes when the table was last known
+ * current: up to a lost connection, when the watcher had a complete read
+ * on it (the watches then told us of every change until that moment). */
+static void router_session_event(struct zkr_session *s, enum zkr_session_event ev, void *arg)
+{
+	struct zkr_router *r = arg;
+
+	(void)s;
+	switch (ev) {
+	case ZKR_SESSION_NEW:
+		r->zk.sessions++;
+		r->up = true;
+		break;
+	case ZKR_SESSION_RECONNECTED:
+		r->zk.reconnects++;
+		r->up = true;
+		break;
+	case ZKR_SESSION_DISCONNECTED:
+	case ZKR_SESSION_EXPIRED:
+		if (ev == ZKR_SESSION_EXPIRED)
+			r->zk.expirations++;
+		else
+			r->zk.disconnects++;
+		if (r->up && r->w != NULL && zkr_watcher_synced(r->w))
+			r->confirmed_ms = clock_now_ms();
+		r->up = false;
+		break;
+	}
+}
 
 static void router_on_table(struct route_table *t, void *arg)
 {
@@ -77,6 +111,11 @@ struct zkr_router *zkr_router_new(struct event_base *base, const struct zkr_rout
 	r->s = zkr_session_new(base, &so, why, whylen);
 	if (r->s == NULL)
 		goto failed;
+	r->started_ms = clock_now_ms();
+	if (!zkr_session_subscribe(r->s, router_session_event, r)) {
+		snprintf(why, whylen, "out of memory");
+		goto failed;
+	}
 	r->m = zkr_membership_new(base, r->s, &mo, why, whylen);
 	if (r->m == NULL)
 		goto failed;
@@ -141,6 +180,15 @@ bool zkr_router_has_table(const struct zkr_router *r)
 bool zkr_router_connected(const struct zkr_router *r)
 {
 	return zkr_session_connected(r->s);
+}
+
+void zkr_router_zk_stats(const struct zkr_router *r, struct zkr_router_zk_stats *out)
+{
+	uint64_t now = clock_now_ms(), since = r->confirmed_ms ? r->confirmed_ms : r->started_ms;
+
+	*out = r->zk;
+	out->state = zkr_session_state(r->s);
+	out->unconfirmed_ms = zkr_router_synced(r) ? 0 : now > since ? now - since : 0;
 }
 
 bool zkr_router_synced(const struct zkr_router *r)

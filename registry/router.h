@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -75,6 +76,19 @@ bool zkr_router_connected(const struct zkr_router *r);
 /* True while connected with a complete, current read published: the table
  * in force is ZooKeeper's view as of now. */
 bool zkr_router_synced(const struct zkr_router *r);
+
+/* The session as /metrics shows it. */
+struct zkr_router_zk_stats {
+	const char *state;         /* zkr_session_state() */
+	uint64_t sessions;         /* sessions made: the first, and one after each expiry */
+	uint64_t expirations;      /* sessions lost (expired, refused) */
+	uint64_t disconnects;      /* connections lost (the session may survive) */
+	uint64_t reconnects;       /* connections regained on the same session */
+	/* Since the table in force was last known to be ZooKeeper's view:
+	 * 0 while connected and synced; since start when it never was. */
+	uint64_t unconfirmed_ms;
+};
+void zkr_router_zk_stats(const struct zkr_router *r, struct zkr_router_zk_stats *out);
 
 /* Counters of the certificate watcher; all zero when /certs is not watched. */
 void zkr_router_cert_stats(const struct zkr_router *r, struct zkr_certwatch_stats *out);

@@ -687,6 +687,21 @@ zhandle_t *zkr_session_zh(struct zkr_session *s)
 	}
 }
 
+const char *const zkr_session_state_names[ZKR_SESSION_STATES] = {
+	"connecting", "connected", "disconnected", "expired", "closed",
+};
+
+const char *zkr_session_state(const struct zkr_session *s)
+{
+	switch (s->state) {
+	case SESSION_CONNECTED: return zkr_session_state_names[1];
+	case SESSION_DISCONNECTED: return zkr_session_state_names[2];
+	case SESSION_DEAD: return zkr_session_state_names[3];
+	case SESSION_CLOSED: return zkr_session_state_names[4];
+	default: return zkr_session_state_names[0];
+	}
+}
+
 bool zkr_session_connected(const struct zkr_session *s)
 {
 	return s->state == SESSION_CONNECTED;

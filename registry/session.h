@@ -57,6 +57,14 @@ void zkr_session_unsubscribe(struct zkr_session *s, zkr_session_cb cb, void *arg
 zhandle_t *zkr_session_zh(struct zkr_session *s);
 bool zkr_session_connected(const struct zkr_session *s);
 
+/* Where the session stands, in one word for /metrics: "connecting" (no
+ * session yet, or a new one on its way), "connected", "disconnected" (the
+ * library reconnects on the same session), "expired" (waiting to make a
+ * new one: expired, refused, or its bootstrap failed) or "closed". */
+const char *zkr_session_state(const struct zkr_session *s);
+#define ZKR_SESSION_STATES 5
+extern const char *const zkr_session_state_names[ZKR_SESSION_STATES];
+
 /* Re-arm the loop's interest after issuing requests from outside a
  * ZooKeeper callback (a timer, a signal), so queued writes go out. */
 void zkr_session_kick(struct zkr_session *s);

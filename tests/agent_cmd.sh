@@ -1,6 +1,8 @@
 #!/bin/bash
 # zkrouter-agent -- CMD: the app runs as a child; the instance is
-# registered once its port accepts connections; SIGTERM removes the node
+# registered once its port accepts connections (with --check-http, the
+# checks start only then: no failure reported while the app starts);
+# SIGTERM removes the node
 # before the app is stopped; if the app dies the node goes and the agent
 # exits with the app's status.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib/harness.sh"
@@ -40,6 +42,23 @@ dereg=$(grep -n "deregistered" "$T/agent.log" | head -n 1 | cut -d: -f1)
 stopping=$(grep -n "stopping the app" "$T/agent.log" | head -n 1 | cut -d: -f1)
 [ -n "$dereg" ] && [ -n "$stopping" ] && [ "$dereg" -lt "$stopping" ] ||
 	fail "the node was not removed before the app was stopped"
+
+log "with --check-http, a slow-binding app: the checks wait for its port, nothing fails"
+Q=$(free_port)
+spawn agentck "$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port "$Q" --id appck \
+	--check-http /healthz --check-interval 200 --session-timeout 4000 --log-level debug -- \
+	sh -c "while [ ! -e '$T/listen2' ]; do sleep 0.05; done; exec '$BACKEND' --listen 127.0.0.1:$Q --id appck"
+closed_probes_ck() { [ "$(grep -c 'not accepting connections yet' "$T/agentck.log")" -ge 3 ]; }
+wait_for 15 closed_probes_ck || fail "the agent did not wait for the port: $(cat "$T/agentck.log")"
+touch "$T/listen2"
+wait_for 10 has_instances "$D" 1 || fail "not registered once the app listened and its check passed"
+grep -q "health check GET /healthz passes; registering" "$T/agentck.log" ||
+	fail "registered without its check: $(cat "$T/agentck.log")"
+# Three probes found the port closed: each would have been a failed check.
+grep -q "fails\|health check GET /healthz on .*: Connection refused" "$T/agentck.log" &&
+	fail "a check ran before the app bound its port: $(grep -i 'fails\|refused' "$T/agentck.log")"
+stop_pid "$SPAWNED_PID"
+wait_for 10 has_instances "$D" 0 || fail "agentck's node stayed"
 
 log "the app dies: the node goes at once and the agent exits with its status"
 spawn agent2 "$AGENT" --zk "$ZK" --domain "$D" --host 127.0.0.1 --port "$P" --id app2 \

@@ -1,7 +1,8 @@
 #!/bin/bash
 # zkrouterctl routers, dns and watch, with router nodes set up by
 # tests/routernode: convergence is reported (and is the exit status) only
-# when every live router has the same table digest; dns prints the live
+# when every live router has the same table digest, and --wait MS reads
+# again until they do or the time is out; dns prints the live
 # routers' addresses as zone-file records; watch streams each change.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib/harness.sh"
 . "$top_srcdir/tests/tools_common.sh"
@@ -74,9 +75,25 @@ expect_eq "$?" 2 "a name outside the zone"
 "$CTL" --zk "$ZK" dns --zone 'bad zone' --name www >/dev/null 2>&1
 expect_eq "$?" 2 "a bad zone"
 
-log "a router that dies is gone from the list; the rest converge again"
+log "routers --wait: still disagreeing when the time is out: exit 1, after the wait"
+t0=$(now_ms)
+ctl routers --wait 600 >"$T/out"
+expect_eq "$?" 1 "routers --wait while disagreeing"
+[ $(( $(now_ms) - t0 )) -ge 600 ] || fail "routers --wait 600 returned after $(( $(now_ms) - t0 )) ms"
+grep -q "NOT converged: 2 distinct digests among 3 routers" "$T/out" || fail "summary: $(cat "$T/out")"
+"$CTL" --zk "$ZK" routers --wait soon >/dev/null 2>"$T/err"
+expect_eq "$?" 2 "routers --wait with a bad value"
+
+log "a router that dies is gone from the list; routers --wait sees the rest converge"
+spawn waiting "$CTL" --zk "$ZK" routers --wait 20000
+WAITING=$SPAWNED_PID
+# Had it not waited, it would have read r3's digest and exited 1.
 stop_pid "$RN_r3" KILL
-wait_for 15 eval 'ctl routers >/dev/null' || fail "r3's node did not go (session timeout 4 s)"
+wait "$WAITING"
+expect_eq "$?" 0 "routers --wait once r3 is gone (session timeout 4 s)"
+HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $WAITING / /")
+grep -q "converged: all 2 routers on table digest aaaaaaaaaaaa" "$T/waiting.log" ||
+	fail "routers --wait: $(cat "$T/waiting.log")"
 ctl routers | grep -q "^r3 " && fail "r3 still listed"
 
 log "a garbage router record is shown as invalid, and blocks convergence"

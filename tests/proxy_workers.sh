@@ -174,7 +174,7 @@ wait_for 10 sh -c "[ \$(cat '$T/access.log.1' '$T/access.log' 2>/dev/null | wc -
 	fail "access log lines $(lines), requests $total"
 [ "$(lines)" = "$total" ] || fail "access log lines $(lines), requests $total"
 [ -s "$T/access.log" ] || fail "nothing written to the reopened access log"
-bad=$(cat "$T/access.log.1" "$T/access.log" | grep -cv '^time=[^ ]* client=.* rid=[^ ]* total_ms=[0-9.]* upstream_ms=[-0-9.]*$')
+bad=$(cat "$T/access.log.1" "$T/access.log" | grep -cv '^time=[^ ]* client=.* rid=[^ ]* total_ms=[0-9.]* upstream_ms=[-0-9.]* app=.* upstream_status=[-0-9]*$')
 [ "$bad" = 0 ] || fail "$bad access-log lines are not whole lines"
 log "access log: $(wc -l <"$T/access.log.1") lines before the reopen, $(wc -l <"$T/access.log") after"
 

@@ -52,6 +52,17 @@ done
 grep -q secret "$T/eff" && fail "--check-config printed the ZooKeeper password"
 expect_exit 2 ":2: retries: 40 out of range" -- --config <(printf 'zk = a:1\nretries = 40\n') --check-config
 
+log "--tls-cert twice on the command line is two certificates; over the file's, it is said"
+"$ZKROUTERD" --zk 127.0.0.1:1 --tls-cert /x/a.pem --tls-cert /x/b.pem --check-config >"$T/eff2" 2>&1 ||
+	fail "--check-config with two --tls-cert exited non-zero: $(cat "$T/eff2")"
+[ "$(grep -cE '^tls-cert = "/x/(a|b).pem"$' "$T/eff2")" = 2 ] || fail "two --tls-cert: $(grep tls-cert "$T/eff2")"
+printf 'zk = 127.0.0.1:1\ntls-cert = /x/a.pem\n' >"$T/cert.conf"
+"$ZKROUTERD" --config "$T/cert.conf" --tls-cert /x/b.pem --check-config >"$T/eff3" 2>&1 ||
+	fail "--check-config with a file's tls-cert exited non-zero: $(cat "$T/eff3")"
+grep -qF -- "--tls-cert on the command line replaces the 1 value of tls-cert in $T/cert.conf" "$T/eff3" ||
+	fail "the command line replaced the file's tls-cert silently: $(cat "$T/eff3")"
+expect_exit 2 'access-log-format: "xml" is neither logfmt nor json' -- --zk 127.0.0.1:1 --access-log-format xml
+
 log "usage mistakes: exit 2 with a clear message"
 expect_exit 2 "zk: no ZooKeeper connect string" --
 expect_exit 2 "unknown option --bogus" -- --zk 127.0.0.1:1 --bogus

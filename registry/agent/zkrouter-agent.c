@@ -7,7 +7,9 @@
  *   --check-http PATH   register only while GET PATH on host:port answers
  *                       2xx/3xx (with rise/fall counts against flapping);
  *   -- CMD ARGS         run the app as a child, register once its port
- *                       accepts connections, deregister before stopping
+ *                       accepts connections (with --check-http: start the
+ *                       checks then, so a child still starting is not
+ *                       reported failing), deregister before stopping
  *                       it, and exit with its status.
  *
  * Shutdown order matters: the node goes first (closing the session removes
@@ -250,6 +252,13 @@ static void on_agent(struct zkr_agent *a, enum zkr_agent_state st, int zrc, cons
 
 /* ---- probes: port readiness and HTTP checks ------------------------------ */
 
+/* A probe only connects while there is no HTTP check, and while a child
+ * has not bound its port yet: the HTTP checks start once it has. */
+static bool probing_port(const struct prog *p)
+{
+	return p->check_path == NULL || (p->cmd != NULL && !p->ready);
+}
+
 static void probe_result(struct prog *p, bool ok, const char *why)
 {
 	p->probe_ok = ok;
@@ -287,7 +296,7 @@ static void probe_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct prog *p = arg;
 	if (what & BEV_EVENT_CONNECTED) {
-		if (p->check_path == NULL) {
+		if (probing_port(p)) {
 			probe_result(p, true, "");  /* readiness: the port accepts */
 			return;
 		}
@@ -318,7 +327,7 @@ static void probe_start(evutil_socket_t fd, short what, void *arg)
 		probe_result(p, false, "out of memory");
 		return;
 	}
-	int ms = p->check_path ? p->check_timeout_ms : PROBE_READY_MS * 5;
+	int ms = probing_port(p) ? PROBE_READY_MS * 5 : p->check_timeout_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 	bufferevent_set_timeouts(p->probe, &tv, &tv);
 	bufferevent_setcb(p->probe, probe_read, NULL, probe_event, p);
@@ -349,20 +358,26 @@ static void on_probe_done(evutil_socket_t fd, short what, void *arg)
 		return;
 	/* Every probe, at debug level: the warnings below name transitions
 	 * only, and a reader (or a test) may need to know a probe happened. */
-	if (p->check_path == NULL)
+	if (probing_port(p))
 		log_debug("probe of %s:%u: %s", p->host, p->port,
 			  p->probe_ok ? "accepts connections" : "not accepting connections yet");
 	else
 		log_debug("health check GET %s on %s:%u: %s", p->check_path, p->host, p->port,
 			  p->probe_ok ? "passes" : p->probe_why);
-	if (p->check_path == NULL) {
-		/* Readiness of a child's port: once ready, register for good. */
-		if (p->probe_ok) {
+	if (probing_port(p)) {
+		/* Readiness of a child's port: once ready, register for good,
+		 * or start the HTTP checks (the first one at once). */
+		if (!p->probe_ok) {
+			schedule_probe(p, PROBE_READY_MS);
+		} else if (p->check_path == NULL) {
 			p->ready = true;
 			log_info("the app accepts connections on %s:%u; registering", p->host, p->port);
 			zkr_agent_start(p->agent);
 		} else {
-			schedule_probe(p, PROBE_READY_MS);
+			p->ready = true;
+			log_info("the app accepts connections on %s:%u; starting its health checks",
+				 p->host, p->port);
+			schedule_probe(p, 0);
 		}
 		return;
 	}

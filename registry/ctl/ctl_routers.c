@@ -12,7 +12,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "registry/clock.h"
 #include "registry/ctl/ctl.h"
 #include "registry/ctl/ctl_dns.h"
 
@@ -87,22 +89,14 @@ static void free_routers(struct router_entry *e, int n)
 
 /* ---- routers ----------------------------------------------------------- */
 
-int ctl_cmd_routers(struct ctl *c, int argc, char **argv)
+/* Converged: at least one router, each with a valid record and a
+ * published table, and all on the same digest. */
+static bool routers_agree(const struct router_entry *e, int n, const char **digest, int *distinct)
 {
-	if (argc > 1)
-		return ctl_usage_err("routers: unexpected argument \"%s\"", argv[1]);
-	if (!ctl_connect(c))
-		return CTL_EXIT_FAIL;
-	struct router_entry *e;
-	int n, rc;
-	if ((rc = read_routers(c, &e, &n)) != CTL_EXIT_OK)
-		return rc;
-
-	/* Converged: at least one router, each with a valid record and a
-	 * published table, and all on the same digest. */
-	const char *digest = NULL;
 	bool agree = n > 0;
-	int distinct = 0;
+
+	*digest = NULL;
+	*distinct = 0;
 	for (int i = 0; i < n; i++) {
 		const char *d = e[i].r != NULL ? e[i].r->table_digest : NULL;
 		if (d == NULL) {
@@ -115,11 +109,60 @@ int ctl_cmd_routers(struct ctl *c, int argc, char **argv)
 			    strcmp(e[j].r->table_digest, d) == 0)
 				seen = true;
 		if (!seen)
-			distinct++;
-		if (digest == NULL)
-			digest = d;
-		else if (strcmp(digest, d) != 0)
+			(*distinct)++;
+		if (*digest == NULL)
+			*digest = d;
+		else if (strcmp(*digest, d) != 0)
 			agree = false;
+	}
+	return agree;
+}
+
+/* Between two reads of /routers under --wait. A router rewrites its record
+ * at most every ~200 ms, so reading faster would only repeat the answer. */
+#define ROUTERS_WAIT_POLL_MS 50
+
+int ctl_cmd_routers(struct ctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "wait", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t wait_ms = 0;
+	int ch;
+
+	optind = 0;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'w':
+			if (!ctl_parse_u64("--wait", optarg, 0, 3600000, &wait_ms))
+				return CTL_EXIT_USAGE;
+			break;
+		case ':':
+			return ctl_usage_err("routers: option %s needs a value", argv[optind - 1]);
+		default:
+			return ctl_usage_err("routers: unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return ctl_usage_err("routers: unexpected argument \"%s\"", argv[optind]);
+	if (!ctl_connect(c))
+		return CTL_EXIT_FAIL;
+	struct router_entry *e;
+	int n, rc, distinct;
+	const char *digest;
+	bool agree;
+	uint64_t deadline = clock_now_ms() + wait_ms;
+	for (;;) {
+		if ((rc = read_routers(c, &e, &n)) != CTL_EXIT_OK)
+			return rc;
+		agree = routers_agree(e, n, &digest, &distinct);
+		if (agree || clock_now_ms() >= deadline)
+			break;
+		free_routers(e, n);
+		struct timespec ts = { 0, ROUTERS_WAIT_POLL_MS * 1000000L };
+		nanosleep(&ts, NULL);
 	}
 
 	if (c->json) {
