@@ -179,9 +179,6 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *arg)
 			(void)bucket_take(h2, &h2->ctl_tokens, &n->control_flood,
 					  f->hd.type == NGHTTP2_PING ? "PING flood" : "SETTINGS flood");
 		break;
-	case NGHTTP2_PRIORITY:
-		(void)bucket_take(h2, &h2->ctl_tokens, &n->control_flood, "PRIORITY flood");
-		break;
 	case NGHTTP2_RST_STREAM:
 		/* A stream opened and cancelled costs us a routed request,
 		 * maybe a backend connection: bounded per second. */
@@ -190,6 +187,19 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *arg)
 	default:
 		break;
 	}
+	return 0;
+}
+
+/* PRIORITY frames are dropped unseen once RFC 7540 priorities are off
+ * (SETTINGS_NO_RFC7540_PRIORITIES): counted at their frame header. */
+static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *arg)
+{
+	struct h2_conn *h2 = conn_of(arg);
+
+	(void)s;
+	if (hd->type == NGHTTP2_PRIORITY)
+		(void)bucket_take(h2, &h2->ctl_tokens, &h2->c->p->h2_count.control_flood,
+				  "PRIORITY flood");
 	return 0;
 }
 
@@ -269,6 +279,7 @@ static void callbacks_make(void)
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
 	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);

@@ -156,6 +156,18 @@ refused "LF in a value" "${ok_head[@]}" $'x-a:1\r\nx-b: 2'
 [ "$(metric zkrouter_h2_malformed_total)" -gt "$bad" ] || fail "malformed heads not counted"
 [ "$(grep -c 'req b1' "$T/backend-b1.log")" = "$before" ] || fail "a refused head reached the backend"
 
+log "floods end their connection with GOAWAY (ENHANCE_YOUR_CALM), counted; others are still served"
+for kind in ping settings priority reset; do
+	case $kind in reset) counter=zkrouter_h2_rapid_reset_total ;; *) counter=zkrouter_h2_control_flood_total ;; esac
+	was=$(metric $counter)
+	out=$($H2REQ --flood $kind 5000 "${ok_head[@]}") || fail "h2req --flood $kind failed"
+	echo "$kind flood: $out"
+	case $out in "goaway=11 after="*) ;; *) fail "$kind flood not stopped: $out" ;; esac
+	[ "$(metric $counter)" -gt "$was" ] || fail "$kind flood not counted in $counter"
+	out=$($H2REQ "${ok_head[@]}") || fail "h2req after the $kind flood"
+	[ "$out" = status=200 ] || fail "a request after the $kind flood: $out"
+done
+
 log "the access log has the HTTP/2 requests"
 grep -q 'host=b.test method=PUT target=/upload status=200' "$T/access.log" ||
 	fail "no access log line for HTTP/2 requests"
