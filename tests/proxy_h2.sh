@@ -173,4 +173,18 @@ grep -q 'host=b.test method=PUT target=/upload status=200' "$T/access.log" ||
 	fail "no access log line for HTTP/2 requests"
 [ "$(metric zkrouter_h2_streams_total)" -ge 48 ] || fail "streams not counted"
 router_alive
+
+log "SIGTERM drain: streams in flight on an HTTP/2 connection finish, then it closes"
+curl -s --max-time 30 --http2 --parallel --cacert "$T/cert.pem" --resolve "a.test:$TLS_PORT:127.0.0.1" \
+	-w '%{http_code} %{http_version}\n' -o /dev/null -o /dev/null \
+	"https://a.test:$TLS_PORT/slow?ms=2000&d=1" "https://a.test:$TLS_PORT/stream?chunks=10&delay=200" \
+	>"$T/drain.out" 2>&1 &
+cpid=$!
+wait_for 10 sh -c "[ \$(grep -c 'req a1 .* /slow?ms=2000&d=1\|req a1 .* /stream?chunks=10' '$T/backend-a1.log') = 2 ]" ||
+	fail "the two streams never reached the backend"
+kill -TERM "$ROUTER_PID"
+wait "$cpid" || fail "curl across the drain: $(cat "$T/drain.out")"
+[ "$(grep -c '^200 2$' "$T/drain.out")" = 2 ] || fail "streams cut by the drain: $(cat "$T/drain.out")"
+wait_for 20 sh -c "! kill -0 $ROUTER_PID 2>/dev/null" || fail "zkrouterd still running after the drain"
+grep -q 'drained in' "$T/zkrouterd.log" || fail "no drain: $(tail -n 5 "$T/zkrouterd.log")"
 log "ok"
