@@ -52,6 +52,7 @@ struct h2_stream {
 	bool resp_end;             /* the response body is all in `out` */
 	bool deferred;             /* the data source said "no data yet" */
 	bool closed;               /* nghttp2 closed it */
+	char ws_key[24];           /* a Sec-WebSocket-Key made up (RFC 8441) */
 	TAILQ_ENTRY(h2_stream) link;    /* the connection's streams */
 	TAILQ_ENTRY(h2_stream) plink;   /* work after a read or a send */
 	bool pending;

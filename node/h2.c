@@ -315,7 +315,10 @@ static bool session_make(struct h2_conn *h2)
 	set[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
 					  (uint32_t)cfg->max_head_bytes};
 	set[3] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1};
-	if (nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, set, 4) != 0 ||
+	/* RFC 8441: WebSockets over HTTP/2, when we tunnel any protocol. */
+	set[4] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
+	if (nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, set,
+				    h2->c->p->upgrade_protocols != NULL ? 5 : 4) != 0 ||
 	    nghttp2_session_set_local_window_size(h2->s, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
 		goto failed;
 	ok = true;

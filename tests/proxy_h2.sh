@@ -156,6 +156,17 @@ refused "LF in a value" "${ok_head[@]}" $'x-a:1\r\nx-b: 2'
 [ "$(metric zkrouter_h2_malformed_total)" -gt "$bad" ] || fail "malformed heads not counted"
 [ "$(grep -c 'req b1' "$T/backend-b1.log")" = "$before" ] || fail "a refused head reached the backend"
 
+log "WebSockets over HTTP/2 (RFC 8441): an HTTP/1.1 upgrade to the backend, a tunnel in the stream"
+ws_head=(":method:CONNECT" ":protocol:websocket" ":scheme:http" ":authority:b.test" ":path:/ws"
+	"sec-websocket-version:13")
+out=$($H2REQ --tunnel "ping-through-h2" --rounds 3 "${ws_head[@]}") || fail "h2req --tunnel failed"
+echo "$out"
+[ "$out" = "$(printf 'status=200\necho=ping-through-h2\necho=ping-through-h2\necho=ping-through-h2')" ] ||
+	fail "WebSocket over HTTP/2: $out"
+grep -q "^upgrade b1 " "$T/backend-b1.log" || fail "the backend saw no upgrade"
+out=$($H2REQ --tunnel x ":method:CONNECT" ":protocol:h2c" ":scheme:http" ":authority:b.test" ":path:/ws")
+case $out in status=400 | reset=*) ;; *) fail "extended CONNECT to a protocol not tunnelled: $out" ;; esac
+
 log "floods end their connection with GOAWAY (ENHANCE_YOUR_CALM), counted; others are still served"
 for kind in ping settings priority reset; do
 	case $kind in reset) counter=zkrouter_h2_rapid_reset_total ;; *) counter=zkrouter_h2_control_flood_total ;; esac
