@@ -40,6 +40,7 @@ struct h2_stream {
 	struct request *r;         /* NULL before its head is routed and after */
 	struct evbuffer *in;       /* request body received, not yet taken */
 	struct evbuffer *out;      /* response body, for DATA frames */
+	struct evbuffer *trailers; /* the backend's chunked trailers, or NULL */
 	struct hbuf fields;        /* the head's names and values */
 	struct h2_field_at *at;
 	unsigned n_fields, cap_fields;

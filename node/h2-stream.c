@@ -55,6 +55,8 @@ void h2_stream_free(struct h2_stream *st)
 		nghttp2_session_set_stream_user_data(h2->s, st->id, NULL);
 	evbuffer_free(st->in);
 	evbuffer_free(st->out);
+	if (st->trailers != NULL)
+		evbuffer_free(st->trailers);
 	hbuf_free(&st->fields);
 	free(st->at);
 	st->magic = 0;
@@ -425,6 +427,53 @@ void h2_request_done(struct request *r)
 
 /* ---- the response ------------------------------------------------------ */
 
+static bool nva_room(struct h2_conn *h2, size_t n);
+static void nv_set(nghttp2_nv *nv, const char *name, size_t nlen, const char *value, size_t vlen);
+
+/*
+ * The backend's trailers ("name:value\n" lines, http.c) as a HEADERS frame
+ * ending the stream: names lower-cased, values trimmed, and the fields
+ * that are not the client's (hop-by-hop, framing, Host) left out. False
+ * when there are none to send.
+ */
+static bool submit_trailers(struct h2_stream *st)
+{
+	struct h2_conn *h2 = st->h2;
+	size_t len = evbuffer_get_length(st->trailers), n = 0, lines = 0, i;
+	char *p = (char *)evbuffer_pullup(st->trailers, -1), *end = p + len, *line;
+
+	if (p == NULL || len == 0)
+		return false;
+	for (i = 0; i < len; i++)
+		lines += p[i] == '\n';
+	if (!nva_room(h2, lines))
+		return false;
+	for (line = p; line < end && n < lines;) {
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		char *colon = memchr(line, ':', nl ? (size_t)(nl - line) : 0);
+		char *v, *ve;
+		enum http_hdr_kind kind;
+
+		if (nl == NULL)
+			break;
+		if (colon == NULL || colon == line) {
+			line = nl + 1;
+			continue;
+		}
+		for (char *q = line; q < colon; q++)
+			*q = *q >= 'A' && *q <= 'Z' ? (char)(*q + 32) : *q;
+		for (v = colon + 1; v < nl && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = nl; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		kind = http_classify_name(line, (size_t)(colon - line));
+		if (!headers_is_hop(kind, false) && kind != HDR_HOST)
+			nv_set(&h2->nva[n++], line, (size_t)(colon - line), v, (size_t)(ve - v));
+		line = nl + 1;
+	}
+	return n > 0 && nghttp2_submit_trailer(h2->s, st->id, h2->nva, n) == 0;
+}
+
 ssize_t h2_stream_data(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 		       uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
@@ -440,6 +489,8 @@ ssize_t h2_stream_data(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (st->resp_end && evbuffer_get_length(st->out) == 0) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (st->trailers != NULL && submit_trailers(st))
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;   /* the trailers end it */
 	} else if (n == 0) {
 		st->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
@@ -509,6 +560,13 @@ static bool sink_head(struct request *r, const struct fwd_response *f)
 
 	if (!nva_room(h2, h->n_hdrs + 5))
 		return false;
+	/* A chunked body's trailers are kept for the client (gRPC's status
+	 * travels there); without memory for them they are dropped. */
+	if (r->resp_framing == FRAME_CHUNKED) {
+		if (st->trailers == NULL)
+			st->trailers = evbuffer_new();
+		r->rchunks.keep_trailers = st->trailers;
+	}
 	/* Names lower-cased into one buffer, placed once it stops growing. */
 	h2->names.len = 0;
 	for (i = 0; i < h->n_hdrs; i++) {

@@ -126,6 +126,18 @@ took=$(( $(now_ms) - start ))
 [ "$(metric zkrouter_h2_connections_total)" -le $((conns + 2)) ] ||
 	fail "streams did not share connections: $(metric zkrouter_h2_connections_total) from $conns"
 
+log "a chunked response's trailers reach the HTTP/2 client (hop-by-hop ones left out)"
+if command -v nghttp >/dev/null; then
+	nghttp -nv -H ':authority: b.test' "http://127.0.0.1:$PROXY_PORT/badresp?kind=trailed" >"$T/trailers.out" 2>&1 ||
+		fail "nghttp failed: $(tail -n 5 "$T/trailers.out")"
+	grep -q 'grpc-status: 0' "$T/trailers.out" || fail "no trailers: $(cat "$T/trailers.out")"
+	grep -q 'grpc-message: all ok$' "$T/trailers.out" || fail "trailer value: $(grep grpc "$T/trailers.out")"
+	! grep -qi 'keep-alive: 5' "$T/trailers.out" || fail "a hop-by-hop trailer was passed"
+else
+	[ -z "${ZKR_TEST_NO_SKIP:-}" ] || fail "nghttp (nghttp2-client) not installed"
+	log "(nghttp not installed: trailers not checked)"
+fi
+
 log "the router's own answers are HTTP/2 responses"
 code=$(tcurl nowhere.test /x --resolve "nowhere.test:$TLS_PORT:127.0.0.1" -k -o "$T/404.out" \
 	-w '%{http_code} %{http_version}' -D "$T/404.hdr") || fail "404 request failed"
