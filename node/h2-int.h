@@ -45,6 +45,7 @@ struct h2_stream {
 	struct h2_field_at *at;
 	unsigned n_fields, cap_fields;
 	size_t head_bytes;         /* RFC 9113 §6.5.2 size of the fields so far */
+	uint64_t body_ms;          /* when its last DATA came (or its head) */
 	bool head_too_large;
 	bool head_done;            /* END_HEADERS of the request head */
 	bool started;              /* its request was made */
@@ -77,6 +78,7 @@ struct h2_conn {
 	int drain_step;
 	uint64_t drain_ms;
 	uint64_t last_active_ms;   /* when it last had a stream open */
+	uint64_t stall_check_ms;   /* streams' bodies last looked at */
 	nghttp2_nv *nva;           /* a response head's fields, reused */
 	size_t nva_cap;
 	struct hbuf names;         /* their names, lower-cased */

@@ -37,6 +37,7 @@ struct h2_stream *h2_stream_new(struct h2_conn *h2, int32_t id)
 	}
 	st->magic = H2_STREAM_MAGIC;
 	st->id = id;
+	st->body_ms = clock_now_ms();
 	st->h2 = h2;
 	TAILQ_INSERT_TAIL(&h2->streams, st, link);
 	h2->n_streams++;

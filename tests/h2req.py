@@ -6,6 +6,7 @@ with heads no normal client sends.
     h2req.py PORT NAME:VALUE... [--data BYTES]
     h2req.py PORT --flood ping|settings|priority|reset N NAME:VALUE...
     h2req.py PORT --tunnel TEXT NAME:VALUE...
+    h2req.py PORT --stall NAME:VALUE... [--data BYTES]
 
 Pseudo-headers are given like the others (":method:GET"; the first colon
 of a pseudo-header's name is part of it). --data sends BYTES as DATA
@@ -20,7 +21,10 @@ was read) or the request's answer.
 
 --tunnel (an extended CONNECT, RFC 8441): once the answer came, sends
 TEXT as DATA, N times (--rounds N, default 1), and prints what came back
-as "echo=..." after the status, each round's on a line of its own."""
+as "echo=..." after the status, each round's on a line of its own.
+
+--stall leaves the stream open after the head (and BYTES): a body that
+stops coming; the router's answer is printed as above."""
 import socket
 import sys
 
@@ -41,6 +45,7 @@ def split_field(arg):
 def main():
     port = int(sys.argv[1])
     fields, data, flood, count, tunnel, rounds = [], None, None, 0, None, 1
+    stall = False
     args = sys.argv[2:]
     while args:
         a = args.pop(0)
@@ -48,6 +53,8 @@ def main():
             data = args.pop(0).encode()
         elif a == "--tunnel":
             tunnel = args.pop(0).encode()
+        elif a == "--stall":
+            stall = True
         elif a == "--rounds":
             rounds = int(args.pop(0))
         elif a == "--flood":
@@ -60,7 +67,7 @@ def main():
                                     validate_inbound_headers=False)
     conn = h2.connection.H2Connection(config=cfg)
     conn.initiate_connection()
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(conn.data_to_send())
     enc = [(n.encode(), v.encode()) for n, v in fields]
     if flood:
@@ -69,9 +76,9 @@ def main():
             return
     else:
         sid = 1
-    conn.send_headers(sid, enc, end_stream=data is None and tunnel is None)
+    conn.send_headers(sid, enc, end_stream=data is None and tunnel is None and not stall)
     if data is not None:
-        conn.send_data(sid, data, end_stream=True)
+        conn.send_data(sid, data, end_stream=not stall)
     s.sendall(conn.data_to_send())
     while True:
         try:

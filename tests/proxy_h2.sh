@@ -28,7 +28,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=a.test -days 1 \
 
 TLS_PORT=$(free_port) || hard_error "no free port"
 proxy_setup --tls-listen "127.0.0.1:$TLS_PORT" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
-	--h2c
+	--h2c --head-timeout-ms 3000
 start_backend a1
 A_PORT=$BACKEND_PORT
 start_backend b1
@@ -167,6 +167,15 @@ refused "content-length and DATA differ" ":method:POST" ":scheme:http" ":authori
 refused "LF in a value" "${ok_head[@]}" $'x-a:1\r\nx-b: 2'
 [ "$(metric zkrouter_h2_malformed_total)" -gt "$bad" ] || fail "malformed heads not counted"
 [ "$(grep -c 'req b1' "$T/backend-b1.log")" = "$before" ] || fail "a refused head reached the backend"
+
+log "a request body that stops coming gets 408 after --head-timeout-ms"
+start=$(now_ms)
+out=$($H2REQ --stall ":method:POST" ":scheme:http" ":authority:b.test" ":path:/echo" \
+	"content-length:10" --data "hello") || fail "h2req --stall failed"
+took=$(( $(now_ms) - start ))
+echo "stalled body: $out after ${took} ms"
+[ "$out" = status=408 ] || fail "a stalled body: $out"
+[ "$took" -ge 2500 ] && [ "$took" -lt 15000 ] || fail "408 after ${took} ms"
 
 log "WebSockets over HTTP/2 (RFC 8441): an HTTP/1.1 upgrade to the backend, a tunnel in the stream"
 ws_head=(":method:CONNECT" ":protocol:websocket" ":scheme:http" ":authority:b.test" ":path:/ws"
