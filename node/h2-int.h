@@ -71,6 +71,7 @@ struct h2_conn {
 	struct event *later;       /* h2_flush's send, later in the turn */
 	bool flushing;
 	bool dead;                 /* h2_close ran */
+	bool failed;               /* h2_fail ran: GOAWAY on its way */
 	/* Flood bounds: token buckets refilled by the clock. */
 	uint64_t ctl_tokens, rst_tokens;   /* in thousandths of a frame */
 	uint64_t bucket_ms;

@@ -54,6 +54,10 @@ void h2_stream_free(struct h2_stream *st)
 		TAILQ_REMOVE(&h2->pending, st, plink);
 	if (h2->s != NULL && !st->closed)
 		nghttp2_session_set_stream_user_data(h2->s, st->id, NULL);
+	/* Body bytes nobody took: the connection's window gets them back,
+	 * or a client resetting uploads would shut it little by little. */
+	if (h2->s != NULL && evbuffer_get_length(st->in) > 0)
+		nghttp2_session_consume_connection(h2->s, evbuffer_get_length(st->in));
 	evbuffer_free(st->in);
 	evbuffer_free(st->out);
 	if (st->trailers != NULL)

@@ -67,6 +67,9 @@ void h2_fail(struct h2_conn *h2, uint32_t error, const char *why)
 {
 	struct client *c = h2->c;
 
+	if (h2->failed)
+		return;
+	h2->failed = true;
 	clog_info(c, "HTTP/2: %s: GOAWAY and close", why);
 	/* Queues GOAWAY; nghttp2 then wants nothing more once it is sent,
 	 * and h2_flush closes the connection. */
@@ -99,6 +102,8 @@ static void buckets_refill(struct h2_conn *h2)
  * is empty. */
 static bool bucket_take(struct h2_conn *h2, uint64_t *tokens, uint64_t *counter, const char *what)
 {
+	if (h2->failed)
+		return false;   /* counted once, when it failed */
 	buckets_refill(h2);
 	if (*tokens >= 1000) {
 		*tokens -= 1000;
