@@ -520,6 +520,7 @@ static void render_metrics(struct gather *g)
 	if (a->tickets != NULL)
 		ticket_metrics(a, b);
 	tls_metrics(&g->sum.tls, b);
+	admin_h2_metrics(&g->sum.h2, b);
 	request_metrics(&g->sum.req, b);
 	appseries_render(a->apps, &g->apps, g->app_snap, g->n, t, b, clock_now_ms());
 	admin_worker_metrics(g, b);

@@ -144,13 +144,16 @@ struct http_chunk_state {
 	uint32_t ext_bytes;
 	uint32_t trailers;
 	uint32_t trailer_bytes;
+	/* When set, the trailer fields are kept there as "name:value\n"
+	 * lines, the value untrimmed (HTTP/2 clients get them); else dropped. */
+	struct evbuffer *keep_trailers;
 };
 
 /*
  * Decodes chunked body bytes (the parser continues from the head it
  * parsed). Chunk data is appended to `out` as-is (un-chunked); *used gets
  * the bytes consumed and *done whether the final chunk and trailers were
- * seen (trailers are dropped). Returns false on malformed input, or on a
+ * seen (trailers are dropped, or kept as cs says). Returns false on malformed input, or on a
  * chunk extension or trailers past the limits above.
  */
 bool http_body_decode(llhttp_t *parser, struct http_chunk_state *cs,
@@ -196,6 +199,9 @@ bool http_upgrade_list_valid(const char *list);
 
 /* Case-insensitive comparison of a header name with a literal. */
 bool http_name_is(const struct http_hdr *hd, const char *name);
+
+/* The kind of a header by its name (HDR_OTHER for most). */
+enum http_hdr_kind http_classify_name(const char *name, size_t nlen);
 
 /* The index of the first header named `name`, or -1. */
 int http_find(const struct http_head *h, const char *name);
