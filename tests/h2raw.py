@@ -38,7 +38,8 @@ Subcommands (h2raw.py --help-cases lists the downgrade cases):
                         the slow one until stdin ends
     drain N PATH        N streams in flight, "inflight N", then waits for
                         them and the GOAWAYs (the test sends the SIGTERM)
-    idle WAIT           one request, then waits for GOAWAY and the close
+    idle WAIT           one request, then waits for GOAWAY and the close;
+                        at_ms= is the wall clock of the close, in ms
     ws PATH             extended CONNECT (:protocol websocket); stdin lines
                         go out as DATA, what comes back is printed
     keepalive STOPFILE  a request every 50 ms (every 10th on a new
@@ -705,8 +706,9 @@ def idle(a, wait):
     print("%s ready" % c.outcome(st), flush=True)
     t0 = time.monotonic()
     c.wait(lambda: c.closed, wait)
-    print("goaways=%s end=%s after=%.2f" % (",".join("%d:%s" % (g[0], g[1]) for g in c.goaways),
-                                           c.closed or "open", time.monotonic() - t0))
+    print("goaways=%s end=%s after=%.2f at_ms=%d" % (",".join("%d:%s" % (g[0], g[1]) for g in c.goaways),
+                                                     c.closed or "open", time.monotonic() - t0,
+                                                     time.time() * 1000))
 
 
 def ws(a, path):
@@ -725,8 +727,8 @@ def ws(a, path):
     shown = 0
     eof = False
     while not c.closed and not st.done():
-        r, _, _ = select.select([fd] if not eof else [], [], [], 0.05)
-        if r:
+        r, _, _ = select.select([fd, c.s], [], [], 0 if a.tls and c.s.pending() else 0.2)
+        if fd in r:
             line = os.read(fd, 65536)
             if not line:
                 eof = True
@@ -734,7 +736,7 @@ def ws(a, path):
                 c.wait(lambda: st.done() or c.closed, 5)
                 break
             c.send_body(st, line, False)
-        c.pump(0.05)
+        c.pump(0)
         if len(st.body) > shown:
             sys.stdout.write(st.body[shown:].decode("latin-1"))
             sys.stdout.flush()

@@ -50,7 +50,7 @@ h2_app() {
 
 h2_cert() {
 	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=a.test -days 1 \
-		-addext "subjectAltName=DNS:a.test,DNS:*.test" \
+		-addext "subjectAltName=DNS:a.test,DNS:b.test,DNS:c.test,DNS:ws.test,DNS:other.test" \
 		-keyout "$T/key.pem" -out "$T/cert.pem" >"$T/openssl.out" 2>&1 ||
 		hard_error "openssl req failed: $(cat "$T/openssl.out")"
 	cat "$T/cert.pem" "$T/key.pem" >"$T/both.pem"
