@@ -7,9 +7,11 @@
 #include <config.h>
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/http.h>
 
 #include "node/admin-int.h"
@@ -31,6 +33,7 @@ static void gather_fn(struct worker *w, void *arg)
 	appq_totals(p, &s->app_queued, &s->app_overloaded);
 	proxy_pp_counters(p, &s->pp);
 	proxy_tls_counters(p, &s->tls);
+	proxy_h2_counters(p, &s->h2);
 	for (size_t a = 0; t != NULL && a < t->n_apps; a++) {
 		const struct route_app *app = t->apps[a];
 		size_t ai = (size_t)i * t->n_apps + a;
@@ -100,6 +103,8 @@ static void gather_done(void *arg)
 		m->tls.resumed += s->tls.resumed;
 		add_counters(m->tls.failures, s->tls.failures, TLS_FAIL_N);
 		m->tls.close_notify_sent += s->tls.close_notify_sent;
+		add_counters((uint64_t *)&m->h2, (const uint64_t *)&s->h2,
+			     sizeof(s->h2) / sizeof(uint64_t));
 	}
 	if (g->req != NULL) {
 		evhttp_connection_set_closecb(g->evcon, NULL, NULL);
@@ -199,3 +204,45 @@ void admin_worker_metrics(const struct gather *g, struct evbuffer *b)
 				    g->snap[i].req.requests);
 }
 
+/* HTTP/2 to clients: the connections and streams, and every bound that
+ * acted (h2.c), one counter each. */
+void admin_h2_metrics(const struct proxy_h2_counters *n, struct evbuffer *b)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} m[] = {
+#define H2M(field, name, help) { name, help, offsetof(struct proxy_h2_counters, field) }
+		H2M(connections, "zkrouter_h2_connections_total",
+		    "Client connections that spoke HTTP/2 (ALPN h2 or h2c)."),
+		H2M(streams, "zkrouter_h2_streams_total", "HTTP/2 streams (requests) received."),
+		H2M(refused_streams, "zkrouter_h2_refused_streams_total",
+		    "HTTP/2 streams refused past h2-max-concurrent-streams."),
+		H2M(malformed, "zkrouter_h2_malformed_total",
+		    "HTTP/2 request heads refused as malformed (downgrade checks)."),
+		H2M(header_too_large, "zkrouter_h2_header_too_large_total",
+		    "HTTP/2 header lists past max-head-bytes or max-headers (431)."),
+		H2M(rapid_reset, "zkrouter_h2_rapid_reset_total",
+		    "HTTP/2 connections closed for resetting streams too fast."),
+		H2M(control_flood, "zkrouter_h2_control_flood_total",
+		    "HTTP/2 connections closed for a PING, SETTINGS, PRIORITY or empty DATA flood."),
+		H2M(continuation_flood, "zkrouter_h2_continuation_flood_total",
+		    "HTTP/2 connections closed for too many CONTINUATION frames."),
+		H2M(ack_flood, "zkrouter_h2_ack_flood_total",
+		    "HTTP/2 connections closed for leaving our ACKs unread."),
+		H2M(protocol_error, "zkrouter_h2_protocol_errors_total",
+		    "HTTP/2 connections closed on another protocol error."),
+		H2M(stalled, "zkrouter_h2_stalled_total",
+		    "HTTP/2 connections closed because the client stopped reading."),
+		H2M(goaway_sent, "zkrouter_h2_goaway_sent_total", "HTTP/2 GOAWAY frames sent."),
+#undef H2M
+	};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+		uint64_t v;
+
+		memcpy(&v, (const char *)n + m[i].off, sizeof(v));
+		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", m[i].name,
+				    m[i].help, m[i].name, m[i].name, v);
+	}
+}

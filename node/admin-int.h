@@ -30,6 +30,7 @@ struct worker_snap {
 	uint64_t app_overloaded;
 	struct proxy_pp_counters pp;
 	struct proxy_tls_counters tls;
+	struct proxy_h2_counters h2;
 };
 
 /* A /routes or /metrics answer on its way: each worker fills its slot,
@@ -66,5 +67,8 @@ bool admin_app_info(const struct gather *g, size_t a, unsigned *in_flight, unsig
 
 /* The per-worker series of /metrics. */
 void admin_worker_metrics(const struct gather *g, struct evbuffer *b);
+
+/* admin-gather.c: the HTTP/2 counters of /metrics. */
+void admin_h2_metrics(const struct proxy_h2_counters *n, struct evbuffer *b);
 
 #endif

@@ -65,6 +65,12 @@ struct zkr_config {
 	char *upgrade_protocols;          /* Upgrade tokens tunnelled; default "websocket", NULL: none */
 	bool allow_underscore_headers;    /* forward request header names with '_'; default no */
 
+	/* HTTP/2 to clients (h2.c) */
+	bool h2c;                         /* HTTP/2 with prior knowledge on plain listeners */
+	unsigned h2_max_concurrent_streams;   /* per connection; default 100 */
+	unsigned h2_max_resets_per_s;     /* streams a client may reset (Rapid Reset bound) */
+	unsigned h2_max_control_per_s;    /* PING/SETTINGS/PRIORITY/empty DATA frames */
+
 	/* timeouts */
 	unsigned head_timeout_ms;         /* 408; default 10000 */
 	unsigned tls_handshake_timeout_ms; /* a TLS handshake not done by then is cut; default 10000 */

@@ -73,6 +73,14 @@ static void puts_(struct out *o, const char *s)
 	put(o, s, strlen(s));
 }
 
+bool hbuf_add(struct hbuf *b, const void *p, size_t len)
+{
+	struct out o = {b, false};
+
+	put(&o, p, len);
+	return !o.failed;
+}
+
 /* A string literal, its length known at compile time. */
 #define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
 

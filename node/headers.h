@@ -31,6 +31,8 @@ struct hbuf {
 };
 
 void hbuf_free(struct hbuf *b);
+/* Appends len bytes; false on allocation failure. */
+bool hbuf_add(struct hbuf *b, const void *p, size_t len);
 
 /* How a body follows the head we write. */
 enum body_framing {

@@ -249,6 +249,17 @@ int http_find(const struct http_head *h, const char *name)
 	return -1;
 }
 
+static enum http_hdr_kind classify(const struct http_hdr *hd);
+
+enum http_hdr_kind http_classify_name(const char *name, size_t nlen)
+{
+	struct http_hdr hd;
+
+	hd.name = name;
+	hd.nlen = (uint32_t)nlen;
+	return classify(&hd);
+}
+
 static enum http_hdr_kind classify(const struct http_hdr *hd)
 {
 #define KNOWN(lit, kind) {lit, sizeof(lit) - 1, kind}

@@ -197,6 +197,9 @@ bool http_upgrade_list_valid(const char *list);
 /* Case-insensitive comparison of a header name with a literal. */
 bool http_name_is(const struct http_hdr *hd, const char *name);
 
+/* The kind of a header by its name (HDR_OTHER for most). */
+enum http_hdr_kind http_classify_name(const char *name, size_t nlen);
+
 /* The index of the first header named `name`, or -1. */
 int http_find(const struct http_head *h, const char *name);
 

@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "node/h2.h"
 #include "node/stream.h"
 #include "node/proxy.h"
 
@@ -73,6 +74,13 @@ size_t proxy_drain_tick(struct proxy *p)
 	n += proxy_deferred_drain(p);
 	for (c = TAILQ_FIRST(&p->clients); c; c = next) {
 		next = TAILQ_NEXT(c, link);
+		if (c->state == CS_H2) {
+			/* HTTP/2: two GOAWAYs, then closed once its streams
+			 * ended (h2.c). */
+			if (h2_drain_tick(c, now))
+				n++;
+			continue;
+		}
 		if (between_requests(c, now)) {
 			clog_debug(c, "drain: closing a keep-alive connection between requests");
 			client_close_after_flush(c);

@@ -17,6 +17,7 @@
 
 #include "node/accesslog.h"
 #include "node/balancer.h"
+#include "node/h2.h"
 #include "node/stream.h"
 
 static const char *const request_state_names[] = {
@@ -35,7 +36,18 @@ void request_set_state(struct request *r, enum request_state s)
 
 /* ---- requests ---------------------------------------------------------- */
 
-static struct request *request_get(struct client *c)
+struct evbuffer *request_body_in(struct request *r)
+{
+	return r->h2s != NULL ? h2_body_in(r) : bufferevent_get_input(r->c->bev);
+}
+
+void request_body_taken(struct request *r, size_t n)
+{
+	if (r->h2s != NULL)
+		h2_body_taken(r, n);
+}
+
+struct request *request_new(struct client *c)
 {
 	struct proxy *p = c->p;
 	struct request *r = p->free_reqs;
@@ -81,6 +93,7 @@ static struct request *request_get(struct client *c)
 	}
 	r->head_out.len = 0;
 	r->c = c;
+	r->sink = &resp_sink_h1;
 	r->state = RQ_ROUTING;
 	r->n = ++c->n_requests;
 	r->start_us = clock_now_us();
@@ -172,7 +185,7 @@ static void request_log(struct request *r)
  * let one more read in while taking one head out, and a client that
  * pipelines faster than it is answered would grow its input without bound.
  */
-static void client_read_pipelined(struct client *c)
+void client_read_pipelined(struct client *c)
 {
 	if (!c->read_paused ||
 	    evbuffer_get_length(bufferevent_get_input(c->bev)) >= c->p->cfg.buffer_high_bytes)
@@ -189,16 +202,23 @@ void request_finish(struct request *r)
 	bool keep = r->keep_alive && r->req_body_done && !p->draining && c->state == CS_REQUEST;
 	struct app_load *freed = appq_leave(r);
 
-	if (c->state != CS_DEAD)
+	if (c->state != CS_DEAD && r->h2s == NULL)
 		conn_flush(&c->io);
 	request_set_state(r, RQ_DONE);
 	request_log(r);
 	upstream_release(r, r->resp_reusable);
 	p->n_active--;
-	c->req = NULL;
+	if (r->h2s != NULL)
+		h2_request_done(r);   /* the stream ends, or is reset if cut */
+	else
+		c->req = NULL;
 	request_put(p, r);
 	if (freed != NULL)
 		appq_dispatch(p, freed);   /* other clients' requests only */
+	if (c->h2 != NULL) {
+		h2_flush(c);
+		return;
+	}
 	if (c->state != CS_REQUEST)
 		return;
 	if (!keep) {
@@ -236,15 +256,36 @@ static const char *status_text(int status)
 
 /* An answer of the router's own: an error (with its X-Zkrouter-Error
  * code) or, with `location`, a redirect. Ends the request. */
+bool request_answer_h1(struct request *r, int status, const char *code, const char *location,
+		       const char *body, size_t blen)
+{
+	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+	size_t before = evbuffer_get_length(out);
+	char retry[40] = "";
+
+	if (r->retry_after_s)
+		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", r->retry_after_s);
+	if (evbuffer_add_printf(out,
+				"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+				"%s%s\r\nX-Request-Id: %s\r\n%s%s\r\n",
+				status, status_text(status), blen,
+				location ? "Location: " : "X-Zkrouter-Error: ",
+				location ? location : code, r->rid, retry,
+				r->keep_alive ? "" : "Connection: close\r\n") < 0)
+		return false;
+	if (!r->head_request && evbuffer_add(out, body, blen) != 0)
+		return false;
+	r->bytes_out += evbuffer_get_length(out) - before;
+	return true;
+}
+
 static void request_answer(struct request *r, int status, const char *code, const char *msg,
 			   const char *location)
 {
 	struct client *c = r->c;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	char body[512], retry[40] = "";
+	char body[512];
 	int blen;
 	bool close_conn;
-	size_t before = evbuffer_get_length(out);
 
 	if (r->resp_head_done) {
 		/* Part of a response is already out: all we can do is end the
@@ -252,7 +293,9 @@ static void request_answer(struct request *r, int status, const char *code, cons
 		 * close waits for the flush); the client sees the response
 		 * short of its length or of its last chunk. */
 		rlog_info(r, "%s after the response started: closing", code);
-		conn_tls_cut(&c->io);   /* TLS: no close_notify after a short body */
+		r->resp_cut = true;   /* HTTP/2: the stream is reset */
+		if (r->h2s == NULL)
+			conn_tls_cut(&c->io);   /* TLS: no close_notify after a short body */
 		r->keep_alive = false;
 		r->resp_reusable = false;
 		request_finish(r);   /* drops the upstream, closes after the flush */
@@ -277,18 +320,11 @@ static void request_answer(struct request *r, int status, const char *code, cons
 			status_text(status), msg, r->rid);
 	if (blen < 0 || (size_t)blen >= sizeof(body))
 		blen = (int)strlen(body);
-	if (r->retry_after_s)
-		snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", r->retry_after_s);
-	evbuffer_add_printf(out,
-			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-			    "%s%s\r\nX-Request-Id: %s\r\n%s%s\r\n",
-			    status, status_text(status), blen,
-			    location ? "Location: " : "X-Zkrouter-Error: ", location ? location : code,
-			    r->rid, retry, close_conn ? "Connection: close\r\n" : "");
-	if (!r->head_request)
-		evbuffer_add(out, body, (size_t)blen);
 	r->status = status;
-	r->bytes_out += evbuffer_get_length(out) - before;
+	if (!r->sink->answer(r, status, code, location, body, (size_t)blen)) {
+		r->keep_alive = false;
+		r->resp_cut = true;
+	}
 	request_finish(r);
 }
 
@@ -301,7 +337,8 @@ void request_fail(struct request *r, int status, const char *code, const char *m
 static void request_redirect_https(struct request *r)
 {
 	struct proxy *p = r->c->p;
-	const struct http_head *h = &r->head;
+	const char *path = r->target + r->path_off;
+	size_t path_len = strlen(path);
 	char prefix[HOST_MAX + 32], port[8] = "";
 	bool v6 = strchr(r->host, ':') != NULL;
 	char *loc;
@@ -310,15 +347,15 @@ static void request_redirect_https(struct request *r)
 	if (p->tls_port && p->tls_port != 443)
 		snprintf(port, sizeof(port), ":%u", (unsigned)p->tls_port);
 	n = snprintf(prefix, sizeof(prefix), "https://%s%s%s%s%s", v6 ? "[" : "", r->host,
-		     v6 ? "]" : "", port, h->path_len && h->path[0] == '/' ? "" : "/");
-	loc = n > 0 ? malloc((size_t)n + h->path_len + 1) : NULL;
+		     v6 ? "]" : "", port, path_len && path[0] == '/' ? "" : "/");
+	loc = n > 0 ? malloc((size_t)n + path_len + 1) : NULL;
 	if (loc == NULL) {
 		request_fail(r, 503, "out_of_memory", "out of memory");
 		return;
 	}
 	memcpy(loc, prefix, (size_t)n);
-	memcpy(loc + n, h->path, h->path_len);
-	loc[(size_t)n + h->path_len] = '\0';
+	memcpy(loc + n, path, path_len);
+	loc[(size_t)n + path_len] = '\0';
 	request_answer(r, 308, NULL, "this app is served over HTTPS", loc);
 	free(loc);
 }
@@ -339,6 +376,10 @@ static bool copy_target(struct request *r)
 	}
 	memcpy(r->target, r->head.target, r->head.target_len);
 	r->target[r->head.target_len] = '\0';
+	r->path_off = r->head.path && r->head.path >= r->head.target &&
+			      r->head.path <= r->head.target + r->head.target_len
+		      ? (size_t)(r->head.path - r->head.target)
+		      : 0;
 	return true;
 }
 
@@ -424,14 +465,34 @@ static void sticky_instance(struct request *r, const struct route_app_config *cf
 	}
 }
 
-/* Routes a parsed head and hands it to upstream.c. The head is still in
- * the client's input (len bytes) and is drained here once serialized. */
-static void request_route(struct request *r, size_t head_len)
+/* What routing decided for a head: go on, or an answer of ours. */
+enum route_verdict { ROUTE_GO, ROUTE_FAIL, ROUTE_REDIRECT };
+
+struct route_answer {
+	int status;
+	const char *code, *msg;
+};
+
+static enum route_verdict route_fail(struct route_answer *a, int status, const char *code,
+				     const char *msg)
+{
+	a->status = status;
+	a->code = code;
+	a->msg = msg;
+	return ROUTE_FAIL;
+}
+
+/*
+ * Everything both protocols do with a parsed head: the request's names,
+ * its id, its app by Host, the limits, and the head for the backend
+ * (headers.c). Reads the head (r->head), which must still be valid; what
+ * it decides is acted on by route_act, once the caller let the head go.
+ */
+static enum route_verdict route_decide(struct request *r, struct route_answer *a)
 {
 	struct client *c = r->c;
 	struct proxy *p = c->p;
 	struct http_head *h = &r->head;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct fwd_request f;
 	const char *hv;
 	size_t hl;
@@ -451,6 +512,103 @@ static void request_route(struct request *r, size_t head_len)
 	r->idempotent = h->method == HTTP_GET || h->method == HTTP_HEAD ||
 			h->method == HTTP_OPTIONS || h->method == HTTP_TRACE ||
 			h->method == HTTP_PUT || h->method == HTTP_DELETE;
+	if (!copy_target(r))
+		return route_fail(a, 503, "out_of_memory", "out of memory");
+	choose_request_id(r, &f);
+	r->req_body_done = r->req_framing == FRAME_NONE ||
+			   (r->req_framing == FRAME_LENGTH && r->req_remaining == 0);
+
+	if (h->authority) {
+		hv = h->authority;
+		hl = h->authority_len;
+	} else if (h->host_idx < 0) {
+		snprintf(r->host, sizeof(r->host), "-");
+		return route_fail(a, 400, "bad_request", "missing Host");
+	} else {
+		hv = h->hdrs[h->host_idx].value;
+		hl = h->hdrs[h->host_idx].vlen;
+	}
+	if (hl > HOST_MAX + 7 || !host_normalize(hv, hl, r->host, sizeof(r->host), &r->host_len)) {
+		snprintf(r->host, sizeof(r->host), "-");
+		return route_fail(a, 400, "bad_request", "invalid Host");
+	}
+	if (c->over_conn_limit) {
+		/* When one of the address's connections closes is unknown: a
+		 * second is a fair guess that keeps a client from spinning. */
+		r->retry_after_s = 1;
+		return route_fail(a, 429, "too_many_connections",
+				  "too many connections from this address");
+	}
+	if (!limits_request(p->perip, c->ipent, clock_now_ms(), &r->retry_after_s))
+		return route_fail(a, 429, "too_many_requests", "too many requests from this address");
+	if (p->table == NULL)
+		return route_fail(a, 503, "no_table", "the routing table is not loaded yet");
+	app = route_table_match(p->table, r->host, r->host_len);
+	if (app == NULL)
+		return route_fail(a, 404, "unknown_route", "no app is routed for this host");
+	r->as = backend_map_get(&p->map, app);
+	if (r->as == NULL)
+		return route_fail(a, 503, "no_instances", "app state unavailable");
+	app_state_ref(r->as);
+	if (app->config.redirect_https && !c->tls)
+		return ROUTE_REDIRECT;
+	if (app->config.max_body_bytes && h->has_content_length &&
+	    h->content_length > app->config.max_body_bytes)
+		return route_fail(a, 413, "body_too_large", "request body larger than the app allows");
+	f.client_ip = c->ip;
+	f.proto = c->tls ? "https" : "http";
+	f.local_port = c->local_port;
+	f.host = hv;
+	f.host_len = hl;
+	f.framing = r->req_framing;
+	f.content_length = r->req_remaining;
+	f.upgrade_protocols = p->upgrade_protocols;
+	f.keep_underscores = p->cfg.allow_underscore_headers;
+	if (!headers_write_request(&r->head_out, h, &f))
+		return route_fail(a, 503, "out_of_memory", "out of memory");
+	hash_key(r, &app->config);
+	sticky_instance(r, &app->config);
+	return ROUTE_GO;
+}
+
+/* The head is gone (serialized, or not needed): the request goes on. */
+static void route_act(struct request *r, enum route_verdict v, const struct route_answer *a)
+{
+	r->head.n_hdrs = 0;
+	switch (v) {
+	case ROUTE_FAIL:
+		request_fail(r, a->status, a->code, a->msg);
+		break;
+	case ROUTE_REDIRECT:
+		request_redirect_https(r);
+		break;
+	default:
+		if (appq_admit(r))
+			upstream_attempt(r);
+		break;
+	}
+}
+
+void request_route_head(struct request *r)
+{
+	struct route_answer a;
+	enum route_verdict v = route_decide(r, &a);
+
+	route_act(r, v, &a);
+}
+
+/* Routes an HTTP/1.1 head, still in the client's input (head_len
+ * bytes): drained once decided, before the request goes on, so that an
+ * answer that readies the connection finds the next request first. */
+void request_route_h1(struct request *r, size_t head_len)
+{
+	struct client *c = r->c;
+	struct proxy *p = c->p;
+	struct http_head *h = &r->head;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct route_answer a;
+	enum route_verdict v;
+
 	r->http10 = h->minor == 0;
 	r->keep_alive = r->http10 ? h->conn_keep_alive && !h->conn_close : !h->conn_close;
 	/* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means its
@@ -463,12 +621,6 @@ static void request_route(struct request *r, size_t head_len)
 	http_upgrade_restrict(h, p->upgrade_protocols);
 	r->upgrade = h->upgrade;
 	r->bytes_in = head_len;
-	if (!copy_target(r)) {
-		evbuffer_drain(in, head_len);
-		request_fail(r, 503, "out_of_memory", "out of memory");
-		return;
-	}
-	choose_request_id(r, &f);
 	if (h->chunked) {
 		r->req_framing = FRAME_CHUNKED;
 	} else if (h->has_content_length) {
@@ -479,126 +631,19 @@ static void request_route(struct request *r, size_t head_len)
 	} else {
 		r->req_framing = FRAME_NONE;
 	}
-	r->req_body_done = r->req_framing == FRAME_NONE ||
-			   (r->req_framing == FRAME_LENGTH && r->req_remaining == 0);
-
-	if (h->authority) {
-		hv = h->authority;
-		hl = h->authority_len;
-	} else if (h->host_idx < 0) {
-		snprintf(r->host, sizeof(r->host), "-");
-		evbuffer_drain(in, head_len);
-		request_fail(r, 400, "bad_request", "missing Host");
-		return;
-	} else {
-		hv = h->hdrs[h->host_idx].value;
-		hl = h->hdrs[h->host_idx].vlen;
-	}
-	if (hl > HOST_MAX + 7 || !host_normalize(hv, hl, r->host, sizeof(r->host), &r->host_len)) {
-		snprintf(r->host, sizeof(r->host), "-");
-		evbuffer_drain(in, head_len);
-		request_fail(r, 400, "bad_request", "invalid Host");
-		return;
-	}
-	if (c->over_conn_limit) {
-		/* When one of the address's connections closes is unknown: a
-		 * second is a fair guess that keeps a client from spinning. */
-		r->retry_after_s = 1;
-		evbuffer_drain(in, head_len);
-		request_fail(r, 429, "too_many_connections",
-			     "too many connections from this address");
-		return;
-	}
-	if (!limits_request(p->perip, c->ipent, clock_now_ms(), &r->retry_after_s)) {
-		evbuffer_drain(in, head_len);
-		request_fail(r, 429, "too_many_requests", "too many requests from this address");
-		return;
-	}
-	if (p->table == NULL) {
-		evbuffer_drain(in, head_len);
-		request_fail(r, 503, "no_table", "the routing table is not loaded yet");
-		return;
-	}
-	app = route_table_match(p->table, r->host, r->host_len);
-	if (app == NULL) {
-		evbuffer_drain(in, head_len);
-		request_fail(r, 404, "unknown_route", "no app is routed for this host");
-		return;
-	}
-	r->as = backend_map_get(&p->map, app);
-	if (r->as == NULL) {
-		evbuffer_drain(in, head_len);
-		request_fail(r, 503, "no_instances", "app state unavailable");
-		return;
-	}
-	app_state_ref(r->as);
-	if (app->config.redirect_https && !c->tls) {
-		request_redirect_https(r);   /* before the drain: it reads the target */
-		evbuffer_drain(in, head_len);
-		return;
-	}
-	if (app->config.max_body_bytes && h->has_content_length &&
-	    h->content_length > app->config.max_body_bytes) {
-		evbuffer_drain(in, head_len);
-		request_fail(r, 413, "body_too_large", "request body larger than the app allows");
-		return;
-	}
-	if (r->req_framing == FRAME_CHUNKED) {
+	v = route_decide(r, &a);
+	if (v == ROUTE_GO && r->req_framing == FRAME_CHUNKED) {
 		/* The body decoder continues from the parsed head. */
 		const char *why;
 		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len);
 
 		if (data == NULL || http_parse_request(&r->parser, data, head_len, false, &p->lim, h,
-						       &why) != HTTP_OK) {
-			evbuffer_drain(in, head_len);
-			request_fail(r, 400, "bad_request", "request head changed");
-			return;
-		}
-		h->upgrade = r->upgrade;   /* as restricted above */
+						       &why) != HTTP_OK)
+			v = route_fail(&a, 400, "bad_request", "request head changed");
 	}
-	f.client_ip = c->ip;
-	f.proto = c->tls ? "https" : "http";
-	f.local_port = c->local_port;
-	f.host = h->authority ? h->authority : h->hdrs[h->host_idx].value;
-	f.host_len = h->authority ? h->authority_len : h->hdrs[h->host_idx].vlen;
-	f.framing = r->req_framing;
-	f.content_length = r->req_remaining;
-	f.upgrade_protocols = p->upgrade_protocols;
-	f.keep_underscores = p->cfg.allow_underscore_headers;
-	if (!headers_write_request(&r->head_out, h, &f)) {
-		evbuffer_drain(in, head_len);
-		request_fail(r, 503, "out_of_memory", "out of memory");
-		return;
-	}
-	hash_key(r, &app->config);
-	sticky_instance(r, &app->config);
 	/* The head is serialized: the parsed pointers die with these bytes. */
 	evbuffer_drain(in, head_len);
-	h->n_hdrs = 0;
-	if (appq_admit(r))
-		upstream_attempt(r);
-}
-
-static int result_status(enum http_result res, const char **code)
-{
-	*code = "bad_request";
-	switch (res) {
-	case HTTP_HEAD_TOO_LARGE:
-	case HTTP_TOO_MANY_HEADERS:
-		*code = "header_too_large";
-		return 431;
-	case HTTP_TARGET_TOO_LONG:
-		*code = "uri_too_long";
-		return 414;
-	case HTTP_BAD_METHOD:
-		*code = "method_not_allowed";
-		return 405;
-	case HTTP_BAD_VERSION:
-		*code = "version_not_supported";
-		return 505;
-	default:
-		return 400;
-	}
+	route_act(r, v, &a);
 }
 
 /* ---- per-address limits ------------------------------------------------ */
@@ -633,170 +678,4 @@ void client_limits_close(struct client *c)
 		c->ipent = NULL;
 	}
 	c->over_conn_limit = false;
-}
-
-/* Starts a request for a head that failed (to parse, or to arrive in
- * time): answers and closes. */
-void client_reject(struct client *c, int status, const char *code, const char *why)
-{
-	struct request *r = request_get(c);
-
-	if (r == NULL) {
-		client_close(c);
-		return;
-	}
-	client_set_state(c, CS_REQUEST);
-	c->req = r;
-	c->p->n_active++;
-	snprintf(r->host, sizeof(r->host), "-");
-	/* Nothing more is read from a connection that sent a bad head. */
-	evbuffer_drain(bufferevent_get_input(c->bev),
-		       evbuffer_get_length(bufferevent_get_input(c->bev)));
-	request_fail(r, status, code, why ? why : "malformed request");
-}
-
-static void client_reject_parse(struct client *c, enum http_result res, const char *why)
-{
-	const char *code;
-	int status = result_status(res, &code);
-
-	client_reject(c, status, code, why);
-}
-
-bool client_output_full(struct client *c)
-{
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) < c->p->cfg.buffer_high_bytes)
-		return false;
-	/* Whatever filled it (our own answers to pipelined requests, or
-	 * answers relayed from an app), a client that does not read must
-	 * not make us read, answer and buffer more: memory would grow
-	 * without bound. The write timeout ends a client that never reads. */
-	if (!c->out_full)
-		clog_debug(c, "output past the high mark: reading paused");
-	c->out_full = true;
-	conn_read_off(&c->io);
-	return true;
-}
-
-void client_output_resume(struct client *c)
-{
-	if (!c->out_full ||
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) >= c->p->cfg.buffer_high_bytes)
-		return;
-	c->out_full = false;
-	if (!c->read_paused)
-		conn_read_on(&c->io);
-	if (c->state == CS_IDLE && !c->processing)
-		client_process(c);
-}
-
-/* Where the pending head ends (past its blank line), or 0. Only the bytes
- * not searched before are searched (from 3 back, in case the blank line
- * straddles two reads), and nothing is copied to do it. */
-static size_t head_end(struct client *c, struct evbuffer *in, size_t len)
-{
-	struct evbuffer_ptr from, at;
-	size_t start = c->head_scanned > 3 ? c->head_scanned - 3 : 0;
-
-	if (evbuffer_ptr_set(in, &from, start, EVBUFFER_PTR_SET) != 0)
-		return 0;
-	at = evbuffer_search(in, "\r\n\r\n", 4, &from);
-	if (at.pos < 0) {
-		c->head_scanned = len > UINT32_MAX ? UINT32_MAX : (uint32_t)len;
-		return 0;
-	}
-	return (size_t)at.pos + 4;
-}
-
-void client_process(struct client *c)
-{
-	struct proxy *p = c->p;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
-
-	c->processing = true;
-	while (c->state == CS_IDLE) {
-		size_t len = evbuffer_get_length(in), end;
-		const char *data, *why = NULL;
-		enum http_result res;
-		struct request *r;
-
-		if (len == 0)
-			break;
-		/* Answers to earlier requests still wait for the client to
-		 * read them: the next one waits too (and reading stops). */
-		if (client_output_full(c))
-			break;
-		if (c->head_start_ms == 0)
-			c->head_start_ms = clock_now_ms();
-		end = head_end(c, in, len);
-		if (end > p->lim.max_head_bytes || (end == 0 && len >= p->lim.max_head_bytes)) {
-			client_reject_parse(c, HTTP_HEAD_TOO_LARGE, "request head too large");
-			break;
-		}
-		if (end == 0) {
-			struct http_head probe;
-			struct http_hdr hdrs[16];
-			llhttp_t parser;
-			struct http_limits lim = p->lim;
-
-			if (clock_now_ms() - c->head_start_ms >= p->cfg.head_timeout_ms) {
-				client_reject(c, 408, "request_timeout", "request head too slow");
-				break;
-			}
-			/* Refuse garbage at its first bytes, not after a timeout;
-			 * but a head that trickles in is checked again only each
-			 * time it doubled, so a byte-by-byte sender cannot make us
-			 * re-parse it thousands of times. */
-			if (c->head_probed && len < 2 * (size_t)c->head_probed)
-				break;
-			c->head_probed = (uint32_t)len;
-			data = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
-			if (data == NULL) {
-				client_close(c);
-				break;
-			}
-			memset(&probe, 0, sizeof(probe));
-			probe.hdrs = hdrs;
-			probe.max_hdrs = 16;
-			lim.max_headers = 16;
-			res = http_parse_request(&parser, data, len, true, &lim, &probe, &why);
-			if (res != HTTP_OK && res != HTTP_INCOMPLETE && res != HTTP_TOO_MANY_HEADERS) {
-				client_reject_parse(c, res, why);
-				break;
-			}
-			break;
-		}
-		c->head_scanned = c->head_probed = 0;
-		data = (const char *)evbuffer_pullup(in, (ev_ssize_t)end);
-		if (data == NULL) {
-			client_close(c);
-			break;
-		}
-		r = request_get(c);
-		if (r == NULL) {
-			client_close(c);
-			break;
-		}
-		client_set_state(c, CS_REQUEST);
-		c->req = r;
-		p->n_active++;
-		res = http_parse_request(&r->parser, data, end, false, &p->lim, &r->head, &why);
-		if (res != HTTP_OK) {
-			const char *code;
-			int status = result_status(res, &code);
-
-			snprintf(r->host, sizeof(r->host), "-");
-			evbuffer_drain(in, evbuffer_get_length(in));
-			request_fail(r, status, code, why ? why : "malformed request");
-			break;
-		}
-		request_route(r, end);
-	}
-	/* Half-closed, and every request it sent completely is answered:
-	 * nothing more can come. */
-	if (c->state == CS_IDLE && c->io.eof && !c->out_full)
-		client_close_after_flush(c);
-	else if (c->state == CS_IDLE)
-		client_read_pipelined(c);
-	c->processing = false;
 }

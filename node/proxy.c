@@ -28,14 +28,16 @@
 
 #include "node/accesslog.h"
 #include "node/balancer.h"
+#include "node/h2.h"
 #include "node/stream.h"
 #include "node/proxy.h"
 #include "node/shared.h"
+#include "node/tls.h"
 #include "node/upstream.h"
 #include "registry/prng.h"
 
 static const char *const client_state_names[] = {
-	[CS_IDLE] = "idle", [CS_REQUEST] = "request", [CS_TUNNEL] = "tunnel",
+	[CS_IDLE] = "idle", [CS_REQUEST] = "request", [CS_TUNNEL] = "tunnel", [CS_H2] = "h2",
 	[CS_CLOSING] = "closing", [CS_LINGER] = "linger", [CS_DEAD] = "dead",
 };
 
@@ -72,6 +74,38 @@ void proxy_reap_later(struct proxy *p)
 
 /* ---- client connections ----------------------------------------------- */
 
+/*
+ * The protocol of a new connection, at its first bytes: HTTP/2 when TLS
+ * chose "h2" by ALPN, or (with --h2c) when a plain connection begins with
+ * the HTTP/2 preface; HTTP/1.1 otherwise. False when the bytes are not
+ * HTTP/1.1's to read (HTTP/2 took the connection, or the preface is not
+ * whole yet: the head timeout bounds the wait as for any head).
+ */
+static bool client_choose_proto(struct client *c)
+{
+	int pre;
+
+	if (c->tls) {
+		c->proto_chosen = true;
+		if (tls_conn_protocol(c->io.ssl) != TLS_PROTO_H2)
+			return true;
+		h2_start(c);
+		return false;
+	}
+	if (!c->p->cfg.h2c) {
+		c->proto_chosen = true;
+		return true;
+	}
+	pre = h2_preface(bufferevent_get_input(c->bev));
+	if (pre == 0)
+		return false;
+	c->proto_chosen = true;
+	if (pre < 0)
+		return true;
+	h2_start(c);
+	return false;
+}
+
 static void client_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct client *c = arg;
@@ -80,7 +114,12 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	CHECK_MAGIC(c, CLIENT_MAGIC);
 	switch (c->state) {
 	case CS_IDLE:
+		if (!c->proto_chosen && c->n_requests == 0 && !client_choose_proto(c))
+			break;
 		client_process(c);
+		break;
+	case CS_H2:
+		h2_read(c);
 		break;
 	case CS_REQUEST:
 		/* The body goes on after the response head too: an app may
@@ -155,6 +194,8 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 			client_linger(c);
 	} else if (c->state == CS_REQUEST && c->req) {
 		upstream_resume_response(c->req);
+	} else if (c->state == CS_H2) {
+		h2_writable(c);
 	} else if (c->state == CS_IDLE) {
 		client_output_resume(c);
 	}
@@ -171,6 +212,15 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	p = c->p;
 	if (c->state == CS_LINGER || c->state == CS_DEAD) {
 		client_close(c);
+		return;
+	}
+	if (c->state == CS_H2 && (what & BEV_EVENT_TIMEOUT)) {
+		h2_timeout(c, what);
+		return;
+	}
+	if (c->state == CS_H2 && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/* Its streams in flight still get their answers. */
+		h2_read(c);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -405,6 +455,8 @@ void client_close(struct client *c)
 	}
 	if (c->tun)
 		tunnel_stop(c->tun);
+	if (c->h2)
+		h2_close(c);   /* ends the requests of its streams */
 	conn_io_halt(&c->io);
 	client_mem_busy(c);
 	if (c->bev != NULL) {
@@ -430,6 +482,7 @@ static void client_destroy(struct client *c)
 {
 	if (c->tun)
 		tunnel_free(c->tun);
+	h2_free(c);
 	/* TLS: the bufferevent (an OpenSSL one in a tunnel) goes before the
 	 * SSL and the socket it uses, which conn_io_close frees. */
 	if (c->tls && c->bev) {

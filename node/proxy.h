@@ -135,6 +135,24 @@ struct proxy_tls_counters {
 };
 void proxy_tls_counters(const struct proxy *p, struct proxy_tls_counters *out);
 
+/* HTTP/2 to clients (h2.c): what was accepted, and each limit and flood
+ * bound that acted, counted where it acted. */
+struct proxy_h2_counters {
+	uint64_t connections;      /* connections that spoke HTTP/2 */
+	uint64_t streams;          /* requests received on them */
+	uint64_t refused_streams;  /* past h2-max-concurrent-streams */
+	uint64_t malformed;        /* heads refused by the downgrade checks */
+	uint64_t header_too_large; /* header lists past max-head-bytes or max-headers */
+	uint64_t rapid_reset;      /* connections closed: too many streams reset */
+	uint64_t control_flood;    /* closed: PING/SETTINGS/PRIORITY/empty DATA flood */
+	uint64_t continuation_flood;   /* closed: too many CONTINUATION frames */
+	uint64_t ack_flood;        /* closed: our ACKs unread (nghttp2's bound) */
+	uint64_t protocol_error;   /* closed on another protocol error */
+	uint64_t stalled;          /* closed: output stuck (a peer that does not read) */
+	uint64_t goaway_sent;      /* GOAWAY frames sent (drain, idle, errors) */
+};
+void proxy_h2_counters(const struct proxy *p, struct proxy_h2_counters *out);
+
 struct backend_info {
 	bool ejected;
 	uint64_t ejected_until_ms;      /* monotonic ms, 0 when not ejected */

@@ -16,10 +16,24 @@
  *                          +----- bytes ---->+---- upstream ---+
  *                          +<---- bytes -----+<--- response ---+
  *
- * One request at a time per client connection: pipelined requests wait in
- * the client's input buffer (bounded by its read watermark) and are
- * answered in order. A request object and its header arrays come from a
- * free list, so steady-state traffic allocates nothing per request.
+ * A client connection owns its requests. HTTP/1.1 carries one at a time
+ * (c->req): pipelined requests wait in the client's input buffer (bounded
+ * by its read watermark) and are answered in order. HTTP/2 (c->h2, h2.c)
+ * carries many at once, one per stream (r->h2s). Either way each request
+ * takes the same path from its parsed head on (request_route_head:
+ * routing, limits, headers.c, balancing, retries, access log), and two
+ * seams keep the protocol out of the upstream layer:
+ *
+ *   - the request body comes from request_body_in(r): the client's input
+ *     (HTTP/1.1, framed as the client sent it), or the stream's DATA,
+ *     unframed (HTTP/2), given back to the client's flow control with
+ *     request_body_taken();
+ *   - the response goes to r->sink (struct resp_sink): HTTP/1.1 writes
+ *     today's bytes into the client's output, HTTP/2 submits HEADERS and
+ *     DATA frames; "full" is the backpressure that pauses the upstream.
+ *
+ * A request object and its header arrays come from a free list, so
+ * steady-state traffic allocates nothing per request.
  */
 #ifndef ZKR_STREAM_H
 #define ZKR_STREAM_H
@@ -57,11 +71,14 @@ struct proxy;
 struct request;
 struct tunnel;
 struct tls_store;
+struct h2_conn;
+struct h2_stream;
 
 enum client_state {
 	CS_IDLE,                   /* waiting for (the rest of) a request head */
 	CS_REQUEST,                /* a request is in flight */
 	CS_TUNNEL,                 /* upgraded: bytes both ways */
+	CS_H2,                     /* HTTP/2: its streams carry the requests */
 	CS_CLOSING,                /* flushing the last bytes */
 	CS_LINGER,                 /* written side shut, discarding input briefly
 				    * so a reset cannot destroy our answer */
@@ -75,8 +92,9 @@ struct client {
 	struct proxy *p;
 	struct bufferevent *bev;
 	struct conn_io io;
-	struct request *req;
+	struct request *req;       /* HTTP/1.1: the request in flight */
 	struct tunnel *tun;
+	struct h2_conn *h2;        /* HTTP/2 (h2.c), else NULL */
 	uint64_t head_start_ms;    /* first byte of the pending head, 0: none */
 	uint32_t head_scanned;     /* bytes of it searched for the blank line */
 	uint32_t head_probed;      /* bytes of it last checked for garbage */
@@ -89,6 +107,7 @@ struct client {
 				    * high mark, so no further request is read
 				    * or answered until it drains */
 	bool tls;                  /* accepted on a TLS listener */
+	bool proto_chosen;         /* ALPN or the h2c preface looked at */
 	bool over_conn_limit;      /* over max-connections-per-ip: 429, close */
 	bool parked;               /* idle, its bufferevent freed (proxy-mem.c) */
 	bool idle_listed;          /* in p->idle_clients */
@@ -101,9 +120,39 @@ struct client {
 	struct client_slab *slab;  /* the block it lives in (proxy-mem.c) */
 };
 
+/*
+ * Where a response goes: the seam between the upstream layer, which reads
+ * the backend's answer, and the client's protocol. HTTP/1.1's sink
+ * (upstream-response.c) writes a serialized head and the body, re-framed,
+ * into the client's output; HTTP/2's (h2-stream.c) submits a HEADERS
+ * frame and queues the body, unframed, for DATA frames.
+ */
+struct resp_sink {
+	/* Writes the head in r->rhead with the framing and additions of `f`.
+	 * False on allocation failure. */
+	bool (*head)(struct request *r, const struct fwd_response *f);
+	/* Where body bytes go. */
+	struct evbuffer *(*body)(struct request *r);
+	/* Bytes were added to a body, or a head written: send what the
+	 * client's requests have (the request itself may have ended). */
+	void (*push)(struct client *c);
+	/* True when body(r) holds what this request may buffer: the upstream
+	 * stops reading until upstream_resume_response. */
+	bool (*full)(const struct request *r);
+	/* The router's own answer (errors, redirects): status, its
+	 * X-Zkrouter-Error code or Location, a one-line text body. */
+	bool (*answer)(struct request *r, int status, const char *code, const char *location,
+		       const char *body, size_t blen);
+	bool framed;               /* HTTP/1.1: bodies keep an HTTP/1.1 framing
+				    * (chunks re-chunked); else data only */
+	bool interim;              /* 1xx answers are passed on */
+};
+
 struct request {
 	enum request_state state;
 	struct client *c;
+	struct h2_stream *h2s;     /* its HTTP/2 stream, NULL over HTTP/1.1 */
+	const struct resp_sink *sink;   /* where its response goes */
 	struct request *next_free;
 	uint64_t n;                /* the n-th request on its connection */
 
@@ -121,6 +170,7 @@ struct request {
 	char method[24];
 	char *target;              /* copy for the access log */
 	size_t target_cap;
+	size_t path_off;           /* where the origin-form path starts in it */
 	bool head_request, http10, keep_alive, upgrade;
 	unsigned retry_after_s;    /* a 429's Retry-After; 0: none */
 	bool idempotent;           /* RFC 9110 9.2.2: may be sent twice */
@@ -145,6 +195,7 @@ struct request {
 	enum body_framing req_framing;
 	uint64_t req_remaining;
 	bool req_body_done;
+	bool req_body_eof;         /* HTTP/2: END_STREAM seen, no DATA to come */
 	uint64_t body_moved;
 
 	enum body_framing resp_framing;
@@ -155,6 +206,7 @@ struct request {
 	bool resp_head_done;
 	bool resp_reusable;        /* the upstream may go back to the pool */
 	bool resp_paused;          /* backpressure: the client's output is full */
+	bool resp_cut;             /* ended short after its head went out */
 	bool dechunk_raw;          /* chunked response to an HTTP/1.0 client */
 	int status;
 
@@ -232,6 +284,7 @@ struct proxy {
 	size_t n_pp_conns;
 	struct proxy_pp_counters pp_count;
 	struct proxy_tls_counters tls_count;
+	struct proxy_h2_counters h2_count;
 	size_t n_active;           /* requests in flight */
 	size_t n_tunnels;          /* open tunnels (upgraded requests) */
 	size_t n_queued;           /* requests waiting for an app's slot */
@@ -352,6 +405,23 @@ size_t pp_conn_drain(struct proxy *p, uint64_t now_ms, unsigned grace_ms);
 
 /* ---- proxy-request.c: requests ---------------------------------------- */
 
+/* HTTP/1.1's response sink (upstream-response.c). */
+extern const struct resp_sink resp_sink_h1;
+/* A request object for client `c` (from the free list), its state reset;
+ * counted in flight. NULL on allocation failure. */
+struct request *request_new(struct client *c);
+/*
+ * Routes a request whose head is in r->head (HTTP/2: rebuilt from its
+ * fields, h2-stream.c), r->req_framing and req_remaining set: finds the
+ * app, applies limits, writes the head for the backend and hands the
+ * request on, or answers it. HTTP/1.1 goes through here too.
+ */
+void request_route_head(struct request *r);
+/* Where the request body comes from (the other seam), and how much of it
+ * the upstream took (HTTP/2 opens the flow-control window by it). */
+struct evbuffer *request_body_in(struct request *r);
+void request_body_taken(struct request *r, size_t n);
+
 /* Answers a request the proxy handles itself (errors): status, the
  * X-Zkrouter-Error code and a one-line body. Ends the request. */
 void request_fail(struct request *r, int status, const char *code, const char *msg);
@@ -359,6 +429,16 @@ void request_fail(struct request *r, int status, const char *code, const char *m
  * connection for the next request or closes it after flushing. */
 void request_finish(struct request *r);
 void request_set_state(struct request *r, enum request_state s);
+/* HTTP/1.1's answer of ours, in the client's output (resp_sink_h1). */
+bool request_answer_h1(struct request *r, int status, const char *code, const char *location,
+		       const char *body, size_t blen);
+/* Routes an HTTP/1.1 head still in the client's input (head_len bytes). */
+void request_route_h1(struct request *r, size_t head_len);
+/* Reading resumes once pipelined requests are below the high mark. */
+void client_read_pipelined(struct client *c);
+
+/* ---- proxy-head.c: HTTP/1.1 request heads ------------------------------ */
+
 /* Reads and routes pipelined heads waiting in the client's input. */
 void client_process(struct client *c);
 /* True when the client's output holds buffer_high_bytes or more; reading

@@ -24,13 +24,15 @@
 static const unsigned char sid_ctx[] = "zkrouterd";
 
 /*
- * The protocols ALPN may choose, in our order of preference. A new one
- * (h2) is one more line here and a dispatch on tls_conn_protocol.
+ * The protocols ALPN may choose, in our order of preference: HTTP/2
+ * first (one connection for a browser's requests), then HTTP/1.1. A new
+ * one is one more line here and a dispatch on tls_conn_protocol.
  */
 static const struct {
 	enum tls_proto proto;
 	const char *name;
 } alpn_table[] = {
+	{ TLS_PROTO_H2, "h2" },
 	{ TLS_PROTO_HTTP11, "http/1.1" },
 };
 #define ALPN_N (sizeof(alpn_table) / sizeof(alpn_table[0]))

@@ -50,6 +50,7 @@ enum tls_source {
 enum tls_proto {
 	TLS_PROTO_NONE,       /* no ALPN: HTTP/1.1 by default */
 	TLS_PROTO_HTTP11,     /* "http/1.1" */
+	TLS_PROTO_H2,         /* "h2" (RFC 9113) */
 };
 
 /* Mozilla's "intermediate" choice without DHE: forward secrecy and AEAD only. */

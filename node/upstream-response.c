@@ -37,10 +37,12 @@ void upstream_response_fail(struct request *r, int status, const char *code, con
 	UP_OPS(r)->request_fail(r, status, code, msg);
 }
 
+/* ---- HTTP/1.1's sink: today's bytes in the client's output ------------ */
+
 /* Writes a response head into the client's output (gathered first in the
  * proxy's reusable head buffer) and counts its bytes. False on allocation
  * failure. */
-static bool write_head(struct request *r, const struct fwd_response *f)
+static bool h1_head(struct request *r, const struct fwd_response *f)
 {
 	struct hbuf *hb = &r->c->p->resp_head;
 
@@ -50,6 +52,34 @@ static bool write_head(struct request *r, const struct fwd_response *f)
 	r->bytes_out += hb->len;
 	return true;
 }
+
+static struct evbuffer *h1_body(struct request *r)
+{
+	return bufferevent_get_output(r->c->bev);
+}
+
+static void h1_push(struct client *c)
+{
+	if (c->state != CS_DEAD)
+		conn_flush(&c->io);
+}
+
+static bool h1_full(const struct request *r)
+{
+	return evbuffer_get_length(bufferevent_get_output(r->c->bev)) >= r->c->p->cfg.buffer_high_bytes;
+}
+
+const struct resp_sink resp_sink_h1 = {
+	.head = h1_head,
+	.body = h1_body,
+	.push = h1_push,
+	.full = h1_full,
+	.answer = request_answer_h1,
+	.framed = true,
+	.interim = true,
+};
+
+/* ---- the response ------------------------------------------------------ */
 
 /* Writes the response head for the client and decides the framing. */
 static bool response_head(struct request *r, size_t end)
@@ -82,7 +112,7 @@ static bool response_head(struct request *r, size_t end)
 		}
 	} else if (h->chunked) {
 		r->resp_framing = FRAME_CHUNKED;
-		r->dechunk_raw = r->http10;
+		r->dechunk_raw = r->http10 || !r->sink->framed;
 		f.framing = r->http10 ? FRAME_CLOSE : FRAME_CHUNKED;
 	} else if (h->has_content_length) {
 		r->resp_framing = FRAME_LENGTH;
@@ -100,7 +130,7 @@ static bool response_head(struct request *r, size_t end)
 	 * connection closed (RFC 9112 6.1). */
 	r->resp_reusable = !h->conn_close && (h->minor >= 1 || h->conn_keep_alive) &&
 			   r->resp_framing != FRAME_CLOSE && !(h->minor == 0 && h->chunked);
-	if (!write_head(r, &f))
+	if (!r->sink->head(r, &f))
 		return false;
 	evbuffer_drain(bufferevent_get_input(up->bev), end);
 	r->status = h->status;
@@ -117,7 +147,7 @@ static bool response_interim(struct request *r, size_t end)
 	memset(&f, 0, sizeof(f));
 	f.keep_alive = true;
 	f.framing = FRAME_NONE;
-	if (!r->http10 && !write_head(r, &f))
+	if (r->sink->interim && !r->http10 && !r->sink->head(r, &f))
 		return false;
 	evbuffer_drain(bufferevent_get_input(r->up->bev), end);
 	/* resp_started stays set: the app has seen the request, so it is
@@ -164,7 +194,7 @@ static void response_upgrade(struct request *r, size_t end)
 	f.keep_alive = true;
 	f.request_id = r->rid;
 	f.request_id_len = r->rid_len;
-	if (!write_head(r, &f)) {
+	if (!r->sink->head(r, &f)) {
 		upstream_response_fail(r, 502, "backend_failed", "out of memory");
 		return;
 	}
@@ -190,7 +220,7 @@ static void response_read_some(struct request *r)
 	struct proxy *p = r->c->p;
 	struct upstream *up = r->up;
 	struct evbuffer *in = bufferevent_get_input(up->bev);
-	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+	struct evbuffer *out = r->sink->body(r);
 
 	while (!r->resp_head_done) {
 		size_t len = evbuffer_get_length(in), end;
@@ -249,8 +279,8 @@ static void response_read_some(struct request *r)
 			}
 			/* An app may send any number of them: the client's
 			 * output bounds them as it bounds a body. */
-			if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
-				conn_flush(&r->c->io);
+			if (r->sink->full(r)) {
+				r->sink->push(r->c);
 				r->resp_paused = true;
 				conn_read_off(&up->io);
 				return;
@@ -309,8 +339,8 @@ static void response_read_some(struct request *r)
 			evbuffer_add_buffer(out, in);
 		}
 	}
-	conn_flush(&r->c->io);
-	if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
+	r->sink->push(r->c);
+	if (r->sink->full(r)) {
 		/* The client reads slower than the backend writes. */
 		r->resp_paused = true;
 		conn_read_off(&up->io);
@@ -320,19 +350,19 @@ static void response_read_some(struct request *r)
 void upstream_read_response(struct request *r)
 {
 	struct client *c = r->c;
+	const struct resp_sink *sink = r->sink;
 
 	response_read_some(r);
-	/* Whatever path it took (interim 100, error, end), send it now. */
-	if (c->state != CS_DEAD)
-		conn_flush(&c->io);
+	/* Whatever path it took (interim 100, error, end), send it now: the
+	 * request may be gone, its client and sink are not. */
+	sink->push(c);
 }
 
 void upstream_resume_response(struct request *r)
 {
 	struct upstream *up = r->up;
 
-	if (up == NULL || !r->resp_paused ||
-	    evbuffer_get_length(bufferevent_get_output(r->c->bev)) >= r->c->p->cfg.buffer_high_bytes)
+	if (up == NULL || !r->resp_paused || r->sink->full(r))
 		return;
 	r->resp_paused = false;
 	conn_read_on(&up->io);

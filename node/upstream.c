@@ -110,7 +110,7 @@ static void arm_response_timeout(struct request *r)
 
 bool request_body_stalled(const struct request *r)
 {
-	return !r->req_body_done && r->up != NULL && r->up->state == US_ACTIVE &&
+	return !r->req_body_done && r->up != NULL && r->up->state == US_ACTIVE && r->h2s == NULL &&
 	       !r->c->read_paused &&
 	       evbuffer_get_length(bufferevent_get_input(r->c->bev)) == 0;
 }
@@ -134,8 +134,23 @@ static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *o
 			r->req_remaining -= (size_t)moved;
 			r->body_moved += (size_t)moved;
 			r->bytes_in += (size_t)moved;
+			request_body_taken(r, (size_t)moved);
 			if (r->req_remaining == 0)
 				r->req_body_done = true;
+		} else if (r->h2s != NULL) {
+			/* Data without framing (HTTP/2 DATA): one chunk each. */
+			char size[24];
+			int sl = snprintf(size, sizeof(size), "%zx\r\n", len);
+
+			if (evbuffer_add(out, size, (size_t)sl) != 0 ||
+			    evbuffer_remove_buffer(in, out, len) != (int)len ||
+			    evbuffer_add(out, "\r\n", 2) != 0) {
+				UP_OPS(r)->request_fail(r, 502, "backend_failed", "out of memory");
+				return false;
+			}
+			r->body_moved += len;
+			r->bytes_in += len;
+			request_body_taken(r, len);
 		} else {
 			size_t used, dlen;
 			bool done;
@@ -155,6 +170,15 @@ static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *o
 				break;
 		}
 	}
+	/* HTTP/2: END_STREAM came and every DATA byte went: the last chunk. */
+	if (r->h2s != NULL && r->req_framing == FRAME_CHUNKED && !r->req_body_done &&
+	    r->req_body_eof && evbuffer_get_length(in) == 0) {
+		if (evbuffer_add(out, "0\r\n\r\n", 5) != 0) {
+			UP_OPS(r)->request_fail(r, 502, "backend_failed", "out of memory");
+			return false;
+		}
+		r->req_body_done = true;
+	}
 	return true;
 }
 
@@ -163,12 +187,13 @@ void upstream_pump_request(struct request *r)
 	struct client *c = r->c;
 	struct proxy *p = c->p;
 	struct upstream *up = r->up;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in;
 	struct evbuffer *out;
 	const struct route_app_config *ac = &r->as->app->config;
 
 	if (up == NULL || up->state != US_ACTIVE)
 		return;
+	in = request_body_in(r);
 	out = bufferevent_get_output(up->bev);
 	for (;;) {
 		if (!pump_some(r, in, out))
@@ -186,7 +211,7 @@ void upstream_pump_request(struct request *r)
 		UP_OPS(r)->request_fail(r, 413, "body_too_large", "request body larger than the app allows");
 		return;
 	}
-	if (!r->req_body_done && c->io.eof && evbuffer_get_length(in) == 0) {
+	if (!r->req_body_done && r->h2s == NULL && c->io.eof && evbuffer_get_length(in) == 0) {
 		UP_OPS(r)->request_fail(r, 400, "bad_request", "the client closed before the end of the body");
 		return;
 	}
@@ -194,6 +219,9 @@ void upstream_pump_request(struct request *r)
 		if (r->state == RQ_SENDING)
 			UP_OPS(r)->request_set_state(r, RQ_WAITING);
 		arm_response_timeout(r);
+	} else if (r->h2s != NULL) {
+		/* HTTP/2: the stream's window stays shut while its bytes
+		 * wait here; the write callback pumps again. */
 	} else if (evbuffer_get_length(out) >= p->cfg.buffer_high_bytes) {
 		/* The backend reads slower than the client sends; its write
 		 * callback resumes us at the low mark. */
@@ -251,7 +279,13 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
 	r = up->req;
 	conn_write_done(&up->io);
 	/* Also after the response head: the body may still be going. */
-	if (up->state != US_ACTIVE || r == NULL || !r->c->read_paused || r->req_body_done)
+	if (up->state != US_ACTIVE || r == NULL || r->req_body_done)
+		return;
+	if (r->h2s != NULL) {
+		upstream_pump_request(r);   /* the stream's DATA waiting */
+		return;
+	}
+	if (!r->c->read_paused)
 		return;
 	r->c->read_paused = false;
 	conn_read_on(&r->c->io);
@@ -295,7 +329,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (r->resp_head_done) {
 		if (r->resp_framing == FRAME_CLOSE && (what & BEV_EVENT_EOF) &&
 		    !(what & BEV_EVENT_ERROR)) {
-			evbuffer_add_buffer(bufferevent_get_output(r->c->bev), bufferevent_get_input(bev));
+			evbuffer_add_buffer(r->sink->body(r), bufferevent_get_input(bev));
 			r->resp_reusable = false;
 			r->keep_alive = false;
 			UP_OPS(r)->request_finish(r);

@@ -330,7 +330,7 @@ static void test_alpn(void)
 	conn_free(&c);
 	memset(&c, 0, sizeof(c));
 	{
-		/* Offered h2 first: we choose http/1.1, the only one we speak. */
+		/* Offered h2 and http/1.1: we choose h2, our first. */
 		SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
 		SSL *cl = SSL_new(cctx), *sv = tls_store_new_ssl(s);
 		BIO *cb, *sb;
@@ -348,7 +348,7 @@ static void test_alpn(void)
 				rs = SSL_do_handshake(sv);
 		}
 		CU_ASSERT_EQUAL(rc, 1);
-		CU_ASSERT_EQUAL(tls_conn_protocol(sv), TLS_PROTO_HTTP11);
+		CU_ASSERT_EQUAL(tls_conn_protocol(sv), TLS_PROTO_H2);
 		SSL_free(cl);
 		SSL_free(sv);
 		SSL_CTX_free(cctx);

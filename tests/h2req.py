@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""One HTTP/2 request with prior knowledge, its fields sent exactly as
+given (python3-h2 with its own checks off), to see what the router does
+with heads no normal client sends.
+
+    h2req.py PORT NAME:VALUE... [--data BYTES]
+    h2req.py PORT --flood ping|settings|priority|reset N NAME:VALUE...
+
+Pseudo-headers are given like the others (":method:GET"; the first colon
+of a pseudo-header's name is part of it). --data sends BYTES as DATA
+(END_STREAM on the last frame). Prints "status=N" when the router
+answered, or "reset=CODE" when it reset the stream, or "goaway=CODE"
+when it ended the connection; exits 0 in all three cases.
+
+--flood sends N frames of a kind, as fast as the socket takes them, then
+the request: "reset" opens a stream with the head and resets it, N
+times. Prints "goaway=CODE after=K" (K: frames sent before the GOAWAY
+was read) or the request's answer."""
+import socket
+import sys
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+
+
+def split_field(arg):
+    if arg.startswith(":"):
+        name, _, value = arg[1:].partition(":")
+        return ":" + name, value
+    name, _, value = arg.partition(":")
+    return name, value
+
+
+def main():
+    port = int(sys.argv[1])
+    fields, data, flood, count = [], None, None, 0
+    args = sys.argv[2:]
+    while args:
+        a = args.pop(0)
+        if a == "--data":
+            data = args.pop(0).encode()
+        elif a == "--flood":
+            flood, count = args.pop(0), int(args.pop(0))
+        else:
+            fields.append(split_field(a))
+    cfg = h2.config.H2Configuration(client_side=True, header_encoding=None,
+                                    validate_outbound_headers=False,
+                                    normalize_outbound_headers=False,
+                                    validate_inbound_headers=False)
+    conn = h2.connection.H2Connection(config=cfg)
+    conn.initiate_connection()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(conn.data_to_send())
+    enc = [(n.encode(), v.encode()) for n, v in fields]
+    if flood:
+        sid = do_flood(conn, s, flood, count, enc)
+        if sid is None:
+            return
+    else:
+        sid = 1
+    conn.send_headers(sid, enc, end_stream=data is None)
+    if data is not None:
+        conn.send_data(sid, data, end_stream=True)
+    s.sendall(conn.data_to_send())
+    while True:
+        try:
+            buf = s.recv(65536)
+        except socket.timeout:
+            print("timeout")
+            return
+        if not buf:
+            print("closed")
+            return
+        for ev in conn.receive_data(buf):
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                st = dict(ev.headers).get(b":status", b"?").decode()
+                print("status=" + st)
+                return
+            if isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
+                print("reset=%d" % ev.error_code)
+                return
+            if isinstance(ev, h2.events.ConnectionTerminated):
+                print("goaway=%d" % ev.error_code)
+                return
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+
+
+def goaway_seen(conn, s):
+    """Reads what is there without waiting; the GOAWAY's code or None."""
+    s.setblocking(False)
+    try:
+        while True:
+            try:
+                buf = s.recv(65536)
+            except (BlockingIOError, ssl_want()):
+                return None
+            if not buf:
+                return -1
+            for ev in conn.receive_data(buf):
+                if isinstance(ev, h2.events.ConnectionTerminated):
+                    return ev.error_code
+    except ConnectionError:
+        return -1
+    finally:
+        s.setblocking(True)
+        s.settimeout(10)
+
+
+def ssl_want():
+    return BlockingIOError
+
+
+def do_flood(conn, s, kind, count, enc):
+    """Sends the flood; the stream id for the request after it, or None
+    when the router ended the connection (printed)."""
+    sid = 1
+    for i in range(count):
+        if kind == "ping":
+            conn.ping(b"%08d" % (i % 100000000))
+        elif kind == "settings":
+            conn.update_settings({h2.settings.SettingCodes.MAX_FRAME_SIZE: 16384 + (i % 2)})
+        elif kind == "priority":
+            conn.prioritize(sid + 2 * (i % 1000), weight=16)
+        elif kind == "reset":
+            conn.send_headers(sid, enc, end_stream=False)
+            conn.reset_stream(sid)
+            sid += 2
+        try:
+            s.sendall(conn.data_to_send())
+        except ConnectionError:
+            print("goaway=-1 after=%d" % i)
+            return None
+        if i % 50 == 49:
+            code = goaway_seen(conn, s)
+            if code is not None:
+                print("goaway=%d after=%d" % (code, i + 1))
+                return None
+    return sid
+
+
+if __name__ == "__main__":
+    main()
