@@ -30,7 +30,7 @@ Subcommands (h2raw.py --help-cases lists the downgrade cases):
     streams N HOST=ID,...   N concurrent /slow?ms=500 streams spread over
                         the hosts; checks each answer names the right id
     overlimit N         N /slow streams at once, past the peer's limit;
-                        "max=M ok=K refused=R other=O"
+                        "max=M ok=K refused=R other=O goaway=CODE|none"
     upload BYTES [--no-length] [--path P] [--probe SECONDS]
     download BYTES      GET /big?bytes=BYTES, every numbered line checked
     slowread BYTES K    one stream of /big read through a tiny window while
@@ -606,10 +606,11 @@ def overlimit(a, n):
     c.wait_settings()
     sts = [c.request(b"/slow?ms=1500&h2overlimit=%d" % i) for i in range(n)]
     c.wait(lambda: all(s.done() for s in sts) or c.closed, a.timeout)
-    print("max=%s ok=%d refused=%d other=%d" % (
+    print("max=%s ok=%d refused=%d other=%d goaway=%s" % (
         c.peer.get(SettingsFrame.MAX_CONCURRENT_STREAMS, "unlimited"),
         sum(1 for s in sts if s.status == 200), sum(1 for s in sts if s.reset == "REFUSED_STREAM"),
-        sum(1 for s in sts if s.status != 200 and s.reset != "REFUSED_STREAM")))
+        sum(1 for s in sts if s.status != 200 and s.reset != "REFUSED_STREAM"),
+        c.goaways[-1][1] if c.goaways else "none"))
 
 
 def upload(a, size, length, path, probe):

@@ -130,6 +130,8 @@ zk_only() {
 }
 
 # H2OPTS: more options of h2raw.py (--timeout, --settle, --show-body).
+zk_only_quiet() { [ "${H2_REFERENCE:-}" != haproxy ]; }
+
 h2t() { "$H2PY" "$top_srcdir/tests/h2raw.py" --tls --host "${H2HOST:-a.test}" ${H2OPTS:-} "127.0.0.1:$TLS_PORT" "$@"; }
 h2c() { "$H2PY" "$top_srcdir/tests/h2raw.py" --host "${H2HOST:-a.test}" ${H2OPTS:-} "127.0.0.1:$PROXY_PORT" "$@"; }
 
