@@ -32,6 +32,9 @@ Subcommands (h2raw.py --help-cases lists the downgrade cases):
     overlimit N         N /slow streams at once, past the peer's limit;
                         "max=M ok=K refused=R other=O goaway=CODE|none"
     upload BYTES [--no-length] [--path P] [--probe SECONDS]
+                        POST /upload, checked against the app's digest; with
+                        --probe, the bytes the windows let out in SECONDS,
+                        then the stream is cancelled
     download BYTES      GET /big?bytes=BYTES, every numbered line checked
     slowread BYTES K    one stream of /big read through a tiny window while
                         K other streams run; prints their latency; holds
@@ -614,7 +617,7 @@ def overlimit(a, n):
 
 
 def upload(a, size, length, path, probe):
-    body = os.urandom(size)
+    body = bytes(size) if probe else os.urandom(size)
     c = Conn(a)
     c.wait_settings()
     st = c.new_stream()
@@ -636,7 +639,8 @@ def upload(a, size, length, path, probe):
             st.send_window -= n
             view = view[n:]
         print("accepted=%d after=%.1f" % (size - len(view), probe), flush=True)
-        c.send_body(st, bytes(view), True)
+        c.send(RstStreamFrame(st.sid, 8))
+        return
     else:
         c.send_body(st, body, True)
     c.wait(st.done, a.timeout)
