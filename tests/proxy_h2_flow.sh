@@ -32,22 +32,22 @@ for via in h2t h2c; do
 done
 
 log "large bodies both ways, with flow control"
-out=$(H2OPTS="--timeout 60" h2t download 16000000)
+out=$(H2OPTS="--timeout 60" h2t download 8000000)
 log "download: $out"
-case $out in "status=200 body=16000000 valid=yes") ;; *) fail "h2raw download: $out" ;; esac
-tcurl '/big?bytes=16000000' --http2 -o "$T/big.h2" || fail "curl --http2 download failed"
-pcurl a.test '/big?bytes=16000000' -o "$T/big.h1" || fail "plain download failed"
+case $out in "status=200 body=8000000 valid=yes") ;; *) fail "h2raw download: $out" ;; esac
+tcurl '/big?bytes=8000000' --http2 -o "$T/big.h2" || fail "curl --http2 download failed"
+pcurl a.test '/big?bytes=8000000' -o "$T/big.h1" || fail "plain download failed"
 cmp -s "$T/big.h2" "$T/big.h1" || fail "the HTTP/2 download differs from the HTTP/1.1 one"
 for len in "" --no-length; do
-	out=$(H2OPTS="--timeout 60" h2t upload 8000000 $len)
+	out=$(H2OPTS="--timeout 60" h2t upload 4000000 $len)
 	log "upload $len: ${out% answer=*}"
 	sum=$(echo "$out" | sed -n 's/.* sha256=\([0-9a-f]*\) .*/\1/p')
-	case $out in "status=200 "*"answer=bytes=8000000 sha256=$sum backend=a1") ;;
+	case $out in "status=200 "*"answer=bytes=4000000 sha256=$sum backend=a1") ;;
 	*) fail "upload $len: the app saw another body: $out" ;; esac
 done
-head -c 6000000 /dev/urandom >"$T/up.bin"
+head -c 4000000 /dev/urandom >"$T/up.bin"
 tcurl /upload --http2 --data-binary "@$T/up.bin" -o "$T/up.out" || fail "curl --http2 upload failed"
-grep -q "bytes=6000000 sha256=$(sha256sum <"$T/up.bin" | cut -d' ' -f1)" "$T/up.out" ||
+grep -q "bytes=4000000 sha256=$(sha256sum <"$T/up.bin" | cut -d' ' -f1)" "$T/up.out" ||
 	fail "curl --http2 upload: $(cat "$T/up.out")"
 
 log "an upload is taken only as fast as a slow app reads it (1 MB/s)"
