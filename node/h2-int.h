@@ -40,10 +40,12 @@ struct h2_stream {
 	struct request *r;         /* NULL before its head is routed and after */
 	struct evbuffer *in;       /* request body received, not yet taken */
 	struct evbuffer *out;      /* response body, for DATA frames */
+	struct evbuffer *trailers; /* the backend's chunked trailers, or NULL */
 	struct hbuf fields;        /* the head's names and values */
 	struct h2_field_at *at;
 	unsigned n_fields, cap_fields;
 	size_t head_bytes;         /* RFC 9113 §6.5.2 size of the fields so far */
+	uint64_t body_ms;          /* when its last DATA came (or its head) */
 	bool head_too_large;
 	bool head_done;            /* END_HEADERS of the request head */
 	bool started;              /* its request was made */
@@ -52,6 +54,7 @@ struct h2_stream {
 	bool resp_end;             /* the response body is all in `out` */
 	bool deferred;             /* the data source said "no data yet" */
 	bool closed;               /* nghttp2 closed it */
+	char ws_key[24];           /* a Sec-WebSocket-Key made up (RFC 8441) */
 	TAILQ_ENTRY(h2_stream) link;    /* the connection's streams */
 	TAILQ_ENTRY(h2_stream) plink;   /* work after a read or a send */
 	bool pending;
@@ -68,6 +71,7 @@ struct h2_conn {
 	struct event *later;       /* h2_flush's send, later in the turn */
 	bool flushing;
 	bool dead;                 /* h2_close ran */
+	bool failed;               /* h2_fail ran: GOAWAY on its way */
 	/* Flood bounds: token buckets refilled by the clock. */
 	uint64_t ctl_tokens, rst_tokens;   /* in thousandths of a frame */
 	uint64_t bucket_ms;
@@ -75,6 +79,7 @@ struct h2_conn {
 	int drain_step;
 	uint64_t drain_ms;
 	uint64_t last_active_ms;   /* when it last had a stream open */
+	uint64_t stall_check_ms;   /* streams' bodies last looked at */
 	nghttp2_nv *nva;           /* a response head's fields, reused */
 	size_t nva_cap;
 	struct hbuf names;         /* their names, lower-cased */

@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 
 #include "node/h2-int.h"
+#include "registry/prng.h"
 
 struct h2_stream *h2_stream_new(struct h2_conn *h2, int32_t id)
 {
@@ -36,6 +37,7 @@ struct h2_stream *h2_stream_new(struct h2_conn *h2, int32_t id)
 	}
 	st->magic = H2_STREAM_MAGIC;
 	st->id = id;
+	st->body_ms = clock_now_ms();
 	st->h2 = h2;
 	TAILQ_INSERT_TAIL(&h2->streams, st, link);
 	h2->n_streams++;
@@ -52,8 +54,14 @@ void h2_stream_free(struct h2_stream *st)
 		TAILQ_REMOVE(&h2->pending, st, plink);
 	if (h2->s != NULL && !st->closed)
 		nghttp2_session_set_stream_user_data(h2->s, st->id, NULL);
+	/* Body bytes nobody took: the connection's window gets them back,
+	 * or a client resetting uploads would shut it little by little. */
+	if (h2->s != NULL && evbuffer_get_length(st->in) > 0)
+		nghttp2_session_consume_connection(h2->s, evbuffer_get_length(st->in));
 	evbuffer_free(st->in);
 	evbuffer_free(st->out);
+	if (st->trailers != NULL)
+		evbuffer_free(st->trailers);
 	hbuf_free(&st->fields);
 	free(st->at);
 	st->magic = 0;
@@ -122,6 +130,60 @@ static void start_fail(struct request *r, int status, const char *code, const ch
  * into one, at the end of the storage), the target and the host from the
  * pseudo-headers. False when it does not fit max_headers.
  */
+static bool add_hdr(struct http_head *h, const char *name, const char *value, size_t vlen,
+		    enum http_hdr_kind kind)
+{
+	struct http_hdr *hd;
+
+	if (h->n_hdrs == h->max_hdrs)
+		return false;
+	hd = &h->hdrs[h->n_hdrs++];
+	hd->name = name;
+	hd->nlen = (uint32_t)strlen(name);
+	hd->value = value;
+	hd->vlen = (uint32_t)vlen;
+	hd->kind = kind;
+	return true;
+}
+
+/* RFC 8441 §5: the HTTP/1.1 upgrade an extended CONNECT stands for. A
+ * WebSocket backend wants a Sec-WebSocket-Key, which HTTP/2 clients do
+ * not send (their stream needs no proof): one is made up, its answer
+ * (Sec-WebSocket-Accept) not passed back. */
+static bool add_upgrade(struct h2_stream *st, struct request *r, const struct h2_request_view *v,
+			const struct h2_field *f)
+{
+	static const char b64[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	struct http_head *h = &r->head;
+	uint64_t *rng = &st->h2->c->p->rng;
+	unsigned char raw[18];
+	size_t i;
+
+	if (!add_hdr(h, "upgrade", v->protocol, v->protocol_len, HDR_UPGRADE))
+		return false;
+	h->upgrade = r->upgrade = true;
+	for (i = v->first_regular; i < st->n_fields; i++)
+		if (f[i].nlen == 17 && memcmp(f[i].name, "sec-websocket-key", 17) == 0)
+			return true;
+	for (i = 0; i < 16; i += 8) {
+		uint64_t x = prng_next(rng);
+
+		memcpy(raw + i, &x, 8);
+	}
+	raw[16] = raw[17] = 0;
+	for (i = 0; i < 6; i++) {   /* 16 bytes: 22 characters and "==" */
+		uint32_t n = (uint32_t)raw[3 * i] << 16 | (uint32_t)raw[3 * i + 1] << 8 | raw[3 * i + 2];
+
+		st->ws_key[4 * i] = b64[n >> 18 & 63];
+		st->ws_key[4 * i + 1] = b64[n >> 12 & 63];
+		st->ws_key[4 * i + 2] = b64[n >> 6 & 63];
+		st->ws_key[4 * i + 3] = b64[n & 63];
+	}
+	st->ws_key[22] = st->ws_key[23] = '=';
+	return add_hdr(h, "sec-websocket-key", st->ws_key, 24, HDR_OTHER);
+}
+
 static bool build_head(struct h2_stream *st, struct request *r, struct h2_field *f,
 		       const struct h2_request_view *v, const struct h2_field *cookie)
 {
@@ -163,7 +225,7 @@ static bool build_head(struct h2_stream *st, struct request *r, struct h2_field 
 		hd->vlen = (uint32_t)cookie->vlen;
 		hd->kind = HDR_COOKIE;
 	}
-	return true;
+	return !v->connect || add_upgrade(st, r, v, f);
 }
 
 /* Joins the cookie fields into one value at the end of the storage
@@ -237,10 +299,15 @@ void h2_stream_start(struct h2_stream *st)
 			start_fail(r, 400, "bad_request", why);
 		goto done;
 	}
-	method = v.connect ? -1 : method_of(v.method, v.method_len);
+	if (v.connect && !http_upgrade_token_allowed(v.protocol, v.protocol_len, p->upgrade_protocols)) {
+		p->h2_count.malformed++;
+		start_fail(r, 400, "bad_request", "extended CONNECT to a protocol not tunnelled");
+		goto done;
+	}
+	/* An extended CONNECT goes to the backend as the GET of an upgrade. */
+	method = v.connect ? HTTP_GET : method_of(v.method, v.method_len);
 	if (method < 0) {
-		start_fail(r, 405, "method_not_allowed",
-			   v.connect ? "extended CONNECT is not proxied" : "unknown method");
+		start_fail(r, 405, "method_not_allowed", "unknown method");
 		goto done;
 	}
 	r->head.method = (uint8_t)method;
@@ -256,7 +323,9 @@ void h2_stream_start(struct h2_stream *st)
 	/* The length the client gave; else, the body all here already, its
 	 * length; else chunked. A body-less GET stays without either. */
 	r->req_body_eof = st->in_ended;
-	if (v.has_content_length) {
+	if (v.connect) {
+		r->req_framing = FRAME_CLOSE;   /* the tunnel's bytes, as they are */
+	} else if (v.has_content_length) {
 		r->req_framing = FRAME_LENGTH;
 		r->req_remaining = v.content_length;
 	} else if (st->in_ended) {
@@ -363,6 +432,53 @@ void h2_request_done(struct request *r)
 
 /* ---- the response ------------------------------------------------------ */
 
+static bool nva_room(struct h2_conn *h2, size_t n);
+static void nv_set(nghttp2_nv *nv, const char *name, size_t nlen, const char *value, size_t vlen);
+
+/*
+ * The backend's trailers ("name:value\n" lines, http.c) as a HEADERS frame
+ * ending the stream: names lower-cased, values trimmed, and the fields
+ * that are not the client's (hop-by-hop, framing, Host) left out. False
+ * when there are none to send.
+ */
+static bool submit_trailers(struct h2_stream *st)
+{
+	struct h2_conn *h2 = st->h2;
+	size_t len = evbuffer_get_length(st->trailers), n = 0, lines = 0, i;
+	char *p = (char *)evbuffer_pullup(st->trailers, -1), *end = p + len, *line;
+
+	if (p == NULL || len == 0)
+		return false;
+	for (i = 0; i < len; i++)
+		lines += p[i] == '\n';
+	if (!nva_room(h2, lines))
+		return false;
+	for (line = p; line < end && n < lines;) {
+		char *nl = memchr(line, '\n', (size_t)(end - line));
+		char *colon = memchr(line, ':', nl ? (size_t)(nl - line) : 0);
+		char *v, *ve;
+		enum http_hdr_kind kind;
+
+		if (nl == NULL)
+			break;
+		if (colon == NULL || colon == line) {
+			line = nl + 1;
+			continue;
+		}
+		for (char *q = line; q < colon; q++)
+			*q = *q >= 'A' && *q <= 'Z' ? (char)(*q + 32) : *q;
+		for (v = colon + 1; v < nl && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = nl; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		kind = http_classify_name(line, (size_t)(colon - line));
+		if (!headers_is_hop(kind, false) && kind != HDR_HOST)
+			nv_set(&h2->nva[n++], line, (size_t)(colon - line), v, (size_t)(ve - v));
+		line = nl + 1;
+	}
+	return n > 0 && nghttp2_submit_trailer(h2->s, st->id, h2->nva, n) == 0;
+}
+
 ssize_t h2_stream_data(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 		       uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
@@ -378,6 +494,8 @@ ssize_t h2_stream_data(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	if (st->resp_end && evbuffer_get_length(st->out) == 0) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (st->trailers != NULL && submit_trailers(st))
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;   /* the trailers end it */
 	} else if (n == 0) {
 		st->deferred = true;
 		return NGHTTP2_ERR_DEFERRED;
@@ -430,6 +548,12 @@ static bool submit(struct h2_stream *st, size_t n, bool body)
 	return true;
 }
 
+/* The answer to the key add_upgrade made up: not the client's business. */
+static bool ws_accept(const struct request *r, const struct http_hdr *hd)
+{
+	return r->upgrade && http_name_is(hd, "sec-websocket-accept");
+}
+
 static bool sink_head(struct request *r, const struct fwd_response *f)
 {
 	struct h2_stream *st = r->h2s;
@@ -441,13 +565,20 @@ static bool sink_head(struct request *r, const struct fwd_response *f)
 
 	if (!nva_room(h2, h->n_hdrs + 5))
 		return false;
+	/* A chunked body's trailers are kept for the client (gRPC's status
+	 * travels there); without memory for them they are dropped. */
+	if (r->resp_framing == FRAME_CHUNKED) {
+		if (st->trailers == NULL)
+			st->trailers = evbuffer_new();
+		r->rchunks.keep_trailers = st->trailers;
+	}
 	/* Names lower-cased into one buffer, placed once it stops growing. */
 	h2->names.len = 0;
 	for (i = 0; i < h->n_hdrs; i++) {
 		const struct http_hdr *hd = &h->hdrs[i];
 		size_t k;
 
-		if (headers_is_hop(hd->kind, false))
+		if (headers_is_hop(hd->kind, false) || ws_accept(r, hd))
 			continue;
 		for (k = 0; k < hd->nlen; k++) {
 			char ch = hd->name[k];
@@ -462,7 +593,7 @@ static bool sink_head(struct request *r, const struct fwd_response *f)
 	for (i = 0; i < h->n_hdrs; i++) {
 		const struct http_hdr *hd = &h->hdrs[i];
 
-		if (headers_is_hop(hd->kind, false))
+		if (headers_is_hop(hd->kind, false) || ws_accept(r, hd))
 			continue;
 		if (hd->kind == HDR_X_REQUEST_ID)
 			has_rid = true;

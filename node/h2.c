@@ -67,6 +67,9 @@ void h2_fail(struct h2_conn *h2, uint32_t error, const char *why)
 {
 	struct client *c = h2->c;
 
+	if (h2->failed)
+		return;
+	h2->failed = true;
 	clog_info(c, "HTTP/2: %s: GOAWAY and close", why);
 	/* Queues GOAWAY; nghttp2 then wants nothing more once it is sent,
 	 * and h2_flush closes the connection. */
@@ -99,6 +102,8 @@ static void buckets_refill(struct h2_conn *h2)
  * is empty. */
 static bool bucket_take(struct h2_conn *h2, uint64_t *tokens, uint64_t *counter, const char *what)
 {
+	if (h2->failed)
+		return false;   /* counted once, when it failed */
 	buckets_refill(h2);
 	if (*tokens >= 1000) {
 		*tokens -= 1000;
@@ -233,6 +238,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 	}
 	if (evbuffer_add(st->in, data, len) != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	st->body_ms = clock_now_ms();
 	h2_pending(h2, st);
 	return 0;
 }
@@ -315,7 +321,10 @@ static bool session_make(struct h2_conn *h2)
 	set[2] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
 					  (uint32_t)cfg->max_head_bytes};
 	set[3] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1};
-	if (nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, set, 4) != 0 ||
+	/* RFC 8441: WebSockets over HTTP/2, when we tunnel any protocol. */
+	set[4] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1};
+	if (nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, set,
+				    h2->c->p->upgrade_protocols != NULL ? 5 : 4) != 0 ||
 	    nghttp2_session_set_local_window_size(h2->s, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
 		goto failed;
 	ok = true;
@@ -352,9 +361,11 @@ bool h2_start(struct client *c)
 	}
 	p->h2_count.connections++;
 	client_set_state(c, CS_H2);
-	/* Between streams the connection is idle: its read timeout is the
-	 * idle timeout, heads and bodies are bounded per stream. */
-	conn_read_timeout(&c->io, p->cfg.client_idle_timeout_ms);
+	/* The read timeout wakes us to bound stalled bodies (head timeout)
+	 * and idle connections (idle timeout), whichever comes first. */
+	conn_read_timeout(&c->io, p->cfg.head_timeout_ms < p->cfg.client_idle_timeout_ms
+					  ? p->cfg.head_timeout_ms
+					  : p->cfg.client_idle_timeout_ms);
 	clog_debug(c, "speaks HTTP/2");
 	h2_read(c);
 	return true;
@@ -465,6 +476,31 @@ void h2_flush(struct client *c)
 	event_active(h2->later, EV_TIMEOUT, 0);
 }
 
+/*
+ * A request body that stopped coming while its backend waits for it gets
+ * a 408 after head_timeout_ms without DATA, as over HTTP/1.1; the other
+ * streams of the connection go on. Looked at once a second at most.
+ */
+static void check_stalled(struct h2_conn *h2, uint64_t now, bool force)
+{
+	unsigned limit = h2->c->p->cfg.head_timeout_ms;
+	struct h2_stream *st;
+
+	if (!force && now - h2->stall_check_ms < 1000)
+		return;
+	h2->stall_check_ms = now;
+	h2->busy++;   /* answers are sent after, all at once */
+	TAILQ_FOREACH(st, &h2->streams, link) {
+		struct request *r = st->r;
+
+		if (r != NULL && !r->req_body_done && !st->in_ended && r->up != NULL &&
+		    r->up->state == US_ACTIVE && evbuffer_get_length(st->in) == 0 &&
+		    now - st->body_ms >= limit)
+			request_fail(r, 408, "request_timeout", "request body too slow");
+	}
+	h2->busy--;
+}
+
 static void fail_recv(struct h2_conn *h2, int rv)
 {
 	struct proxy_h2_counters *n = &h2->c->p->h2_count;
@@ -521,8 +557,10 @@ void h2_read(struct client *c)
 		if (h2->dead)
 			return;
 	}
-	if (h2->n_streams > 0)
+	if (h2->n_streams > 0) {
 		h2->last_active_ms = clock_now_ms();
+		check_stalled(h2, h2->last_active_ms, false);
+	}
 	else if (clock_now_ms() - h2->last_active_ms >= c->p->cfg.client_idle_timeout_ms &&
 		 h2->drain_step == 0)
 		/* Only control frames (PINGs) for the idle time: idle. */
@@ -559,13 +597,17 @@ void h2_timeout(struct client *c, short what)
 		client_close(c);
 		return;
 	}
-	if (h2->n_streams > 0 || c->p->stopping == false) {
-		if (h2->n_streams > 0 ||
-		    clock_now_ms() - h2->last_active_ms < c->p->cfg.client_idle_timeout_ms) {
-			if (!c->out_full)
-				conn_read_on(&c->io);
-			return;
-		}
+	/* Silent for the read timeout (the shorter of the head and idle
+	 * timeouts): a stream's body may have stalled, or the connection
+	 * been idle long enough. */
+	if (h2->n_streams > 0 ||
+	    clock_now_ms() - h2->last_active_ms < c->p->cfg.client_idle_timeout_ms) {
+		if (h2->n_streams > 0)
+			check_stalled(h2, clock_now_ms(), true);
+		if (!c->out_full)
+			conn_read_on(&c->io);
+		flush_now(c);
+		return;
 	}
 	clog_debug(c, "HTTP/2 idle timeout: GOAWAY");
 	h2->drain_step = 2;

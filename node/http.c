@@ -61,7 +61,18 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
-/* Trailers are read through and dropped, within the head's limits. */
+/* Trailers are read through and dropped (or kept, see struct
+ * http_chunk_state), within the head's limits. */
+static int trailer_keep(struct pctx *c, const char *at, size_t len)
+{
+	if (c->cs != NULL && c->cs->keep_trailers != NULL &&
+	    evbuffer_add(c->cs->keep_trailers, at, len) != 0) {
+		c->body_error = true;
+		return -1;
+	}
+	return 0;
+}
+
 static int trailer_bytes(struct pctx *c, size_t len)
 {
 	if (c->cs == NULL)
@@ -79,8 +90,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 	struct pctx *c = p->data;
 	struct http_hdr *hd;
 
-	if (c->headers_done)
-		return trailer_bytes(c, len);   /* called once per piece of a split name */
+	if (c->headers_done)   /* called once per piece of a split name */
+		return trailer_bytes(c, len) != 0 ? -1 : trailer_keep(c, at, len);
 	if (c->h == NULL)
 		return 0;
 	if (!c->field_open) {
@@ -110,9 +121,16 @@ static int on_header_field_complete(llhttp_t *p)
 		c->why = "too many trailer fields";
 		return -1;
 	}
-	if (c->headers_done)
-		return trailer_bytes(c, 4);   /* ": " and CRLF, once per field */
+	if (c->headers_done)   /* ": " and CRLF, once per field */
+		return trailer_bytes(c, 4) != 0 ? -1 : trailer_keep(c, ":", 1);
 	return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+	struct pctx *c = p->data;
+
+	return c->headers_done ? trailer_keep(c, "\n", 1) : 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
@@ -121,7 +139,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 	struct http_hdr *hd;
 
 	if (c->headers_done)
-		return trailer_bytes(c, len);
+		return trailer_bytes(c, len) != 0 ? -1 : trailer_keep(c, at, len);
 	if (c->h == NULL || c->h->n_hdrs == 0)
 		return 0;
 	hd = &c->h->hdrs[c->h->n_hdrs - 1];
@@ -164,8 +182,9 @@ static int on_chunk_header(llhttp_t *p)
 {
 	struct pctx *c = p->data;
 
-	if (c->cs != NULL)
-		memset(c->cs, 0, sizeof(*c->cs));
+	if (c->cs != NULL) {
+		c->cs->ext_bytes = c->cs->trailers = c->cs->trailer_bytes = 0;
+	}
 	return 0;
 }
 
@@ -195,6 +214,7 @@ static const llhttp_settings_t settings = {
 	.on_header_field = on_header_field,
 	.on_header_field_complete = on_header_field_complete,
 	.on_header_value = on_header_value,
+	.on_header_value_complete = on_header_value_complete,
 	.on_headers_complete = on_headers_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,

@@ -144,13 +144,16 @@ struct http_chunk_state {
 	uint32_t ext_bytes;
 	uint32_t trailers;
 	uint32_t trailer_bytes;
+	/* When set, the trailer fields are kept there as "name:value\n"
+	 * lines, the value untrimmed (HTTP/2 clients get them); else dropped. */
+	struct evbuffer *keep_trailers;
 };
 
 /*
  * Decodes chunked body bytes (the parser continues from the head it
  * parsed). Chunk data is appended to `out` as-is (un-chunked); *used gets
  * the bytes consumed and *done whether the final chunk and trailers were
- * seen (trailers are dropped). Returns false on malformed input, or on a
+ * seen (trailers are dropped, or kept as cs says). Returns false on malformed input, or on a
  * chunk extension or trailers past the limits above.
  */
 bool http_body_decode(llhttp_t *parser, struct http_chunk_state *cs,

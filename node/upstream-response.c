@@ -213,6 +213,35 @@ static void response_upgrade(struct request *r, size_t end)
 	UP_OPS(r)->request_finish(r);
 }
 
+/*
+ * A 101 to an HTTP/2 extended CONNECT (RFC 8441): the stream itself is the
+ * tunnel. The client gets a 200, then the backend's bytes as the body
+ * until it closes, and the stream's DATA goes to the backend as it is
+ * (FRAME_CLOSE both ways). The connection is the request's to the end,
+ * never pooled. False when the head could not be written.
+ */
+static bool response_upgrade_stream(struct request *r, size_t end)
+{
+	struct fwd_response f;
+
+	memset(&f, 0, sizeof(f));
+	f.request_id = r->rid;
+	f.request_id_len = r->rid_len;
+	f.framing = FRAME_CLOSE;
+	r->rhead.status = 200;
+	r->resp_framing = FRAME_CLOSE;
+	r->resp_reusable = false;
+	if (!r->sink->head(r, &f))
+		return false;
+	evbuffer_drain(bufferevent_get_input(r->up->bev), end);
+	r->status = 101;   /* logged as the tunnel it is */
+	r->resp_head_done = true;
+	backend_record_success(r->be);
+	conn_read_timeout(&r->up->io, r->c->p->cfg.tunnel_idle_timeout_ms);
+	UP_OPS(r)->request_set_state(r, RQ_RESPONDING);
+	return true;
+}
+
 /* Moves what the backend sent toward the client, as far as the client's
  * output allows. */
 static void response_read_some(struct request *r)
@@ -268,6 +297,13 @@ static void response_read_some(struct request *r)
 						     : "to a request that asked for no upgrade");
 				upstream_response_fail(r, 502, "backend_failed", "unexpected 101 from the backend");
 				return;
+			}
+			if (!r->sink->framed) {
+				if (!response_upgrade_stream(r, end)) {
+					upstream_response_fail(r, 502, "backend_failed", "out of memory");
+					return;
+				}
+				continue;
 			}
 			response_upgrade(r, end);
 			return;

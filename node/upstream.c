@@ -138,13 +138,15 @@ static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *o
 			if (r->req_remaining == 0)
 				r->req_body_done = true;
 		} else if (r->h2s != NULL) {
-			/* Data without framing (HTTP/2 DATA): one chunk each. */
+			/* Data without framing (HTTP/2 DATA): one chunk each, or
+			 * as it is into a tunnel (FRAME_CLOSE, RFC 8441). */
 			char size[24];
 			int sl = snprintf(size, sizeof(size), "%zx\r\n", len);
+			bool chunk = r->req_framing == FRAME_CHUNKED;
 
-			if (evbuffer_add(out, size, (size_t)sl) != 0 ||
+			if ((chunk && evbuffer_add(out, size, (size_t)sl) != 0) ||
 			    evbuffer_remove_buffer(in, out, len) != (int)len ||
-			    evbuffer_add(out, "\r\n", 2) != 0) {
+			    (chunk && evbuffer_add(out, "\r\n", 2) != 0)) {
 				UP_OPS(r)->request_fail(r, 502, "backend_failed", "out of memory");
 				return false;
 			}
@@ -171,9 +173,9 @@ static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *o
 		}
 	}
 	/* HTTP/2: END_STREAM came and every DATA byte went: the last chunk. */
-	if (r->h2s != NULL && r->req_framing == FRAME_CHUNKED && !r->req_body_done &&
+	if (r->h2s != NULL && r->req_framing != FRAME_LENGTH && !r->req_body_done &&
 	    r->req_body_eof && evbuffer_get_length(in) == 0) {
-		if (evbuffer_add(out, "0\r\n\r\n", 5) != 0) {
+		if (r->req_framing == FRAME_CHUNKED && evbuffer_add(out, "0\r\n\r\n", 5) != 0) {
 			UP_OPS(r)->request_fail(r, 502, "backend_failed", "out of memory");
 			return false;
 		}

@@ -327,6 +327,10 @@ void answer_dispatch(struct conn *c)
 			{ "status600", "HTTP/1.1 600 High\r\nContent-Length: 8\r\n\r\nbadresp1" },
 			{ "status999", "HTTP/1.1 999 High\r\nContent-Length: 8\r\n\r\nbadresp1" },
 			{ "reasonctl", "HTTP/1.1 200 \x1b[31mRed\x07\r\nContent-Length: 8\r\n\r\nbadresp1" },
+			/* Well-formed: trailers for HTTP/2 clients to get. */
+			{ "trailed", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+				     "8\r\nbadresp1\r\n0\r\nGrpc-Status: 0\r\nGrpc-Message:  all ok \r\n"
+				     "Keep-Alive: 5\r\n\r\n" },
 		};
 		const char *q = strstr(url, "kind=");
 		const char *bytes = bad[0].bytes;

@@ -5,6 +5,8 @@ with heads no normal client sends.
 
     h2req.py PORT NAME:VALUE... [--data BYTES]
     h2req.py PORT --flood ping|settings|priority|reset N NAME:VALUE...
+    h2req.py PORT --tunnel TEXT NAME:VALUE...
+    h2req.py PORT --stall NAME:VALUE... [--data BYTES]
 
 Pseudo-headers are given like the others (":method:GET"; the first colon
 of a pseudo-header's name is part of it). --data sends BYTES as DATA
@@ -15,7 +17,14 @@ when it ended the connection; exits 0 in all three cases.
 --flood sends N frames of a kind, as fast as the socket takes them, then
 the request: "reset" opens a stream with the head and resets it, N
 times. Prints "goaway=CODE after=K" (K: frames sent before the GOAWAY
-was read) or the request's answer."""
+was read) or the request's answer.
+
+--tunnel (an extended CONNECT, RFC 8441): once the answer came, sends
+TEXT as DATA, N times (--rounds N, default 1), and prints what came back
+as "echo=..." after the status, each round's on a line of its own.
+
+--stall leaves the stream open after the head (and BYTES): a body that
+stops coming; the router's answer is printed as above."""
 import socket
 import sys
 
@@ -35,12 +44,19 @@ def split_field(arg):
 
 def main():
     port = int(sys.argv[1])
-    fields, data, flood, count = [], None, None, 0
+    fields, data, flood, count, tunnel, rounds = [], None, None, 0, None, 1
+    stall = False
     args = sys.argv[2:]
     while args:
         a = args.pop(0)
         if a == "--data":
             data = args.pop(0).encode()
+        elif a == "--tunnel":
+            tunnel = args.pop(0).encode()
+        elif a == "--stall":
+            stall = True
+        elif a == "--rounds":
+            rounds = int(args.pop(0))
         elif a == "--flood":
             flood, count = args.pop(0), int(args.pop(0))
         else:
@@ -51,7 +67,7 @@ def main():
                                     validate_inbound_headers=False)
     conn = h2.connection.H2Connection(config=cfg)
     conn.initiate_connection()
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(conn.data_to_send())
     enc = [(n.encode(), v.encode()) for n, v in fields]
     if flood:
@@ -60,9 +76,9 @@ def main():
             return
     else:
         sid = 1
-    conn.send_headers(sid, enc, end_stream=data is None)
+    conn.send_headers(sid, enc, end_stream=data is None and tunnel is None and not stall)
     if data is not None:
-        conn.send_data(sid, data, end_stream=True)
+        conn.send_data(sid, data, end_stream=not stall)
     s.sendall(conn.data_to_send())
     while True:
         try:
@@ -77,6 +93,9 @@ def main():
             if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
                 st = dict(ev.headers).get(b":status", b"?").decode()
                 print("status=" + st)
+                if tunnel is None or st != "200":
+                    return
+                run_tunnel(conn, s, sid, tunnel, rounds)
                 return
             if isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
                 print("reset=%d" % ev.error_code)
@@ -87,6 +106,33 @@ def main():
         out = conn.data_to_send()
         if out:
             s.sendall(out)
+
+
+def run_tunnel(conn, s, sid, text, rounds):
+    """Rounds of TEXT sent as DATA and read back whole."""
+    for _ in range(rounds):
+        conn.send_data(sid, text)
+        s.sendall(conn.data_to_send())
+        got = b""
+        while len(got) < len(text):
+            buf = s.recv(65536)
+            if not buf:
+                print("echo=" + got.decode(errors="replace") + " closed")
+                return
+            for ev in conn.receive_data(buf):
+                if isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                    got += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, (h2.events.StreamReset, h2.events.StreamEnded,
+                                     h2.events.ConnectionTerminated)):
+                    print("echo=" + got.decode(errors="replace") + " ended")
+                    return
+            out = conn.data_to_send()
+            if out:
+                s.sendall(out)
+        print("echo=" + got.decode(errors="replace"))
+    conn.end_stream(sid)
+    s.sendall(conn.data_to_send())
 
 
 def goaway_seen(conn, s):

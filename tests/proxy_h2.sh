@@ -28,7 +28,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=a.test -days 1 \
 
 TLS_PORT=$(free_port) || hard_error "no free port"
 proxy_setup --tls-listen "127.0.0.1:$TLS_PORT" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
-	--h2c
+	--h2c --head-timeout-ms 3000
 start_backend a1
 A_PORT=$BACKEND_PORT
 start_backend b1
@@ -126,6 +126,18 @@ took=$(( $(now_ms) - start ))
 [ "$(metric zkrouter_h2_connections_total)" -le $((conns + 2)) ] ||
 	fail "streams did not share connections: $(metric zkrouter_h2_connections_total) from $conns"
 
+log "a chunked response's trailers reach the HTTP/2 client (hop-by-hop ones left out)"
+if command -v nghttp >/dev/null; then
+	nghttp -nv -H ':authority: b.test' "http://127.0.0.1:$PROXY_PORT/badresp?kind=trailed" >"$T/trailers.out" 2>&1 ||
+		fail "nghttp failed: $(tail -n 5 "$T/trailers.out")"
+	grep -q 'grpc-status: 0' "$T/trailers.out" || fail "no trailers: $(cat "$T/trailers.out")"
+	grep -q 'grpc-message: all ok$' "$T/trailers.out" || fail "trailer value: $(grep grpc "$T/trailers.out")"
+	! grep -qi 'keep-alive: 5' "$T/trailers.out" || fail "a hop-by-hop trailer was passed"
+else
+	[ -z "${ZKR_TEST_NO_SKIP:-}" ] || fail "nghttp (nghttp2-client) not installed"
+	log "(nghttp not installed: trailers not checked)"
+fi
+
 log "the router's own answers are HTTP/2 responses"
 code=$(tcurl nowhere.test /x --resolve "nowhere.test:$TLS_PORT:127.0.0.1" -k -o "$T/404.out" \
 	-w '%{http_code} %{http_version}' -D "$T/404.hdr") || fail "404 request failed"
@@ -156,6 +168,26 @@ refused "LF in a value" "${ok_head[@]}" $'x-a:1\r\nx-b: 2'
 [ "$(metric zkrouter_h2_malformed_total)" -gt "$bad" ] || fail "malformed heads not counted"
 [ "$(grep -c 'req b1' "$T/backend-b1.log")" = "$before" ] || fail "a refused head reached the backend"
 
+log "a request body that stops coming gets 408 after --head-timeout-ms"
+start=$(now_ms)
+out=$($H2REQ --stall ":method:POST" ":scheme:http" ":authority:b.test" ":path:/echo" \
+	"content-length:10" --data "hello") || fail "h2req --stall failed"
+took=$(( $(now_ms) - start ))
+echo "stalled body: $out after ${took} ms"
+[ "$out" = status=408 ] || fail "a stalled body: $out"
+[ "$took" -ge 2500 ] && [ "$took" -lt 15000 ] || fail "408 after ${took} ms"
+
+log "WebSockets over HTTP/2 (RFC 8441): an HTTP/1.1 upgrade to the backend, a tunnel in the stream"
+ws_head=(":method:CONNECT" ":protocol:websocket" ":scheme:http" ":authority:b.test" ":path:/ws"
+	"sec-websocket-version:13")
+out=$($H2REQ --tunnel "ping-through-h2" --rounds 3 "${ws_head[@]}") || fail "h2req --tunnel failed"
+echo "$out"
+[ "$out" = "$(printf 'status=200\necho=ping-through-h2\necho=ping-through-h2\necho=ping-through-h2')" ] ||
+	fail "WebSocket over HTTP/2: $out"
+grep -q "^upgrade b1 " "$T/backend-b1.log" || fail "the backend saw no upgrade"
+out=$($H2REQ --tunnel x ":method:CONNECT" ":protocol:h2c" ":scheme:http" ":authority:b.test" ":path:/ws")
+case $out in status=400 | reset=*) ;; *) fail "extended CONNECT to a protocol not tunnelled: $out" ;; esac
+
 log "floods end their connection with GOAWAY (ENHANCE_YOUR_CALM), counted; others are still served"
 for kind in ping settings priority reset; do
 	case $kind in reset) counter=zkrouter_h2_rapid_reset_total ;; *) counter=zkrouter_h2_control_flood_total ;; esac
@@ -173,4 +205,18 @@ grep -q 'host=b.test method=PUT target=/upload status=200' "$T/access.log" ||
 	fail "no access log line for HTTP/2 requests"
 [ "$(metric zkrouter_h2_streams_total)" -ge 48 ] || fail "streams not counted"
 router_alive
+
+log "SIGTERM drain: streams in flight on an HTTP/2 connection finish, then it closes"
+curl -s --max-time 30 --http2 --parallel --cacert "$T/cert.pem" --resolve "a.test:$TLS_PORT:127.0.0.1" \
+	-w '%{http_code} %{http_version}\n' -o /dev/null -o /dev/null \
+	"https://a.test:$TLS_PORT/slow?ms=2000&d=1" "https://a.test:$TLS_PORT/stream?chunks=10&delay=200" \
+	>"$T/drain.out" 2>&1 &
+cpid=$!
+wait_for 10 sh -c "[ \$(grep -c 'req a1 .* /slow?ms=2000&d=1\|req a1 .* /stream?chunks=10' '$T/backend-a1.log') = 2 ]" ||
+	fail "the two streams never reached the backend"
+kill -TERM "$ROUTER_PID"
+wait "$cpid" || fail "curl across the drain: $(cat "$T/drain.out")"
+[ "$(grep -c '^200 2$' "$T/drain.out")" = 2 ] || fail "streams cut by the drain: $(cat "$T/drain.out")"
+wait_for 20 sh -c "! kill -0 $ROUTER_PID 2>/dev/null" || fail "zkrouterd still running after the drain"
+grep -q 'drained in' "$T/zkrouterd.log" || fail "no drain: $(tail -n 5 "$T/zkrouterd.log")"
 log "ok"
