@@ -170,6 +170,7 @@ metric_sum() {
 proxy_holds() {
 	ss -Htnp state established "( sport = :$1 and dport = :$2 )" 2>/dev/null | grep -c "pid=$ROUTER_PID,"
 }
+proxy_lets_go() { [ "$(proxy_holds "$1" "$2")" = 0 ]; }
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$ROUTER_PID/status"; }
 

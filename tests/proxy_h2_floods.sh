@@ -89,7 +89,7 @@ lport=$(sed -n 's/^holding lport=//p' "$T/noread.out")
 t0=$(now_ms)
 wait_for 10 sh -c "[ \$(grep -c h2flood=noread '$T/backend-a1.log') -ge 4 ]" ||
 	fail "the four downloads did not start"
-wait_for $(( WRITE_TIMEOUT_MS / 1000 + 15 )) sh -c "[ \$(ss -Htnp state established '( sport = :$TLS_PORT and dport = :$lport )' | grep -c 'pid=$ROUTER_PID,') = 0 ]" ||
+wait_for $(( WRITE_TIMEOUT_MS / 1000 + 15 )) proxy_lets_go "$TLS_PORT" "$lport" ||
 	fail "the client that never reads still held after $(( $(now_ms) - t0 )) ms"
 ms=$(( $(now_ms) - t0 ))
 rss1=$(rss_kb)
