@@ -213,11 +213,14 @@ static int on_invalid_frame(nghttp2_session *s, const nghttp2_frame *f, int lib_
 	struct h2_conn *h2 = conn_of(arg);
 
 	(void)s;
-	if (f->hd.type == NGHTTP2_HEADERS &&
-	    h2->n_streams >= h2->c->p->cfg.h2_max_concurrent_streams)
+	/* nghttp2's HTTP messaging checks (heads, content-length against
+	 * DATA); past the streams we acknowledged, a connection error (those
+	 * past ones not yet acknowledged are refused: on_frame_send). */
+	if (lib_error == NGHTTP2_ERR_HTTP_HEADER || lib_error == NGHTTP2_ERR_HTTP_MESSAGING)
+		h2->c->p->h2_count.malformed++;
+	else if (f->hd.type == NGHTTP2_HEADERS && lib_error == NGHTTP2_ERR_PROTO &&
+		 h2->n_streams >= h2->c->p->cfg.h2_max_concurrent_streams)
 		h2->c->p->h2_count.refused_streams++;
-	else if (f->hd.type == NGHTTP2_HEADERS)
-		h2->c->p->h2_count.malformed++;   /* nghttp2's HTTP messaging checks */
 	clog_debug(h2->c, "HTTP/2: invalid frame %u on stream %d: %s", (unsigned)f->hd.type,
 		   f->hd.stream_id, nghttp2_strerror(lib_error));
 	return 0;
@@ -437,7 +440,9 @@ static void flush_now(struct client *c)
 			}
 		}
 		h2->busy--;
-	} while (h2->want_flush && !h2->dead);
+		/* A send may have made room for a paused stream (pending): its
+		 * upstream reads on, and what it reads is sent in turn. */
+	} while ((h2->want_flush || !TAILQ_EMPTY(&h2->pending)) && !h2->dead);
 	h2->flushing = false;
 	if (h2->dead)
 		return;

@@ -65,12 +65,11 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
  * http_chunk_state), within the head's limits. */
 static int trailer_keep(struct pctx *c, const char *at, size_t len)
 {
-	if (c->cs != NULL && c->cs->keep_trailers != NULL &&
-	    evbuffer_add(c->cs->keep_trailers, at, len) != 0) {
-		c->body_error = true;
-		return -1;
-	}
-	return 0;
+	if (c->cs == NULL || c->cs->keep_trailers == NULL ||
+	    evbuffer_add(c->cs->keep_trailers, at, len) == 0)
+		return 0;
+	c->body_error = true;
+	return -1;
 }
 
 static int trailer_bytes(struct pctx *c, size_t len)
@@ -182,9 +181,8 @@ static int on_chunk_header(llhttp_t *p)
 {
 	struct pctx *c = p->data;
 
-	if (c->cs != NULL) {
+	if (c->cs != NULL)
 		c->cs->ext_bytes = c->cs->trailers = c->cs->trailer_bytes = 0;
-	}
 	return 0;
 }
 

@@ -5,6 +5,7 @@ with heads no normal client sends.
 
     h2req.py PORT NAME:VALUE... [--data BYTES]
     h2req.py PORT --flood ping|settings|priority|reset N NAME:VALUE...
+    h2req.py PORT --open N NAME:VALUE...
     h2req.py PORT --tunnel TEXT NAME:VALUE...
     h2req.py PORT --stall NAME:VALUE... [--data BYTES]
 
@@ -22,6 +23,10 @@ was read) or the request's answer.
 --tunnel (an extended CONNECT, RFC 8441): once the answer came, sends
 TEXT as DATA, N times (--rounds N, default 1), and prints what came back
 as "echo=..." after the status, each round's on a line of its own.
+
+--open sends N requests at once (before the router's SETTINGS are read)
+and prints "refused=K answered=M": how many were reset with
+REFUSED_STREAM, how many answered.
 
 --stall leaves the stream open after the head (and BYTES): a body that
 stops coming; the router's answer is printed as above."""
@@ -46,6 +51,7 @@ def main():
     port = int(sys.argv[1])
     fields, data, flood, count, tunnel, rounds = [], None, None, 0, None, 1
     stall = False
+    opened = 0
     args = sys.argv[2:]
     while args:
         a = args.pop(0)
@@ -53,6 +59,8 @@ def main():
             data = args.pop(0).encode()
         elif a == "--tunnel":
             tunnel = args.pop(0).encode()
+        elif a == "--open":
+            opened = int(args.pop(0))
         elif a == "--stall":
             stall = True
         elif a == "--rounds":
@@ -70,6 +78,9 @@ def main():
     s = socket.create_connection(("127.0.0.1", port), timeout=30)
     s.sendall(conn.data_to_send())
     enc = [(n.encode(), v.encode()) for n, v in fields]
+    if opened:
+        open_many(conn, s, enc, opened)
+        return
     if flood:
         sid = do_flood(conn, s, flood, count, enc)
         if sid is None:
@@ -106,6 +117,32 @@ def main():
         out = conn.data_to_send()
         if out:
             s.sendall(out)
+
+
+def open_many(conn, s, enc, n):
+    """N streams at once; counts the refused and the answered."""
+    for i in range(n):
+        conn.send_headers(1 + 2 * i, enc, end_stream=True)
+    s.sendall(conn.data_to_send())
+    refused = answered = 0
+    while refused + answered < n:
+        buf = s.recv(65536)
+        if not buf:
+            break
+        for ev in conn.receive_data(buf):
+            if isinstance(ev, h2.events.StreamReset) and ev.error_code == 7:
+                refused += 1
+            elif isinstance(ev, h2.events.ResponseReceived):
+                answered += 1
+            elif isinstance(ev, h2.events.DataReceived):
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.ConnectionTerminated):
+                print("goaway=%d refused=%d answered=%d" % (ev.error_code, refused, answered))
+                return
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+    print("refused=%d answered=%d" % (refused, answered))
 
 
 def run_tunnel(conn, s, sid, text, rounds):

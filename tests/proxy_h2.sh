@@ -188,6 +188,14 @@ grep -q "^upgrade b1 " "$T/backend-b1.log" || fail "the backend saw no upgrade"
 out=$($H2REQ --tunnel x ":method:CONNECT" ":protocol:h2c" ":scheme:http" ":authority:b.test" ":path:/ws")
 case $out in status=400 | reset=*) ;; *) fail "extended CONNECT to a protocol not tunnelled: $out" ;; esac
 
+log "streams past --h2-max-concurrent-streams (100) are refused, the others answered"
+was=$(metric zkrouter_h2_refused_streams_total)
+out=$($H2REQ --open 130 ":method:GET" ":scheme:http" ":authority:b.test" ":path:/slow?ms=500") ||
+	fail "h2req --open failed"
+echo "$out"
+[ "$out" = "refused=30 answered=100" ] || fail "130 streams at once: $out"
+[ "$(metric zkrouter_h2_refused_streams_total)" -ge $((was + 30)) ] || fail "refused streams not counted"
+
 log "floods end their connection with GOAWAY (ENHANCE_YOUR_CALM), counted; others are still served"
 for kind in ping settings priority reset; do
 	case $kind in reset) counter=zkrouter_h2_rapid_reset_total ;; *) counter=zkrouter_h2_control_flood_total ;; esac
