@@ -26,7 +26,8 @@
  *                    (a 200 KB chunk extension), trailers (4,000 of them),
  *                    statusN (status N: 000, 099, 600, 999), reasonctl
  *                    (control bytes in the reason phrase)
- *   /ws              101 Switching Protocols, then echoes every byte back
+ *   /ws              101 Switching Protocols (with the Sec-WebSocket-Accept
+ *                    of a Sec-WebSocket-Key), then echoes every byte back
  *   /continues?n=N   N interim "100 Continue" answers (with backpressure),
  *                    then the plain answer
  *   /upgrade[?force=1]  101 to any Upgrade (or, with force, to none), then
@@ -111,6 +112,7 @@ static void request_reset(struct conn *c)
 	evbuffer_drain(c->body, (size_t)-1);
 	c->in_value = false;
 	c->expect_continue = false;
+	c->ws_accept[0] = '\0';
 	c->body_bytes = 0;
 	c->route = R_PLAIN;
 	c->method[0] = '\0';
@@ -132,12 +134,34 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 	return evbuffer_add(c->url, at, len) == 0 ? 0 : -1;
 }
 
+/*
+ * The Sec-WebSocket-Accept a WebSocket server answers to a key (RFC 6455
+ * 4.2.2): proxies that turn an HTTP/2 extended CONNECT into an HTTP/1.1
+ * Upgrade make up a key and check the answer (HAProxy does).
+ */
+static void ws_accept_of(struct conn *c, const char *key)
+{
+	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	char in[128];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	c->ws_accept[0] = '\0';
+	int n = snprintf(in, sizeof(in), "%s%s", key, guid);
+	if (n < 0 || (size_t)n >= sizeof(in) ||
+	    EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL) != 1 || mdlen != 20)
+		return;
+	/* 20 bytes are 28 characters of base64, and its NUL. */
+	EVP_EncodeBlock((unsigned char *)c->ws_accept, md, 20);
+}
+
 static void header_commit(struct conn *c)
 {
 	const char *name = answer_evbuf_str(c->hname);
 	const char *value = answer_evbuf_str(c->hvalue);
 	if (strcasecmp(name, "expect") == 0 && strcasecmp(value, "100-continue") == 0)
 		c->expect_continue = true;
+	if (strcasecmp(name, "sec-websocket-key") == 0)
+		ws_accept_of(c, value);
 	evbuffer_add_printf(c->headers, "h: %s: %s\n", name, value);
 	evbuffer_drain(c->hname, (size_t)-1);
 	evbuffer_drain(c->hvalue, (size_t)-1);
@@ -211,7 +235,9 @@ static void start_tunnel(struct conn *c)
 		       answer_evbuf_str(c->url), c->srv->id, c->id);
 	evbuffer_add_printf(bufferevent_get_output(c->bev),
 			    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-			    "Connection: Upgrade\r\nX-Backend-Id: %s\r\n\r\n", c->srv->id);
+			    "Connection: Upgrade\r\nX-Backend-Id: %s\r\n%s%s%s\r\n", c->srv->id,
+			    c->ws_accept[0] ? "Sec-WebSocket-Accept: " : "", c->ws_accept,
+			    c->ws_accept[0] ? "\r\n" : "");
 	c->state = C_TUNNEL;
 	if (c->idle)
 		evtimer_del(c->idle);

@@ -78,6 +78,7 @@ struct conn {
 	bool keep_alive;
 	bool http10;
 	bool upgrade;        /* the request asked for an Upgrade */
+	char ws_accept[32];  /* Sec-WebSocket-Accept for its key, or "" */
 	char method[24];
 
 	/* The answer being sent. */

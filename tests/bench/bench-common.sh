@@ -20,6 +20,9 @@
 #   TLS_TUNED      yes: HAProxy and nginx get the settings tls-bench compares
 #                  (TLS 1.2 and 1.3, the same groups, a session cache); no:
 #                  their defaults with the certificate alone
+#   TLS_H2         yes: HAProxy and nginx offer HTTP/2 too (alpn h2,http/1.1;
+#                  listen ... http2), as zkrouterd does by default
+#   RUN_LOAD       the load count_syscalls runs (default run_wrk; same arguments)
 # It sources tests/lib/harness.sh ($T, spawn, wait_for, free_port, log...).
 
 top_srcdir=$srcdir
@@ -27,7 +30,7 @@ top_builddir=$BUILDDIR
 export top_srcdir top_builddir
 . "$srcdir/tests/lib/harness.sh"
 
-: "${TLS_CERT:=}" "${TLS_KEY:=}" "${TLS_PEM:=}" "${TLS_TUNED:=no}" "${ZKR_ARGS:=}"
+: "${TLS_CERT:=}" "${TLS_KEY:=}" "${TLS_PEM:=}" "${TLS_TUNED:=no}" "${TLS_H2:=no}" "${ZKR_ARGS:=}"
 : "${NICE:=0}" "${PIN:=no}" "${MAXCONN:=2000}" "${INSTALL:=yes}" "${WORKERS:=}"
 
 ZKROUTERD=
@@ -138,8 +141,13 @@ start_haproxy() {
 	if [ -n "$TLS_CERT" ]; then
 		bind="$bind ssl crt $TLS_PEM"
 		[ "$TLS_TUNED" = yes ] &&
-			bind="$bind ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 curves X25519:P-256 alpn http/1.1" &&
+			bind="$bind ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.3 curves X25519:P-256" &&
 			global="tune.ssl.cachesize 20000"
+		if [ "$TLS_H2" = yes ]; then
+			bind="$bind alpn h2,http/1.1"
+		elif [ "$TLS_TUNED" = yes ]; then
+			bind="$bind alpn http/1.1"
+		fi
 	fi
 	cat >"$T/haproxy.cfg" <<CFG
 global
@@ -177,6 +185,7 @@ start_nginx() {
 	local listen="127.0.0.1:$1" ssl=""
 	if [ -n "$TLS_CERT" ]; then
 		listen="$listen ssl"
+		[ "$TLS_H2" = yes ] && listen="$listen http2"
 		ssl="ssl_certificate $TLS_CERT; ssl_certificate_key $TLS_KEY;"
 		[ "$TLS_TUNED" = yes ] &&
 			ssl="$ssl ssl_protocols TLSv1.2 TLSv1.3; ssl_ecdh_curve X25519:prime256v1;
@@ -363,7 +372,7 @@ count_syscalls() {
 	stat_pid=$!
 	echo enable >&7
 	read -r -t 120 ack <&6 || log "perf stat did not start counting $p's system calls within 120 s"
-	run_wrk "$p" "$secs" "$OUT/wrk-$p$tag-syscalls.txt"
+	"${RUN_LOAD:-run_wrk}" "$p" "$secs" "$OUT/wrk-$p$tag-syscalls.txt"
 	echo disable >&7
 	read -r -t 60 ack <&6 || log "perf stat did not stop counting $p's system calls within 60 s"
 	# perf prints its counts when its command (the sleep) ends.

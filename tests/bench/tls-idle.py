@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
-"""tls-idle: the HTTPS counterpart of proxy-idle.c, for tests/bench/tls-bench.
+"""tls-idle: the HTTPS counterpart of proxy-idle.c, for tests/bench/tls-bench
+and (with --h2) tests/bench/h2-bench.
 
-    tls-idle.py ADDR:PORT HOST N
+    tls-idle.py [--h2] ADDR:PORT HOST N
+
+--h2 asks for HTTP/2 by ALPN and sends the one request as HTTP/2 frames
+(preface, SETTINGS, HEADERS; the server's SETTINGS acknowledged), then the
+connection idles the same way.
 
 Opens N TLS connections to a proxy (SNI HOST, no certificate check: the
 benchmark's certificate is self-signed), sends one keep-alive request on
@@ -42,9 +47,48 @@ async def one(addr, port, host, ctx, sem):
         return reader, writer
 
 
+def hpack_literal(name, value):
+    """A header field as an HPACK literal, never indexed, no Huffman
+    (names and values here are shorter than 127 bytes)."""
+    return b"\x10" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+async def one_h2(addr, port, host, ctx, sem):
+    async with sem:
+        reader, writer = await asyncio.open_connection(addr, port, ssl=ctx, server_hostname=host)
+        if writer.get_extra_info("ssl_object").selected_alpn_protocol() != "h2":
+            raise RuntimeError("no h2 by ALPN")
+        block = b"".join(hpack_literal(n, v) for n, v in (
+            (b":method", b"GET"), (b":scheme", b"https"), (b":authority", host.encode()),
+            (b":path", b"/?idle")))
+        # Preface, empty SETTINGS, HEADERS with END_STREAM and END_HEADERS.
+        writer.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0) + frame(1, 5, 1, block))
+        await writer.drain()
+        while True:
+            head = await reader.readexactly(9)
+            ftype, flags = head[3], head[4]
+            sid = int.from_bytes(head[5:9], "big") & 0x7fffffff
+            await reader.readexactly(int.from_bytes(head[:3], "big"))
+            if ftype == 4 and not flags & 1:
+                writer.write(frame(4, 1, 0))
+            elif ftype == 7:
+                raise RuntimeError("GOAWAY")
+            elif ftype == 3 and sid == 1:
+                raise RuntimeError("RST_STREAM")
+            elif sid == 1 and ftype in (0, 1) and flags & 1:
+                return reader, writer
+
+
 async def main():
+    h2 = len(sys.argv) > 1 and sys.argv[1] == "--h2"
+    if h2:
+        del sys.argv[1]
     if len(sys.argv) != 4:
-        print("usage: tls-idle.py ADDR:PORT HOST N", file=sys.stderr)
+        print("usage: tls-idle.py [--h2] ADDR:PORT HOST N", file=sys.stderr)
         return 2
     addr, _, port = sys.argv[1].rpartition(":")
     host = sys.argv[2]
@@ -60,8 +104,10 @@ async def main():
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
+    if h2:
+        ctx.set_alpn_protocols(["h2"])
     sem = asyncio.Semaphore(BATCH)
-    tasks = [asyncio.ensure_future(one(addr, port, host, ctx, sem)) for _ in range(n)]
+    tasks = [asyncio.ensure_future((one_h2 if h2 else one)(addr, port, host, ctx, sem)) for _ in range(n)]
     done, pending = await asyncio.wait(tasks, timeout=DEADLINE)
     for t in pending:
         t.cancel()
