@@ -156,3 +156,22 @@ close_conns() {
 # worker).
 backlog() { ss -Hltn "sport = :$PROXY_PORT" | awk '{ n += $2 } END { print n + 0 }'; }
 backlog_is() { [ "$(backlog)" = "$1" ]; }
+
+# ws_table_change I PORT: the I-th of a cycle of four table changes around
+# a tunnel to ws.test (an instance w2 of ws.test and o1 of other.test, on
+# PORT, added and then removed), each waited for until the router has it.
+ws_table_change() {
+	local i=$1 port=$2
+	case $((i % 4)) in
+	1) zkput mk /apps/ws.test/instances/w2 "instance:host=127.0.0.1,port=$port,id=w2" >>"$T/zkput.log" 2>&1 ;;
+	2) zkput mk /apps/other.test/instances/o1 "instance:host=127.0.0.1,port=$port,id=o1" >>"$T/zkput.log" 2>&1 ;;
+	3) zkput rm /apps/ws.test/instances/w2 >>"$T/zkput.log" 2>&1 ;;
+	0) zkput rm /apps/other.test/instances/o1 >>"$T/zkput.log" 2>&1 ;;
+	esac || hard_error "zkput failed at change $i"
+	case $((i % 4)) in
+	1) wait_instance ws.test w2 ;;
+	2) wait_instance other.test o1 ;;
+	3) wait_instance ws.test w2 gone ;;
+	0) wait_instance other.test o1 gone ;;
+	esac
+}

@@ -37,20 +37,7 @@ zk_only "the table changes" || changes=0
 log "$changes table changes, a message through the tunnel after each"
 t0=$(now_ms)
 for i in $(seq 1 100); do
-	if [ "$changes" = 100 ]; then
-		case $((i % 4)) in
-		1) zkput mk /apps/ws.test/instances/w2 "instance:host=127.0.0.1,port=$PW2,id=w2" >>"$T/zkput.log" 2>&1 ;;
-		2) zkput mk /apps/other.test/instances/o1 "instance:host=127.0.0.1,port=$PW2,id=o1" >>"$T/zkput.log" 2>&1 ;;
-		3) zkput rm /apps/ws.test/instances/w2 >>"$T/zkput.log" 2>&1 ;;
-		0) zkput rm /apps/other.test/instances/o1 >>"$T/zkput.log" 2>&1 ;;
-		esac || hard_error "zkput failed at change $i"
-		case $((i % 4)) in
-		1) wait_instance ws.test w2 ;;
-		2) wait_instance other.test o1 ;;
-		3) wait_instance ws.test w2 gone ;;
-		0) wait_instance other.test o1 gone ;;
-		esac
-	fi
+	[ "$changes" = 100 ] && ws_table_change "$i" "$PW2"
 	echo "msg-$i" >&7 || fail "tunnel closed before table change $i: $(tail -n 3 "$T/ws.out")"
 	wait_for 20 grep -q "^msg-$i\$" "$T/ws.out" || fail "tunnel lost after table change $i: $(tail -n 3 "$T/ws.out")"
 done
