@@ -34,7 +34,9 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj 
 	>"$T/openssl.out" 2>&1 || hard_error "openssl req failed: $(cat "$T/openssl.out")"
 
 AUTH=rt:rt-pw
-PERIOD=4          # seconds, once the rotation phase begins
+PERIOD=8          # seconds, once the rotation phase begins: long enough that
+                  # no second rotation comes while a round reads its result,
+                  # on a loaded machine too
 
 zk_start 500
 zkput mk /apps - mk /routers - >>"$T/zkput.log" 2>&1 || hard_error "cannot create /apps"
