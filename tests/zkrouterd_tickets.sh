@@ -36,7 +36,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj 
 AUTH=rt:rt-pw
 PERIOD=8          # seconds, once the rotation phase begins: long enough that
                   # no second rotation comes while a round reads its result,
-                  # on a loaded machine too
+                  # on a loaded machine too. A round stops both routers for
+                  # a period: their sessions (30 s) must outlast that, or the
+                  # client library, silent past 2/3 of it, reconnects
+                  # first and the two never race.
 
 zk_start 500
 zkput mk /apps - mk /routers - >>"$T/zkput.log" 2>&1 || hard_error "cannot create /apps"
@@ -57,7 +60,7 @@ start_router() {
 	spawn "$name" "$ZKROUTERD" "$WORKERS_ARG" --zk "$ZK/zkrouter" --node-id "$name" ${ROUTER_AUTH-"--auth=$AUTH"} \
 		--config "$T/$name.conf" --listen "127.0.0.1:$1" --tls-listen "127.0.0.1:$2" \
 		--admin "127.0.0.1:$3" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
-		--state-dir off --zk-session-timeout-ms 10000 "${@:4}"
+		--state-dir off --zk-session-timeout-ms 30000 "${@:4}"
 	eval "TLS_$name=$2 ADMIN_$name=127.0.0.1:$3 PID_$name=$SPAWNED_PID"
 	wait_for 20 curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$3/metrics" ||
 		fail "router $name did not start"
