@@ -51,7 +51,10 @@ static bool between_requests(const struct client *c, uint64_t now)
 		return false;
 	if (c->p->cfg.head_timeout_ms < grace)
 		grace = c->p->cfg.head_timeout_ms;
-	if (c->n_requests == 0 && now - c->idle_since_ms < grace)
+	/* Added, not subtracted: a connection started in this very tick
+	 * (one held for the budget, proxy_deferred_drain) became idle after
+	 * `now` was read, and the difference would wrap. */
+	if (c->n_requests == 0 && c->idle_since_ms + grace > now)
 		return false;
 	/* For TLS the bytes may be records that hold no request: the
 	 * connection then ends at its head timeout, within the drain. */

@@ -251,7 +251,7 @@ static void mem_janitor_cb(evutil_socket_t fd, short what, void *arg)
 		malloc_trim(0);
 	}
 	while ((c = TAILQ_FIRST(&p->idle_clients)) != NULL &&
-	       now - c->idle_since_ms >= MEM_PARK_AFTER_MS) {
+	       c->idle_since_ms + MEM_PARK_AFTER_MS <= now) {
 		client_mem_busy(c);
 		/* One with bytes under way is not listed again until it is
 		 * idle again: at most one try per idle period. */
