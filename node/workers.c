@@ -30,6 +30,7 @@
 #include "node/proxy.h"
 #include "node/workers.h"
 #include "registry/log.h"
+#include "registry/threadsig.h"
 
 struct wcall {
 	workers_fn fn;
@@ -474,13 +475,11 @@ struct workers *workers_new(struct event_base *control, unsigned n, const struct
 
 bool workers_start(struct workers *ws)
 {
-	sigset_t all, old;
+	sigset_t old;
 	bool ok = true;
 
-	/* Signals go to the control thread's loop: the workers block them
-	 * (the mask is inherited from the creating thread). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	/* Signals go to the control thread's loop (registry/threadsig.h). */
+	threadsig_block_for_start(&old);
 	for (unsigned i = 0; i < ws->n && ok; i++) {
 		struct worker *w = &ws->w[i];
 		int err = pthread_create(&w->thread, NULL, worker_main, w);

@@ -35,6 +35,7 @@
 #include <openssl/evp.h>
 
 #include "registry/log.h"
+#include "registry/threadsig.h"
 #include "registry/record.h"
 #include "registry/statefile.h"
 
@@ -681,11 +682,10 @@ struct statefile *statefile_open(const char *dir, const char *node_id, const cha
 	if (!cv)
 		goto no_thread;
 	sf->cv_ok = true;
-	/* The thread starts with every signal blocked, so that the daemon's
-	 * signals (HUP, TERM) always reach the event loop's thread. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	/* The daemon's signals (HUP, TERM) reach the event loop's thread
+	 * only (registry/threadsig.h). */
+	sigset_t old;
+	threadsig_block_for_start(&old);
 	sf->thread_ok = pthread_create(&sf->thread, NULL, writer_main, sf) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!sf->thread_ok)
