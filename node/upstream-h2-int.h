@@ -79,6 +79,7 @@ struct uh2_conn {
 	bool busy;                 /* uh2_conn_pump or nghttp2 on the stack */
 	bool want_send;
 	bool idle_closing;
+	bool was_ready;            /* the peer's SETTINGS came once */
 	TAILQ_ENTRY(uh2_conn) link;
 };
 

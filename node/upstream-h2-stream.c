@@ -208,6 +208,7 @@ static int on_frame_recv(nghttp2_session *ngh, const nghttp2_frame *frame, void 
 			return 0;
 		if (c->state == C_CONNECTING) {
 			c->state = C_READY;
+			c->was_ready = true;
 			event_del(c->timer);
 			if (c->pool->lim.idle_timeout_ms)
 				uh2_timer_ms(c->timer, c->pool->lim.idle_timeout_ms);

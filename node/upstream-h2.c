@@ -144,10 +144,11 @@ static void conn_fail(struct uh2_conn *c, enum uh2_error e, const char *why)
 		s->conn = NULL;
 		uh2_stream_free(s);
 	}
-	if (e == UH2_ERR_CONNECT && !pool_has_ready(c->pool))
-		/* The instance does not answer: the waiting streams go back
-		 * to the caller (to try another) rather than wait for more
-		 * connects to fail. */
+	if (!c->was_ready && !pool_has_ready(c->pool))
+		/* The instance does not answer (or closes, or says GOAWAY,
+		 * before its SETTINGS): the waiting streams go back to the
+		 * caller, to try another, rather than wait for more connects
+		 * to fail the same way. */
 		fail_pending(c->pool, UH2_ERR_CONNECT);
 	c->pool->redispatch = true;
 	if (c->pool->depth == 0)
@@ -350,6 +351,8 @@ static bool conn_open(struct uh2_pool *pool)
 	if (c->bev == NULL || c->timer == NULL || !session_open(c))
 		goto fail;
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	/* More output is made when half of it is written. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, pool->lim.output_high / 2, 0);
 	/* Listed first: libevent may report a failed connect at once. */
 	TAILQ_INSERT_TAIL(&pool->conns, c, link);
 	pool->st.conns++;

@@ -20,6 +20,8 @@ goaway", "conn 1 closed", "conn 1 stream 3 reset"). What it answers, by path:
               all connections, as the request's x-hold-until says; then
               200 with x-conn to each
   /slow       200 and 1000 bytes at once, then nothing more
+  /goaway     the /hold streams of its connection answered, then GOAWAY
+              with the stream before it as the last: it is refused
 Every response carries x-conn. A request with a field HTTP/2 forbids
 (connection, transfer-encoding...) is refused by h2 itself.
 """
@@ -172,6 +174,18 @@ class H2Server(asyncio.Protocol):
                     proto.streams.pop(hsid, None)
                     proto.flush()
                 HELD.clear()
+        elif s.path == '/goaway':
+            # The streams held on this connection are answered, then
+            # GOAWAY names the one before this as the last processed:
+            # this one is refused.
+            for proto, hsid in [h for h in HELD if h[0] is self]:
+                self.head(hsid)
+                self.conn.end_stream(hsid)
+                self.streams.pop(hsid, None)
+                HELD.remove((proto, hsid))
+            self.conn.close_connection(error_code=0, last_stream_id=sid - 2)
+            self.streams.pop(sid, None)
+            log(f"conn {self.n} sent goaway, last stream {sid - 2}")
         elif s.path != '/unary':
             self.conn.send_headers(sid, [(':status', '404'), ('x-conn', str(self.n))],
                                    end_stream=True)

@@ -6,7 +6,8 @@
  * buffer bounded by the window it opens; many streams on one connection
  * and a second connection once the peer's SETTINGS_MAX_CONCURRENT_STREAMS
  * is reached; the server killed under open streams (each fails once,
- * nothing hangs, the next stream fails to connect); an idle connection
+ * nothing hangs, the next stream fails to connect); the peer's GOAWAY
+ * refusing the streams past its last (retryable); an idle connection
  * closed with GOAWAY after the idle timeout.
  *
  * Skips (exit 77) without a python3 that has the h2 module, unless
@@ -582,6 +583,54 @@ static void test_server_dies_mid_stream(void)
 	uh2_pool_free(pool);
 }
 
+/*
+ * The peer's GOAWAY: the stream it names as the last processed ends
+ * normally, the one after is refused (retryable: the backend says it
+ * never acted on it), the connection closes once drained, without
+ * counting as a failure, and the next stream gets a new connection.
+ */
+static void test_goaway_refuses_later_streams(void)
+{
+	struct server srv;
+	struct uh2_limits lim;
+	struct uh2_pool_stats st;
+	struct exch a, b, c;
+	char never[] = "99";
+	struct uh2_header h = { "x-hold-until", 12, never, 2 };
+
+	CU_ASSERT_TRUE_FATAL(server_start(&srv, ""));
+	uh2_limits_default(&lim);
+	struct uh2_pool *pool = pool_for(&srv, &lim);
+	ex_init(&a);
+	ex_init(&b);
+	submit(pool, &a, "GET", "/hold", &h, 1, false);
+	struct log_wait held = { &srv, "conn 1 stream 1 GET /hold" };
+	CU_ASSERT_TRUE_FATAL(until(log_cond, &held, 5000));
+	submit(pool, &b, "GET", "/goaway", NULL, 0, false);
+	CU_ASSERT_TRUE(until(ex_done, &a, 5000));
+	CU_ASSERT_TRUE(until(ex_done, &b, 5000));
+	CU_ASSERT_TRUE(a.ended);
+	CU_ASSERT_EQUAL(a.status, 200);
+	CU_ASSERT_TRUE(b.failed);
+	CU_ASSERT_EQUAL(b.err, UH2_ERR_REFUSED);
+	CU_ASSERT_TRUE(uh2_error_retryable(b.err));
+	CU_ASSERT_TRUE(until(pool_empty, pool, 3000));
+	uh2_pool_stats(pool, &st);
+	CU_ASSERT_EQUAL(st.conns_failed, 0);
+	CU_ASSERT_EQUAL(st.streams_done, 1);
+	CU_ASSERT_EQUAL(st.streams_failed, 1);
+	ex_init(&c);
+	submit(pool, &c, "GET", "/unary", NULL, 0, false);
+	CU_ASSERT_TRUE(until(ex_done, &c, 5000));
+	CU_ASSERT_TRUE(c.ended);
+	CU_ASSERT_PTR_NOT_NULL(strstr(c.head, "x-conn: 2\n"));
+	ex_clean(&a);
+	ex_clean(&b);
+	ex_clean(&c);
+	uh2_pool_free(pool);
+	server_stop(&srv);
+}
+
 static bool idle_closed(void *arg)
 {
 	struct uh2_pool_stats st;
@@ -671,5 +720,6 @@ void unit_register(void)
 	UNIT_TEST(s, test_flow_control_both_ways);
 	UNIT_TEST(s, test_streams_and_second_connection);
 	UNIT_TEST(s, test_server_dies_mid_stream);
+	UNIT_TEST(s, test_goaway_refuses_later_streams);
 	UNIT_TEST(s, test_idle_close);
 }
