@@ -150,7 +150,14 @@ static int on_header(nghttp2_session *ngh, const nghttp2_frame *frame, const uin
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;   /* RST_STREAM for this stream */
 	}
 	if (nl == 7 && memcmp(name, ":status", 7) == 0) {
-		/* nghttp2 checked it is three digits. */
+		/* nghttp2's HTTP checks saw three digits; checked again, as
+		 * what follows relies on it. */
+		if (vl != 3 || value[0] < '1' || value[0] > '9' || value[1] < '0' || value[1] > '9' ||
+		    value[2] < '0' || value[2] > '9') {
+			s->has_local_err = true;
+			s->local_err = UH2_ERR_PROTOCOL;
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
 		s->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
 		return 0;
 	}
