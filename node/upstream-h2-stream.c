@@ -169,6 +169,26 @@ static int on_header(nghttp2_session *ngh, const nghttp2_frame *frame, const uin
 	return 0;
 }
 
+/*
+ * A field nghttp2's checks refused (a connection-specific one, a bad
+ * byte in a name or value...): without this callback it would be
+ * dropped and the rest passed on. RFC 9113 section 8.1.1 calls the
+ * response malformed: the stream fails (RST_STREAM PROTOCOL_ERROR).
+ */
+static int on_invalid_header(nghttp2_session *ngh, const nghttp2_frame *frame,
+			     const uint8_t *name, size_t nl, const uint8_t *value, size_t vl,
+			     uint8_t flags, void *user)
+{
+	struct uh2_stream *s = conn_find(user, frame->hd.stream_id);
+
+	if (s != NULL) {
+		s->has_local_err = true;
+		s->local_err = UH2_ERR_PROTOCOL;
+	}
+	nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
+	return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+}
+
 /* Hands the block received to the caller; false when out of memory. */
 static bool deliver_block(struct uh2_stream *s, bool trailers)
 {
@@ -411,6 +431,7 @@ nghttp2_session_callbacks *uh2_session_callbacks(void)
 		return NULL;
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_invalid_header_callback(cb, on_invalid_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);

@@ -20,6 +20,8 @@ goaway", "conn 1 closed", "conn 1 stream 3 reset"). What it answers, by path:
               all connections, as the request's x-hold-until says; then
               200 with x-conn to each
   /slow       200 and 1000 bytes at once, then nothing more
+  /bad        200 with a Connection header, which HTTP/2 forbids
+  /bighead    200 with 100 KB of header fields
   /goaway     the /hold streams of its connection answered, then GOAWAY
               with the stream before it as the last: it is refused
 Every response carries x-conn. A request with a field HTTP/2 forbids
@@ -59,7 +61,10 @@ class H2Server(asyncio.Protocol):
         self.args = args
         CONNS[0] += 1
         self.n = CONNS[0]
-        self.conn = H2Connection(H2Configuration(client_side=False, header_encoding='utf-8'))
+        # Unvalidated, so that /bad can send what HTTP/2 forbids.
+        self.conn = H2Connection(H2Configuration(client_side=False, header_encoding='utf-8',
+                                                 validate_outbound_headers=False,
+                                                 normalize_outbound_headers=False))
         self.streams = {}
         self.transport = None
 
@@ -174,6 +179,14 @@ class H2Server(asyncio.Protocol):
                     proto.streams.pop(hsid, None)
                     proto.flush()
                 HELD.clear()
+        elif s.path == '/bad':
+            self.conn.send_headers(sid, [(':status', '200'), ('connection', 'close')],
+                                   end_stream=True)
+            self.streams.pop(sid, None)
+        elif s.path == '/bighead':
+            pad = [(f'x-pad-{i}', 'p' * 1000) for i in range(100)]
+            self.conn.send_headers(sid, [(':status', '200')] + pad, end_stream=True)
+            self.streams.pop(sid, None)
         elif s.path == '/goaway':
             # The streams held on this connection are answered, then
             # GOAWAY names the one before this as the last processed:
