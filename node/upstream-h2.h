@@ -29,6 +29,11 @@
  * takes at most `body_buffer` bytes ahead of what the peer's windows let
  * out, and calls ops->body_room when it takes more again.
  *
+ * Timeouts: the module bounds the connect (and the peer's first
+ * SETTINGS) and closes idle connections; the wait for a response, and
+ * for a place while every connection is full, is the caller's to bound
+ * (uh2_stream_cancel). Requests carry no trailers (gRPC sends none).
+ *
  * Everything runs on the pool's event loop thread. Callbacks may call any
  * function here except uh2_pool_free (use uh2_pool_retire from inside).
  */
