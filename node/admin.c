@@ -187,6 +187,7 @@ static void render_config(struct evbuffer *b, const struct route_app_config *c)
 	json_u64(b, "max_body_bytes", c->max_body_bytes, &f);
 	json_u64(b, "max_concurrent_requests", c->max_concurrent_requests, &f);
 	json_u64(b, "max_queued_requests", c->max_queued_requests, &f);
+	json_str(b, "backend_protocol", c->backend_h2c ? "h2c" : "http1", &f);
 	json_key(b, "retries", &f);
 	if (c->retries < 0)
 		evbuffer_add(b, "null", 4);

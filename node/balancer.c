@@ -35,26 +35,6 @@ static bool eligible(const struct balancer_args *a, const struct backend *b, int
 	return true;
 }
 
-static size_t count_eligible(const struct balancer_args *a, int level)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < a->n; i++)
-		if (eligible(a, a->bes[i], level))
-			n++;
-	return n;
-}
-
-static struct backend *nth_eligible(const struct balancer_args *a, int level, size_t k)
-{
-	size_t i;
-
-	for (i = 0; i < a->n; i++)
-		if (eligible(a, a->bes[i], level) && k-- == 0)
-			return a->bes[i];
-	return NULL;
-}
-
 /* outstanding/weight compared without division. */
 static bool less_loaded(const struct backend *x, const struct backend *y)
 {
@@ -64,24 +44,51 @@ static bool less_loaded(const struct backend *x, const struct backend *y)
 	return lx < ly;
 }
 
-static struct backend *pick_p2c(const struct balancer_args *a, int level, size_t n)
+/*
+ * Power of two choices: two distinct eligible candidates drawn at random,
+ * the less loaded wins. They are drawn in one pass (reservoir sampling),
+ * so that each backend's eligibility is read once per pick: it depends on
+ * state other workers write at any moment (ejection, health checks), and
+ * a count taken first could disagree with a second walk.
+ */
+static struct backend *pick_p2c(const struct balancer_args *a, int level)
 {
-	size_t i, j;
-	struct backend *x, *y;
+	struct backend *x = NULL, *y = NULL, *t;
+	uint64_t seen = 0;
+	size_t i;
 
-	if (n == 1)
-		return nth_eligible(a, level, 0);
-	i = prng_next(a->rng) % n;
-	j = prng_next(a->rng) % (n - 1);
-	if (j >= i)
-		j++;
-	x = nth_eligible(a, level, i);
-	y = nth_eligible(a, level, j);
+	for (i = 0; i < a->n; i++) {
+		struct backend *b = a->bes[i];
+
+		if (!eligible(a, b, level))
+			continue;
+		seen++;
+		if (seen == 1) {
+			x = b;
+		} else if (seen == 2) {
+			y = b;
+		} else {
+			uint64_t r = prng_next(a->rng) % seen;
+
+			if (r == 0)
+				x = b;
+			else if (r == 1)
+				y = b;
+		}
+	}
+	if (y == NULL)
+		return x;
+	/* The order of the two is random too, for the tie below. */
+	if (prng_next(a->rng) & 1) {
+		t = x;
+		x = y;
+		y = t;
+	}
 	if (less_loaded(y, x))
 		return y;
 	if (less_loaded(x, y))
 		return x;
-	/* A tie: the heavier weight, else the first draw (already random). */
+	/* A tie: the heavier weight, else the first draw. */
 	return y->weight > x->weight ? y : x;
 }
 
@@ -142,24 +149,24 @@ static struct backend *pick_hash(const struct balancer_args *a, int level)
 
 struct backend *balancer_pick(const struct balancer_args *a)
 {
+	struct backend *b;
 	int level;
 
 	for (level = 0; level < 2; level++) {
-		size_t n = count_eligible(a, level);
-
-		if (n == 0)
-			continue;
 		switch (a->policy) {
 		case ZKROUTER__APP_CONFIG__BALANCE__ROUND_ROBIN:
-			return pick_swrr(a, level);
+			b = pick_swrr(a, level);
+			break;
 		case ZKROUTER__APP_CONFIG__BALANCE__HASH_HEADER:
 		case ZKROUTER__APP_CONFIG__BALANCE__HASH_COOKIE:
-			if (a->has_key)
-				return pick_hash(a, level);
-			return pick_p2c(a, level, n);
+			b = a->has_key ? pick_hash(a, level) : pick_p2c(a, level);
+			break;
 		default:
-			return pick_p2c(a, level, n);
+			b = pick_p2c(a, level);
+			break;
 		}
+		if (b)
+			return b;
 	}
 	return NULL;
 }

@@ -7,12 +7,15 @@
  */
 #include <config.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "node/backend.h"
 #include "node/balancer.h"
 #include "registry/clock.h"
+#include "registry/log.h"
 #include "tests/lib/unit.h"
 
 #define MAXB 8
@@ -499,6 +502,53 @@ static void test_map_carries_state(void)
 	route_table_unref(t4);
 }
 
+/*
+ * Eligibility changes under a pick: another worker ejects an instance, the
+ * health checker marks one down, at any moment. A pick must still return
+ * an instance that was eligible when looked at, never read past the set
+ * (it once counted the eligible first, walked them again, and found none).
+ */
+static atomic_bool flipping;
+
+static void *flip_health(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&flipping)) {
+		shared_instance_set_health(bes[1]->si, false);
+		shared_instance_set_health(bes[2]->si, false);
+		shared_instance_set_health(bes[1]->si, true);
+		shared_instance_set_health(bes[2]->si, true);
+	}
+	return NULL;
+}
+
+static void test_pick_while_health_changes(void)
+{
+	enum zkr_log_level was = zkr_log_level_now();
+	Zkrouter__AppConfig__Balance pol[] = {P2C, RR, HASH};
+	uint64_t deadline;
+	unsigned long picks = 0;
+	pthread_t t;
+	size_t k;
+
+	make(3, NULL);
+	zkr_log_set_level(ZKR_LOG_WARN);   /* each flip logs at info */
+	atomic_store(&flipping, true);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, flip_health, NULL), 0);
+	deadline = clock_now_ms() + 1500;
+	while (clock_now_ms() < deadline)
+		for (k = 0; k < 3; k++) {
+			struct backend *b = pick(pol[k], NULL, 0, picks % 2 ? "key" : NULL);
+
+			CU_ASSERT_PTR_NOT_NULL(b);
+			picks++;
+		}
+	atomic_store(&flipping, false);
+	pthread_join(t, NULL);
+	zkr_log_set_level(was);
+	CU_ASSERT(picks > 1000);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("balancer", NULL, cleanup);
@@ -522,4 +572,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_hash_no_key_spreads);
 	UNIT_TEST(s, test_max_outstanding);
 	UNIT_TEST(s, test_cookie_value);
+	UNIT_TEST(s, test_pick_while_health_changes);
 }

@@ -21,10 +21,6 @@ TSAN_EXCLUDED=(
 	loop turn; SIGSTOP lands asynchronously, and under TSan's slowdown a worker can accept the
 	queued connection before it does, then close it idle after the drain's one-second grace,
 	which the test cannot tell from a lost connection."
-	"tests/proxy_retry.sh: OPEN DEFECT, not understood: with the machine loaded, 2 of about 12
-	runs under TSan saw the router go away during the concurrent loadgen phase (its clients
-	closed, then refused) with no sanitizer report and no log line; never seen outside TSan.
-	Left out until it is explained, so that this pass guards everything else."
 )
 
 # tsan_tests BUILDDIR: the tests of the TSan pass, from the build's own
