@@ -55,6 +55,7 @@ struct uh2_stream {
 	size_t hbytes;             /* RFC 9113 size of the block so far */
 	int status;                /* of the block being received; 0: none */
 	bool head_done;
+	bool block_ends;           /* the block being delivered ends the stream */
 	size_t unconsumed;         /* delivered, not yet uh2_stream_consumed */
 	bool headers_sent;         /* our HEADERS left: the backend may act on it */
 	enum uh2_error local_err;  /* set with has_local_err: ours to report */

@@ -274,6 +274,7 @@ static int on_frame_recv(nghttp2_session *ngh, const nghttp2_frame *frame, void 
 			s->hlen = s->nhf = 0;
 			return 0;
 		}
+		s->block_ends = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 		if (!deliver_block(s, s->head_done)) {
 			uh2_stream_fail(s, UH2_ERR_INTERNAL, 0);
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -329,8 +330,12 @@ static int on_frame_send(nghttp2_session *ngh, const nghttp2_frame *frame, void 
 {
 	struct uh2_stream *s;
 
-	if (frame->hd.type == NGHTTP2_HEADERS && (s = conn_find(user, frame->hd.stream_id)) != NULL)
-		s->headers_sent = true;
+	if (frame->hd.type != NGHTTP2_HEADERS || (s = conn_find(user, frame->hd.stream_id)) == NULL ||
+	    s->headers_sent)
+		return 0;
+	s->headers_sent = true;
+	if (s->ops != NULL && s->ops->sent != NULL)
+		s->ops->sent(s->arg);
 	return 0;
 }
 
@@ -551,6 +556,11 @@ struct uh2_stream *uh2_submit(struct uh2_pool *pool, const struct uh2_request *r
 	pool->st.pending++;
 	uh2_pool_dispatch(pool);
 	return s;
+}
+
+bool uh2_stream_head_ends(const struct uh2_stream *s)
+{
+	return s != NULL && s->magic == UH2_STREAM_MAGIC && s->block_ends;
 }
 
 void uh2_stream_consumed(struct uh2_stream *s, size_t n)

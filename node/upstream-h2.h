@@ -120,6 +120,11 @@ struct uh2_stream_ops {
 	void (*error)(void *arg, enum uh2_error e, uint32_t h2_code);
 	/* uh2_stream_send_body would take more again; may be NULL. */
 	void (*body_room)(void *arg);
+	/* The request head left on a connection: from now on the backend
+	 * may act on the request. Before it, an error is UH2_ERR_CONNECT or
+	 * UH2_ERR_REFUSED, so a caller that holds the body back until then
+	 * can still send the whole request elsewhere. May be NULL. */
+	void (*sent)(void *arg);
 };
 
 /* A pool toward one backend address; `name` ("host:port") is for logs.
@@ -157,6 +162,10 @@ struct uh2_stream *uh2_submit(struct uh2_pool *pool, const struct uh2_request *r
  * body once all of src was taken. Returns the bytes taken; when src is
  * left non-empty, ops->body_room tells when to call again. */
 size_t uh2_stream_send_body(struct uh2_stream *s, struct evbuffer *src, bool end);
+/* From ops->head: true when that head ends the stream (no body, no
+ * trailers follow: gRPC's trailers-only answer), so the caller can send
+ * it on as a complete answer. */
+bool uh2_stream_head_ends(const struct uh2_stream *s);
 /* `n` bytes of response body were forwarded: the window opens by n. */
 void uh2_stream_consumed(struct uh2_stream *s, size_t n);
 /* The caller gives up (client gone, timeout): RST_STREAM(CANCEL), no

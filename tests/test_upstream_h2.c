@@ -249,7 +249,7 @@ static void ex_room(void *arg)
 }
 
 static const struct uh2_stream_ops ex_ops = { ex_head, ex_body, ex_trailers, ex_end, ex_error,
-					      ex_room };
+					      ex_room, NULL };
 
 static void ex_init(struct exch *e)
 {
