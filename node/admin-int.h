@@ -16,6 +16,7 @@
 #include "node/accesslog.h"
 #include "node/limits.h"
 #include "node/proxy.h"
+#include "node/upstream-h2.h"
 #include "registry/table.h"
 
 struct admin;
@@ -31,6 +32,7 @@ struct worker_snap {
 	struct proxy_pp_counters pp;
 	struct proxy_tls_counters tls;
 	struct proxy_h2_counters h2;
+	struct uh2_pool_stats h2c;
 };
 
 /* A /routes or /metrics answer on its way: each worker fills its slot,
@@ -70,5 +72,7 @@ void admin_worker_metrics(const struct gather *g, struct evbuffer *b);
 
 /* admin-gather.c: the HTTP/2 counters of /metrics. */
 void admin_h2_metrics(const struct proxy_h2_counters *n, struct evbuffer *b);
+/* The h2c pools' gauges and counters (connections to h2c apps). */
+void admin_h2c_metrics(const struct uh2_pool_stats *s, struct evbuffer *b);
 
 #endif

@@ -516,6 +516,7 @@ static void render_metrics(struct gather *g)
 		ticket_metrics(a, b);
 	tls_metrics(&g->sum.tls, b);
 	admin_h2_metrics(&g->sum.h2, b);
+	admin_h2c_metrics(&g->sum.h2c, b);
 	request_metrics(&g->sum.req, b);
 	admin_worker_metrics(g, b);
 	send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
