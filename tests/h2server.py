@@ -22,6 +22,8 @@ goaway", "conn 1 closed", "conn 1 stream 3 reset"). What it answers, by path:
   /slow       200 and 1000 bytes at once, then nothing more
   /bad        200 with a Connection header, which HTTP/2 forbids
   /bighead    200 with 100 KB of header fields
+  /headers    200 and the request's fields as the body, "name: value"
+              lines (pseudo-headers first)
   /goaway     the /hold streams of its connection answered, then GOAWAY
               with the stream before it as the last: it is refused
 Every response carries x-conn. A request with a field HTTP/2 forbids
@@ -46,9 +48,10 @@ def log(*args):
 
 
 class Stream:
-    def __init__(self, path, headers):
+    def __init__(self, path, headers, fields=()):
         self.path = path
         self.headers = headers
+        self.fields = list(fields)   # in order, repeated ones too
         self.body = bytearray()
         self.out = bytearray()     # to send, within the windows
         self.trailers = None       # sent once out is empty
@@ -125,7 +128,7 @@ class H2Server(asyncio.Protocol):
         for ev in events:
             if isinstance(ev, RequestReceived):
                 h = dict(ev.headers)
-                s = Stream(h.get(':path', ''), h)
+                s = Stream(h.get(':path', ''), h, ev.headers)
                 self.streams[ev.stream_id] = s
                 log(f"conn {self.n} stream {ev.stream_id} {h.get(':method')} {s.path}")
                 self.request(ev.stream_id, s)
@@ -186,6 +189,11 @@ class H2Server(asyncio.Protocol):
         elif s.path == '/bighead':
             pad = [(f'x-pad-{i}', 'p' * 1000) for i in range(100)]
             self.conn.send_headers(sid, [(':status', '200')] + pad, end_stream=True)
+            self.streams.pop(sid, None)
+        elif s.path.startswith('/headers'):
+            text = ''.join(f'{n}: {v}\n' for n, v in s.fields)
+            self.head(sid)
+            self.conn.send_data(sid, text.encode(), end_stream=True)
             self.streams.pop(sid, None)
         elif s.path == '/goaway':
             # The streams held on this connection are answered, then
