@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -56,6 +57,7 @@ struct h2c_req {
 	size_t ntr;                /* trailer fields in r->rhead (after the head) */
 	bool rechunk;              /* HTTP/1.1 client without a length: chunks */
 	bool sent;                 /* the head left: the body may follow */
+	bool expect;               /* an HTTP/1.1 client waits for 100 Continue */
 	bool in_submit;            /* inside uh2_submit: errors noted, not acted on */
 	bool submit_failed;
 	enum uh2_error submit_err;
@@ -157,8 +159,14 @@ static void timeout_arm(struct h2c_req *q)
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	/* As over HTTP/1.1: from the end of the request body, restarted by
-	 * every response event. */
-	if (q->s != NULL && r->req_body_done && ms > 0 && event_add(q->timer, &tv) != 0)
+	 * every response event; and from the start while the head waits for
+	 * a connection or a place on one (then the body waits too). While
+	 * the client still uploads, its own read timeout bounds it. */
+	if (q->s == NULL || ms == 0)
+		return;
+	if (!r->req_body_done && q->sent)
+		event_del(q->timer);
+	else if (event_add(q->timer, &tv) != 0)
 		rlog_warn(r, "cannot arm the response timeout");
 }
 
@@ -408,9 +416,29 @@ static void on_sent(void *arg)
 {
 	struct h2c_req *q = arg;
 
+	struct request *r = q->r;
+
 	q->sent = true;
-	if (!q->r->req_body_done || evbuffer_get_length(q->body) > 0)
-		upstream_h2c_pump(q->r);
+	timeout_arm(q);
+	/* The router answers an HTTP/1.1 client's Expect: 100-continue
+	 * itself (the h2c client passes no interim answer on): the body has
+	 * somewhere to go now. */
+	if (q->expect && r->sink->interim && !r->http10 && !r->resp_started) {
+		struct fwd_response f;
+
+		memset(&f, 0, sizeof(f));
+		f.keep_alive = true;
+		f.framing = FRAME_NONE;
+		r->rhead.status = 100;
+		r->rhead.reason = "Continue";
+		r->rhead.reason_len = 8;
+		r->rhead.n_hdrs = 0;
+		if (r->sink->head(r, &f))
+			r->sink->push(r->c);
+	}
+	q->expect = false;
+	if (!r->req_body_done || evbuffer_get_length(q->body) > 0)
+		upstream_h2c_pump(r);
 }
 
 static const struct uh2_stream_ops h2c_ops = {
@@ -443,15 +471,22 @@ struct split {
 	size_t n, cap;
 	const char *host;
 	size_t host_len;
+	bool expect;               /* Expect: 100-continue, answered by us */
 };
 
 static void split_field(const char *name, size_t nlen, const char *value, size_t vlen, void *arg)
 {
 	struct split *sp = arg;
 
-	if (http_classify_name(name, nlen) == HDR_HOST) {
+	enum http_hdr_kind kind = http_classify_name(name, nlen);
+
+	if (kind == HDR_HOST) {
 		sp->host = value;
 		sp->host_len = vlen;
+		return;
+	}
+	if (kind == HDR_EXPECT && vlen == 12 && strncasecmp(value, "100-continue", 12) == 0) {
+		sp->expect = true;
 		return;
 	}
 	if (sp->n < sp->cap)
@@ -496,6 +531,7 @@ static bool submit(struct request *r, struct uh2_pool *pool, enum uh2_error *err
 	req.headers = sp.h;
 	req.n_headers = sp.n;
 	req.has_body = !r->req_body_done;
+	q->expect = sp.expect && !r->req_body_done && r->h2s == NULL;
 	q->in_submit = true;
 	q->submit_failed = false;
 	q->sent = false;

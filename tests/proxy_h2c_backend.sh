@@ -103,6 +103,13 @@ got=$(curl -s --max-time 30 -H 'Host: g.test' --data-binary @"$T/up.bin" "http:/
 	sha256sum | cut -d' ' -f1)
 [ "$got" = "$want" ] || fail "HTTP/1.1 echo of 200 KB differs"
 
+log "HTTP/1.1 client with Expect: 100-continue: the router's 100 lets the body go"
+# curl would wait 30 s for it, past --max-time.
+got=$(curl -s --max-time 20 --expect100-timeout 30 -H 'Host: g.test' -H 'Expect: 100-continue' \
+	-D "$T/cont.h" --data-binary @"$T/up.bin" "http://$PROXY/unary" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$want" ] || fail "Expect: 100-continue upload: $(cat "$T/cont.h")"
+first_status "$T/cont.h" | grep -qx 100 || fail "no 100 Continue: $(cat "$T/cont.h")"
+
 log "HTTP/1.1 client, chunked upload of 200 KB (de-chunked for the stream)"
 got=$(curl -s --max-time 30 -H 'Host: g.test' -H 'Transfer-Encoding: chunked' \
 	--data-binary @"$T/up.bin" "http://$PROXY/unary" | sha256sum | cut -d' ' -f1)
