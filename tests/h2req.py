@@ -6,6 +6,7 @@ with heads no normal client sends.
     h2req.py PORT NAME:VALUE... [--data BYTES]
     h2req.py PORT --flood ping|settings|priority|reset N NAME:VALUE...
     h2req.py PORT --open N NAME:VALUE...
+    h2req.py PORT --slowread PATH N NAME:VALUE...
     h2req.py PORT --tunnel TEXT NAME:VALUE...
     h2req.py PORT --stall NAME:VALUE... [--data BYTES]
 
@@ -27,6 +28,11 @@ as "echo=..." after the status, each round's on a line of its own.
 --open sends N requests at once (before the router's SETTINGS are read)
 and prints "refused=K answered=M": how many were reset with
 REFUSED_STREAM, how many answered.
+
+--slowread opens a stream for PATH (same fields otherwise) whose window
+it never opens (the connection's it does), then sends the request N
+times, one after the other, on other streams; prints "others=K
+stalled=B": the answers the others got, the bytes the stalled one got.
 
 --stall leaves the stream open after the head (and BYTES): a body that
 stops coming; the router's answer is printed as above."""
@@ -52,6 +58,7 @@ def main():
     fields, data, flood, count, tunnel, rounds = [], None, None, 0, None, 1
     stall = False
     opened = 0
+    slowpath = None
     args = sys.argv[2:]
     while args:
         a = args.pop(0)
@@ -59,6 +66,8 @@ def main():
             data = args.pop(0).encode()
         elif a == "--tunnel":
             tunnel = args.pop(0).encode()
+        elif a == "--slowread":
+            slowpath, slown = args.pop(0), int(args.pop(0))
         elif a == "--open":
             opened = int(args.pop(0))
         elif a == "--stall":
@@ -80,6 +89,9 @@ def main():
     enc = [(n.encode(), v.encode()) for n, v in fields]
     if opened:
         open_many(conn, s, enc, opened)
+        return
+    if slowpath:
+        slow_read(conn, s, enc, slowpath.encode(), slown)
         return
     if flood:
         sid = do_flood(conn, s, flood, count, enc)
@@ -117,6 +129,40 @@ def main():
         out = conn.data_to_send()
         if out:
             s.sendall(out)
+
+
+def slow_read(conn, s, enc, path, n):
+    """One stream never read (its window shut), others served meanwhile."""
+    big = [(k, path if k == b":path" else v) for k, v in enc]
+    conn.send_headers(1, big, end_stream=True)
+    s.sendall(conn.data_to_send())
+    stalled = others = 0
+    sid = 3
+    conn.send_headers(sid, enc, end_stream=True)
+    s.sendall(conn.data_to_send())
+    while others < n:
+        buf = s.recv(65536)
+        if not buf:
+            break
+        for ev in conn.receive_data(buf):
+            if isinstance(ev, h2.events.DataReceived):
+                if ev.stream_id == 1:
+                    stalled += len(ev.data)
+                    conn.increment_flow_control_window(ev.flow_controlled_length)
+                else:
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                others += 1
+                if others < n:
+                    sid += 2
+                    conn.send_headers(sid, enc, end_stream=True)
+            elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                print("ended: %r" % ev)
+                return
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+    print("others=%d stalled=%d" % (others, stalled))
 
 
 def open_many(conn, s, enc, n):

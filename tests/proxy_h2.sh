@@ -59,6 +59,10 @@ ccurl() {
 		"$@" "http://$host:$PROXY_PORT$path"
 }
 
+# H2REQ [ARGS]: raw HTTP/2 (tests/h2req.py) to the plain listener (h2c).
+H2REQ="$H2PY $top_srcdir/tests/h2req.py $PROXY_PORT"
+ok_head=(":method:GET" ":scheme:http" ":authority:b.test" ":path:/echo")
+
 log "TLS: ALPN chooses h2; routed by :authority, forwarded as HTTP/1.1"
 out=$(tcurl a.test '/echo?x=1' -w 'version=%{http_version}\n') || fail "curl --http2 failed"
 echo "$out"
@@ -138,6 +142,12 @@ else
 	log "(nghttp not installed: trailers not checked)"
 fi
 
+log "a stream whose client does not read pauses only itself: the others on its connection are served"
+out=$($H2REQ --slowread '/big?bytes=50000000' 20 "${ok_head[@]}") || fail "h2req --slowread failed"
+echo "$out"
+case $out in "others=20 stalled="*) ;; *) fail "streams held up by one not read: $out" ;; esac
+[ "${out#*stalled=}" -le 65535 ] || fail "more than the stream's window sent: $out"
+
 log "the router's own answers are HTTP/2 responses"
 code=$(tcurl nowhere.test /x --resolve "nowhere.test:$TLS_PORT:127.0.0.1" -k -o "$T/404.out" \
 	-w '%{http_code} %{http_version}' -D "$T/404.hdr") || fail "404 request failed"
@@ -145,8 +155,6 @@ code=$(tcurl nowhere.test /x --resolve "nowhere.test:$TLS_PORT:127.0.0.1" -k -o 
 grep -qi '^x-zkrouter-error: unknown_route' "$T/404.hdr" || fail "no error code: $(cat "$T/404.hdr")"
 
 log "heads the downgrade checks refuse get 400 or a stream reset, and reach no backend"
-H2REQ="$H2PY $top_srcdir/tests/h2req.py $PROXY_PORT"
-ok_head=(":method:GET" ":scheme:http" ":authority:b.test" ":path:/echo")
 out=$($H2REQ "${ok_head[@]}") || fail "h2req failed"
 [ "$out" = status=200 ] || fail "a plain head through h2req: $out"
 bad=$(metric zkrouter_h2_malformed_total)
