@@ -167,4 +167,18 @@ out=$(curl -s --max-time 20 --http2-prior-knowledge -H 'Host: g.test' "http://$P
 echo "$out" | grep -qx 'backend=b1' && echo "$out" | grep -qx 'version=HTTP/1.1' ||
 	fail "HTTP/2 client not sent over HTTP/1.1 to b1: $out"
 router_alive
+
+log "SIGTERM with h2c connections open: the router drains and exits 0"
+app_add h.test app:backend_protocol=1
+register h.test h1 "$G1_PORT"
+wait_instance h.test h1
+out=$(grpc h.test /unary --data 10) || fail "h.test: $out"
+echo "$out" | grep -qx 'trailer grpc-status=0' || fail "h.test: $out"
+[ "$(metric zkrouter_h2c_connections)" -ge 1 ] || fail "no h2c connection open before the SIGTERM"
+kill -TERM "$ROUTER_PID"
+wait_for 40 sh -c "! kill -0 $ROUTER_PID 2>/dev/null" || fail "zkrouterd still running 40 s after the SIGTERM"
+rc=0
+wait "$ROUTER_PID" || rc=$?
+HARNESS_PIDS=$(echo " $HARNESS_PIDS " | sed "s/ $ROUTER_PID / /")
+[ "$rc" = 0 ] || fail "zkrouterd exited $rc after SIGTERM"
 log "ok"
