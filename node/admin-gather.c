@@ -34,6 +34,7 @@ static void gather_fn(struct worker *w, void *arg)
 	proxy_pp_counters(p, &s->pp);
 	proxy_tls_counters(p, &s->tls);
 	proxy_h2_counters(p, &s->h2);
+	proxy_h2c_stats(p, &s->h2c);
 	if (g->apps.active)
 		appstats_snapshot(accesslog_appstats(worker_log(w)), t,
 				  (const char *const *)g->apps.names, g->apps.n, g->apps.want_top,
@@ -115,6 +116,15 @@ static void gather_done(void *arg)
 		m->tls.close_notify_sent += s->tls.close_notify_sent;
 		add_counters((uint64_t *)&m->h2, (const uint64_t *)&s->h2,
 			     sizeof(s->h2) / sizeof(uint64_t));
+		m->h2c.conns += s->h2c.conns;
+		m->h2c.conns_ready += s->h2c.conns_ready;
+		m->h2c.streams += s->h2c.streams;
+		m->h2c.pending += s->h2c.pending;
+		m->h2c.conns_opened += s->h2c.conns_opened;
+		m->h2c.conns_idle_closed += s->h2c.conns_idle_closed;
+		m->h2c.conns_failed += s->h2c.conns_failed;
+		m->h2c.streams_done += s->h2c.streams_done;
+		m->h2c.streams_failed += s->h2c.streams_failed;
 	}
 	if (g->req != NULL) {
 		evhttp_connection_set_closecb(g->evcon, NULL, NULL);
@@ -260,4 +270,37 @@ void admin_h2_metrics(const struct proxy_h2_counters *n, struct evbuffer *b)
 		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", m[i].name,
 				    m[i].help, m[i].name, m[i].name, v);
 	}
+}
+
+/* HTTP/2 toward h2c apps' instances (upstream-h2c.c): gauges of what is
+ * open now, then counters. */
+void admin_h2c_metrics(const struct uh2_pool_stats *s, struct evbuffer *b)
+{
+	const struct {
+		const char *name, *type, *help;
+		uint64_t v;
+	} m[] = {
+		{ "zkrouter_h2c_connections", "gauge",
+		  "HTTP/2 connections to h2c instances, open or opening.", s->conns },
+		{ "zkrouter_h2c_streams", "gauge", "Requests in flight on them.", s->streams },
+		{ "zkrouter_h2c_streams_waiting", "gauge",
+		  "Requests waiting for room (every connection of the instance at its stream limit).",
+		  s->pending },
+		{ "zkrouter_h2c_connections_opened_total", "counter",
+		  "HTTP/2 connections opened to h2c instances.", s->conns_opened },
+		{ "zkrouter_h2c_connections_idle_closed_total", "counter",
+		  "HTTP/2 connections to h2c instances closed after upstream-idle-timeout-ms.",
+		  s->conns_idle_closed },
+		{ "zkrouter_h2c_connection_failures_total", "counter",
+		  "HTTP/2 connections to h2c instances that failed to connect or broke.", s->conns_failed },
+		{ "zkrouter_h2c_streams_total", "counter",
+		  "Requests to h2c instances answered to their end.", s->streams_done },
+		{ "zkrouter_h2c_stream_failures_total", "counter",
+		  "Requests to h2c instances that failed (refused, reset, connection lost).",
+		  s->streams_failed },
+	};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
+				    m[i].help, m[i].name, m[i].type, m[i].name, m[i].v);
 }

@@ -17,6 +17,7 @@
 #include "node/appstats.h"
 #include "node/limits.h"
 #include "node/proxy.h"
+#include "node/upstream-h2.h"
 #include "registry/table.h"
 
 struct admin;
@@ -32,6 +33,7 @@ struct worker_snap {
 	struct proxy_pp_counters pp;
 	struct proxy_tls_counters tls;
 	struct proxy_h2_counters h2;
+	struct uh2_pool_stats h2c;
 };
 
 /* ---- per-app series (admin-apps.c) ---------------------------------- */
@@ -114,5 +116,7 @@ void admin_worker_metrics(const struct gather *g, struct evbuffer *b);
 
 /* admin-gather.c: the HTTP/2 counters of /metrics. */
 void admin_h2_metrics(const struct proxy_h2_counters *n, struct evbuffer *b);
+/* The h2c pools' gauges and counters (connections to h2c apps). */
+void admin_h2c_metrics(const struct uh2_pool_stats *s, struct evbuffer *b);
 
 #endif

@@ -189,6 +189,7 @@ static void render_config(struct evbuffer *b, const struct route_app_config *c)
 	json_u64(b, "max_body_bytes", c->max_body_bytes, &f);
 	json_u64(b, "max_concurrent_requests", c->max_concurrent_requests, &f);
 	json_u64(b, "max_queued_requests", c->max_queued_requests, &f);
+	json_str(b, "backend_protocol", c->backend_h2c ? "h2c" : "http1", &f);
 	json_key(b, "retries", &f);
 	if (c->retries < 0)
 		evbuffer_add(b, "null", 4);
@@ -521,6 +522,7 @@ static void render_metrics(struct gather *g)
 		ticket_metrics(a, b);
 	tls_metrics(&g->sum.tls, b);
 	admin_h2_metrics(&g->sum.h2, b);
+	admin_h2c_metrics(&g->sum.h2c, b);
 	request_metrics(&g->sum.req, b);
 	appseries_render(a->apps, &g->apps, g->app_snap, g->n, t, b, clock_now_ms());
 	admin_worker_metrics(g, b);

@@ -21,7 +21,7 @@
  * empty pool needs no call: the owner may be gone at exit). */
 static void backend_idle_close(struct backend *b)
 {
-	if (TAILQ_EMPTY(&b->idle))
+	if (TAILQ_EMPTY(&b->idle) && b->h2c == NULL)
 		return;
 	if (b->idle_close != NULL)
 		b->idle_close(b);

@@ -31,6 +31,7 @@
 struct proxy_shared;
 struct request;
 struct upstream;
+struct be_h2c;
 
 struct backend {
 	unsigned refs;
@@ -56,10 +57,14 @@ struct backend {
 	uint64_t hash_seed;        /* per-instance seed for rendezvous hashing */
 	TAILQ_HEAD(, upstream) idle;
 	unsigned n_idle;
-	/* Closes the idle connections: the pool belongs to the upstream
-	 * layer above, which sets the hook through the map (this layer
-	 * does not call up into it). NULL: no pool. */
+	/* Closes the idle connections (and retires the h2c pool): the pools
+	 * belong to the upstream layer above, which sets the hook through
+	 * the map (this layer does not call up into it). NULL: no pool. */
 	void (*idle_close)(struct backend *b);
+	/* Its pool of HTTP/2 connections when its app speaks h2c, made by
+	 * the upstream layer at the first request (upstream-h2c.c); the same
+	 * hook retires it. NULL: none. */
+	struct be_h2c *h2c;
 };
 
 /*

@@ -87,6 +87,8 @@ struct zkr_config {
 	unsigned max_client_connections;  /* default 10000 */
 	unsigned upstream_idle_timeout_ms;/* pooled conn idle; default 4000 */
 	unsigned upstream_pool_max_idle;  /* per instance; default 32 */
+	unsigned h2c_backend_max_streams; /* per connection to an h2c instance; default 100 */
+	unsigned h2c_backend_max_connections; /* per h2c instance per worker; default 4 */
 	unsigned retries;                 /* other instances tried; default 3 */
 	unsigned retry_budget_ms;         /* total time for retries; default 10000 */
 	unsigned eject_base_ms;           /* passive ejection backoff; default 1000 */

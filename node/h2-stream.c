@@ -380,7 +380,7 @@ void h2_stream_pump(struct h2_stream *st)
 		}
 	} else {
 		r->req_body_eof = st->in_ended;
-		if (!r->req_body_done && r->up != NULL && r->up->state == US_ACTIVE)
+		if (!r->req_body_done && upstream_sending(r))
 			upstream_pump_request(r);
 		r = st->r;   /* it may have ended */
 		if (r != NULL && r->resp_paused &&
@@ -672,8 +672,28 @@ static bool sink_answer(struct request *r, int status, const char *code, const c
 	return true;
 }
 
+/* Trailer fields of an h2c backend: kept as http.c keeps a chunked
+ * body's, for submit_trailers once the body is out. */
+static bool sink_trailers(struct request *r, const struct http_hdr *h, size_t n)
+{
+	struct h2_stream *st = r->h2s;
+
+	if (n == 0)
+		return true;
+	if (st->trailers == NULL && (st->trailers = evbuffer_new()) == NULL)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (evbuffer_add(st->trailers, h[i].name, h[i].nlen) != 0 ||
+		    evbuffer_add(st->trailers, ":", 1) != 0 ||
+		    evbuffer_add(st->trailers, h[i].value, h[i].vlen) != 0 ||
+		    evbuffer_add(st->trailers, "\n", 1) != 0)
+			return false;
+	return true;
+}
+
 const struct resp_sink h2_sink = {
 	.head = sink_head,
+	.trailers = sink_trailers,
 	.body = sink_body,
 	.push = h2_flush,
 	.full = sink_full,

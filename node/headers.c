@@ -239,6 +239,37 @@ bool headers_write_request(struct hbuf *out, const struct http_head *h,
 	return !o.failed;
 }
 
+bool headers_request_split(const struct hbuf *head, const char **method, size_t *mlen,
+			   const char **target, size_t *tlen,
+			   void (*fn)(const char *name, size_t nlen, const char *value,
+				      size_t vlen, void *arg),
+			   void *arg)
+{
+	const char *p = head->data, *end = head->data + head->len, *eol, *sp1, *sp2;
+
+	if (p == NULL || (eol = memmem(p, (size_t)(end - p), "\r\n", 2)) == NULL ||
+	    (sp1 = memchr(p, ' ', (size_t)(eol - p))) == NULL ||
+	    (sp2 = memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1))) == NULL)
+		return false;
+	*method = p;
+	*mlen = (size_t)(sp1 - p);
+	*target = sp1 + 1;
+	*tlen = (size_t)(sp2 - sp1 - 1);
+	for (p = eol + 2; p < end; p = eol + 2) {
+		const char *colon;
+
+		if ((eol = memmem(p, (size_t)(end - p), "\r\n", 2)) == NULL)
+			return false;
+		if (eol == p)
+			return true;   /* the blank line */
+		/* put_hdr wrote "name: value", every line. */
+		if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL || colon + 2 > eol)
+			return false;
+		fn(p, (size_t)(colon - p), colon + 2, (size_t)(eol - colon - 2), arg);
+	}
+	return false;
+}
+
 bool headers_write_response(struct hbuf *out, const struct http_head *h,
 			    const struct fwd_response *f)
 {

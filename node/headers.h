@@ -63,6 +63,20 @@ struct fwd_request {
 bool headers_write_request(struct hbuf *out, const struct http_head *h,
 			   const struct fwd_request *f);
 
+/*
+ * Reads back a request head headers_write_request wrote, for a backend
+ * that takes fields rather than bytes (h2c): the method and the target
+ * of its request line, then `fn` for each field in order (Host and the
+ * framing fields included; the caller drops what its protocol has no
+ * use for). So both serializations come from the one set of rules
+ * above. False when `head` is not such a head.
+ */
+bool headers_request_split(const struct hbuf *head, const char **method, size_t *mlen,
+			   const char **target, size_t *tlen,
+			   void (*fn)(const char *name, size_t nlen, const char *value,
+				      size_t vlen, void *arg),
+			   void *arg);
+
 struct fwd_response {
 	bool client_http10;        /* the client spoke HTTP/1.0 */
 	bool keep_alive;           /* we keep the client connection open */

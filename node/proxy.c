@@ -124,8 +124,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	case CS_REQUEST:
 		/* The body goes on after the response head too: an app may
 		 * answer before it read the whole body (streaming, duplex). */
-		if (c->req && !c->req->req_body_done && c->req->up &&
-		    c->req->up->state == US_ACTIVE)
+		if (c->req && !c->req->req_body_done && upstream_sending(c->req))
 			upstream_pump_request(c->req);
 		else if (evbuffer_get_length(in) >= c->p->cfg.buffer_high_bytes && !c->read_paused) {
 			/* Pipelined requests wait, bounded, until this one ends. */
@@ -536,6 +535,17 @@ static void proxy_copy_config(struct proxy *p, const struct zkr_config *cfg)
 		p->cfg.max_client_connections = 1;
 	p->lim.max_head_bytes = p->cfg.max_head_bytes;
 	p->lim.max_headers = p->cfg.max_headers;
+	/* Each h2c pool takes these when it is made (upstream-h2c.c). */
+	uh2_limits_default(&p->h2c_lim);
+	if (p->cfg.h2c_backend_max_streams)
+		p->h2c_lim.max_streams = p->cfg.h2c_backend_max_streams;
+	if (p->cfg.h2c_backend_max_connections)
+		p->h2c_lim.max_conns = p->cfg.h2c_backend_max_connections;
+	if (p->cfg.connect_timeout_ms)
+		p->h2c_lim.connect_timeout_ms = p->cfg.connect_timeout_ms;
+	if (p->cfg.upstream_idle_timeout_ms)
+		p->h2c_lim.idle_timeout_ms = p->cfg.upstream_idle_timeout_ms;
+	p->h2c_lim.max_header_bytes = p->cfg.max_head_bytes;
 	p->lim.max_target_bytes = p->cfg.max_target_bytes ? p->cfg.max_target_bytes : 8192;
 	if (p->perip != NULL)
 		limits_configure(p->perip, p->cfg.max_connections_per_ip,

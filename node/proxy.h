@@ -153,6 +153,12 @@ struct proxy_h2_counters {
 };
 void proxy_h2_counters(const struct proxy *p, struct proxy_h2_counters *out);
 
+/* The pools of HTTP/2 connections to h2c apps' instances (upstream-h2c.c):
+ * open connections and streams now, totals since the start (those of
+ * pools retired with their instance included). */
+struct uh2_pool_stats;
+void proxy_h2c_stats(const struct proxy *p, struct uh2_pool_stats *out);
+
 struct backend_info {
 	bool ejected;
 	uint64_t ejected_until_ms;      /* monotonic ms, 0 when not ejected */

@@ -58,6 +58,7 @@
 #include "node/proxyproto.h"
 #include "node/proxy.h"
 #include "node/upstream.h"
+#include "node/upstream-h2.h"
 #include "registry/log.h"
 #include "registry/table.h"
 
@@ -74,6 +75,8 @@ struct tunnel;
 struct tls_store;
 struct h2_conn;
 struct h2_stream;
+struct h2c_req;
+struct uh2_pool_stats;
 
 enum client_state {
 	CS_IDLE,                   /* waiting for (the rest of) a request head */
@@ -144,6 +147,12 @@ struct resp_sink {
 	 * X-Zkrouter-Error code or Location, a one-line text body. */
 	bool (*answer)(struct request *r, int status, const char *code, const char *location,
 		       const char *body, size_t blen);
+	/* The response's trailer fields, from a backend that gives them as
+	 * fields (h2c), once the body is all in body(r). HTTP/1.1 writes the
+	 * last chunk with them when it re-chunks the body (n may be 0), and
+	 * drops them otherwise; HTTP/2 sends them as a HEADERS frame ending
+	 * the stream. False on allocation failure. */
+	bool (*trailers)(struct request *r, const struct http_hdr *h, size_t n);
 	bool framed;               /* HTTP/1.1: bodies keep an HTTP/1.1 framing
 				    * (chunks re-chunked); else data only */
 	bool interim;              /* 1xx answers are passed on */
@@ -188,6 +197,7 @@ struct request {
 				    * pooled object, made at its first wait */
 	struct backend *be;        /* reference held while counted outstanding */
 	struct upstream *up;
+	struct h2c_req *h2c;       /* toward an h2c app instead (upstream-h2c.c) */
 	struct backend *tried[MAX_TRIED];
 	unsigned n_tried, attempts;
 	bool fresh_retry_done;
@@ -302,6 +312,11 @@ struct proxy {
 	struct hbuf resp_head;     /* the response head being written */
 	struct conn_flushq flushq; /* outputs written at the end of the turn */
 	const struct upstream_ops *uops;   /* what the upstream layer reports */
+	/* h2c apps (upstream-h2c.c): the limits of each instance's pool, and
+	 * the counters of the pools retired so far (the live ones are read
+	 * through the backend map). */
+	struct uh2_limits h2c_lim;
+	struct uh2_pool_stats h2c_gone;
 
 	/* Memory of idle connections (proxy-mem.c). */
 	TAILQ_HEAD(, client) idle_clients;   /* idle, not parked, oldest first */

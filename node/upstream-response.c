@@ -15,6 +15,7 @@
 #include <event2/bufferevent.h>
 
 #include "node/stream.h"
+#include "node/upstream-h2c.h"
 
 static void response_complete(struct request *r)
 {
@@ -69,8 +70,34 @@ static bool h1_full(const struct request *r)
 	return evbuffer_get_length(bufferevent_get_output(r->c->bev)) >= r->c->p->cfg.buffer_high_bytes;
 }
 
+/* The last chunk, with the trailers, of a body re-chunked for the client
+ * (names as the backend sent them: HTTP/2 ones are lower case). A body
+ * framed otherwise has no place for them. */
+static bool h1_trailers(struct request *r, const struct http_hdr *h, size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(r->c->bev);
+	size_t before = evbuffer_get_length(out);
+
+	if (r->resp_framing != FRAME_CHUNKED || r->http10 || r->dechunk_raw)
+		return true;
+	if (evbuffer_add(out, "0\r\n", 3) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (headers_is_hop(h[i].kind, false) || h[i].kind == HDR_HOST)
+			continue;
+		if (evbuffer_add(out, h[i].name, h[i].nlen) != 0 || evbuffer_add(out, ": ", 2) != 0 ||
+		    evbuffer_add(out, h[i].value, h[i].vlen) != 0 || evbuffer_add(out, "\r\n", 2) != 0)
+			return false;
+	}
+	if (evbuffer_add(out, "\r\n", 2) != 0)
+		return false;
+	r->bytes_out += evbuffer_get_length(out) - before;
+	return true;
+}
+
 const struct resp_sink resp_sink_h1 = {
 	.head = h1_head,
+	.trailers = h1_trailers,
 	.body = h1_body,
 	.push = h1_push,
 	.full = h1_full,
@@ -398,6 +425,10 @@ void upstream_resume_response(struct request *r)
 {
 	struct upstream *up = r->up;
 
+	if (r->h2c != NULL) {
+		upstream_h2c_resume(r);
+		return;
+	}
 	if (up == NULL || !r->resp_paused || r->sink->full(r))
 		return;
 	r->resp_paused = false;

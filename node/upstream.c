@@ -21,6 +21,7 @@
 #include "node/balancer.h"
 #include "node/stream.h"
 #include "node/upstream.h"
+#include "node/upstream-h2c.h"
 
 static const char *const up_state_names[] = {
 	[US_CONNECTING] = "connecting", [US_ACTIVE] = "active", [US_IDLE] = "idle",
@@ -86,6 +87,7 @@ void upstream_pool_close(struct backend *b)
 
 	while ((up = TAILQ_FIRST(&b->idle)) != NULL)
 		upstream_close(up);
+	upstream_h2c_pool_close(b);
 }
 
 /* ---- the request ------------------------------------------------------- */
@@ -108,9 +110,14 @@ static void arm_response_timeout(struct request *r)
 						   : 0);
 }
 
+bool upstream_sending(const struct request *r)
+{
+	return (r->up != NULL && r->up->state == US_ACTIVE) || upstream_h2c_sending(r);
+}
+
 bool request_body_stalled(const struct request *r)
 {
-	return !r->req_body_done && r->up != NULL && r->up->state == US_ACTIVE && r->h2s == NULL &&
+	return !r->req_body_done && upstream_sending(r) && r->h2s == NULL &&
 	       !r->c->read_paused &&
 	       evbuffer_get_length(bufferevent_get_input(r->c->bev)) == 0;
 }
@@ -193,6 +200,10 @@ void upstream_pump_request(struct request *r)
 	struct evbuffer *out;
 	const struct route_app_config *ac = &r->as->app->config;
 
+	if (r->h2c != NULL) {
+		upstream_h2c_pump(r);
+		return;
+	}
 	if (up == NULL || up->state != US_ACTIVE)
 		return;
 	in = request_body_in(r);
@@ -444,13 +455,27 @@ static bool attempt_on(struct request *r, struct backend *be, bool fresh)
 {
 	struct proxy *p = r->c->p;
 	const struct route_app_config *ac = &r->as->app->config;
-	struct upstream *up = fresh ? NULL : pool_take(be);
+	struct upstream *up;
 
 	r->be = backend_ref(be);
 	be->outstanding++;
 	r->attempts++;
 	if (r->first_attempt_ms == 0)
 		r->first_attempt_ms = clock_now_ms();
+	if (ac->backend_h2c) {
+		switch (upstream_h2c_start(r, be)) {
+		case H2C_STARTED:
+			return true;
+		case H2C_NOMEM:
+			detach_backend(r);
+			UP_OPS(r)->request_fail(r, 503, "overloaded", "the router is out of memory");
+			return true;
+		default:
+			detach_backend(r);
+			return false;
+		}
+	}
+	up = fresh ? NULL : pool_take(be);
 	if (up != NULL) {
 		r->up = up;
 		up->req = r;
@@ -541,6 +566,12 @@ void upstream_attempt(struct request *r)
 	}
 }
 
+void upstream_next_attempt(struct request *r)
+{
+	detach_backend(r);
+	upstream_attempt(r);
+}
+
 /* The current attempt failed with no response byte: before anything
  * reached the app, or (a request safe to send twice, no body byte sent)
  * with its connection closed or reset. */
@@ -579,6 +610,7 @@ void upstream_release(struct request *r, bool reusable)
 	struct upstream *up = r->up;
 	struct proxy *p = r->c->p;
 
+	upstream_h2c_release(r);
 	if (up != NULL) {
 		struct backend *be = up->be;
 

@@ -81,6 +81,12 @@ struct upstream_ops {
 void upstream_attempt(struct request *r);
 /* Moves request body bytes from the client toward the backend. */
 void upstream_pump_request(struct request *r);
+/* True while the request has a backend to send its body to (an HTTP/1.1
+ * connection up, or an h2c stream). */
+bool upstream_sending(const struct request *r);
+/* The instance could not take the request and did not act on it: the
+ * next one is tried (upstream-h2c.c's retryable stream errors). */
+void upstream_next_attempt(struct request *r);
 /* True when the request waits for body bytes the client does not send
  * (nothing of ours holds them back): its read timeout then means 408. */
 bool request_body_stalled(const struct request *r);

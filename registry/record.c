@@ -204,6 +204,10 @@ bool record_app_config_validate(const record_app_config *r, char *why, size_t wh
 		return reject(why, whylen, "hash_key \"%.64s\" is not a valid header or cookie name", r->hash_key);
 	if (r->sticky_cookie != NULL && !record_valid_token(r->sticky_cookie))
 		return reject(why, whylen, "sticky_cookie \"%.64s\" is not a valid cookie name", r->sticky_cookie);
+	if (r->backend_protocol != ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__HTTP1 &&
+	    r->backend_protocol != ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C)
+		return reject(why, whylen, "backend_protocol %d unknown (http1 or h2c)",
+			      (int)r->backend_protocol);
 	if (r->health_path != NULL) {
 		size_t len = strlen(r->health_path);
 		if (len == 0 || r->health_path[0] != '/' || len > RECORD_PATH_MAX)
@@ -383,6 +387,29 @@ bool record_balance_parse(const char *name, Zkrouter__AppConfig__Balance *out)
 	for (size_t i = 0; i < sizeof(balance_names) / sizeof(balance_names[0]); i++) {
 		if (strcasecmp(name, balance_names[i]) == 0) {
 			*out = (Zkrouter__AppConfig__Balance)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+static const char *const backend_protocol_names[] = {
+	[ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__HTTP1] = "http1",
+	[ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C] = "h2c",
+};
+
+const char *record_backend_protocol_name(Zkrouter__AppConfig__BackendProtocol b)
+{
+	if ((unsigned)b >= sizeof(backend_protocol_names) / sizeof(backend_protocol_names[0]))
+		return "unknown";
+	return backend_protocol_names[b];
+}
+
+bool record_backend_protocol_parse(const char *name, Zkrouter__AppConfig__BackendProtocol *out)
+{
+	for (size_t i = 0; i < sizeof(backend_protocol_names) / sizeof(backend_protocol_names[0]); i++) {
+		if (strcmp(name, backend_protocol_names[i]) == 0) {
+			*out = (Zkrouter__AppConfig__BackendProtocol)i;
 			return true;
 		}
 	}

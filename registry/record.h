@@ -76,5 +76,8 @@ bool record_valid_cert_name(const char *name);     /* /certs/<name>: a-z 0-9 - _
 
 const char *record_balance_name(Zkrouter__AppConfig__Balance b);
 bool record_balance_parse(const char *name, Zkrouter__AppConfig__Balance *out);
+/* "http1" or "h2c", exactly (the names zkrouterctl and the manual use). */
+const char *record_backend_protocol_name(Zkrouter__AppConfig__BackendProtocol b);
+bool record_backend_protocol_parse(const char *name, Zkrouter__AppConfig__BackendProtocol *out);
 
 #endif

@@ -100,6 +100,9 @@ static void config_record(Zkrouter__AppConfig *r, const struct route_app_config 
 	r->max_concurrent_requests = c->max_concurrent_requests;
 	r->has_max_queued_requests = c->max_queued_requests != 0;
 	r->max_queued_requests = c->max_queued_requests;
+	r->has_backend_protocol = c->backend_h2c;
+	r->backend_protocol = c->backend_h2c ? ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C
+					     : ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__HTTP1;
 }
 
 static void instance_record(Zkrouter__Instance *r, const struct route_instance *in)

@@ -300,6 +300,7 @@ struct route_app *route_app_new(const char *domain, const record_app_config *cfg
 	c->retries = cfg->has_retries ? (int)cfg->retries : -1;
 	c->max_concurrent_requests = cfg->has_max_concurrent_requests ? cfg->max_concurrent_requests : 0;
 	c->max_queued_requests = cfg->has_max_queued_requests ? cfg->max_queued_requests : 0;
+	c->backend_h2c = cfg->backend_protocol == ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C;
 	if (!dup_opt(&a->domain, domain) || !dup_opt(&c->hash_key, cfg->hash_key) ||
 	    !dup_opt(&c->health_path, cfg->health_path) ||
 	    !dup_opt(&c->sticky_cookie, cfg->sticky_cookie) || a->domain == NULL) {
@@ -389,6 +390,8 @@ void route_app_seal(struct route_app *a)
 		digest_u64(ctx, c->max_concurrent_requests);
 		digest_u64(ctx, c->max_queued_requests);
 	}
+	if (c->backend_h2c)
+		digest_str(ctx, "h2c");
 	digest_u64(ctx, a->n_instances);
 	for (size_t i = 0; i < a->n_instances; i++) {
 		const struct route_instance *in = &a->instances[i];

@@ -55,6 +55,7 @@ struct route_app_config {
 	int retries;
 	uint32_t max_concurrent_requests;  /* per router, all instances; 0: no cap */
 	uint32_t max_queued_requests;      /* waiting past that cap */
+	bool backend_h2c;          /* instances speak HTTP/2 cleartext (node/upstream-h2.h) */
 };
 
 struct route_app {

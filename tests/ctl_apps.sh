@@ -89,6 +89,35 @@ ctl app set shop.localhost --reset --retries 1 >/dev/null || fail "app set --res
 ctl --json app show shop.localhost | grep -qF '"config":{"balance":"least-outstanding","redirect_https":false,"retries":1}' ||
 	fail "app set --reset: $(ctl --json app show shop.localhost)"
 
+log "backend protocol: h2c set, shown and kept by other changes; garbage refused"
+expect_fail 2 'unknown protocol "h3" (h2c or http1)' ctl app set shop.localhost --backend-protocol h3
+expect_fail 2 'unknown protocol "H2C"' "$CTL" --zk 127.0.0.1:1 app add x.localhost --backend-protocol H2C
+expect_fail 2 "option --backend-protocol needs a value" ctl app set shop.localhost --backend-protocol
+ctl app set shop.localhost --backend-protocol h2c | grep -q "retries=1 backend=h2c)$" ||
+	fail "app set --backend-protocol h2c"
+ctl app set shop.localhost --retries 2 >/dev/null || fail "app set --retries after h2c"
+ctl --json app show shop.localhost | grep -qF '"config":{"balance":"least-outstanding","redirect_https":false,"retries":2,"backend_protocol":"h2c"}' ||
+	fail "app show --json after h2c: $(ctl --json app show shop.localhost)"
+ctl app show shop.localhost | grep -q "^  config     least-outstanding retries=2 backend=h2c$" ||
+	fail "app show: $(ctl app show shop.localhost)"
+ctl apps | grep -q "^shop.localhost .* retries=2 backend=h2c$" || fail "apps: $(ctl apps)"
+ctl app set shop.localhost --backend-protocol http1 >/dev/null || fail "app set --backend-protocol http1"
+ctl --json app show shop.localhost | grep -qF '"retries":2,"backend_protocol":"http1"}' ||
+	fail "app show after http1: $(ctl --json app show shop.localhost)"
+ctl apps | grep -q "backend=" && fail "http1 shown in the summary: $(ctl apps)"
+log "a record holding an unknown backend protocol is refused with its reason"
+"$top_builddir/tests/zkput" --zk "$ZK/zkrouter" --timeout 5000 mk /apps/odd.localhost app:backend_protocol=7 mk /apps/odd.localhost/instances - \
+	>/dev/null || fail "zkput odd.localhost"
+expect_fail 3 "holds an invalid AppConfig: backend_protocol 7 unknown (http1 or h2c)" \
+	ctl app show odd.localhost
+expect_fail 3 "backend_protocol 7 unknown" ctl app set odd.localhost --backend-protocol h2c
+"$top_builddir/tests/zkput" --zk "$ZK/zkrouter" --timeout 5000 set /apps/odd.localhost app:backend_protocol=1 \
+	>/dev/null || fail "zkput odd.localhost h2c"
+ctl --json app show odd.localhost | grep -qF '"backend_protocol":"h2c"' ||
+	fail "h2c written by another writer: $(ctl --json app show odd.localhost)"
+"$top_builddir/tests/zkput" --zk "$ZK/zkrouter" --timeout 5000 rm /apps/odd.localhost >/dev/null ||
+	fail "zkput rm odd.localhost"
+
 log "instances, and app rm refusing while one is registered"
 P=$(free_port)
 spawn agent "$AGENT" --zk "$ZK" --domain shop.localhost --host 127.0.0.1 --port "$P" --id s1 \

@@ -46,6 +46,14 @@ has r1 '^instance a\.example\.com i2 ' || fail "i2 lost with i1"
 log "AppConfig changes apply; bad AppConfig keeps the previous one"
 put set /apps/a.example.com 'app:balance=hash-header,hash_key=X-User,sticky_cookie=sid'
 expect 10 "new config" has r1 '^app a\.example\.com balance=hash-header retries=-1 .*sticky=sid '
+has r1 '^app a\.example\.com .* backend=http1 ' || fail "backend protocol absent: not http1"
+put set /apps/a.example.com 'app:balance=hash-header,hash_key=X-User,sticky_cookie=sid,backend_protocol=1'
+expect 10 "backend h2c" has r1 '^app a\.example\.com balance=hash-header .* backend=h2c '
+put set /apps/a.example.com app:backend_protocol=7
+expect 10 "log line for the unknown backend protocol" \
+	grep -q '/zkrouter/apps/a.example.com: bad AppConfig skipped.*backend_protocol 7 unknown' "$T/r1.log"
+has r1 '^app a\.example\.com balance=hash-header .* backend=h2c ' ||
+	fail "an unknown backend protocol replaced the good config"
 put set /apps/a.example.com text:garbage
 expect 10 "log line for the bad AppConfig" grep -q '/zkrouter/apps/a.example.com: bad AppConfig skipped' "$T/r1.log"
 has r1 '^app a\.example\.com balance=hash-header ' || fail "bad AppConfig replaced the good one"

@@ -49,9 +49,11 @@ static void write_table(const struct tw *tw, const struct route_table *t)
 	for (size_t i = 0; i < t->n_apps; i++) {
 		const struct route_app *a = t->apps[i];
 		const struct route_app_config *c = &a->config;
-		fprintf(f, "app %s balance=%s retries=%d connect_timeout_ms=%u sticky=%s https=%d instances=%zu\n",
+		fprintf(f, "app %s balance=%s retries=%d connect_timeout_ms=%u sticky=%s https=%d backend=%s "
+			"instances=%zu\n",
 			a->domain, record_balance_name(c->balance), c->retries, c->connect_timeout_ms,
-			c->sticky_cookie ? c->sticky_cookie : "-", c->redirect_https ? 1 : 0, a->n_instances);
+			c->sticky_cookie ? c->sticky_cookie : "-", c->redirect_https ? 1 : 0,
+			c->backend_h2c ? "h2c" : "http1", a->n_instances);
 		for (size_t k = 0; k < a->n_instances; k++) {
 			const struct route_instance *in = &a->instances[k];
 			fprintf(f, "instance %s %s %s:%u weight=%u zone=%s %s\n", a->domain, in->id, in->host,

@@ -356,6 +356,50 @@ static void test_buffer_reuse(void)
 	CU_ASSERT_PTR_NULL(out.data);
 }
 
+/* headers_request_split reads back what headers_write_request wrote:
+ * the request line's parts and every field, in order, empty values too. */
+struct split_seen {
+	char text[1024];
+	size_t len;
+};
+
+static void split_one(const char *name, size_t nlen, const char *value, size_t vlen, void *arg)
+{
+	struct split_seen *sp = arg;
+	int n = snprintf(sp->text + sp->len, sizeof(sp->text) - sp->len, "[%.*s=%.*s]", (int)nlen,
+			 name, (int)vlen, value);
+
+	CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof(sp->text) - sp->len);
+	sp->len += (size_t)n;
+}
+
+static void test_request_split(void)
+{
+	char *w = rewrite("POST /u?x=1 HTTP/1.1\r\nHost: a.test:81\r\nX-Empty:\r\n"
+			  "Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n",
+			  FRAME_CHUNKED, 0);
+	struct hbuf hb = { w, strlen(w), strlen(w) };
+	struct split_seen sp = { "", 0 };
+	const char *m, *t;
+	size_t ml, tl;
+
+	CU_ASSERT_FATAL(headers_request_split(&hb, &m, &ml, &t, &tl, split_one, &sp));
+	CU_ASSERT(ml == 4 && memcmp(m, "POST", 4) == 0);
+	CU_ASSERT(tl == 6 && memcmp(t, "/u?x=1", 6) == 0);
+	CU_ASSERT_STRING_EQUAL(sp.text, "[Host=a.test:81][X-Empty=][X-Forwarded-For=192.0.2.7]"
+				       "[X-Forwarded-Proto=http][X-Forwarded-Host=a.test:81]"
+				       "[X-Forwarded-Port=8080]"
+				       "[X-Request-Id=00000000000000000000000000000001]"
+				       "[Transfer-Encoding=chunked]");
+	/* Not such a head: no blank line, no request line. */
+	hb.len -= 2;
+	CU_ASSERT_FALSE(headers_request_split(&hb, &m, &ml, &t, &tl, split_one, &sp));
+	hb.data = (char *)"GARBAGE\r\n\r\n";
+	hb.len = strlen(hb.data);
+	CU_ASSERT_FALSE(headers_request_split(&hb, &m, &ml, &t, &tl, split_one, &sp));
+	free(w);
+}
+
 void unit_register(void)
 {
 	CU_pSuite s = unit_suite("headers", NULL, NULL);
@@ -372,4 +416,5 @@ void unit_register(void)
 	UNIT_TEST(s, test_responses);
 	UNIT_TEST(s, test_request_ids);
 	UNIT_TEST(s, test_buffer_reuse);
+	UNIT_TEST(s, test_request_split);
 }

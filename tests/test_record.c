@@ -357,6 +357,11 @@ static void test_app_config_rules(void)
 	ASSERT_APP_REJECTED(r, "max_queued_requests 4000000000 out of range");
 	r.max_queued_requests = 1000000;
 	CU_ASSERT_TRUE(record_app_config_validate(&r, why, sizeof(why)));
+	r.has_backend_protocol = 1;
+	r.backend_protocol = (Zkrouter__AppConfig__BackendProtocol)7;
+	ASSERT_APP_REJECTED(r, "backend_protocol 7 unknown (http1 or h2c)");
+	r.backend_protocol = ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C;
+	CU_ASSERT_TRUE(record_app_config_validate(&r, why, sizeof(why)));
 
 	/* encode refuses what decode would refuse */
 	size_t len;
@@ -382,6 +387,53 @@ static void test_domain_and_token_rules(void)
 	CU_ASSERT_EQUAL(b, ZKROUTER__APP_CONFIG__BALANCE__ROUND_ROBIN);
 	CU_ASSERT_FALSE(record_balance_parse("random", &b));
 	CU_ASSERT_STRING_EQUAL(record_balance_name(ZKROUTER__APP_CONFIG__BALANCE__HASH_HEADER), "hash-header");
+
+	Zkrouter__AppConfig__BackendProtocol bp;
+	CU_ASSERT_TRUE(record_backend_protocol_parse("h2c", &bp));
+	CU_ASSERT_EQUAL(bp, ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C);
+	CU_ASSERT_TRUE(record_backend_protocol_parse("http1", &bp));
+	CU_ASSERT_EQUAL(bp, ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__HTTP1);
+	CU_ASSERT_FALSE(record_backend_protocol_parse("h2", &bp));
+	CU_ASSERT_FALSE(record_backend_protocol_parse("H2C", &bp));
+	CU_ASSERT_FALSE(record_backend_protocol_parse("", &bp));
+	CU_ASSERT_STRING_EQUAL(record_backend_protocol_name(ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C), "h2c");
+	CU_ASSERT_STRING_EQUAL(record_backend_protocol_name((Zkrouter__AppConfig__BackendProtocol)9), "unknown");
+}
+
+/*
+ * backend_protocol on the wire: a record written before the field existed
+ * (no field 15) reads as HTTP/1.1, h2c survives encode and decode, and an
+ * unknown value (a newer writer's, or garbage) is refused with its reason.
+ */
+static void test_app_config_backend_protocol_wire(void)
+{
+	record_app_config r = ZKROUTER__APP_CONFIG__INIT;
+	size_t len;
+	/* retries = 2 alone, as an older zkrouterctl wrote it. */
+	static const uint8_t old_record[] = { 0x60, 0x02 };
+	record_app_config *d = record_app_config_decode(old_record, sizeof(old_record), why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_FALSE(d->has_backend_protocol);
+	CU_ASSERT_EQUAL(d->backend_protocol, ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__HTTP1);
+	record_app_config_free(d);
+
+	r.has_backend_protocol = 1;
+	r.backend_protocol = ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C;
+	uint8_t *buf = record_app_config_encode(&r, &len, why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+	/* Field 15, varint 1: what readers in any language see. */
+	CU_ASSERT_EQUAL(len, 2);
+	CU_ASSERT_EQUAL(buf[0], 0x78);
+	CU_ASSERT_EQUAL(buf[1], 0x01);
+	d = record_app_config_decode(buf, len, why, sizeof(why));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+	CU_ASSERT_EQUAL(d->backend_protocol, ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C);
+	record_app_config_free(d);
+	free(buf);
+
+	static const uint8_t unknown[] = { 0x78, 0x07 };
+	CU_ASSERT_PTR_NULL(record_app_config_decode(unknown, sizeof(unknown), why, sizeof(why)));
+	CU_ASSERT_STRING_EQUAL(why, "backend_protocol 7 unknown (http1 or h2c)");
 }
 
 /* A certificate record needs both PEM blobs; the names follow one rule. */
@@ -430,5 +482,6 @@ void unit_register(void)
 	UNIT_TEST(s, test_instance_rules);
 	UNIT_TEST(s, test_app_config_rules);
 	UNIT_TEST(s, test_domain_and_token_rules);
+	UNIT_TEST(s, test_app_config_backend_protocol_wire);
 	UNIT_TEST(s, test_tls_certificate_rules);
 }

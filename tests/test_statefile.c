@@ -68,6 +68,8 @@ static struct route_table *sample(int variant)
 	c.max_concurrent_requests = 40;
 	c.has_max_queued_requests = true;
 	c.max_queued_requests = 50;
+	c.has_backend_protocol = true;
+	c.backend_protocol = ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C;
 	struct route_app *a = route_app_new("api.example.com", &c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
 	add(a, "web-2", "10.0.0.2", 8080, 7, "zone-b", true, 1700000000123ULL);
@@ -128,6 +130,7 @@ static void assert_same(const struct route_table *x, const struct route_table *y
 		CU_ASSERT_EQUAL(a->config.retries, b->config.retries);
 		CU_ASSERT_EQUAL(a->config.max_concurrent_requests, b->config.max_concurrent_requests);
 		CU_ASSERT_EQUAL(a->config.max_queued_requests, b->config.max_queued_requests);
+		CU_ASSERT_EQUAL(a->config.backend_h2c, b->config.backend_h2c);
 		CU_ASSERT_EQUAL_FATAL(a->n_instances, b->n_instances);
 		for (size_t j = 0; j < a->n_instances; j++) {
 			CU_ASSERT_STRING_EQUAL(a->instances[j].id, b->instances[j].id);

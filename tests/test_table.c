@@ -176,6 +176,27 @@ static void test_digest_is_content_only(void)
 	route_app_seal(cap);
 	CU_ASSERT(memcmp(cap->digest, plain->digest, ROUTE_DIGEST_LEN) == 0);
 	route_app_unref(cap);
+
+	/* backend_protocol likewise: h2c changes the digest, an explicit
+	 * http1 is the default and leaves it as routers without the field
+	 * compute it. */
+	record_app_config proto = ZKROUTER__APP_CONFIG__INIT;
+	proto.has_backend_protocol = 1;
+	proto.backend_protocol = ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__H2C;
+	struct route_app *h2c = route_app_new("a.test", &proto);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h2c);
+	route_app_seal(h2c);
+	CU_ASSERT_TRUE(h2c->config.backend_h2c);
+	CU_ASSERT_FALSE(plain->config.backend_h2c);
+	CU_ASSERT(memcmp(h2c->digest, plain->digest, ROUTE_DIGEST_LEN) != 0);
+	route_app_unref(h2c);
+	proto.backend_protocol = ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__HTTP1;
+	h2c = route_app_new("a.test", &proto);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h2c);
+	route_app_seal(h2c);
+	CU_ASSERT_FALSE(h2c->config.backend_h2c);
+	CU_ASSERT(memcmp(h2c->digest, plain->digest, ROUTE_DIGEST_LEN) == 0);
+	route_app_unref(h2c);
 	route_app_unref(plain);
 
 	struct route_table *e1 = route_table_new(), *e2 = route_table_new();

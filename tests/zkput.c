@@ -26,7 +26,8 @@
  *   app:k=v,k=v               an AppConfig: balance, hash_key, retries,
  *                             max_concurrent_requests, max_queued_requests,
  *                             connect_timeout_ms, response_timeout_ms,
- *                             sticky_cookie, redirect_https (0|1)
+ *                             sticky_cookie, redirect_https (0|1),
+ *                             backend_protocol (a number: 1 is h2c, 7 none)
  *   tlscert:CHAIN,KEY         a TlsCertificate holding the two files as
  *                             they are (a key that does not match, say)
  *
@@ -173,6 +174,9 @@ static bool parse_app(char *spec, uint8_t **out, int *len)
 		} else if (strcmp(k, "max_queued_requests") == 0) {
 			r.has_max_queued_requests = true;
 			r.max_queued_requests = (uint32_t)strtoul(v, NULL, 10);
+		} else if (strcmp(k, "backend_protocol") == 0) {
+			r.has_backend_protocol = true;
+			r.backend_protocol = (Zkrouter__AppConfig__BackendProtocol)strtol(v, NULL, 10);
 		} else if (strcmp(k, "redirect_https") == 0) {
 			r.has_redirect_https = true;
 			r.redirect_https = strcmp(v, "1") == 0;

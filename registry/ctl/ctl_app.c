@@ -70,7 +70,7 @@ enum {
 	OPT_BALANCE = 1000, OPT_HASH_KEY, OPT_HEALTH_PATH, OPT_HEALTH_INTERVAL,
 	OPT_CONNECT_TIMEOUT, OPT_RESPONSE_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_RETRIES,
 	OPT_STICKY, OPT_REDIRECT, OPT_NO_REDIRECT, OPT_MAX_CONN, OPT_MAX_BODY,
-	OPT_MAX_CONCURRENT, OPT_MAX_QUEUED,
+	OPT_MAX_CONCURRENT, OPT_MAX_QUEUED, OPT_BACKEND_PROTOCOL,
 	OPT_OWNER, OPT_ROUTER_AUTH, OPT_RESET, OPT_FORCE, OPT_OWNER_FILE, OPT_ROUTER_AUTH_FILE,
 };
 
@@ -90,6 +90,7 @@ static const struct option app_opts[] = {
 	{ "max-body-bytes", required_argument, NULL, OPT_MAX_BODY },
 	{ "max-concurrent-requests", required_argument, NULL, OPT_MAX_CONCURRENT },
 	{ "max-queued-requests", required_argument, NULL, OPT_MAX_QUEUED },
+	{ "backend-protocol", required_argument, NULL, OPT_BACKEND_PROTOCOL },
 	{ "owner", required_argument, NULL, OPT_OWNER },
 	{ "router-auth", required_argument, NULL, OPT_ROUTER_AUTH },
 	{ "owner-file", required_argument, NULL, OPT_OWNER_FILE },
@@ -190,6 +191,13 @@ static int parse_app_args(int argc, char **argv, struct app_args *a)
 					    &a->cfg.has_max_queued_requests, &a->cfg.max_queued_requests);
 			a->given.has_max_queued_requests = 1;
 			break;
+		case OPT_BACKEND_PROTOCOL:
+			if (!record_backend_protocol_parse(optarg, &a->cfg.backend_protocol)) {
+				ctl_err("--backend-protocol: unknown protocol \"%s\" (h2c or http1)", optarg);
+				return CTL_EXIT_USAGE;
+			}
+			a->cfg.has_backend_protocol = a->given.has_backend_protocol = 1;
+			break;
 		case OPT_MAX_BODY:
 			if (!ctl_parse_u64("--max-body-bytes", optarg, 0, UINT64_MAX, &v))
 				return CTL_EXIT_USAGE;
@@ -239,6 +247,7 @@ static void apply_given(record_app_config *cfg, const struct app_args *a)
 	COPY(health_interval_ms) COPY(connect_timeout_ms) COPY(response_timeout_ms)
 	COPY(idle_timeout_ms) COPY(retries) COPY(max_connections) COPY(max_body_bytes)
 	COPY(redirect_https) COPY(max_concurrent_requests) COPY(max_queued_requests)
+	COPY(backend_protocol)
 #undef COPY
 }
 

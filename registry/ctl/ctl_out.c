@@ -181,6 +181,9 @@ void ctl_print_app_config_json(FILE *f, const record_app_config *cfg)
 		fprintf(f, ",\"max_concurrent_requests\":%u", cfg->max_concurrent_requests);
 	if (cfg->has_max_queued_requests)
 		fprintf(f, ",\"max_queued_requests\":%u", cfg->max_queued_requests);
+	if (cfg->has_backend_protocol)
+		fprintf(f, ",\"backend_protocol\":\"%s\"",
+			record_backend_protocol_name(cfg->backend_protocol));
 	fputc('}', f);
 }
 
@@ -242,5 +245,7 @@ void ctl_app_config_summary(const record_app_config *cfg, char *out, size_t outl
 		ADD(" max-concurrent=%u", cfg->max_concurrent_requests);
 	if (cfg->has_max_queued_requests)
 		ADD(" max-queued=%u", cfg->max_queued_requests);
+	if (cfg->backend_protocol != ZKROUTER__APP_CONFIG__BACKEND_PROTOCOL__HTTP1)
+		ADD(" backend=%s", record_backend_protocol_name(cfg->backend_protocol));
 #undef ADD
 }

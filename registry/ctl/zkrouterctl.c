@@ -91,6 +91,7 @@ static const char usage_text[] =
 "  --retries N (0-10)  --sticky-cookie NAME  --redirect-https | --no-redirect-https\n"
 "  --max-connections N  --max-body-bytes N\n"
 "  --max-concurrent-requests N  --max-queued-requests N   per-app cap and its queue\n"
+"  --backend-protocol h2c|http1   what the instances speak (default http1)\n"
 "\n"
 "Domains are lower case, without port or trailing dot; \"*.example.com\" is a\n"
 "wildcard app matching one more leading label.\n"
