@@ -259,6 +259,14 @@ shared C && fail "router C has shared keys without ZooKeeper"
 tls new c-local "$TLS_C" tls1.3 app.test
 [ "$(metric C zkrouter_tls_tickets_issued_total)" -ge 1 ] || fail "router C issued no ticket"
 zk_resume
+resumed_ms=$(now_ms)
+# A router whose reconnect landed on the server while it was starting waits
+# for an answer up to 2/3 of its session (20 s) before it tries again.
+for r in A B C; do
+	wait_for 40 sh -c "curl -s http://$(admin_of $r)/metrics | grep -q '^zkrouter_zk_connected 1\$'" ||
+		fail "router $r did not reconnect to ZooKeeper within 40 s"
+	echo "router $r connected $(( $(now_ms) - resumed_ms )) ms after ZooKeeper was back"
+done
 wait_for 30 agree A B C || fail "router C never took the shared keys: C $(key_of C), A $(key_of A), record $(zk_keys)"
 resumes down2 C
 # Each router is still alive and every rotation is in the logs.

@@ -16,12 +16,7 @@ TSAN_RUN=()
 # Tests left out of this pass, each with its reason. Empty means every
 # request-path and cluster test runs. Each still runs in the two other
 # passes of .ci/run.
-TSAN_EXCLUDED=(
-	"tests/proxy_drain_queued.sh: it stops the router with SIGSTOP to put two events in one
-	loop turn; SIGSTOP lands asynchronously, and under TSan's slowdown a worker can accept the
-	queued connection before it does, then close it idle after the drain's one-second grace,
-	which the test cannot tell from a lost connection."
-)
+TSAN_EXCLUDED=()
 
 # tsan_tests BUILDDIR: the tests of the TSan pass, from the build's own
 # list (so a new test is in the pass without an edit here): the CUnit
