@@ -475,6 +475,12 @@ static void pool_later_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the public side ---------------------------------------------------- */
 
+void uh2_pool_set_connect_timeout(struct uh2_pool *pool, unsigned ms)
+{
+	if (ms > 0)
+		pool->lim.connect_timeout_ms = ms;
+}
+
 struct uh2_pool *uh2_pool_new(struct event_base *base, const struct sockaddr *addr,
 			      socklen_t addrlen, const char *name, const struct uh2_limits *lim)
 {

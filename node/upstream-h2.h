@@ -139,6 +139,10 @@ void uh2_pool_free(struct uh2_pool *pool);
  * then. The handle is the caller's no longer. */
 void uh2_pool_retire(struct uh2_pool *pool);
 
+/* Connections opened from now on give up after `ms` without a connection
+ * and the server's SETTINGS (the app's connect timeout may change). */
+void uh2_pool_set_connect_timeout(struct uh2_pool *pool, unsigned ms);
+
 struct uh2_pool_stats {
 	unsigned conns;            /* open or opening */
 	unsigned conns_ready;

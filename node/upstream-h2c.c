@@ -103,8 +103,9 @@ void upstream_h2c_pool_close(struct backend *b)
 	free(bh);
 }
 
-/* The instance's pool for its current address, made at first use. */
-static struct uh2_pool *pool_of(struct proxy *p, struct backend *be)
+/* The instance's pool for its current address, made at first use; its
+ * connects bounded by the app's connect timeout (else the router's). */
+static struct uh2_pool *pool_of(struct proxy *p, struct backend *be, unsigned connect_ms)
 {
 	struct be_h2c *bh = be->h2c;
 
@@ -112,8 +113,10 @@ static struct uh2_pool *pool_of(struct proxy *p, struct backend *be)
 		return NULL;
 	if (bh != NULL && bh->addr_gen != be->addr_gen)
 		upstream_h2c_pool_close(be);   /* it moved: a new pool */
-	if (be->h2c != NULL)
+	if (be->h2c != NULL) {
+		uh2_pool_set_connect_timeout(be->h2c->pool, connect_ms);
 		return be->h2c->pool;
+	}
 	if ((bh = calloc(1, sizeof(*bh))) == NULL)
 		return NULL;
 	bh->p = p;
@@ -124,6 +127,7 @@ static struct uh2_pool *pool_of(struct proxy *p, struct backend *be)
 		free(bh);
 		return NULL;
 	}
+	uh2_pool_set_connect_timeout(bh->pool, connect_ms);
 	be->h2c = bh;
 	return bh->pool;
 }
@@ -569,7 +573,8 @@ enum h2c_start upstream_h2c_start(struct request *r, struct backend *be)
 	}
 	if (r->upstream_start_us == 0)
 		r->upstream_start_us = clock_now_us();
-	if ((pool = pool_of(p, be)) == NULL) {
+	if ((pool = pool_of(p, be, app_or(r->as->app->config.connect_timeout_ms,
+					  p->cfg.connect_timeout_ms))) == NULL) {
 		if (!backend_addr(be))
 			return H2C_NEXT;   /* not resolved (any more): another one */
 		goto nomem;

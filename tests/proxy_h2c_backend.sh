@@ -144,6 +144,24 @@ grep 'h2c 127.0.0.1:'"$DEAD_PORT"': .*trying another instance' "$T/zkrouterd.log
 wait_for 10 grep -q 'method=POST target=/unary .*attempts=2' "$T/access.log" ||
 	fail "no POST with a body went to a second instance: $(grep unary "$T/access.log" | tail -8)"
 
+log "the app's connect timeout (300 ms) bounds its h2c connects, not the router's (2 s)"
+# tests/slowaccept.py keeps its backlog full: SYNs are dropped and the
+# kernel would retry them after 1 s, then 3 s.
+spawn slowaccept python3 "$SRC/slowaccept.py" "$T/sa.port" "$T/sa.go"
+wait_for 10 test -s "$T/sa.port" || hard_error "tests/slowaccept.py did not start"
+app_add s.test app:backend_protocol=1,connect_timeout_ms=300
+register s.test s1 "$(cat "$T/sa.port")"
+wait_instance s.test s1
+t0=$(now_ms)
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 --http2-prior-knowledge \
+	-H 'Host: s.test' "http://$PROXY/")
+took=$(( $(now_ms) - t0 ))
+echo "a connect that never completes: $code after $took ms"
+case $code in 502 | 503) ;; *) fail "a connect that never completes: $code after $took ms" ;; esac
+[ "$took" -lt 1500 ] || fail "the app's 300 ms connect timeout was not applied: answered after $took ms"
+grep -q "h2c 127.0.0.1:$(cat "$T/sa.port"): .*connect" "$T/zkrouterd.log" ||
+	fail "the connect timeout was not logged"
+
 log "/metrics: the h2c pools' counters"
 [ "$(metric zkrouter_h2c_streams_total)" -ge 10 ] || fail "h2c streams: $(curl -s "http://$ADMIN/metrics" | grep h2c)"
 [ "$(metric zkrouter_h2c_connection_failures_total)" -ge 1 ] || fail "h2c connect failures not counted"
