@@ -269,6 +269,7 @@ size_t accesslog_format(const struct access_entry *e, char *buf, size_t buflen)
 	put_kv(&o, "app", e->app, false);
 	put_kv(&o, "err", e->error, false);
 	put_kv(&o, "scheme", e->tls ? "https" : "http", false);
+	put_kv(&o, "proto", e->proto, false);
 	put_kv(&o, "tls", e->tls_version, false);
 	put_kv(&o, "ua", e->user_agent, false);
 	put_kv(&o, "xff", e->xff, false);
@@ -351,6 +352,7 @@ size_t accesslog_format_json(const struct access_entry *e, char *buf, size_t buf
 	put_json(&o, "app", e->app, false);
 	put_json(&o, "err", e->error, false);
 	put_json(&o, "scheme", e->tls ? "https" : "http", false);
+	put_json(&o, "proto", e->proto, false);
 	put_json(&o, "tls", e->tls_version, false);
 	put_json(&o, "ua", e->user_agent, false);
 	put_json(&o, "xff", e->xff, false);

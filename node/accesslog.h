@@ -90,6 +90,7 @@ struct access_entry {
 	const char *app;            /* the app's domain (a wildcard app's too), or NULL */
 	const char *error;          /* X-Zkrouter-Error code of our own answer, or NULL */
 	bool tls;                   /* https */
+	const char *proto;          /* "HTTP/1.1", "HTTP/2.0" ..., NULL before a request line */
 	const char *tls_version;
 	const char *user_agent;
 	const char *xff;            /* the X-Forwarded-For the client sent */

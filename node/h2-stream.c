@@ -400,6 +400,7 @@ void h2_stream_closed(struct h2_stream *st)
 	if (r == NULL)
 		return;
 	rlog_debug(r, "stream %d closed with the request in flight", st->id);
+	r->obs.client_gone = true;   /* reset, or its connection ended: logged 499 */
 	r->keep_alive = false;
 	r->resp_reusable = false;
 	upstream_abandon(r);

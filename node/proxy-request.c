@@ -184,6 +184,10 @@ static void request_log(struct request *r)
 	e.app = r->as ? r->as->app->domain : NULL;
 	e.error = r->obs.error;
 	e.tls = c->tls;
+	if (r->h2s != NULL)
+		e.proto = "HTTP/2.0";
+	else if (r->method[0])
+		e.proto = r->http10 ? "HTTP/1.0" : "HTTP/1.1";
 	e.tls_version = r->obs.tls_version;
 	e.user_agent = r->obs.ua[0] ? r->obs.ua : NULL;
 	e.xff = r->obs.xff[0] ? r->obs.xff : NULL;

@@ -70,6 +70,7 @@ expect_field rid-hostile app '"a.test"'
 expect_field rid-hostile err null
 expect_field rid-hostile scheme '"http"'
 expect_field rid-hostile tls null
+expect_field rid-hostile proto '"HTTP/1.1"'
 
 log "every line is one JSON object of printable ASCII"
 python3 - "$T/access.log" <<'PY' || fail "access log not JSON lines: $(cat -A "$T/access.log" | head -5)"
@@ -90,12 +91,13 @@ expect_field rid-404 err '"unknown_route"'
 expect_field rid-404 app null
 
 log "HTTPS: scheme and TLS version; a new connection's connect time"
-curl -s --max-time 10 -k --resolve "a.test:$TLS_PORT:127.0.0.1" -H 'X-Request-Id: rid-tls' \
+curl -s --max-time 10 -k --http2 --resolve "a.test:$TLS_PORT:127.0.0.1" -H 'X-Request-Id: rid-tls' \
 	-A 'tls-client/1' "https://a.test:$TLS_PORT/" -o /dev/null || fail "HTTPS request failed"
 wait_for 10 logged rid-tls || fail "no log line for the HTTPS request"
 expect_field rid-tls scheme '"https"'
 expect_field rid-tls tls '"TLSv1.3"'
 expect_field rid-tls ua '"tls-client/1"'
+expect_field rid-tls proto '"HTTP/2.0"'
 python3 - "$T/access.log" <<'PY' || fail "no line with a connect time: $(cat "$T/access.log")"
 import json, sys
 ms = [json.loads(l)['connect_ms'] for l in open(sys.argv[1], 'rb')]
@@ -136,5 +138,54 @@ expect_field rid-gone-late status 499
 expect_field rid-gone-late upstream_status 200
 wait_for 10 sh -c "curl -s http://$ADMIN/metrics | grep -q '^zkrouter_client_closed_requests_total 2\$'" ||
 	fail "zkrouter_client_closed_requests_total: $(curl -s "http://$ADMIN/metrics" | grep client_closed)"
+
+log "an HTTP/2 client that resets its stream while the app is slow: 499"
+# python3-h2: Debian's python first (another python3 on the PATH may lack it).
+H2PY=
+for py in /usr/bin/python3 python3; do
+	command -v "$py" >/dev/null && "$py" -c 'import h2' 2>/dev/null && H2PY=$py && break
+done
+if [ -n "$H2PY" ]; then
+	"$H2PY" - "$TLS_PORT" <<'PY' || fail "HTTP/2 client that resets failed"
+import socket, ssl, sys, time
+import h2.config, h2.connection, h2.events, h2.errors
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(['h2'])
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10),
+                    server_hostname='a.test')
+assert s.selected_alpn_protocol() == 'h2', s.selected_alpn_protocol()
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+c.send_headers(1, [(':method', 'GET'), (':path', '/slow?ms=3000'), (':scheme', 'https'),
+                   (':authority', 'a.test'), ('x-request-id', 'rid-h2-reset')], end_stream=True)
+s.sendall(c.data_to_send())
+time.sleep(0.3)
+c.reset_stream(1, h2.errors.ErrorCodes.CANCEL)
+# A second stream on the same connection is still served after the reset.
+c.send_headers(3, [(':method', 'GET'), (':path', '/'), (':scheme', 'https'),
+                   (':authority', 'a.test'), ('x-request-id', 'rid-h2-after')], end_stream=True)
+s.sendall(c.data_to_send())
+status = None
+while status is None:
+    data = s.recv(65536)
+    assert data, 'closed before the second answer'
+    for ev in c.receive_data(data):
+        if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == 3:
+            status = dict(ev.headers)[b':status']
+    s.sendall(c.data_to_send())
+assert status == b'200', status
+s.close()
+PY
+	wait_for 10 logged rid-h2-reset || fail "no log line for the stream reset while the app was slow"
+	expect_field rid-h2-reset status 499
+	expect_field rid-h2-reset proto '"HTTP/2.0"'
+	expect_field rid-h2-after status 200
+	wait_for 10 sh -c "curl -s http://$ADMIN/metrics | grep -q '^zkrouter_client_closed_requests_total 3\$'" ||
+		fail "a reset stream was not counted: $(curl -s "http://$ADMIN/metrics" | grep client_closed)"
+else
+	echo "python3-h2 not installed: the HTTP/2 reset case is not run"
+fi
 router_alive
 log "ok"

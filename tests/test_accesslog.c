@@ -46,6 +46,7 @@ static struct access_entry sample_full(void)
 	e.app = "*.example.com";
 	e.error = "backend_timeout";
 	e.tls = true;
+	e.proto = "HTTP/2.0";
 	e.tls_version = "TLSv1.3";
 	e.user_agent = "curl/7.88.1";
 	e.xff = "192.0.2.1, 198.51.100.2";
@@ -64,7 +65,7 @@ static void test_format(void)
 	CU_ASSERT_STRING_EQUAL(line,
 		"time=2026-11-26T23:13:45.123Z client=10.0.0.1:5123 host=app.example.com method=GET "
 		"target=\"/path?q=1\" status=200 in=512 out=1024 instance=10.0.0.7:8080 attempts=1 "
-		"rid=5f0c2a total_ms=1.234 upstream_ms=0.987 app=- err=- scheme=http tls=- ua=- xff=- "
+		"rid=5f0c2a total_ms=1.234 upstream_ms=0.987 app=- err=- scheme=http proto=- tls=- ua=- xff=- "
 		"connect_ms=- upstream_status=-\n");
 	e = sample_full();
 	accesslog_format(&e, line, sizeof(line));
@@ -72,7 +73,7 @@ static void test_format(void)
 		"time=2026-11-26T23:13:45.123Z client=10.0.0.1:5123 host=app.example.com method=GET "
 		"target=\"/path?q=1\" status=499 in=512 out=1024 instance=10.0.0.7:8080 attempts=1 "
 		"rid=5f0c2a total_ms=1.234 upstream_ms=0.987 app=*.example.com err=backend_timeout "
-		"scheme=https tls=TLSv1.3 ua=curl/7.88.1 xff=\"192.0.2.1, 198.51.100.2\" "
+		"scheme=https proto=HTTP/2.0 tls=TLSv1.3 ua=curl/7.88.1 xff=\"192.0.2.1, 198.51.100.2\" "
 		"connect_ms=0.210 upstream_status=200\n");
 }
 
@@ -87,13 +88,13 @@ static void test_format_json(void)
 		"\"host\":\"app.example.com\",\"method\":\"GET\",\"target\":\"/path?q=1\","
 		"\"status\":200,\"in\":512,\"out\":1024,\"instance\":\"10.0.0.7:8080\","
 		"\"attempts\":1,\"rid\":\"5f0c2a\",\"total_ms\":1.234,\"upstream_ms\":0.987,"
-		"\"app\":null,\"err\":null,\"scheme\":\"http\",\"tls\":null,\"ua\":null,"
+		"\"app\":null,\"err\":null,\"scheme\":\"http\",\"proto\":null,\"tls\":null,\"ua\":null,"
 		"\"xff\":null,\"connect_ms\":null,\"upstream_status\":null}\n");
 	e = sample_full();
 	accesslog_format_json(&e, line, sizeof(line));
 	CU_ASSERT_PTR_NOT_NULL(strstr(line, ",\"status\":499,"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(line, ",\"err\":\"backend_timeout\",\"scheme\":\"https\","
-				      "\"tls\":\"TLSv1.3\",\"ua\":\"curl/7.88.1\","
+				      "\"proto\":\"HTTP/2.0\",\"tls\":\"TLSv1.3\",\"ua\":\"curl/7.88.1\","
 				      "\"xff\":\"192.0.2.1, 198.51.100.2\",\"connect_ms\":0.210,"
 				      "\"upstream_status\":200}\n"));
 }
