@@ -267,8 +267,7 @@ void admin_h2_metrics(const struct proxy_h2_counters *n, struct evbuffer *b)
 		uint64_t v;
 
 		memcpy(&v, (const char *)n + m[i].off, sizeof(v));
-		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", m[i].name,
-				    m[i].help, m[i].name, m[i].name, v);
+		admin_metric(b, m[i].name, "counter", m[i].help, v);
 	}
 }
 
@@ -301,6 +300,5 @@ void admin_h2c_metrics(const struct uh2_pool_stats *s, struct evbuffer *b)
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
-				    m[i].help, m[i].name, m[i].type, m[i].name, m[i].v);
+		admin_metric(b, m[i].name, m[i].type, m[i].help, m[i].v);
 }

@@ -65,6 +65,13 @@ void appseries_render(struct appseries *as, const struct appseries_req *rq,
 		      const struct appstats_snap *snaps, unsigned n_snaps,
 		      const struct route_table *t, struct evbuffer *b, uint64_t now_ms);
 
+/* One sample (admin.c) with its HELP and TYPE lines: an integer, or a value already
+ * formatted (a float). */
+void admin_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
+		  uint64_t v);
+void admin_metric_text(struct evbuffer *b, const char *name, const char *type, const char *help,
+		       const char *v);
+
 /* ---- process and ZooKeeper series (admin-process.c) ------------------ */
 
 /* process_*: CPU seconds, resident and virtual memory, open and maximum

@@ -19,13 +19,6 @@
 #include "registry/router.h"
 #include "registry/session.h"
 
-static void gauge(struct evbuffer *b, const char *name, const char *type, const char *help,
-		  const char *fmt_value)
-{
-	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name,
-			    fmt_value);
-}
-
 /* The system's boot time (Unix seconds), for the process's start time. */
 static bool boot_time(uint64_t *out)
 {
@@ -87,27 +80,24 @@ void admin_process_metrics(struct evbuffer *b)
 
 	if (hz > 0 && page > 0 && self_stat(&ut, &st, &start, &vsize, &rss)) {
 		snprintf(v, sizeof(v), "%.2f", (double)(ut + st) / (double)hz);
-		gauge(b, "process_cpu_seconds_total", "counter",
-		      "Total user and system CPU time spent in seconds.", v);
-		snprintf(v, sizeof(v), "%" PRIu64, rss * (uint64_t)page);
-		gauge(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", v);
-		snprintf(v, sizeof(v), "%" PRIu64, vsize);
-		gauge(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", v);
+		admin_metric_text(b, "process_cpu_seconds_total", "counter",
+				  "Total user and system CPU time spent in seconds.", v);
+		admin_metric(b, "process_resident_memory_bytes", "gauge",
+			     "Resident memory size in bytes.", rss * (uint64_t)page);
+		admin_metric(b, "process_virtual_memory_bytes", "gauge",
+			     "Virtual memory size in bytes.", vsize);
 		if (boot_time(&btime)) {
 			snprintf(v, sizeof(v), "%.2f", (double)btime + (double)start / (double)hz);
-			gauge(b, "process_start_time_seconds", "gauge",
-			      "Start time of the process since unix epoch in seconds.", v);
+			admin_metric_text(b, "process_start_time_seconds", "gauge",
+					  "Start time of the process since unix epoch in seconds.", v);
 		}
 	}
-	if (fds >= 0) {
-		snprintf(v, sizeof(v), "%ld", fds);
-		gauge(b, "process_open_fds", "gauge", "Number of open file descriptors.", v);
-	}
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		snprintf(v, sizeof(v), "%" PRIu64, rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX
-					: (uint64_t)rl.rlim_cur);
-		gauge(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.", v);
-	}
+	if (fds >= 0)
+		admin_metric(b, "process_open_fds", "gauge", "Number of open file descriptors.",
+			     (uint64_t)fds);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		admin_metric(b, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+			     rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur);
 }
 
 void admin_zk_metrics(struct zkr_router *r, struct evbuffer *b)
@@ -116,27 +106,23 @@ void admin_zk_metrics(struct zkr_router *r, struct evbuffer *b)
 	char v[32];
 
 	zkr_router_zk_stats(r, &z);
-	snprintf(v, sizeof(v), "%d", strcmp(z.state, "connected") == 0);
-	gauge(b, "zkrouter_zk_connected", "gauge", "1 while the ZooKeeper session is connected.", v);
+	admin_metric(b, "zkrouter_zk_connected", "gauge", "1 while the ZooKeeper session is connected.",
+		     strcmp(z.state, "connected") == 0);
 	evbuffer_add_printf(b, "# HELP zkrouter_zk_session_state The ZooKeeper session's state "
 			    "(1 for the current one).\n# TYPE zkrouter_zk_session_state gauge\n");
 	for (size_t i = 0; i < ZKR_SESSION_STATES; i++)
 		evbuffer_add_printf(b, "zkrouter_zk_session_state{state=\"%s\"} %d\n",
 				    zkr_session_state_names[i], strcmp(z.state, zkr_session_state_names[i]) == 0);
-	snprintf(v, sizeof(v), "%" PRIu64, z.sessions);
-	gauge(b, "zkrouter_zk_sessions_total", "counter",
-	      "ZooKeeper sessions established: the first, and a new one after each expiry.", v);
-	snprintf(v, sizeof(v), "%" PRIu64, z.expirations);
-	gauge(b, "zkrouter_zk_session_expirations_total", "counter",
-	      "ZooKeeper sessions lost (expired, or refused on reconnect).", v);
-	snprintf(v, sizeof(v), "%" PRIu64, z.disconnects);
-	gauge(b, "zkrouter_zk_disconnects_total", "counter",
-	      "Connections to ZooKeeper lost (the session may survive them).", v);
-	snprintf(v, sizeof(v), "%" PRIu64, z.reconnects);
-	gauge(b, "zkrouter_zk_reconnects_total", "counter",
-	      "Connections to ZooKeeper regained on the same session.", v);
+	admin_metric(b, "zkrouter_zk_sessions_total", "counter",
+		     "ZooKeeper sessions established: the first, and a new one after each expiry.", z.sessions);
+	admin_metric(b, "zkrouter_zk_session_expirations_total", "counter",
+		     "ZooKeeper sessions lost (expired, or refused on reconnect).", z.expirations);
+	admin_metric(b, "zkrouter_zk_disconnects_total", "counter",
+		     "Connections to ZooKeeper lost (the session may survive them).", z.disconnects);
+	admin_metric(b, "zkrouter_zk_reconnects_total", "counter",
+		     "Connections to ZooKeeper regained on the same session.", z.reconnects);
 	snprintf(v, sizeof(v), "%.3f", (double)z.unconfirmed_ms / 1000.0);
-	gauge(b, "zkrouter_table_unconfirmed_seconds", "gauge",
-	      "Seconds since the routing table was last known to be ZooKeeper's view (0 while "
-	      "connected and in sync).", v);
+	admin_metric_text(b, "zkrouter_table_unconfirmed_seconds", "gauge",
+			  "Seconds since the routing table was last known to be ZooKeeper's view (0 while "
+			  "connected and in sync).", v);
 }

@@ -282,11 +282,17 @@ static void render_routes(struct gather *g)
 	evbuffer_free(b);
 }
 
-static void metric(struct evbuffer *b, const char *name, const char *type, const char *help,
-		   uint64_t v)
+void admin_metric(struct evbuffer *b, const char *name, const char *type, const char *help,
+		  uint64_t v)
 {
 	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
 			    name, v);
+}
+
+void admin_metric_text(struct evbuffer *b, const char *name, const char *type, const char *help,
+		       const char *v)
+{
+	evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %s\n", name, help, name, type, name, v);
 }
 
 static void request_metrics(const struct accesslog_counters *c, struct evbuffer *b)
@@ -294,19 +300,21 @@ static void request_metrics(const struct accesslog_counters *c, struct evbuffer 
 	static const char *const classes[] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
 	struct accesslog_counters n = *c;
 
-	metric(b, "zkrouter_requests_total", "counter", "Requests finished.", n.requests);
+	admin_metric(b, "zkrouter_requests_total", "counter", "Requests finished.", n.requests);
 	evbuffer_add_printf(b, "# HELP zkrouter_responses_total Requests finished, by status class "
 			    "(none: the client left before a status).\n"
 			    "# TYPE zkrouter_responses_total counter\n");
 	for (size_t i = 0; i < 6; i++)
 		evbuffer_add_printf(b, "zkrouter_responses_total{class=\"%s\"} %" PRIu64 "\n",
 				    classes[i], n.by_class[i]);
-	metric(b, "zkrouter_received_bytes_total", "counter", "Bytes received from clients.", n.bytes_in);
-	metric(b, "zkrouter_sent_bytes_total", "counter", "Bytes sent to clients.", n.bytes_out);
-	metric(b, "zkrouter_retried_requests_total", "counter",
-	       "Requests that needed more than one instance.", n.retried);
-	metric(b, "zkrouter_access_log_write_errors_total", "counter",
-	       "Access-log writes that failed (lines lost).", n.write_errors);
+	admin_metric(b, "zkrouter_received_bytes_total", "counter",
+		     "Bytes received from clients.", n.bytes_in);
+	admin_metric(b, "zkrouter_sent_bytes_total", "counter",
+		     "Bytes sent to clients.", n.bytes_out);
+	admin_metric(b, "zkrouter_retried_requests_total", "counter",
+		     "Requests that needed more than one instance.", n.retried);
+	admin_metric(b, "zkrouter_access_log_write_errors_total", "counter",
+		     "Access-log writes that failed (lines lost).", n.write_errors);
 	evbuffer_add_printf(b, "# HELP zkrouter_request_duration_seconds Time from the first byte of "
 			    "a request to its last answer byte.\n"
 			    "# TYPE zkrouter_request_duration_seconds histogram\n");
@@ -322,28 +330,29 @@ static void request_metrics(const struct accesslog_counters *c, struct evbuffer 
 	for (size_t i = 0; i < ACCESSLOG_ERRORS; i++)
 		evbuffer_add_printf(b, "zkrouter_router_errors_total{code=\"%s\"} %" PRIu64 "\n",
 				    accesslog_error_names[i], n.errors[i]);
-	metric(b, "zkrouter_client_closed_requests_total", "counter",
-	       "Requests whose client closed before the whole answer (logged 499).", n.client_gone);
+	admin_metric(b, "zkrouter_client_closed_requests_total", "counter",
+		     "Requests whose client closed before the whole answer (logged 499).", n.client_gone);
 }
 
 static void limits_metrics(const struct limits_stats *s, struct evbuffer *b)
 {
 	struct limits_stats st = *s;
 
-	metric(b, "zkrouter_per_ip_rejected_connections_total", "counter",
-	       "Connections over max-connections-per-ip, answered 429.", st.rejected_conns);
-	metric(b, "zkrouter_per_ip_refused_connections_total", "counter",
-	       "Connections over twice max-connections-per-ip, closed at once.", st.refused_conns);
-	metric(b, "zkrouter_per_ip_rejected_requests_total", "counter",
-	       "Requests over max-requests-per-ip-per-s, answered 429.", st.rejected_reqs);
-	metric(b, "zkrouter_per_ip_tracked", "gauge", "Client addresses in the per-IP table.",
-	       st.tracked);
-	metric(b, "zkrouter_per_ip_table_size", "gauge", "Entries of the per-IP table.", st.size);
-	metric(b, "zkrouter_per_ip_evictions_total", "counter",
-	       "Per-IP entries reused for another address (least recently used first).",
-	       st.evictions);
-	metric(b, "zkrouter_per_ip_untracked_total", "counter",
-	       "Connections whose address found no free per-IP entry (not limited).", st.untracked);
+	admin_metric(b, "zkrouter_per_ip_rejected_connections_total", "counter",
+		     "Connections over max-connections-per-ip, answered 429.", st.rejected_conns);
+	admin_metric(b, "zkrouter_per_ip_refused_connections_total", "counter",
+		     "Connections over twice max-connections-per-ip, closed at once.", st.refused_conns);
+	admin_metric(b, "zkrouter_per_ip_rejected_requests_total", "counter",
+		     "Requests over max-requests-per-ip-per-s, answered 429.", st.rejected_reqs);
+	admin_metric(b, "zkrouter_per_ip_tracked", "gauge", "Client addresses in the per-IP table.",
+		     st.tracked);
+	admin_metric(b, "zkrouter_per_ip_table_size", "gauge",
+		     "Entries of the per-IP table.", st.size);
+	admin_metric(b, "zkrouter_per_ip_evictions_total", "counter",
+		     "Per-IP entries reused for another address (least recently used first).",
+		     st.evictions);
+	admin_metric(b, "zkrouter_per_ip_untracked_total", "counter",
+		     "Connections whose address found no free per-IP entry (not limited).", st.untracked);
 }
 
 /* PROXY protocol headers on the listeners that expect them. */
@@ -351,8 +360,8 @@ static void pp_metrics(const struct proxy_pp_counters *c, struct evbuffer *b)
 {
 	struct proxy_pp_counters n = *c;
 
-	metric(b, "zkrouter_proxy_protocol_headers_total", "counter",
-	       "PROXY protocol headers read on the listeners that expect them.", n.headers);
+	admin_metric(b, "zkrouter_proxy_protocol_headers_total", "counter",
+		     "PROXY protocol headers read on the listeners that expect them.", n.headers);
 	evbuffer_add_printf(b, "# HELP zkrouter_proxy_protocol_rejected_total Connections closed on "
 			    "a PROXY protocol listener without a valid header, by reason.\n"
 			    "# TYPE zkrouter_proxy_protocol_rejected_total counter\n"
@@ -368,16 +377,16 @@ static void certwatch_metrics(struct admin *a, struct evbuffer *b)
 	struct zkr_certwatch_stats n;
 
 	zkr_router_cert_stats(a->router, &n);
-	metric(b, "zkrouter_zk_certificate_records", "gauge",
-	       "Certificates from ZooKeeper (/certs) in service.", n.served);
-	metric(b, "zkrouter_zk_certificate_reads_total", "counter",
-	       "/certs records read from ZooKeeper.", n.records_read);
-	metric(b, "zkrouter_zk_certificate_records_skipped_total", "counter",
-	       "/certs records skipped: undecodable, incomplete, or refused by the TLS store.",
-	       n.bad_records);
-	metric(b, "zkrouter_zk_certificate_read_errors_total", "counter",
-	       "/certs reads that failed (other than a record gone or a lost connection).",
-	       n.read_errors);
+	admin_metric(b, "zkrouter_zk_certificate_records", "gauge",
+		     "Certificates from ZooKeeper (/certs) in service.", n.served);
+	admin_metric(b, "zkrouter_zk_certificate_reads_total", "counter",
+		     "/certs records read from ZooKeeper.", n.records_read);
+	admin_metric(b, "zkrouter_zk_certificate_records_skipped_total", "counter",
+		     "/certs records skipped: undecodable, incomplete, or refused by the TLS store.",
+		     n.bad_records);
+	admin_metric(b, "zkrouter_zk_certificate_read_errors_total", "counter",
+		     "/certs reads that failed (other than a record gone or a lost connection).",
+		     n.read_errors);
 }
 
 /* Session tickets, and the keys they are made with. */
@@ -388,15 +397,15 @@ static void ticket_metrics(struct admin *a, struct evbuffer *b)
 	char name[2 * ZKR_TICKET_NAME_LEN + 1];
 
 	tls_tickets_stats(a->tickets, &n);
-	metric(b, "zkrouter_tls_tickets_issued_total", "counter", "TLS session tickets issued.",
-	       n.issued);
-	metric(b, "zkrouter_tls_tickets_resumed_total", "counter",
-	       "TLS session tickets presented under a key in force (the session resumes).", n.resumed);
-	metric(b, "zkrouter_tls_tickets_renewed_total", "counter",
-	       "Of those, tickets under an older key, replaced by one under the current key.", n.renewed);
-	metric(b, "zkrouter_tls_tickets_failed_total", "counter",
-	       "TLS session tickets presented under an unknown or retired key (a full handshake).",
-	       n.failed);
+	admin_metric(b, "zkrouter_tls_tickets_issued_total", "counter", "TLS session tickets issued.",
+		     n.issued);
+	admin_metric(b, "zkrouter_tls_tickets_resumed_total", "counter",
+		     "TLS session tickets presented under a key in force (the session resumes).", n.resumed);
+	admin_metric(b, "zkrouter_tls_tickets_renewed_total", "counter",
+		     "Of those, tickets under an older key, replaced by one under the current key.", n.renewed);
+	admin_metric(b, "zkrouter_tls_tickets_failed_total", "counter",
+		     "TLS session tickets presented under an unknown or retired key (a full handshake).",
+		     n.failed);
 	if (a->router == NULL || !zkr_router_ticket_stats(a->router, &ks))
 		return;
 	for (size_t i = 0; i < ZKR_TICKET_NAME_LEN; i++)
@@ -407,23 +416,23 @@ static void ticket_metrics(struct admin *a, struct evbuffer *b)
 			    "zkrouter_tls_ticket_key_rotations_total{keys=\"zookeeper\"} %" PRIu64 "\n"
 			    "zkrouter_tls_ticket_key_rotations_total{keys=\"local\"} %" PRIu64 "\n",
 			    ks.rotations, ks.local_rotations);
-	metric(b, "zkrouter_tls_ticket_key_rotation_conflicts_total", "counter",
-	       "Rotations another router wrote first (this router then read theirs).", ks.conflicts);
-	metric(b, "zkrouter_tls_ticket_key_updates_total", "counter",
-	       "Session-ticket key sets read from ZooKeeper and put in force.", ks.updates);
-	metric(b, "zkrouter_tls_ticket_key_rejected_total", "counter",
-	       "Reads of the session-ticket keys refused (undecodable, wrong sizes); the keys stayed.",
-	       ks.rejected);
-	metric(b, "zkrouter_tls_ticket_keys_shared", "gauge",
-	       "1 while the session-ticket keys in force are the ones shared in ZooKeeper.", ks.shared);
+	admin_metric(b, "zkrouter_tls_ticket_key_rotation_conflicts_total", "counter",
+		     "Rotations another router wrote first (this router then read theirs).", ks.conflicts);
+	admin_metric(b, "zkrouter_tls_ticket_key_updates_total", "counter",
+		     "Session-ticket key sets read from ZooKeeper and put in force.", ks.updates);
+	admin_metric(b, "zkrouter_tls_ticket_key_rejected_total", "counter",
+		     "Reads of the session-ticket keys refused (undecodable, wrong sizes); the keys stayed.",
+		     ks.rejected);
+	admin_metric(b, "zkrouter_tls_ticket_keys_shared", "gauge",
+		     "1 while the session-ticket keys in force are the ones shared in ZooKeeper.", ks.shared);
 	evbuffer_add_printf(b, "# HELP zkrouter_tls_ticket_key_info The key that encrypts new "
 			    "tickets (its public name) and the znode version it came from (-1: local).\n"
 			    "# TYPE zkrouter_tls_ticket_key_info gauge\n"
 			    "zkrouter_tls_ticket_key_info{name=\"%s\",version=\"%d\"} 1\n", name,
 			    ks.shared ? (int)ks.version : -1);
-	metric(b, "zkrouter_tls_ticket_keys_rotated_at_seconds", "gauge",
-	       "When the session-ticket keys in force were rotated (Unix time).",
-	       ks.rotated_at_ms / 1000);
+	admin_metric(b, "zkrouter_tls_ticket_keys_rotated_at_seconds", "gauge",
+		     "When the session-ticket keys in force were rotated (Unix time).",
+		     ks.rotated_at_ms / 1000);
 }
 
 /* TLS handshakes on the client side, and how connections ended. */
@@ -438,16 +447,16 @@ static void tls_metrics(const struct proxy_tls_counters *c, struct evbuffer *b)
 			    "zkrouter_tls_handshakes_total{version=\"TLSv1.3\"} %" PRIu64 "\n"
 			    "zkrouter_tls_handshakes_total{version=\"other\"} %" PRIu64 "\n",
 			    n.handshakes_tls12, n.handshakes_tls13, n.handshakes_other);
-	metric(b, "zkrouter_tls_sessions_resumed_total", "counter",
-	       "TLS handshakes that resumed a session (session ID or ticket).", n.resumed);
+	admin_metric(b, "zkrouter_tls_sessions_resumed_total", "counter",
+		     "TLS handshakes that resumed a session (session ID or ticket).", n.resumed);
 	evbuffer_add_printf(b, "# HELP zkrouter_tls_handshake_failures_total TLS handshakes that "
 			    "failed, by reason.\n"
 			    "# TYPE zkrouter_tls_handshake_failures_total counter\n");
 	for (size_t i = 0; i < TLS_FAIL_N; i++)
 		evbuffer_add_printf(b, "zkrouter_tls_handshake_failures_total{reason=\"%s\"} %" PRIu64 "\n",
 				    proxy_tls_fail_names[i], n.failures[i]);
-	metric(b, "zkrouter_tls_close_notify_sent_total", "counter",
-	       "TLS connections closed with a close_notify alert.", n.close_notify_sent);
+	admin_metric(b, "zkrouter_tls_close_notify_sent_total", "counter",
+		     "TLS connections closed with a close_notify alert.", n.close_notify_sent);
 }
 
 static void render_metrics(struct gather *g)
@@ -477,42 +486,45 @@ static void render_metrics(struct gather *g)
 	evbuffer_add_printf(b, "# HELP zkrouter_build_info Version of this zkrouterd.\n"
 			    "# TYPE zkrouter_build_info gauge\n"
 			    "zkrouter_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
-	metric(b, "zkrouter_ready", "gauge", "1 while /healthz answers 200.",
-	       t != NULL && !a->draining);
-	metric(b, "zkrouter_draining", "gauge", "1 after SIGTERM.", a->draining);
-	metric(b, "zkrouter_client_connections", "gauge", "Open client connections.",
-	       g->sum.clients);
-	metric(b, "zkrouter_active_requests", "gauge", "Requests in flight plus open WebSocket tunnels (what a drain waits for).",
-	       g->sum.active);
-	metric(b, "zkrouter_workers", "gauge", "Worker threads serving requests.", g->n);
-	metric(b, "zkrouter_table_generation", "gauge", "Generation of the routing table in use.",
-	       t ? t->generation : 0);
-	metric(b, "zkrouter_table_from_disk", "gauge",
-	       "1 while the table in use was read from the state file (ZooKeeper not read yet).",
-	       a->from_disk);
-	metric(b, "zkrouter_table_age_seconds", "gauge",
-	       "Age of the state file whose table is in use; 0 for ZooKeeper's table.", table_age_s(a));
+	admin_metric(b, "zkrouter_ready", "gauge", "1 while /healthz answers 200.",
+		     t != NULL && !a->draining);
+	admin_metric(b, "zkrouter_draining", "gauge", "1 after SIGTERM.", a->draining);
+	admin_metric(b, "zkrouter_client_connections", "gauge", "Open client connections.",
+		     g->sum.clients);
+	admin_metric(b, "zkrouter_active_requests", "gauge", "Requests in flight plus open WebSocket tunnels (what a drain waits for).",
+		     g->sum.active);
+	admin_metric(b, "zkrouter_workers", "gauge", "Worker threads serving requests.", g->n);
+	admin_metric(b, "zkrouter_table_generation", "gauge", "Generation of the routing table in use.",
+		     t ? t->generation : 0);
+	admin_metric(b, "zkrouter_table_from_disk", "gauge",
+		     "1 while the table in use was read from the state file (ZooKeeper not read yet).",
+		     a->from_disk);
+	admin_metric(b, "zkrouter_table_age_seconds", "gauge",
+		     "Age of the state file whose table is in use; 0 for ZooKeeper's table.", table_age_s(a));
 	if (a->state != NULL) {
 		struct statefile_stats ss;
 		statefile_get_stats(a->state, &ss);
-		metric(b, "zkrouter_state_writes_total", "counter", "State files written.", ss.writes);
-		metric(b, "zkrouter_state_write_errors_total", "counter",
-		       "State-file writes that failed.", ss.write_errors);
-		metric(b, "zkrouter_state_written_generation", "gauge",
-		       "Table generation in the last state file written.", ss.written_generation);
+		admin_metric(b, "zkrouter_state_writes_total", "counter",
+			     "State files written.", ss.writes);
+		admin_metric(b, "zkrouter_state_write_errors_total", "counter",
+			     "State-file writes that failed.", ss.write_errors);
+		admin_metric(b, "zkrouter_state_written_generation", "gauge",
+			     "Table generation in the last state file written.", ss.written_generation);
 	}
-	metric(b, "zkrouter_apps", "gauge", "Apps in the routing table.", t ? t->n_apps : 0);
-	metric(b, "zkrouter_instances", "gauge", "Instances in the routing table.", instances);
-	metric(b, "zkrouter_instances_ejected", "gauge", "Instances passively ejected now.", ejected);
-	metric(b, "zkrouter_instances_health_down", "gauge", "Instances failing active checks.",
-	       health_down);
+	admin_metric(b, "zkrouter_apps", "gauge", "Apps in the routing table.", t ? t->n_apps : 0);
+	admin_metric(b, "zkrouter_instances", "gauge",
+		     "Instances in the routing table.", instances);
+	admin_metric(b, "zkrouter_instances_ejected", "gauge",
+		     "Instances passively ejected now.", ejected);
+	admin_metric(b, "zkrouter_instances_health_down", "gauge", "Instances failing active checks.",
+		     health_down);
 	limits_metrics(&g->sum.lim, b);
-	metric(b, "zkrouter_app_queued_requests", "gauge",
-	       "Requests waiting for a slot under their app's max_concurrent_requests.",
-	       g->sum.app_queued);
-	metric(b, "zkrouter_app_overloaded_total", "counter",
-	       "Requests answered 503 app_overloaded (queue full or wait too long).",
-	       g->sum.app_overloaded);
+	admin_metric(b, "zkrouter_app_queued_requests", "gauge",
+		     "Requests waiting for a slot under their app's max_concurrent_requests.",
+		     g->sum.app_queued);
+	admin_metric(b, "zkrouter_app_overloaded_total", "counter",
+		     "Requests answered 503 app_overloaded (queue full or wait too long).",
+		     g->sum.app_overloaded);
 	pp_metrics(&g->sum.pp, b);
 	if (a->tls != NULL)
 		tls_store_write_metrics(a->tls, b);
