@@ -22,16 +22,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 keep=
 [ "${1:-}" = --keep ] && keep=$2
 
-skip() {
-	if [ -n "${ZKR_TEST_NO_SKIP:-}" ]; then
-		echo "ERROR: would skip, but ZKR_TEST_NO_SKIP is set: $*"
-		exit 99
-	fi
-	echo "SKIP: $*"
-	exit 77
-}
-fail() { echo "FAIL: $*"; exit 1; }
-log() { echo "# $*"; }
+. "$src/tests/lib/report.sh"
 
 [ "$(id -u)" = 0 ] || skip "not root: installing a package needs root"
 for tool in dpkg-buildpackage dh lintian apt-get systemd-analyze logrotate; do
