@@ -50,7 +50,10 @@ struct h2c_req {
 	uint32_t magic;
 	struct request *r;
 	struct uh2_stream *s;      /* NULL between attempts and after the end */
-	struct evbuffer *body;     /* an HTTP/1.1 client's body, de-framed */
+	struct evbuffer *body;     /* an HTTP/1.1 client's body, de-framed;
+				    * the bytes to send again after a refusal */
+	struct evbuffer *replay;   /* the body bytes the stream took so far */
+	bool replay_lost;          /* more than buffer_high_bytes: not kept */
 	struct hbuf fields;        /* response fields; r->rhead points here */
 	struct event *timer;       /* the response timeout */
 	size_t held;               /* response bytes not given back to the window */
@@ -390,10 +393,13 @@ static void on_error(void *arg, enum uh2_error e, uint32_t code)
 		return;
 	}
 	event_del(q->timer);
-	if (!r->resp_started && uh2_error_retryable(e) && r->body_moved == 0) {
+	if (!r->resp_started && uh2_error_retryable(e) && (r->body_moved == 0 || !q->replay_lost)) {
 		/* RFC 9113 8.7: the instance did not act on it, whatever the
-		 * method: another one gets it, within the same retries. */
-		rlog_info(r, "h2c %s: %s; trying another instance", be->name, uh2_error_name(e));
+		 * method: another one gets it, within the same retries, with
+		 * the body bytes it took sent again first. */
+		evbuffer_prepend_buffer(q->body, q->replay);
+		rlog_info(r, "h2c %s: %s; trying another instance%s", be->name, uh2_error_name(e),
+			  evbuffer_get_length(q->body) > 0 ? " with the body again" : "");
 		if (e == UH2_ERR_CONNECT)
 			backend_record_failure(be, clock_now_ms(), p->cfg.eject_base_ms, p->cfg.eject_max_ms);
 		upstream_next_attempt(r);
@@ -534,7 +540,7 @@ static bool submit(struct request *r, struct uh2_pool *pool, enum uh2_error *err
 	req.scheme = r->c->tls ? "https" : "http";
 	req.headers = sp.h;
 	req.n_headers = sp.n;
-	req.has_body = !r->req_body_done;
+	req.has_body = !r->req_body_done || evbuffer_get_length(q->body) > 0;
 	q->expect = sp.expect && !r->req_body_done && r->h2s == NULL;
 	q->in_submit = true;
 	q->submit_failed = false;
@@ -566,9 +572,10 @@ enum h2c_start upstream_h2c_start(struct request *r, struct backend *be)
 		q->magic = H2C_REQ_MAGIC;
 		q->r = r;
 		q->body = evbuffer_new();
+		q->replay = evbuffer_new();
 		q->timer = evtimer_new(p->base, timeout_cb, q);
 		r->h2c = q;
-		if (q->body == NULL || q->timer == NULL)
+		if (q->body == NULL || q->replay == NULL || q->timer == NULL)
 			goto nomem;
 	}
 	if (r->upstream_start_us == 0)
@@ -595,6 +602,37 @@ enum h2c_start upstream_h2c_start(struct request *r, struct backend *be)
 nomem:
 	rlog_warn(r, "h2c %s: out of memory", be->name);
 	return H2C_NOMEM;
+}
+
+/*
+ * Hands the stream what it takes of src; a copy of it is kept in
+ * q->replay while the body so far fits in buffer_high_bytes, so that a
+ * stream refused after taking it (RFC 9113 8.7) can go to another
+ * instance whole. Returns the bytes taken; q->s may be gone after.
+ */
+static size_t send_kept(struct request *r, struct h2c_req *q, struct evbuffer *src, bool end)
+{
+	size_t cap = r->c->p->cfg.buffer_high_bytes, kept = evbuffer_get_length(q->replay);
+	size_t peek = 0, n;
+	unsigned char *copy = NULL;
+
+	if (!q->replay_lost) {
+		peek = evbuffer_get_length(src);
+		if (peek > cap - (kept < cap ? kept : cap))
+			peek = cap - (kept < cap ? kept : cap);
+		if (peek > 0 && ((copy = malloc(peek)) == NULL ||
+				 evbuffer_copyout(src, copy, peek) != (ev_ssize_t)peek))
+			peek = 0;
+	}
+	n = uh2_stream_send_body(q->s, src, end);
+	if (!q->replay_lost && n > 0) {
+		if (n > peek || evbuffer_add(q->replay, copy, n) != 0) {
+			q->replay_lost = true;   /* past the bound (or no memory) */
+			evbuffer_drain(q->replay, evbuffer_get_length(q->replay));
+		}
+	}
+	free(copy);
+	return n;
 }
 
 /* An HTTP/1.1 client's body bytes, de-framed into q->body, at most
@@ -651,9 +689,16 @@ void upstream_h2c_pump(struct request *r)
 		return;
 	in = request_body_in(r);
 	if (r->h2s != NULL) {
-		/* HTTP/2: DATA is the body as it is; END_STREAM ends it. */
-		size_t n = uh2_stream_send_body(q->s, in, r->req_body_eof);
+		/* HTTP/2: DATA is the body as it is; END_STREAM ends it. What
+		 * a refused stream had taken goes first. */
+		size_t n;
 
+		if (evbuffer_get_length(q->body) > 0) {
+			send_kept(r, q, q->body, r->req_body_eof && evbuffer_get_length(in) == 0);
+			if (q->s == NULL || evbuffer_get_length(q->body) > 0)
+				return;   /* body_room brings us back */
+		}
+		n = send_kept(r, q, in, r->req_body_eof);
 		if (q->s == NULL)
 			return;
 		r->body_moved += n;
@@ -666,7 +711,7 @@ void upstream_h2c_pump(struct request *r)
 	} else {
 		if (!unframe_h1(r, q, in))
 			return;
-		uh2_stream_send_body(q->s, q->body, r->req_body_done);
+		send_kept(r, q, q->body, r->req_body_done);
 		if (q->s == NULL)
 			return;
 		if (!r->req_body_done && evbuffer_get_length(q->body) >= c->p->cfg.buffer_high_bytes) {
@@ -714,6 +759,8 @@ void upstream_h2c_release(struct request *r)
 		event_free(q->timer);
 	if (q->body != NULL)
 		evbuffer_free(q->body);
+	if (q->replay != NULL)
+		evbuffer_free(q->replay);
 	hbuf_free(&q->fields);
 	q->magic = 0;
 	free(q);

@@ -2,7 +2,7 @@
 """A gRPC-style call over HTTP/2 with prior knowledge (python3-h2), for
 what curl does not show: the response's trailers.
 
-    h2grpc.py PORT AUTHORITY PATH [--data N] [--streams K]
+    h2grpc.py PORT AUTHORITY PATH [--data N] [--streams K] [--header NAME=VALUE]...
 
 Sends K streams at once (default 1) on one connection: POST PATH with
 content-type application/grpc and te: trailers, and N bytes of body (a
@@ -34,12 +34,16 @@ def pattern(n):
 def main():
     port, authority, path = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     n, k = 0, 1
+    extra = []
     args = sys.argv[4:]
     while args:
         if args[0] == "--data":
             n = int(args[1])
         elif args[0] == "--streams":
             k = int(args[1])
+        elif args[0] == "--header":
+            name, _, value = args[1].partition("=")
+            extra.append((name, value))
         else:
             sys.exit("unknown argument " + args[0])
         args = args[2:]
@@ -58,7 +62,7 @@ def main():
         sid = conn.get_next_available_stream_id()
         conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
                                 (":authority", authority), (":path", path),
-                                ("content-type", "application/grpc"), ("te", "trailers")],
+                                ("content-type", "application/grpc"), ("te", "trailers")] + extra,
                           end_stream=(n == 0))
         streams[sid] = {"out": body, "status": None, "headers": [], "body": hashlib.sha256(),
                         "len": 0, "trailers": [], "end": None}

@@ -26,6 +26,8 @@ goaway", "conn 1 closed", "conn 1 stream 3 reset"). What it answers, by path:
               lines (pseudo-headers first)
   /goaway     the /hold streams of its connection answered, then GOAWAY
               with the stream before it as the last: it is refused
+  /refuse     the whole request read, then RST_STREAM REFUSED_STREAM if
+              its x-refuse-port is this server's port; else as /unary
 Every response carries x-conn. A request with a field HTTP/2 forbids
 (connection, transfer-encoding...) is refused by h2 itself.
 """
@@ -40,6 +42,7 @@ from h2.events import (ConnectionTerminated, DataReceived, RequestReceived,
 from h2.settings import SettingCodes, Settings
 
 HELD = []          # (protocol, stream id) of /hold streams
+PORT = [0]         # the port this server listens on
 CONNS = [0]
 
 
@@ -147,6 +150,13 @@ class H2Server(asyncio.Protocol):
                 s = self.streams.get(ev.stream_id)
                 if s is None:
                     continue
+                if s.path == '/refuse':
+                    if s.headers.get('x-refuse-port') == str(PORT[0]):
+                        log(f"conn {self.n} stream {ev.stream_id} refused after {len(s.body)} bytes")
+                        self.conn.reset_stream(ev.stream_id, error_code=7)
+                        self.streams.pop(ev.stream_id, None)
+                        continue
+                    s.path = '/unary'
                 if s.path == '/unary':
                     self.head(ev.stream_id, [('content-type', 'application/grpc'),
                                              ('x-body-len', str(len(s.body)))])
@@ -207,7 +217,7 @@ class H2Server(asyncio.Protocol):
             self.conn.close_connection(error_code=0, last_stream_id=sid - 2)
             self.streams.pop(sid, None)
             log(f"conn {self.n} sent goaway, last stream {sid - 2}")
-        elif s.path != '/unary':
+        elif s.path not in ('/unary', '/refuse'):
             self.conn.send_headers(sid, [(':status', '404'), ('x-conn', str(self.n))],
                                    end_stream=True)
             self.streams.pop(sid, None)
@@ -220,7 +230,8 @@ async def main():
     args = ap.parse_args()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: H2Server(args), '127.0.0.1', 0)
-    print(f"port {server.sockets[0].getsockname()[1]}", flush=True)
+    PORT[0] = server.sockets[0].getsockname()[1]
+    print(f"port {PORT[0]}", flush=True)
     async with server:
         await server.serve_forever()
 
