@@ -258,6 +258,8 @@ static void mem_janitor_cb(evutil_socket_t fd, short what, void *arg)
 		if (client_mem_park(c))
 			p->mem_released++;
 	}
+	/* Idle backend connections no request used since the last tick. */
+	upstream_pool_tick(p);
 	/* Request objects none used since the last tick. */
 	excess = p->free_reqs_low;
 	if (excess > 0) {
