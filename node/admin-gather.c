@@ -35,6 +35,7 @@ static void gather_fn(struct worker *w, void *arg)
 	proxy_tls_counters(p, &s->tls);
 	proxy_h2_counters(p, &s->h2);
 	proxy_h2c_stats(p, &s->h2c);
+	proxy_pool_counters(p, &s->pool);
 	if (g->apps.active)
 		appstats_snapshot(accesslog_appstats(worker_log(w)), t,
 				  (const char *const *)g->apps.names, g->apps.n, g->apps.want_top,
@@ -116,6 +117,8 @@ static void gather_done(void *arg)
 		m->tls.close_notify_sent += s->tls.close_notify_sent;
 		add_counters((uint64_t *)&m->h2, (const uint64_t *)&s->h2,
 			     sizeof(s->h2) / sizeof(uint64_t));
+		add_counters((uint64_t *)&m->pool, (const uint64_t *)&s->pool,
+			     sizeof(s->pool) / sizeof(uint64_t));
 		m->h2c.conns += s->h2c.conns;
 		m->h2c.conns_ready += s->h2c.conns_ready;
 		m->h2c.streams += s->h2c.streams;
@@ -301,4 +304,31 @@ void admin_h2c_metrics(const struct uh2_pool_stats *s, struct evbuffer *b)
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
 		admin_metric(b, m[i].name, m[i].type, m[i].help, m[i].v);
+}
+
+/* The pools of idle HTTP/1.1 backend connections (upstream.c). */
+void admin_pool_metrics(const struct proxy_pool_counters *n, struct evbuffer *b)
+{
+	const struct {
+		const char *name, *type, *help;
+		uint64_t v;
+	} m[] = {
+		{ "zkrouter_upstream_idle_connections", "gauge",
+		  "Idle pooled connections to instances (HTTP/1.1).", n->idle },
+		{ "zkrouter_upstream_connections_opened_total", "counter",
+		  "Connections opened to instances (HTTP/1.1).", n->opened },
+		{ "zkrouter_upstream_pool_reused_total", "counter",
+		  "Requests sent on a pooled connection.", n->reused },
+		{ "zkrouter_upstream_pool_full_closed_total", "counter",
+		  "Connections closed after a request because the pool held upstream-pool-max-idle.",
+		  n->full_closed },
+		{ "zkrouter_upstream_pool_trimmed_total", "counter",
+		  "Idle pooled connections closed as unused for a whole second (the pool shrinking "
+		  "to its demand).",
+		  n->trimmed },
+	};
+
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
+				    m[i].help, m[i].name, m[i].type, m[i].name, m[i].v);
 }

@@ -34,6 +34,7 @@ struct worker_snap {
 	struct proxy_tls_counters tls;
 	struct proxy_h2_counters h2;
 	struct uh2_pool_stats h2c;
+	struct proxy_pool_counters pool;
 };
 
 /* ---- per-app series (admin-apps.c) ---------------------------------- */
@@ -125,5 +126,7 @@ void admin_worker_metrics(const struct gather *g, struct evbuffer *b);
 void admin_h2_metrics(const struct proxy_h2_counters *n, struct evbuffer *b);
 /* The h2c pools' gauges and counters (connections to h2c apps). */
 void admin_h2c_metrics(const struct uh2_pool_stats *s, struct evbuffer *b);
+/* The pools of idle HTTP/1.1 backend connections. */
+void admin_pool_metrics(const struct proxy_pool_counters *n, struct evbuffer *b);
 
 #endif

@@ -535,6 +535,7 @@ static void render_metrics(struct gather *g)
 	tls_metrics(&g->sum.tls, b);
 	admin_h2_metrics(&g->sum.h2, b);
 	admin_h2c_metrics(&g->sum.h2c, b);
+	admin_pool_metrics(&g->sum.pool, b);
 	request_metrics(&g->sum.req, b);
 	appseries_render(a->apps, &g->apps, g->app_snap, g->n, t, b, clock_now_ms());
 	admin_worker_metrics(g, b);

@@ -55,8 +55,13 @@ struct backend {
 	unsigned outstanding;      /* requests in flight (this worker's) */
 	int64_t swrr_current;      /* smooth weighted round-robin state */
 	uint64_t hash_seed;        /* per-instance seed for rendezvous hashing */
-	TAILQ_HEAD(, upstream) idle;
+	/* Idle keep-alive connections, the most recently used first; the
+	 * upstream layer above keeps them (upstream.c). */
+	TAILQ_HEAD(upstream_idle_q, upstream) idle;
 	unsigned n_idle;
+	unsigned idle_low;         /* the fewest idle since the pool's last tick */
+	bool pool_listed;          /* in the proxy's pooled list (n_idle > 0) */
+	TAILQ_ENTRY(backend) pool_link;
 	/* Closes the idle connections (and retires the h2c pool): the pools
 	 * belong to the upstream layer above, which sets the hook through
 	 * the map (this layer does not call up into it). NULL: no pool. */

@@ -86,7 +86,7 @@ struct zkr_config {
 	/* connections and upstreams */
 	unsigned max_client_connections;  /* default 10000 */
 	unsigned upstream_idle_timeout_ms;/* pooled conn idle; default 4000 */
-	unsigned upstream_pool_max_idle;  /* per instance; default 32 */
+	unsigned upstream_pool_max_idle;  /* per instance, a cap; default 1000 */
 	unsigned h2c_backend_max_streams; /* per connection to an h2c instance; default 100 */
 	unsigned h2c_backend_max_connections; /* per h2c instance per worker; default 4 */
 	unsigned retries;                 /* other instances tried; default 3 */

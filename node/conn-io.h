@@ -83,7 +83,7 @@ struct conn_io {
 	struct conn_flushq *fq;
 	struct bufferevent *bev;
 	struct event *rev;         /* EV_READ | EV_PERSIST on the socket: rev_mem
-				    * on a plain connection, else allocated */
+				    * (plain or TLS), NULL once a bufferevent reads */
 	struct event rev_mem;      /* its memory, inside the connection's */
 	/* A client parked while idle (proxy-mem.c) has no bufferevent (bev
 	 * NULL): unpark gives it one again before a read, or closes the

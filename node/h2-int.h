@@ -27,6 +27,24 @@
 
 #define H2_STREAM_MAGIC 0x7a6b6873u   /* "zkhs" */
 
+/* h2-mem.c: nghttp2's allocator for one client session (its mem_user_data
+ * is the struct), and the pages given back when the connection idles. */
+#define H2_MEM_MAPS 8
+struct h2_mem {
+	nghttp2_mem mem;
+	struct {
+		void *p;
+		size_t len;
+	} maps[H2_MEM_MAPS];       /* nghttp2's big blocks, each mapped */
+	unsigned n;
+	void *framebuf;            /* nghttp2's frame buffer, among them */
+	bool making;               /* the session is being made */
+};
+void h2_mem_init(struct h2_mem *m);
+/* The connection is idle: the frame buffer's pages and those of the other
+ * blocks that hold only zeros go back to the system. */
+void h2_mem_release(struct h2_mem *m);
+
 /* A field of a head being received: offsets into the stream's storage,
  * which grows (pointers are made once the head is whole). */
 struct h2_field_at {
@@ -63,6 +81,7 @@ struct h2_stream {
 struct h2_conn {
 	struct client *c;
 	nghttp2_session *s;
+	struct h2_mem mem;         /* the session's allocator: freed after it */
 	TAILQ_HEAD(, h2_stream) streams;
 	TAILQ_HEAD(, h2_stream) pending;   /* to start, pump or resume */
 	unsigned n_streams;
@@ -101,6 +120,7 @@ void h2_stream_closed(struct h2_stream *st);
 ssize_t h2_stream_data(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 		       uint32_t *flags, nghttp2_data_source *src, void *arg);
 extern const struct resp_sink h2_sink;
+
 
 /* h2.c */
 void h2_pending(struct h2_conn *h2, struct h2_stream *st);

@@ -41,6 +41,7 @@ struct h2_stream *h2_stream_new(struct h2_conn *h2, int32_t id)
 	st->h2 = h2;
 	TAILQ_INSERT_TAIL(&h2->streams, st, link);
 	h2->n_streams++;
+	client_mem_busy(h2->c);
 	return st;
 }
 
@@ -50,6 +51,11 @@ void h2_stream_free(struct h2_stream *st)
 
 	TAILQ_REMOVE(&h2->streams, st, link);
 	h2->n_streams--;
+	/* Its last stream: idle, for the memory janitor (h2_mem_park). */
+	if (h2->n_streams == 0 && !h2->dead && h2->c->state == CS_H2) {
+		h2->c->idle_since_ms = clock_now_ms();
+		client_mem_idle(h2->c);
+	}
 	if (st->pending)
 		TAILQ_REMOVE(&h2->pending, st, plink);
 	if (h2->s != NULL && !st->closed)

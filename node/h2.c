@@ -314,10 +314,19 @@ static bool session_make(struct h2_conn *h2)
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_option_set_no_closed_streams(opt, 1);
 	nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
+	/* Response fields go out as literals (and from the static table),
+	 * never into the dynamic table, as HAProxy and nginx send them: the
+	 * values that repeat are few and short (X-Request-Id never does),
+	 * and the table would hold up to 4 KB per connection, idle ones too. */
+	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
 	nghttp2_option_set_stream_reset_rate_limit(opt, 4ull * cfg->h2_max_concurrent_streams,
 						   2ull * cfg->h2_max_resets_per_s);
-	if (nghttp2_session_server_new2(&h2->s, h2_cbs, h2, opt) != 0)
+	h2->mem.making = true;
+	if (nghttp2_session_server_new3(&h2->s, h2_cbs, h2, opt, &h2->mem.mem) != 0) {
+		h2->mem.making = false;
 		goto failed;
+	}
+	h2->mem.making = false;
 	set[0] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
 					  cfg->h2_max_concurrent_streams};
 	set[1] = (nghttp2_settings_entry){NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, win};
@@ -349,6 +358,7 @@ bool h2_start(struct client *c)
 		return false;
 	}
 	h2->c = c;
+	h2_mem_init(&h2->mem);
 	TAILQ_INIT(&h2->streams);
 	TAILQ_INIT(&h2->pending);
 	h2->bucket_ms = clock_now_ms();
@@ -364,6 +374,9 @@ bool h2_start(struct client *c)
 	}
 	p->h2_count.connections++;
 	client_set_state(c, CS_H2);
+	/* Idle until its first stream (h2_mem_park). */
+	c->idle_since_ms = clock_now_ms();
+	client_mem_idle(c);
 	/* The read timeout wakes us to bound stalled bodies (head timeout)
 	 * and idle connections (idle timeout), whichever comes first. */
 	conn_read_timeout(&c->io, p->cfg.head_timeout_ms < p->cfg.client_idle_timeout_ms
@@ -694,6 +707,21 @@ void h2_free(struct client *c)
 	hbuf_free(&h2->names);
 	free(h2);
 	c->h2 = NULL;
+}
+
+bool h2_mem_park(struct client *c)
+{
+	struct h2_conn *h2 = c->h2;
+
+	if (h2 == NULL || h2->dead || h2->n_streams > 0 || nghttp2_session_want_write(h2->s))
+		return false;
+	/* A response head's fields, made again for the next one. */
+	free(h2->nva);
+	h2->nva = NULL;
+	h2->nva_cap = 0;
+	hbuf_free(&h2->names);
+	h2_mem_release(&h2->mem);
+	return true;
 }
 
 void proxy_h2_counters(const struct proxy *p, struct proxy_h2_counters *out)

@@ -38,6 +38,11 @@ void h2_flush(struct client *c);
 void h2_close(struct client *c);
 /* From the reaper: the session and the streams' memory. */
 void h2_free(struct client *c);
+/* The memory janitor found the connection without a stream for a while
+ * (it is listed in the proxy's idle clients while it has none): nghttp2's
+ * buffers give their pages back (h2-mem.c). True when something was
+ * freed (the heap trim counts it). */
+bool h2_mem_park(struct client *c);
 /* A drain tick (proxy-drain.c): the two GOAWAYs, then the close once the
  * streams ended. True while the connection still counts. */
 bool h2_drain_tick(struct client *c, uint64_t now_ms);

@@ -13,6 +13,9 @@
  *    connection is never parked: requests on it cost what they did.
  *    The janitor finds those to park in p->idle_clients, where clients
  *    enter when they become idle, so in the order of idle_since_ms.
+ *    An HTTP/2 connection enters it when its last stream ends, and is
+ *    not parked but gives back the pages of nghttp2's buffers
+ *    (h2_mem_park, h2-mem.c).
  *  - Client blocks: struct client lives in blocks of CLIENT_SLAB_N mapped
  *    apart from the heap (mmap), away from what its requests allocate
  *    (bufferevents, buffers, request objects, backend connections).
@@ -48,6 +51,7 @@
 
 #include <event2/event.h>
 
+#include "node/h2.h"
 #include "node/stream.h"
 
 /* Under AddressSanitizer a free slot is poisoned, so that a client used
@@ -155,7 +159,9 @@ void client_mem_free(struct client *c)
 
 void client_mem_idle(struct client *c)
 {
-	if (c->idle_listed || c->tls)
+	/* TLS keeps its buffers (SSL_MODE_RELEASE_BUFFERS frees the SSL's),
+	 * but an HTTP/2 connection's nghttp2 buffers can go (h2_mem_park). */
+	if (c->idle_listed || (c->tls && c->h2 == NULL))
 		return;
 	TAILQ_INSERT_TAIL(&c->p->idle_clients, c, idle_link);
 	c->idle_listed = true;
@@ -253,11 +259,18 @@ static void mem_janitor_cb(evutil_socket_t fd, short what, void *arg)
 	while ((c = TAILQ_FIRST(&p->idle_clients)) != NULL &&
 	       c->idle_since_ms + MEM_PARK_AFTER_MS <= now) {
 		client_mem_busy(c);
+		if (c->h2 != NULL) {
+			if (h2_mem_park(c))
+				p->mem_released++;
+			continue;
+		}
 		/* One with bytes under way is not listed again until it is
 		 * idle again: at most one try per idle period. */
 		if (client_mem_park(c))
 			p->mem_released++;
 	}
+	/* Idle backend connections no request used since the last tick. */
+	upstream_pool_tick(p);
 	/* Request objects none used since the last tick. */
 	excess = p->free_reqs_low;
 	if (excess > 0) {

@@ -105,18 +105,18 @@ bool conn_io_open_tls(struct conn_io *io, struct event_base *base, struct conn_f
 	 * still answered), not as an error that forbids writing. */
 	SSL_set_options(ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
 #endif
-	io->rev = event_new(base, fd, EV_READ | EV_PERSIST, tls_read_cb, io);
+	/* The read event in the connection's own memory, as on a plain
+	 * one: an allocation less for every idle connection. */
+	if (event_assign(&io->rev_mem, base, fd, EV_READ | EV_PERSIST, tls_read_cb, io) != 0)
+		goto failed;
+	io->rev = &io->rev_mem;
 	io->wev = event_new(base, fd, EV_WRITE, tls_write_cb, io);
-	if (io->rev == NULL || io->wev == NULL)
+	if (io->wev == NULL)
 		goto failed;
 	io->ssl = ssl;
 	return true;
 failed:
 	ERR_clear_error();
-	if (io->rev)
-		event_free(io->rev);
-	if (io->wev)
-		event_free(io->wev);
 	io->rev = io->wev = NULL;
 	return false;
 }
@@ -499,7 +499,7 @@ bool conn_tls_to_bev(struct conn_io *io)
 	if (io->wblocked)
 		event_del(io->wev);
 	io->wblocked = io->rwants_write = false;
-	event_free(io->rev);
+	event_del(io->rev);   /* io->rev_mem */
 	io->rev = NULL;
 	io->reading = false;
 	bufferevent_free(io->bev);

@@ -653,6 +653,7 @@ struct proxy *proxy_new(struct event_base *base, const struct zkr_config *cfg,
 	TAILQ_INIT(&p->waiting_loads);
 	TAILQ_INIT(&p->dead_clients);
 	TAILQ_INIT(&p->dead_upstreams);
+	TAILQ_INIT(&p->pooled);
 	backend_map_init(&p->map);
 	p->uops = &proxy_upstream_ops;
 	p->map.idle_close = upstream_pool_close;

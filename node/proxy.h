@@ -153,6 +153,17 @@ struct proxy_h2_counters {
 };
 void proxy_h2_counters(const struct proxy *p, struct proxy_h2_counters *out);
 
+/* The pools of idle HTTP/1.1 backend connections (upstream.c), for
+ * /metrics. */
+struct proxy_pool_counters {
+	uint64_t idle;             /* gauge: idle pooled connections now */
+	uint64_t opened;           /* connections opened to instances */
+	uint64_t reused;           /* requests sent on a pooled connection */
+	uint64_t full_closed;      /* back from a request to a full pool: closed */
+	uint64_t trimmed;          /* closed by the tick: unused for a whole period */
+};
+void proxy_pool_counters(const struct proxy *p, struct proxy_pool_counters *out);
+
 /* The pools of HTTP/2 connections to h2c apps' instances (upstream-h2c.c):
  * open connections and streams now, totals since the start (those of
  * pools retired with their instance included). */

@@ -329,6 +329,11 @@ struct proxy {
 	struct event *reaper;
 	TAILQ_HEAD(, client) dead_clients;
 	TAILQ_HEAD(, upstream) dead_upstreams;
+
+	/* Instances with idle backend connections, for the pool's tick
+	 * (upstream_pool_tick), and what the pools did. */
+	TAILQ_HEAD(, backend) pooled;
+	struct proxy_pool_counters pool_count;
 };
 
 /* Per-connection logging: connection id (and request number) first. */

@@ -48,16 +48,56 @@ static unsigned app_or(unsigned app_value, unsigned dflt)
 	return app_value ? app_value : dflt;
 }
 
+/*
+ * The idle pool of an instance (per worker): a stack, the most recently
+ * used connection on top, so that the ones at the bottom are those no
+ * request needed lately. Its size follows the demand: a connection that
+ * comes back from a request stays (up to upstream_pool_max_idle), and the
+ * tick closes half of those that stayed unused through a whole period
+ * (the fewest idle seen since the last tick), rounded down. A steady load then reuses
+ * its connections instead of paying a connect and a close per request
+ * past a fixed size, and what a burst left behind goes within seconds,
+ * before upstream_idle_timeout_ms if that is longer.
+ */
+static void pool_push(struct upstream *up)
+{
+	struct backend *be = up->be;
+	struct proxy *p = up->p;
+
+	TAILQ_INSERT_HEAD(&be->idle, up, link);
+	be->n_idle++;
+	p->pool_count.idle++;
+	if (!be->pool_listed) {
+		be->pool_listed = true;
+		be->idle_low = 0;
+		TAILQ_INSERT_TAIL(&p->pooled, be, pool_link);
+	}
+}
+
+static void pool_remove(struct upstream *up)
+{
+	struct backend *be = up->be;
+	struct proxy *p = up->p;
+
+	TAILQ_REMOVE(&be->idle, up, link);
+	be->n_idle--;
+	p->pool_count.idle--;
+	if (be->n_idle < be->idle_low)
+		be->idle_low = be->n_idle;
+	if (be->n_idle == 0 && be->pool_listed) {
+		be->pool_listed = false;
+		TAILQ_REMOVE(&p->pooled, be, pool_link);
+	}
+}
+
 void upstream_close(struct upstream *up)
 {
 	struct proxy *p = up->p;
 
 	if (up->state == US_DEAD)
 		return;
-	if (up->state == US_IDLE) {
-		TAILQ_REMOVE(&up->be->idle, up, link);
-		up->be->n_idle--;
-	}
+	if (up->state == US_IDLE)
+		pool_remove(up);
 	up_set_state(up, US_DEAD);
 	up->req = NULL;
 	conn_io_halt(&up->io);
@@ -88,6 +128,32 @@ void upstream_pool_close(struct backend *b)
 	while ((up = TAILQ_FIRST(&b->idle)) != NULL)
 		upstream_close(up);
 	upstream_h2c_pool_close(b);
+}
+
+void upstream_pool_tick(struct proxy *p)
+{
+	struct backend *be, *next;
+
+	for (be = TAILQ_FIRST(&p->pooled); be != NULL; be = next) {
+		/* Rounded down: the last spare connection is left to the
+		 * idle timeout, so an app with a request now and then keeps
+		 * one to reuse, as it did before. */
+		unsigned unused = be->idle_low / 2;
+		struct upstream *up;
+
+		/* Closing the last one unlists the instance: next is kept. */
+		next = TAILQ_NEXT(be, pool_link);
+		while (unused-- > 0 && (up = TAILQ_LAST(&be->idle, upstream_idle_q)) != NULL) {
+			p->pool_count.trimmed++;
+			upstream_close(up);
+		}
+		be->idle_low = be->n_idle;
+	}
+}
+
+void proxy_pool_counters(const struct proxy *p, struct proxy_pool_counters *out)
+{
+	*out = p->pool_count;
 }
 
 /* ---- the request ------------------------------------------------------- */
@@ -434,6 +500,7 @@ static struct upstream *upstream_connect(struct proxy *p, struct backend *be, un
 		return NULL;
 	}
 	proxy_mem_fd_seen(p, up->io.fd);
+	p->pool_count.opened++;
 	return up;
 }
 
@@ -443,8 +510,8 @@ static struct upstream *pool_take(struct backend *be)
 
 	if (up == NULL)
 		return NULL;
-	TAILQ_REMOVE(&be->idle, up, link);
-	be->n_idle--;
+	pool_remove(up);
+	up->p->pool_count.reused++;
 	up->reused = true;
 	up_set_state(up, US_ACTIVE);
 	return up;
@@ -616,9 +683,10 @@ void upstream_release(struct request *r, bool reusable)
 
 		r->up = NULL;
 		up->req = NULL;
+		bool full = be->n_idle >= p->cfg.upstream_pool_max_idle;
+
 		if (reusable && r->req_body_done && up->state == US_ACTIVE &&
-		    backend_routable(be) && !backend_health_down(be) &&
-		    be->n_idle < p->cfg.upstream_pool_max_idle &&
+		    backend_routable(be) && !backend_health_down(be) && !full &&
 		    evbuffer_get_length(bufferevent_get_input(up->bev)) == 0 &&
 		    evbuffer_get_length(bufferevent_get_output(up->bev)) == 0) {
 			const struct route_app_config *ac = &r->as->app->config;
@@ -628,14 +696,15 @@ void upstream_release(struct request *r, bool reusable)
 				idle = ac->idle_timeout_ms;
 			up_set_state(up, US_IDLE);
 			up->reused = false;
-			TAILQ_INSERT_HEAD(&be->idle, up, link);
-			be->n_idle++;
+			pool_push(up);
 			/* The write timeout stays: with nothing to write it
 			 * arms nothing, and the next request needs it again. */
 			conn_read_timeout(&up->io, idle);
 			/* Reading stays on: an idle close is noticed at once. */
 			conn_read_on(&up->io);
 		} else {
+			if (full && reusable)
+				p->pool_count.full_closed++;
 			upstream_close(up);
 		}
 	}

@@ -110,5 +110,9 @@ void upstream_response_fail(struct request *r, int status, const char *code, con
 /* Closes every idle pooled connection of `b` (removed, draining, freed):
  * the backend layer's idle_close hook (struct backend). */
 void upstream_pool_close(struct backend *b);
+/* Once a second (the proxy's janitor): closes half of the idle
+ * connections that no request used since the last tick (rounded down), so that each pool
+ * follows its instance's recent demand instead of a fixed size. */
+void upstream_pool_tick(struct proxy *p);
 
 #endif

@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
-"""Many idle keep-alive clients, for tests/proxy_idlemem.sh.
+"""Many idle keep-alive clients, for tests/proxy_idlemem.sh and
+tests/proxy_h2_idlemem.sh.
 
-    idleclients.py PORT HOST N OUTFILE
+    idleclients.py [--h2] PORT HOST N OUTFILE
+
+--h2 speaks HTTP/2 with prior knowledge (h2c): the preface, SETTINGS (the
+server's acknowledged) and a GET on stream 1, the second one on stream 3,
+each read to its END_STREAM; headers go as HPACK literals never indexed.
 
 Opens N connections to 127.0.0.1:PORT, sends one GET with Host HOST on
 each, reads each answer's head and body (Content-Length), then writes
@@ -39,6 +44,54 @@ def ask(s, host):
     return head.split(b" ")[1] == b"200"
 
 
+def hpack_literal(name, value):
+    """A header field as an HPACK literal, never indexed, no Huffman
+    (names and values here are shorter than 127 bytes)."""
+    return b"\x10" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def frame(ftype, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+def recv_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        more = s.recv(n - len(data))
+        if not more:
+            raise OSError("closed")
+        data += more
+    return data
+
+
+def ask_h2(s, host, sid):
+    """A GET on stream `sid`; True when its answer is a 200 ended by
+    END_STREAM. The server's SETTINGS are acknowledged on the way."""
+    if sid == 1:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
+    block = (hpack_literal(b":method", b"GET") + hpack_literal(b":scheme", b"http") +
+             hpack_literal(b":authority", host) + hpack_literal(b":path", b"/?idle"))
+    s.sendall(frame(1, 0x5, sid, block))   # END_STREAM | END_HEADERS
+    status = False
+    while True:
+        head = recv_exactly(s, 9)
+        length = int.from_bytes(head[:3], "big")
+        ftype, flags, fsid = head[3], head[4], int.from_bytes(head[5:9], "big") & 0x7fffffff
+        payload = recv_exactly(s, length)
+        if ftype == 4 and not flags & 0x1:
+            s.sendall(frame(4, 0x1, 0))
+        elif ftype == 7:
+            return False
+        elif ftype == 1 and fsid == sid:
+            # After any table size update (0x20-0x3e: a small size),
+            # :status 200 is index 8 of the static table: 0x88.
+            while payload and 0x20 <= payload[0] < 0x3f:
+                payload = payload[1:]
+            status = payload[:1] == b"\x88"
+        if fsid == sid and ftype in (0, 1) and flags & 0x1:
+            return status
+
+
 def put(path, line):
     with open(path + ".tmp", "w") as f:
         f.write(line + "\n")
@@ -47,6 +100,9 @@ def put(path, line):
 
 
 def main():
+    h2 = sys.argv[1] == "--h2"
+    if h2:
+        del sys.argv[1]
     port, host, n, out = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     conns, ok = [], 0
@@ -55,14 +111,14 @@ def main():
         s.settimeout(20)
         s.connect(("127.0.0.1", port))
         conns.append(s)
-        ok += ask(s, host)
+        ok += ask_h2(s, host, 1) if h2 else ask(s, host)
     put(out, "ready %d" % ok)
     while not os.path.exists(out + ".again"):
         time.sleep(0.1)
     ok = 0
     for s in conns:
         try:
-            ok += ask(s, host)
+            ok += ask_h2(s, host, 3) if h2 else ask(s, host)
         except OSError:
             pass
     put(out + ".done", "again %d" % ok)

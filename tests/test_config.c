@@ -80,7 +80,7 @@ static void test_defaults(void)
 	CU_ASSERT_EQUAL(c.tunnel_idle_timeout_ms, 300000);
 	CU_ASSERT_EQUAL(c.max_client_connections, 10000);
 	CU_ASSERT_EQUAL(c.upstream_idle_timeout_ms, 4000);
-	CU_ASSERT_EQUAL(c.upstream_pool_max_idle, 32);
+	CU_ASSERT_EQUAL(c.upstream_pool_max_idle, 1000);
 	CU_ASSERT_EQUAL(c.retries, 3);
 	CU_ASSERT_EQUAL(c.retry_budget_ms, 10000);
 	CU_ASSERT_EQUAL(c.eject_base_ms, 1000);
