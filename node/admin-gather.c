@@ -329,6 +329,5 @@ void admin_pool_metrics(const struct proxy_pool_counters *n, struct evbuffer *b)
 	};
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
-				    m[i].help, m[i].name, m[i].type, m[i].name, m[i].v);
+		admin_metric(b, m[i].name, m[i].type, m[i].help, m[i].v);
 }
