@@ -126,10 +126,14 @@ log "an instance that refuses connections: calls with 100 KB bodies retried on t
 DEAD_PORT=$(free_port) || hard_error "no free port"
 register g.test gx "$DEAD_PORT"
 wait_instance g.test gx
-for i in $(seq 1 8); do
+# The balancer draws two instances at random: call until one call was
+# sent to gx (bounded: 40 calls all missing it has odds of 2^-40).
+for i in $(seq 1 40); do
 	out=$(grpc g.test /unary --data 100000) || fail "request $i with a refusing instance: $out"
 	echo "$out" | grep -qx 'trailer grpc-status=0' || fail "request $i: $out"
+	grep -q 'h2c 127.0.0.1:'"$DEAD_PORT"': .*trying another instance' "$T/zkrouterd.log" && break
 done
+echo "the refusing instance was drawn by call $i"
 routes | "$H2PY" -c '
 import json, sys
 t = json.load(sys.stdin)
