@@ -635,48 +635,6 @@ static size_t send_kept(struct request *r, struct h2c_req *q, struct evbuffer *s
 	return n;
 }
 
-/* An HTTP/1.1 client's body bytes, de-framed into q->body, at most
- * buffer_high_bytes ahead of the stream. False when the request failed. */
-static bool unframe_h1(struct request *r, struct h2c_req *q, struct evbuffer *in)
-{
-	struct proxy *p = r->c->p;
-
-	while (!r->req_body_done && evbuffer_get_length(in) > 0 &&
-	       evbuffer_get_length(q->body) < p->cfg.buffer_high_bytes) {
-		if (r->req_framing == FRAME_LENGTH) {
-			size_t len = evbuffer_get_length(in);
-			size_t n = len < r->req_remaining ? len : (size_t)r->req_remaining;
-			int moved = evbuffer_remove_buffer(in, q->body, n);
-
-			if (moved <= 0)
-				break;
-			r->req_remaining -= (size_t)moved;
-			r->body_moved += (size_t)moved;
-			r->bytes_in += (size_t)moved;
-			if (r->req_remaining == 0)
-				r->req_body_done = true;
-		} else {
-			size_t used, dlen;
-			bool done;
-			const char *why = NULL;
-
-			if (!http_body_move(&r->parser, &r->chunks, &p->lim, in, q->body, p->scratch,
-					    false, &used, &dlen, &done, &why)) {
-				evbuffer_drain(in, evbuffer_get_length(in));
-				UP_OPS(r)->request_fail(r, 400, "bad_request", "malformed chunked body");
-				return false;
-			}
-			r->body_moved += used;
-			r->bytes_in += used;
-			if (done)
-				r->req_body_done = true;
-			if (used == 0)
-				break;
-		}
-	}
-	return true;
-}
-
 void upstream_h2c_pump(struct request *r)
 {
 	struct h2c_req *q = r->h2c;
@@ -709,7 +667,9 @@ void upstream_h2c_pump(struct request *r)
 		if (r->req_body_eof && evbuffer_get_length(in) == 0)
 			r->req_body_done = true;
 	} else {
-		if (!unframe_h1(r, q, in))
+		/* An HTTP/1.1 client's body, de-framed into q->body, at most
+		 * buffer_high_bytes ahead of the stream. */
+		if (!upstream_body_move(r, in, q->body, false))
 			return;
 		send_kept(r, q, q->body, r->req_body_done);
 		if (q->s == NULL)

@@ -188,9 +188,8 @@ bool request_body_stalled(const struct request *r)
 	       evbuffer_get_length(bufferevent_get_input(r->c->bev)) == 0;
 }
 
-/* Moves body bytes until the input is empty, the body is complete or the
- * backend's output passes the high mark. False when the request failed. */
-static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *out)
+bool upstream_body_move(struct request *r, struct evbuffer *in, struct evbuffer *out,
+			bool keep_chunks)
 {
 	struct proxy *p = r->c->p;
 
@@ -231,8 +230,8 @@ static bool pump_some(struct request *r, struct evbuffer *in, struct evbuffer *o
 			bool done;
 			const char *why = NULL;
 
-			if (!http_body_move(&r->parser, &r->chunks, &p->lim, in, out, p->scratch, true,
-					    &used, &dlen, &done, &why)) {
+			if (!http_body_move(&r->parser, &r->chunks, &p->lim, in, out, p->scratch,
+					    keep_chunks, &used, &dlen, &done, &why)) {
 				evbuffer_drain(in, evbuffer_get_length(in));
 				UP_OPS(r)->request_fail(r, 400, "bad_request", "malformed chunked body");
 				return false;
@@ -275,7 +274,7 @@ void upstream_pump_request(struct request *r)
 	in = request_body_in(r);
 	out = bufferevent_get_output(up->bev);
 	for (;;) {
-		if (!pump_some(r, in, out))
+		if (!upstream_body_move(r, in, out, true))
 			return;
 		conn_flush(&up->io);
 		/* The socket may have taken it all: then keep moving what the

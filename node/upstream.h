@@ -87,6 +87,13 @@ bool upstream_sending(const struct request *r);
 /* The instance could not take the request and did not act on it: the
  * next one is tried (upstream-h2c.c's retryable stream errors). */
 void upstream_next_attempt(struct request *r);
+/* Moves request body bytes from `in` to `out` until the input is empty,
+ * the body is complete or `out` passes buffer_high_bytes. A chunked
+ * HTTP/1.1 body keeps its framing when keep_chunks, else goes as its
+ * data alone (upstream-h2c.c's streams); HTTP/2 DATA is framed for an
+ * HTTP/1.1 backend. False when the request failed (answered). */
+bool upstream_body_move(struct request *r, struct evbuffer *in, struct evbuffer *out,
+			bool keep_chunks);
 /* True when the request waits for body bytes the client does not send
  * (nothing of ours holds them back): its read timeout then means 408. */
 bool request_body_stalled(const struct request *r);
