@@ -102,6 +102,7 @@ start_backends() {
 	BPORTS=()
 	for b in b1 b2; do
 		spawn "backend-$b" "${LOAD_RUN[@]}" "$BUILDDIR/tests/backend" --quiet --id "$b" --ready-file "$T/$b.port"
+		BACKEND_PIDS="${BACKEND_PIDS:-} $SPAWNED_PID"
 		wait_for 10 test -s "$T/$b.port" || hard_error "backend $b did not start"
 		port=$(cat "$T/$b.port")
 		BPORTS+=("$port")
