@@ -405,7 +405,10 @@ measure_idle() {
 	# The client prints "ready" or "failed", or exits on a usage error.
 	wait_for 180 eval "grep -q '^ready\|^failed' '$T/idle-$p.out' || ! kill -0 $idle_pid"
 	if grep -q '^ready' "$T/idle-$p.out"; then
-		sleep 2
+		# Idle means idle for a while: long enough for zkrouterd's
+		# memory janitor (1 s ticks) to park them and give back what
+		# their requests used. The others are measured the same way.
+		sleep "${IDLE_SETTLE:-5}"
 		# shellcheck disable=SC2086
 		held=$(rss_kb $pids)
 		eval "RSS0_$p=$base RSS_$p=$held"
