@@ -76,6 +76,7 @@ struct h2_stream {
 	TAILQ_ENTRY(h2_stream) link;    /* the connection's streams */
 	TAILQ_ENTRY(h2_stream) plink;   /* work after a read or a send */
 	bool pending;
+	struct h2_stream *next_free;    /* in the worker's pool (h2-stream.c) */
 };
 
 struct h2_conn {

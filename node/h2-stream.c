@@ -19,22 +19,93 @@
 #include "node/h2-int.h"
 #include "registry/prng.h"
 
-struct h2_stream *h2_stream_new(struct h2_conn *h2, int32_t id)
-{
-	struct h2_stream *st = calloc(1, sizeof(*st));
+static void stream_destroy(struct h2_stream *st);
 
+/* A head of up to this many fields is checked from the stack, and its
+ * field index (and up to H2_FIELDS_KEEP_BYTES of names and values) kept
+ * with the stream when it goes back to the pool. */
+#define H2_FIELDS_SMALL 32
+#define H2_FIELDS_KEEP_BYTES 1024
+
+/* A stream freed goes to its worker's pool with its two buffers (empty)
+ * and its field storage, for the next one: a stream costs no allocation
+ * of its own while the worker is busy. The memory janitor frees those the
+ * last second did not need (h2_stream_pool_trim). */
+static struct h2_stream *stream_alloc(struct proxy *p)
+{
+	struct h2_stream *st = p->free_h2s;
+
+	if (st != NULL) {
+		p->free_h2s = st->next_free;
+		st->next_free = NULL;
+		if (--p->n_free_h2s < p->free_h2s_low)
+			p->free_h2s_low = p->n_free_h2s;
+		return st;
+	}
+	st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return NULL;
 	st->in = evbuffer_new();
 	st->out = evbuffer_new();
 	if (st->in == NULL || st->out == NULL) {
-		if (st->in)
-			evbuffer_free(st->in);
-		if (st->out)
-			evbuffer_free(st->out);
-		free(st);
+		stream_destroy(st);
 		return NULL;
 	}
+	return st;
+}
+
+static void stream_destroy(struct h2_stream *st)
+{
+	if (st->in)
+		evbuffer_free(st->in);
+	if (st->out)
+		evbuffer_free(st->out);
+	hbuf_free(&st->fields);
+	free(st->at);
+	free(st);
+}
+
+/* Back to the pool, as new but for what it keeps. */
+static void stream_put(struct proxy *p, struct h2_stream *st)
+{
+	struct evbuffer *in = st->in, *out = st->out;
+	struct h2_field_at *at = st->at;
+	unsigned cap_fields = st->cap_fields;
+	struct hbuf fields = st->fields;
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	evbuffer_drain(out, evbuffer_get_length(out));
+	fields.len = 0;
+	memset(st, 0, sizeof(*st));
+	st->in = in;
+	st->out = out;
+	st->at = at;
+	st->cap_fields = cap_fields;
+	st->fields = fields;
+	st->next_free = p->free_h2s;
+	p->free_h2s = st;
+	p->n_free_h2s++;
+}
+
+void h2_stream_pool_trim(struct proxy *p, size_t n)
+{
+	while (n-- > 0 && p->free_h2s != NULL) {
+		struct h2_stream *st = p->free_h2s;
+
+		p->free_h2s = st->next_free;
+		p->n_free_h2s--;
+		stream_destroy(st);
+	}
+	if (p->free_h2s_low > p->n_free_h2s)
+		p->free_h2s_low = p->n_free_h2s;
+}
+
+struct h2_stream *h2_stream_new(struct h2_conn *h2, int32_t id)
+{
+	struct h2_stream *st = stream_alloc(h2->c->p);
+
+	if (st == NULL)
+		return NULL;
 	st->magic = H2_STREAM_MAGIC;
 	st->id = id;
 	st->body_ms = clock_now_ms();
@@ -64,14 +135,9 @@ void h2_stream_free(struct h2_stream *st)
 	 * or a client resetting uploads would shut it little by little. */
 	if (h2->s != NULL && evbuffer_get_length(st->in) > 0)
 		nghttp2_session_consume_connection(h2->s, evbuffer_get_length(st->in));
-	evbuffer_free(st->in);
-	evbuffer_free(st->out);
 	if (st->trailers != NULL)
 		evbuffer_free(st->trailers);
-	hbuf_free(&st->fields);
-	free(st->at);
-	st->magic = 0;
-	free(st);
+	stream_put(h2->c->p, st);
 }
 
 /* ---- the request head -------------------------------------------------- */
@@ -262,7 +328,7 @@ void h2_stream_start(struct h2_stream *st)
 	struct client *c = h2->c;
 	struct proxy *p = c->p;
 	struct h2_request_view v;
-	struct h2_field *f = NULL, cookie;
+	struct h2_field f_small[H2_FIELDS_SMALL], *f = f_small, cookie;
 	struct request *r;
 	const char *why = NULL;
 	size_t i, coff = 0, clen = 0;
@@ -286,7 +352,7 @@ void h2_stream_start(struct h2_stream *st)
 		goto done;
 	}
 	if (!join_cookies(st, &coff, &clen) ||
-	    (f = malloc((st->n_fields ? st->n_fields : 1) * sizeof(*f))) == NULL) {
+	    (st->n_fields > H2_FIELDS_SMALL && (f = malloc(st->n_fields * sizeof(*f))) == NULL)) {
 		start_fail(r, 503, "out_of_memory", "out of memory");
 		goto done;
 	}
@@ -346,12 +412,20 @@ void h2_stream_start(struct h2_stream *st)
 	}
 	request_route_head(r);
 done:
-	free(f);
-	/* The head is written for the backend (or answered): its fields go. */
-	hbuf_free(&st->fields);
-	free(st->at);
-	st->at = NULL;
-	st->n_fields = st->cap_fields = 0;
+	if (f != f_small)
+		free(f);
+	/* The head is written for the backend (or answered): its fields go,
+	 * but storage the size of a common head stays for the pool's next
+	 * stream. */
+	st->n_fields = 0;
+	st->fields.len = 0;
+	if (st->fields.cap > H2_FIELDS_KEEP_BYTES)
+		hbuf_free(&st->fields);
+	if (st->cap_fields > H2_FIELDS_SMALL) {
+		free(st->at);
+		st->at = NULL;
+		st->cap_fields = 0;
+	}
 }
 
 /* ---- the request body -------------------------------------------------- */

@@ -17,6 +17,7 @@
 
 struct client;
 struct evbuffer;
+struct proxy;
 struct request;
 
 /* Whether the input begins with the HTTP/2 client preface: 1 yes, 0 too
@@ -43,6 +44,9 @@ void h2_free(struct client *c);
  * buffers give their pages back (h2-mem.c). True when something was
  * freed (the heap trim counts it). */
 bool h2_mem_park(struct client *c);
+/* Frees n of the worker's pooled streams (SIZE_MAX: all): the janitor
+ * frees those a whole tick did not use, the proxy's end all. */
+void h2_stream_pool_trim(struct proxy *p, size_t n);
 /* A drain tick (proxy-drain.c): the two GOAWAYs, then the close once the
  * streams ended. True while the connection still counts. */
 bool h2_drain_tick(struct client *c, uint64_t now_ms);

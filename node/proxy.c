@@ -808,6 +808,7 @@ void proxy_free(struct proxy *p)
 	if (p->wake_fd >= 0)
 		close(p->wake_fd);
 	request_pool_clear(p);
+	h2_stream_pool_trim(p, SIZE_MAX);
 	proxy_mem_free(p);
 	if (p->scratch)
 		evbuffer_free(p->scratch);

@@ -308,6 +308,9 @@ struct proxy {
 	struct request *free_reqs;
 	size_t n_free_reqs;
 	size_t free_reqs_low;      /* the fewest free since the janitor's tick */
+	struct h2_stream *free_h2s;   /* HTTP/2 streams to reuse (h2-stream.c) */
+	size_t n_free_h2s;
+	size_t free_h2s_low;
 	struct evbuffer *scratch;
 	struct hbuf resp_head;     /* the response head being written */
 	struct conn_flushq flushq; /* outputs written at the end of the turn */
