@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "node/h2-int.h"
+#include "node/mem-cache.h"
 
 /* Blocks this big or bigger are mapped: the frame buffer (a 16 KB frame
  * and its header), the stream map (4 KB), a large header's buffer. */
@@ -64,7 +65,7 @@ static void *mem_alloc(struct h2_mem *m, size_t size, bool zero)
 	void *p;
 
 	if (size < H2_MEM_MAP_MIN || m->n == H2_MEM_MAPS || size > SIZE_MAX - page_size())
-		return zero ? calloc(1, size) : malloc(size);
+		return zero ? memc_calloc(1, size) : memc_malloc(size);
 	len = (size + page_size() - 1) / page_size() * page_size();
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
@@ -93,7 +94,7 @@ static void mem_free(void *ptr, void *arg)
 		return;
 	i = map_find(m, ptr);
 	if (i < 0) {
-		free(ptr);
+		memc_free(ptr);
 		return;
 	}
 	munmap(ptr, m->maps[i].len);
@@ -120,7 +121,7 @@ static void *mem_realloc(void *ptr, size_t size, void *arg)
 		return mem_malloc(size, arg);
 	i = map_find(m, ptr);
 	if (i < 0 && size < H2_MEM_MAP_MIN)
-		return realloc(ptr, size);
+		return memc_realloc(ptr, size);
 	/* Into or out of a mapping: copied. */
 	old = i >= 0 ? m->maps[i].len : malloc_usable_size(ptr);
 	p = mem_malloc(size, arg);

@@ -48,6 +48,7 @@
 #include "node/admin.h"
 #include "node/config.h"
 #include "node/health.h"
+#include "node/mem-cache.h"
 #include "node/proxy.h"
 #include "node/shared.h"
 #include "node/tls.h"
@@ -670,6 +671,9 @@ int main(int argc, char **argv)
 	enum zkr_log_level lvl;
 
 	zkr_log_init("zkrouterd", ZKR_LOG_INFO, false);
+	/* Before libevent allocates anything: its blocks go through the
+	 * workers' caches (mem-cache.c). */
+	event_set_mem_functions(memc_malloc, memc_realloc, memc_free);
 	/* libevent's global state (its random numbers for DNS, its lists)
 	 * is shared by the worker threads' loops. */
 	if (evthread_use_pthreads() != 0) {

@@ -52,6 +52,7 @@
 #include <event2/event.h>
 
 #include "node/h2.h"
+#include "node/mem-cache.h"
 #include "node/stream.h"
 
 /* Under AddressSanitizer a free slot is poisoned, so that a client used
@@ -278,6 +279,16 @@ static void mem_janitor_cb(evutil_socket_t fd, short what, void *arg)
 		p->mem_released += excess;
 	}
 	p->free_reqs_low = p->n_free_reqs;
+	/* And HTTP/2 streams, and the worker's cache of small blocks. What
+	 * these give back under load is their steady excess, not worth a
+	 * trim: a heap trimmed while busy grows back at once, a page fault
+	 * per page. */
+	excess = p->free_h2s_low;
+	h2_stream_pool_trim(p, excess);
+	p->free_h2s_low = p->n_free_h2s;
+	excess += memc_tick();
+	if (p->n_active == 0)
+		p->mem_released += excess;
 }
 
 bool proxy_mem_init(struct proxy *p)

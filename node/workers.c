@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "node/accesslog.h"
+#include "node/mem-cache.h"
 #include "node/proxy.h"
 #include "node/workers.h"
 #include "registry/log.h"
@@ -156,7 +157,10 @@ static void worker_cb(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
-	int rc = event_base_dispatch(w->base);
+	int rc;
+
+	memc_thread_start();
+	rc = event_base_dispatch(w->base);
 
 	/* A worker whose loop ends unasked leaves its listening sockets
 	 * taking connections nobody serves: stop the process loudly rather
@@ -168,6 +172,7 @@ static void *worker_main(void *arg)
 	}
 	/* What is buffered goes out before the thread ends. */
 	accesslog_flush(w->log);
+	memc_thread_end();
 	return NULL;
 }
 
