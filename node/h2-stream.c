@@ -635,21 +635,6 @@ static bool ws_accept(const struct request *r, const struct http_hdr *hd)
 	return r->upgrade && http_name_is(hd, "sec-websocket-accept");
 }
 
-/* v in decimal at buf (21 bytes at least), without printf: this runs for
- * every response; returns the length. */
-static size_t dec_u64(char *buf, uint64_t v)
-{
-	char num[20];
-	size_t i = sizeof(num);
-
-	do {
-		num[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	memcpy(buf, num + i, sizeof(num) - i);
-	return sizeof(num) - i;
-}
-
 static bool sink_head(struct request *r, const struct fwd_response *f)
 {
 	struct h2_stream *st = r->h2s;
@@ -701,7 +686,7 @@ static bool sink_head(struct request *r, const struct fwd_response *f)
 	if (!has_rid && f->request_id)
 		NV_LIT(&h2->nva[n++], "x-request-id", f->request_id, f->request_id_len);
 	if (f->framing == FRAME_LENGTH) {
-		size_t cl = dec_u64(clen, f->content_length);
+		size_t cl = headers_dec(clen, f->content_length);
 
 		NV_LIT(&h2->nva[n++], "content-length", clen, cl);
 	}

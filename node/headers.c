@@ -92,17 +92,24 @@ static void put_hdr(struct out *o, const struct http_hdr *hd)
 	put(o, "\r\n", 2);
 }
 
-/* Decimal digits of v, without printf: this runs for every head. */
-static void put_uint(struct out *o, uint64_t v)
+size_t headers_dec(char *buf, uint64_t v)
 {
-	char num[24];
+	char num[HEADERS_DEC_MAX];
 	size_t i = sizeof(num);
 
 	do {
 		num[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	put(o, num + i, sizeof(num) - i);
+	memcpy(buf, num + i, sizeof(num) - i);
+	return sizeof(num) - i;
+}
+
+static void put_uint(struct out *o, uint64_t v)
+{
+	char num[HEADERS_DEC_MAX];
+
+	put(o, num, headers_dec(num, v));
 }
 
 static void put_framing(struct out *o, enum body_framing framing, uint64_t len)

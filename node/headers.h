@@ -31,6 +31,11 @@ struct hbuf {
 };
 
 void hbuf_free(struct hbuf *b);
+
+/* v in decimal at buf, which has room for HEADERS_DEC_MAX bytes, without
+ * printf (this runs for every head); returns the length. */
+#define HEADERS_DEC_MAX 20
+size_t headers_dec(char *buf, uint64_t v);
 /* Appends len bytes; false on allocation failure. */
 bool hbuf_add(struct hbuf *b, const void *p, size_t len);
 
