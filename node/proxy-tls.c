@@ -5,7 +5,7 @@
  *
  *   socket <--SSL_read / SSL_write--> SSL <---> conn_io ---> bufferevent
  *   (rev: EV_READ, persistent;                 (no socket: input and
- *    wev: EV_WRITE, only while full)            output buffers, callbacks,
+ *    wev: EV_WRITE, made when first full)       output buffers, callbacks,
  *                                                write watermark)
  *
  * Why: the OpenSSL bufferevent armed and disarmed EV_WRITE for every
@@ -110,9 +110,8 @@ bool conn_io_open_tls(struct conn_io *io, struct event_base *base, struct conn_f
 	if (event_assign(&io->rev_mem, base, fd, EV_READ | EV_PERSIST, tls_read_cb, io) != 0)
 		goto failed;
 	io->rev = &io->rev_mem;
-	io->wev = event_new(base, fd, EV_WRITE, tls_write_cb, io);
-	if (io->wev == NULL)
-		goto failed;
+	/* The write event is made the first time the socket is full
+	 * (tls_arm_write): most connections, idle ones too, never need it. */
 	io->ssl = ssl;
 	return true;
 failed:
@@ -190,6 +189,15 @@ static void tls_arm_write(struct conn_io *io)
 	unsigned ms = io->hs_done ? io->wtimeout_ms : 0;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
+	if (io->wev == NULL) {
+		io->wev = event_new(io->base, io->fd, EV_WRITE, tls_write_cb, io);
+		if (io->wev == NULL) {
+			log_error("%s: out of memory for a write event: closing the connection",
+				  io->name);
+			conn_fail_later(io);
+			return;
+		}
+	}
 	io->wblocked = true;
 	/* The handshake is bounded by the read side's deadline. */
 	if (event_add(io->wev, ms ? &tv : NULL) != 0) {
