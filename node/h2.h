@@ -17,6 +17,7 @@
 
 struct client;
 struct evbuffer;
+struct proxy;
 struct request;
 
 /* Whether the input begins with the HTTP/2 client preface: 1 yes, 0 too
@@ -38,6 +39,8 @@ void h2_flush(struct client *c);
 void h2_close(struct client *c);
 /* From the reaper: the session and the streams' memory. */
 void h2_free(struct client *c);
+/* From proxy_free: the proxy's event for h2_flush. */
+void h2_proxy_free(struct proxy *p);
 /* The memory janitor found the connection without a stream for a while
  * (it is listed in the proxy's idle clients while it has none): nghttp2's
  * buffers give their pages back (h2-mem.c). True when something was

@@ -814,6 +814,7 @@ void proxy_free(struct proxy *p)
 	hbuf_free(&p->resp_head);
 	free(p->upgrade_protocols);
 	conn_flushq_free(&p->flushq);
+	h2_proxy_free(p);
 	if (p->reaper)
 		event_free(p->reaper);
 	free(p);
