@@ -429,6 +429,8 @@ static void flush_now(struct client *c)
 		h2->want_flush = true;
 		return;
 	}
+	if (c->parked && !client_mem_unpark(c))
+		return;   /* closed */
 	h2->flushing = true;
 	out = bufferevent_get_output(c->bev);
 	do {
@@ -577,10 +579,11 @@ static void fail_recv(struct h2_conn *h2, int rv)
 void h2_read(struct client *c)
 {
 	struct h2_conn *h2 = c->h2;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in;
 
-	if (h2 == NULL || h2->dead)
+	if (h2 == NULL || h2->dead || (c->parked && !client_mem_unpark(c)))
 		return;
+	in = bufferevent_get_input(c->bev);
 	while (evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		ssize_t rv;
@@ -624,6 +627,12 @@ void h2_read(struct client *c)
 		client_close_after_flush(c);
 		return;
 	}
+	/* Control frames only (a PING) on an idle, parked connection: idle
+	 * again from now, to be parked again. */
+	if (h2->n_streams == 0 && !c->idle_listed && h2->drain_step == 0) {
+		c->idle_since_ms = clock_now_ms();
+		client_mem_idle(c);
+	}
 	flush_now(c);
 }
 
@@ -657,6 +666,11 @@ void h2_timeout(struct client *c, short what)
 	 * been idle long enough. */
 	if (h2->n_streams > 0 ||
 	    clock_now_ms() - h2->last_active_ms < c->p->cfg.client_idle_timeout_ms) {
+		/* Parked (no stream, nothing to send): it stays so. */
+		if (c->parked) {
+			conn_read_on(&c->io);
+			return;
+		}
 		if (h2->n_streams > 0)
 			check_stalled(h2, clock_now_ms(), true);
 		if (!c->out_full)
@@ -665,6 +679,8 @@ void h2_timeout(struct client *c, short what)
 		return;
 	}
 	clog_debug(c, "HTTP/2 idle timeout: GOAWAY");
+	if (c->parked && !client_mem_unpark(c))
+		return;   /* closed */
 	h2->drain_step = 2;
 	if (nghttp2_submit_goaway(h2->s, NGHTTP2_FLAG_NONE,
 				  nghttp2_session_get_last_proc_stream_id(h2->s), NGHTTP2_NO_ERROR,
@@ -683,6 +699,9 @@ bool h2_drain_tick(struct client *c, uint64_t now_ms)
 
 	if (h2 == NULL || h2->dead || c->state != CS_H2)
 		return false;
+	/* A parked connection gets its buffers back for the GOAWAYs. */
+	if (c->parked && !client_mem_unpark(c))
+		return false;   /* closed */
 	if (h2->drain_step == 0) {
 		/* RFC 9113 §6.8: first the largest id, so that streams on the
 		 * wire are not lost, then, a round trip later, the last one
@@ -748,7 +767,8 @@ bool h2_mem_park(struct client *c)
 {
 	struct h2_conn *h2 = c->h2;
 
-	if (h2 == NULL || h2->dead || h2->n_streams > 0 || nghttp2_session_want_write(h2->s))
+	if (h2 == NULL || h2->dead || h2->n_streams > 0 || h2->busy || h2->flushing || h2->later ||
+	    h2->drain_step != 0 || nghttp2_session_want_write(h2->s))
 		return false;
 	/* A response head's fields, made again for the next one. */
 	free(h2->nva);
@@ -756,6 +776,10 @@ bool h2_mem_park(struct client *c)
 	h2->nva_cap = 0;
 	hbuf_free(&h2->names);
 	h2_mem_release(&h2->mem);
+	/* Its bufferevent too (about 0.7 KB): bytes arriving, a timeout
+	 * that sends GOAWAY or a drain make it again. */
+	if (client_mem_park(c))
+		c->p->h2_count.parked++;
 	return true;
 }
 

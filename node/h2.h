@@ -43,8 +43,9 @@ void h2_free(struct client *c);
 void h2_proxy_free(struct proxy *p);
 /* The memory janitor found the connection without a stream for a while
  * (it is listed in the proxy's idle clients while it has none): nghttp2's
- * buffers give their pages back (h2-mem.c). True when something was
- * freed (the heap trim counts it). */
+ * buffers give their pages back (h2-mem.c) and the client is parked, its
+ * bufferevent freed (client_mem_park); not while it drains. True when
+ * something was freed (the heap trim counts it). */
 bool h2_mem_park(struct client *c);
 /* A drain tick (proxy-drain.c): the two GOAWAYs, then the close once the
  * streams ended. True while the connection still counts. */

@@ -33,7 +33,9 @@
  *   moving-buffer modes let a repeat carry the same bytes from a buffer
  *   that grew.
  * - SSL_MODE_RELEASE_BUFFERS (set on the listener's context): an idle
- *   connection holds no record buffers.
+ *   connection holds no record buffers. An idle HTTP/2 one is parked
+ *   (proxy-mem.c): its bufferevent is freed, and made again by tls_input
+ *   (io->unpark) before anything is read.
  * - Closing sends close_notify (conn_tls_close_notify) when the stream is
  *   whole, without waiting for anything: if the socket does not take it,
  *   there is none. A cut response gets none (conn_tls_cut), so the client
@@ -260,11 +262,16 @@ static enum hs_result tls_handshake(struct conn_io *io)
 static void tls_input(struct conn_io *io)
 {
 	static _Thread_local unsigned char scratch[TLS_RECORD_MAX];
-	struct evbuffer *in = bufferevent_get_input(io->bev);
+	struct evbuffer *in;
 	size_t got = 0;
 	short ev = 0;
 	int err = 0;
 
+	/* A parked connection (an idle HTTP/2 one, proxy-mem.c) gets its
+	 * bufferevent back before anything is read into it. */
+	if (io->bev == NULL && (io->unpark == NULL || !io->unpark(io->arg)))
+		return;   /* closed */
+	in = bufferevent_get_input(io->bev);
 	if (!io->hs_done) {
 		switch (tls_handshake(io)) {
 		case HS_WAIT:
@@ -459,7 +466,8 @@ void conn_tls_close_notify(struct conn_io *io)
 		return;
 	/* Bytes still queued would never arrive: their absence must not
 	 * look like the end of the stream. */
-	if (io->wlen > 0 || evbuffer_get_length(bufferevent_get_output(io->bev)) > 0)
+	if (io->wlen > 0 ||
+	    (io->bev != NULL && evbuffer_get_length(bufferevent_get_output(io->bev)) > 0))
 		return;
 	io->notified = true;
 	r = SSL_shutdown(io->ssl);
