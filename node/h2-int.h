@@ -38,6 +38,7 @@ struct h2_mem {
 	} maps[H2_MEM_MAPS];       /* nghttp2's big blocks, each mapped */
 	unsigned n;
 	void *framebuf;            /* nghttp2's frame buffer, among them */
+	void *hd_ring;             /* the HPACK encoder's entry ring, among them */
 	bool making;               /* the session is being made */
 };
 void h2_mem_init(struct h2_mem *m);
