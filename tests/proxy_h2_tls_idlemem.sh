@@ -4,8 +4,8 @@
 # park every one (nghttp2's pages given back, h2-mem.c, and the
 # bufferevent freed: zkrouter_h2_parked_total), and zkrouterd's resident
 # memory must then have grown by less than IDLE_BOUND bytes per
-# connection (measured 21.4-22 KB, 25-26.5 KB before the janitor's pass;
-# most of it OpenSSL's SSL object, about 5 KB nghttp2's session). Then a
+# connection (measured 20.5 KB, 23.5-25 KB before the janitor's pass;
+# most of it OpenSSL's SSL object, about 4 KB nghttp2's session). Then a
 # second request on every connection, over the TLS state, the nghttp2
 # pages given back and a bufferevent made again, is answered, and they
 # are parked again. A sanitizer build runs the requests but not the
@@ -14,7 +14,7 @@
 . "$(dirname "$0")/proxy_common.sh"
 
 N=1000
-IDLE_BOUND=23500
+IDLE_BOUND=22000
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((N * 2 + 500)) ] ||
 	skip "ulimit -n is $(ulimit -n); $N clients need $((N * 2 + 500))"
