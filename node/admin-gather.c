@@ -263,6 +263,8 @@ void admin_h2_metrics(const struct proxy_h2_counters *n, struct evbuffer *b)
 		H2M(stalled, "zkrouter_h2_stalled_total",
 		    "HTTP/2 connections closed because the client stopped reading."),
 		H2M(goaway_sent, "zkrouter_h2_goaway_sent_total", "HTTP/2 GOAWAY frames sent."),
+		H2M(parked, "zkrouter_h2_parked_total",
+		    "Idle HTTP/2 connections parked: their buffers freed until their next bytes."),
 #undef H2M
 	};
 

@@ -38,6 +38,7 @@ struct h2_mem {
 	} maps[H2_MEM_MAPS];       /* nghttp2's big blocks, each mapped */
 	unsigned n;
 	void *framebuf;            /* nghttp2's frame buffer, among them */
+	void *hd_ring;             /* the HPACK encoder's entry ring, among them */
 	bool making;               /* the session is being made */
 };
 void h2_mem_init(struct h2_mem *m);
@@ -88,7 +89,9 @@ struct h2_conn {
 	unsigned n_streams;
 	unsigned busy;             /* inside an nghttp2 call: no re-entry */
 	bool want_flush;           /* h2_flush asked for meanwhile */
-	struct event *later;       /* h2_flush's send, later in the turn */
+	/* h2_flush's send, later in the turn: in the proxy's h2_later. */
+	TAILQ_ENTRY(h2_conn) later_link;
+	bool later;
 	bool flushing;
 	bool dead;                 /* h2_close ran */
 	bool failed;               /* h2_fail ran: GOAWAY on its way */

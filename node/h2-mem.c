@@ -17,7 +17,9 @@
  *
  * Smaller blocks (most of nghttp2's: header table entries, streams,
  * queued frames) are malloc's, with no header of ours: a block is ours
- * to unmap when the session's short list of mappings has it.
+ * to unmap when the session's short list of mappings has it. One small
+ * block is mapped all the same: the HPACK encoder's entry ring (1 KB),
+ * which our table size of 0 leaves untouched (H2_MEM_HD_RING).
  */
 #include <config.h>
 
@@ -37,6 +39,13 @@
 /* nghttp2's frame buffer: NGHTTP2_FRAMEBUF_CHUNKLEN, a 16 KB frame, its
  * 9-byte header and a padding length byte. */
 #define H2_MEM_FRAMEBUF (16384 + 9 + 1)
+/* Each HPACK table (the encoder's, then the decoder's, made with the
+ * session) starts with a ring of entry pointers sized for the default
+ * 4 KB table, 32 bytes an entry: 1 KB. The encoder's table is 0 bytes
+ * (session_make), so its ring never holds an entry: mapped, its page is
+ * never touched. The decoder's is written as soon as the client indexes
+ * a field, so it stays on the heap (a page of its own would cost 4 KB). */
+#define H2_MEM_HD_RING (4096 / 32 * sizeof(void *))
 
 static size_t page_size(void)
 {
@@ -61,10 +70,11 @@ static int map_find(const struct h2_mem *m, const void *ptr)
 
 static void *mem_alloc(struct h2_mem *m, size_t size, bool zero)
 {
+	bool ring = m->making && m->hd_ring == NULL && size == H2_MEM_HD_RING;
 	size_t len;
 	void *p;
 
-	if (size < H2_MEM_MAP_MIN || m->n == H2_MEM_MAPS || size > SIZE_MAX - page_size())
+	if ((size < H2_MEM_MAP_MIN && !ring) || m->n == H2_MEM_MAPS || size > SIZE_MAX - page_size())
 		return zero ? memc_calloc(1, size) : memc_malloc(size);
 	len = (size + page_size() - 1) / page_size() * page_size();
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -77,6 +87,8 @@ static void *mem_alloc(struct h2_mem *m, size_t size, bool zero)
 	 * size are extra chunks for a large frame, freed after it. */
 	if (m->making && size == H2_MEM_FRAMEBUF && m->framebuf == NULL)
 		m->framebuf = p;
+	if (ring)
+		m->hd_ring = p;
 	return p;
 }
 
@@ -100,6 +112,8 @@ static void mem_free(void *ptr, void *arg)
 	munmap(ptr, m->maps[i].len);
 	if (m->framebuf == ptr)
 		m->framebuf = NULL;
+	if (m->hd_ring == ptr)
+		m->hd_ring = NULL;
 	m->maps[i] = m->maps[--m->n];
 }
 

@@ -366,8 +366,13 @@ bool h2_start(struct client *c)
 	h2->rst_tokens = (uint64_t)p->cfg.h2_max_concurrent_streams * 2 * 1000;
 	h2->last_active_ms = h2->bucket_ms;
 	c->h2 = h2;
-	h2->later = event_new(p->base, -1, 0, later_cb, h2);
-	if (h2->later == NULL || !session_make(h2)) {
+	/* One event for the sends of all of them, not one each: a few
+	 * hundred bytes less for every connection, idle ones too. */
+	if (p->h2_later_ev == NULL) {
+		TAILQ_INIT(&p->h2_later);
+		p->h2_later_ev = event_new(p->base, -1, 0, later_cb, p);
+	}
+	if (p->h2_later_ev == NULL || !session_make(h2)) {
 		clog_warn(c, "cannot start an HTTP/2 session: closing");
 		client_close(c);   /* h2_free frees it */
 		return false;
@@ -424,6 +429,8 @@ static void flush_now(struct client *c)
 		h2->want_flush = true;
 		return;
 	}
+	if (c->parked && !client_mem_unpark(c))
+		return;   /* closed */
 	h2->flushing = true;
 	out = bufferevent_get_output(c->bev);
 	do {
@@ -466,13 +473,41 @@ static void flush_now(struct client *c)
 		client_close_after_flush(c);
 }
 
+static void later_unlist(struct h2_conn *h2)
+{
+	if (!h2->later)
+		return;
+	TAILQ_REMOVE(&h2->c->p->h2_later, h2, later_link);
+	h2->later = false;
+}
+
 static void later_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct h2_conn *h2 = arg;
+	struct proxy *p = arg;
+	struct h2_conn *h2;
+	unsigned n = 0;
 
 	(void)fd;
 	(void)what;
-	flush_now(h2->c);
+	/* Those listed now; one listed by these sends waits for the next
+	 * run, as with an event of its own activated again. Each is taken
+	 * off before its send, which may close it or list it again. */
+	TAILQ_FOREACH(h2, &p->h2_later, later_link)
+		n++;
+	while (n-- > 0 && (h2 = TAILQ_FIRST(&p->h2_later)) != NULL) {
+		later_unlist(h2);
+		flush_now(h2->c);
+	}
+	if (!TAILQ_EMPTY(&p->h2_later))
+		event_active(p->h2_later_ev, EV_TIMEOUT, 0);
+}
+
+void h2_proxy_free(struct proxy *p)
+{
+	if (p->h2_later_ev != NULL) {
+		event_free(p->h2_later_ev);
+		p->h2_later_ev = NULL;
+	}
 }
 
 /*
@@ -491,7 +526,11 @@ void h2_flush(struct client *c)
 		h2->want_flush = true;
 		return;
 	}
-	event_active(h2->later, EV_TIMEOUT, 0);
+	if (h2->later)
+		return;
+	TAILQ_INSERT_TAIL(&c->p->h2_later, h2, later_link);
+	h2->later = true;
+	event_active(c->p->h2_later_ev, EV_TIMEOUT, 0);
 }
 
 /*
@@ -540,10 +579,11 @@ static void fail_recv(struct h2_conn *h2, int rv)
 void h2_read(struct client *c)
 {
 	struct h2_conn *h2 = c->h2;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in;
 
-	if (h2 == NULL || h2->dead)
+	if (h2 == NULL || h2->dead || (c->parked && !client_mem_unpark(c)))
 		return;
+	in = bufferevent_get_input(c->bev);
 	while (evbuffer_get_length(in) > 0) {
 		struct evbuffer_iovec v;
 		ssize_t rv;
@@ -587,6 +627,12 @@ void h2_read(struct client *c)
 		client_close_after_flush(c);
 		return;
 	}
+	/* Control frames only (a PING) on an idle, parked connection: idle
+	 * again from now, to be parked again. */
+	if (h2->n_streams == 0 && !c->idle_listed && h2->drain_step == 0) {
+		c->idle_since_ms = clock_now_ms();
+		client_mem_idle(c);
+	}
 	flush_now(c);
 }
 
@@ -620,6 +666,11 @@ void h2_timeout(struct client *c, short what)
 	 * been idle long enough. */
 	if (h2->n_streams > 0 ||
 	    clock_now_ms() - h2->last_active_ms < c->p->cfg.client_idle_timeout_ms) {
+		/* Parked (no stream, nothing to send): it stays so. */
+		if (c->parked) {
+			conn_read_on(&c->io);
+			return;
+		}
 		if (h2->n_streams > 0)
 			check_stalled(h2, clock_now_ms(), true);
 		if (!c->out_full)
@@ -628,6 +679,8 @@ void h2_timeout(struct client *c, short what)
 		return;
 	}
 	clog_debug(c, "HTTP/2 idle timeout: GOAWAY");
+	if (c->parked && !client_mem_unpark(c))
+		return;   /* closed */
 	h2->drain_step = 2;
 	if (nghttp2_submit_goaway(h2->s, NGHTTP2_FLAG_NONE,
 				  nghttp2_session_get_last_proc_stream_id(h2->s), NGHTTP2_NO_ERROR,
@@ -646,6 +699,9 @@ bool h2_drain_tick(struct client *c, uint64_t now_ms)
 
 	if (h2 == NULL || h2->dead || c->state != CS_H2)
 		return false;
+	/* A parked connection gets its buffers back for the GOAWAYs. */
+	if (c->parked && !client_mem_unpark(c))
+		return false;   /* closed */
 	if (h2->drain_step == 0) {
 		/* RFC 9113 §6.8: first the largest id, so that streams on the
 		 * wire are not lost, then, a round trip later, the last one
@@ -679,8 +735,7 @@ void h2_close(struct client *c)
 	if (h2 == NULL || h2->dead)
 		return;
 	h2->dead = true;
-	if (h2->later != NULL)
-		event_del(h2->later);
+	later_unlist(h2);
 	/* Every stream's request ends here (its upstream dropped, its
 	 * access log line written); the streams' memory goes with h2_free. */
 	TAILQ_FOREACH(st, &h2->streams, link)
@@ -701,8 +756,7 @@ void h2_free(struct client *c)
 	}
 	if (h2->s != NULL)
 		nghttp2_session_del(h2->s);
-	if (h2->later != NULL)
-		event_free(h2->later);
+	later_unlist(h2);
 	free(h2->nva);
 	hbuf_free(&h2->names);
 	free(h2);
@@ -713,7 +767,8 @@ bool h2_mem_park(struct client *c)
 {
 	struct h2_conn *h2 = c->h2;
 
-	if (h2 == NULL || h2->dead || h2->n_streams > 0 || nghttp2_session_want_write(h2->s))
+	if (h2 == NULL || h2->dead || h2->n_streams > 0 || h2->busy || h2->flushing || h2->later ||
+	    h2->drain_step != 0 || nghttp2_session_want_write(h2->s))
 		return false;
 	/* A response head's fields, made again for the next one. */
 	free(h2->nva);
@@ -721,6 +776,10 @@ bool h2_mem_park(struct client *c)
 	h2->nva_cap = 0;
 	hbuf_free(&h2->names);
 	h2_mem_release(&h2->mem);
+	/* Its bufferevent too (about 0.7 KB): bytes arriving, a timeout
+	 * that sends GOAWAY or a drain make it again. */
+	if (client_mem_park(c))
+		c->p->h2_count.parked++;
 	return true;
 }
 

@@ -39,10 +39,13 @@ void h2_flush(struct client *c);
 void h2_close(struct client *c);
 /* From the reaper: the session and the streams' memory. */
 void h2_free(struct client *c);
+/* From proxy_free: the proxy's event for h2_flush. */
+void h2_proxy_free(struct proxy *p);
 /* The memory janitor found the connection without a stream for a while
  * (it is listed in the proxy's idle clients while it has none): nghttp2's
- * buffers give their pages back (h2-mem.c). True when something was
- * freed (the heap trim counts it). */
+ * buffers give their pages back (h2-mem.c) and the client is parked, its
+ * bufferevent freed (client_mem_park); not while it drains. True when
+ * something was freed (the heap trim counts it). */
 bool h2_mem_park(struct client *c);
 /* Frees n of the worker's pooled streams (SIZE_MAX: all): the janitor
  * frees those a whole tick did not use, the proxy's end all. */

@@ -13,9 +13,11 @@
  *    connection is never parked: requests on it cost what they did.
  *    The janitor finds those to park in p->idle_clients, where clients
  *    enter when they become idle, so in the order of idle_since_ms.
- *    An HTTP/2 connection enters it when its last stream ends, and is
- *    not parked but gives back the pages of nghttp2's buffers
- *    (h2_mem_park, h2-mem.c).
+ *    An HTTP/2 connection, plain or TLS, enters it when its last stream
+ *    ends; it gives back the pages of nghttp2's buffers and is parked
+ *    too (h2_mem_park, h2-mem.c): its session, and the SSL of a TLS
+ *    one, stay; h2.c unparks it before anything it sends (a GOAWAY at
+ *    its idle timeout or in a drain), proxy-tls.c before a read.
  *  - Client blocks: struct client lives in blocks of CLIENT_SLAB_N mapped
  *    apart from the heap (mmap), away from what its requests allocate
  *    (bufferevents, buffers, request objects, backend connections).
@@ -160,8 +162,9 @@ void client_mem_free(struct client *c)
 
 void client_mem_idle(struct client *c)
 {
-	/* TLS keeps its buffers (SSL_MODE_RELEASE_BUFFERS frees the SSL's),
-	 * but an HTTP/2 connection's nghttp2 buffers can go (h2_mem_park). */
+	/* An HTTP/1.1 client over TLS keeps its bufferevent (its SSL frees
+	 * its own buffers: SSL_MODE_RELEASE_BUFFERS); an HTTP/2 one, plain
+	 * or TLS, is parked (h2_mem_park). */
 	if (c->idle_listed || (c->tls && c->h2 == NULL))
 		return;
 	TAILQ_INSERT_TAIL(&c->p->idle_clients, c, idle_link);

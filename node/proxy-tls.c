@@ -5,7 +5,7 @@
  *
  *   socket <--SSL_read / SSL_write--> SSL <---> conn_io ---> bufferevent
  *   (rev: EV_READ, persistent;                 (no socket: input and
- *    wev: EV_WRITE, only while full)            output buffers, callbacks,
+ *    wev: EV_WRITE, made when first full)       output buffers, callbacks,
  *                                                write watermark)
  *
  * Why: the OpenSSL bufferevent armed and disarmed EV_WRITE for every
@@ -33,7 +33,9 @@
  *   moving-buffer modes let a repeat carry the same bytes from a buffer
  *   that grew.
  * - SSL_MODE_RELEASE_BUFFERS (set on the listener's context): an idle
- *   connection holds no record buffers.
+ *   connection holds no record buffers. An idle HTTP/2 one is parked
+ *   (proxy-mem.c): its bufferevent is freed, and made again by tls_input
+ *   (io->unpark) before anything is read.
  * - Closing sends close_notify (conn_tls_close_notify) when the stream is
  *   whole, without waiting for anything: if the socket does not take it,
  *   there is none. A cut response gets none (conn_tls_cut), so the client
@@ -110,9 +112,8 @@ bool conn_io_open_tls(struct conn_io *io, struct event_base *base, struct conn_f
 	if (event_assign(&io->rev_mem, base, fd, EV_READ | EV_PERSIST, tls_read_cb, io) != 0)
 		goto failed;
 	io->rev = &io->rev_mem;
-	io->wev = event_new(base, fd, EV_WRITE, tls_write_cb, io);
-	if (io->wev == NULL)
-		goto failed;
+	/* The write event is made the first time the socket is full
+	 * (tls_arm_write): most connections, idle ones too, never need it. */
 	io->ssl = ssl;
 	return true;
 failed:
@@ -190,6 +191,15 @@ static void tls_arm_write(struct conn_io *io)
 	unsigned ms = io->hs_done ? io->wtimeout_ms : 0;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
+	if (io->wev == NULL) {
+		io->wev = event_new(io->base, io->fd, EV_WRITE, tls_write_cb, io);
+		if (io->wev == NULL) {
+			log_error("%s: out of memory for a write event: closing the connection",
+				  io->name);
+			conn_fail_later(io);
+			return;
+		}
+	}
 	io->wblocked = true;
 	/* The handshake is bounded by the read side's deadline. */
 	if (event_add(io->wev, ms ? &tv : NULL) != 0) {
@@ -252,11 +262,16 @@ static enum hs_result tls_handshake(struct conn_io *io)
 static void tls_input(struct conn_io *io)
 {
 	static _Thread_local unsigned char scratch[TLS_RECORD_MAX];
-	struct evbuffer *in = bufferevent_get_input(io->bev);
+	struct evbuffer *in;
 	size_t got = 0;
 	short ev = 0;
 	int err = 0;
 
+	/* A parked connection (an idle HTTP/2 one, proxy-mem.c) gets its
+	 * bufferevent back before anything is read into it. */
+	if (io->bev == NULL && (io->unpark == NULL || !io->unpark(io->arg)))
+		return;   /* closed */
+	in = bufferevent_get_input(io->bev);
 	if (!io->hs_done) {
 		switch (tls_handshake(io)) {
 		case HS_WAIT:
@@ -451,7 +466,8 @@ void conn_tls_close_notify(struct conn_io *io)
 		return;
 	/* Bytes still queued would never arrive: their absence must not
 	 * look like the end of the stream. */
-	if (io->wlen > 0 || evbuffer_get_length(bufferevent_get_output(io->bev)) > 0)
+	if (io->wlen > 0 ||
+	    (io->bev != NULL && evbuffer_get_length(bufferevent_get_output(io->bev)) > 0))
 		return;
 	io->notified = true;
 	r = SSL_shutdown(io->ssl);

@@ -294,16 +294,26 @@ static void client_set_limits(struct client *c)
 
 /* Parking (proxy-mem.c), here for the callbacks: an idle client with
  * nothing buffered nor under way loses its bufferevent; the socket stays
- * (the bufferevent never owns it), its read event with its timeout too. */
+ * (the bufferevent never owns it), its read event with its timeout too.
+ * An HTTP/2 connection without a stream is parked the same way, plain or
+ * TLS (h2_mem_park): its session stays, and its paths that write
+ * (h2_timeout's GOAWAY, a drain, a close) unpark it first. An idle
+ * HTTP/1.1 client over TLS is not listed idle (client_mem_idle). */
 bool client_mem_park(struct client *c)
 {
 	struct bufferevent *bev = c->bev;
 
-	if (c->parked || c->state != CS_IDLE || c->tls || c->tun || bev == NULL || c->processing ||
+	if (c->parked || (c->state != CS_IDLE && c->state != CS_H2) ||
+	    (c->tls && c->state != CS_H2) || c->tun || bev == NULL || c->processing ||
 	    c->out_full || c->read_paused || c->io.queued || c->io.eof || !c->io.reading ||
 	    (bufferevent_get_enabled(bev) & EV_WRITE) ||
 	    evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
 	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return false;
+	/* TLS: nothing waits on the socket's write side, and no record the
+	 * SSL holds waits to be read into the input. */
+	if (c->tls && (c->io.wblocked || c->io.rwants_write || c->io.wlen > 0 || c->io.tls_dead ||
+		       conn_tls_pending(&c->io)))
 		return false;
 	bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 	bufferevent_free(bev);
@@ -319,7 +329,9 @@ bool client_mem_unpark(struct client *c)
 
 	if (!c->parked)
 		return true;
-	bev = bufferevent_socket_new(c->p->base, c->io.fd, 0);
+	/* TLS: as at the start, a bufferevent without a socket (proxy-tls.c
+	 * does the I/O). */
+	bev = bufferevent_socket_new(c->p->base, c->tls ? -1 : c->io.fd, 0);
 	if (bev == NULL) {
 		clog_warn(c, "out of memory for an idle connection's buffers: closing");
 		c->parked = false;
@@ -406,7 +418,7 @@ struct client *client_start(struct proxy *p, evutil_socket_t fd, const struct so
 				  false))
 			goto failed;
 	}
-	c->io.unpark = ssl ? NULL : client_unpark_cb;
+	c->io.unpark = client_unpark_cb;
 	client_set_limits(c);
 	c->state = CS_IDLE;
 	c->idle_since_ms = clock_now_ms();
@@ -815,6 +827,7 @@ void proxy_free(struct proxy *p)
 	hbuf_free(&p->resp_head);
 	free(p->upgrade_protocols);
 	conn_flushq_free(&p->flushq);
+	h2_proxy_free(p);
 	if (p->reaper)
 		event_free(p->reaper);
 	free(p);

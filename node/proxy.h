@@ -150,6 +150,7 @@ struct proxy_h2_counters {
 	uint64_t protocol_error;   /* closed on another protocol error */
 	uint64_t stalled;          /* closed: output stuck (a peer that does not read) */
 	uint64_t goaway_sent;      /* GOAWAY frames sent (drain, idle, errors) */
+	uint64_t parked;           /* idle ones that gave their buffers back (h2_mem_park) */
 };
 void proxy_h2_counters(const struct proxy *p, struct proxy_h2_counters *out);
 

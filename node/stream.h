@@ -297,6 +297,10 @@ struct proxy {
 	struct proxy_pp_counters pp_count;
 	struct proxy_tls_counters tls_count;
 	struct proxy_h2_counters h2_count;
+	/* HTTP/2 connections whose send h2_flush put off to later in the
+	 * turn, and the one event that runs them (made with the first). */
+	TAILQ_HEAD(, h2_conn) h2_later;
+	struct event *h2_later_ev;
 	size_t n_active;           /* requests in flight */
 	size_t n_tunnels;          /* open tunnels (upgraded requests) */
 	size_t n_queued;           /* requests waiting for an app's slot */

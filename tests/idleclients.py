@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Many idle keep-alive clients, for tests/proxy_idlemem.sh and
-tests/proxy_h2_idlemem.sh.
+"""Many idle keep-alive clients, for tests/proxy_idlemem.sh,
+tests/proxy_h2_idlemem.sh and tests/proxy_h2_tls_idlemem.sh.
 
-    idleclients.py [--h2] PORT HOST N OUTFILE
+    idleclients.py [--h2 [--tls]] PORT HOST N OUTFILE
 
 --h2 speaks HTTP/2 with prior knowledge (h2c): the preface, SETTINGS (the
 server's acknowledged) and a GET on stream 1, the second one on stream 3,
 each read to its END_STREAM; headers go as HPACK literals never indexed.
+With --tls as well, the same over TLS with "h2" chosen by ALPN (the
+server's certificate is not checked).
 
 Opens N connections to 127.0.0.1:PORT, sends one GET with Host HOST on
 each, reads each answer's head and body (Content-Length), then writes
@@ -18,6 +20,7 @@ OUTFILE.done. Then it holds them until it is killed.
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 
@@ -64,12 +67,12 @@ def recv_exactly(s, n):
     return data
 
 
-def ask_h2(s, host, sid):
+def ask_h2(s, host, sid, scheme=b"http"):
     """A GET on stream `sid`; True when its answer is a 200 ended by
     END_STREAM. The server's SETTINGS are acknowledged on the way."""
     if sid == 1:
         s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
-    block = (hpack_literal(b":method", b"GET") + hpack_literal(b":scheme", b"http") +
+    block = (hpack_literal(b":method", b"GET") + hpack_literal(b":scheme", scheme) +
              hpack_literal(b":authority", host) + hpack_literal(b":path", b"/?idle"))
     s.sendall(frame(1, 0x5, sid, block))   # END_STREAM | END_HEADERS
     status = False
@@ -103,6 +106,14 @@ def main():
     h2 = sys.argv[1] == "--h2"
     if h2:
         del sys.argv[1]
+    ctx = None
+    if h2 and sys.argv[1] == "--tls":
+        del sys.argv[1]
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        ctx.set_alpn_protocols(["h2"])
+    scheme = b"https" if ctx else b"http"
     port, host, n, out = int(sys.argv[1]), sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     conns, ok = [], 0
@@ -110,15 +121,19 @@ def main():
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.settimeout(20)
         s.connect(("127.0.0.1", port))
+        if ctx:
+            s = ctx.wrap_socket(s, server_hostname=host.decode())
+            if s.selected_alpn_protocol() != "h2":
+                raise SystemExit("ALPN chose %r, not h2" % s.selected_alpn_protocol())
         conns.append(s)
-        ok += ask_h2(s, host, 1) if h2 else ask(s, host)
+        ok += ask_h2(s, host, 1, scheme) if h2 else ask(s, host)
     put(out, "ready %d" % ok)
     while not os.path.exists(out + ".again"):
         time.sleep(0.1)
     ok = 0
     for s in conns:
         try:
-            ok += ask_h2(s, host, 3) if h2 else ask(s, host)
+            ok += ask_h2(s, host, 3, scheme) if h2 else ask(s, host)
         except OSError:
             pass
     put(out + ".done", "again %d" % ok)
