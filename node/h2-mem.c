@@ -78,8 +78,10 @@ static void *mem_alloc(struct h2_mem *m, size_t size, bool zero)
 		return zero ? memc_calloc(1, size) : memc_malloc(size);
 	len = (size + page_size() - 1) / page_size() * page_size();
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	/* Out of mappings (vm.max_map_count): the heap's block does as well,
+	 * only without pages to give back when the connection idles. */
 	if (p == MAP_FAILED)
-		return NULL;
+		return zero ? memc_calloc(1, size) : memc_malloc(size);
 	m->maps[m->n].p = p;   /* zero already: a calloc needs no memset */
 	m->maps[m->n].len = len;
 	m->n++;
