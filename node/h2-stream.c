@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 
 #include "node/h2-int.h"
+#include "node/mem-cache.h"
 #include "registry/prng.h"
 
 static void stream_destroy(struct h2_stream *st);
@@ -26,6 +27,8 @@ static void stream_destroy(struct h2_stream *st);
  * with the stream when it goes back to the pool. */
 #define H2_FIELDS_SMALL 32
 #define H2_FIELDS_KEEP_BYTES 1024
+/* The most streams a worker keeps for reuse. */
+#define H2_STREAM_POOL_MAX 1024
 
 /* A stream freed goes to its worker's pool with its two buffers (empty)
  * and its field storage, for the next one: a stream costs no allocation
@@ -65,7 +68,10 @@ static void stream_destroy(struct h2_stream *st)
 	free(st);
 }
 
-/* Back to the pool, as new but for what it keeps. */
+/* Back to the pool, as new but for what it keeps: storage the size of a
+ * common head (a stream reset before its head was routed may have grown
+ * more). Where the block cache is off (AddressSanitizer's builds) so is
+ * the pool, so that a stream used after its end is a reported error. */
 static void stream_put(struct proxy *p, struct h2_stream *st)
 {
 	struct evbuffer *in = st->in, *out = st->out;
@@ -73,6 +79,17 @@ static void stream_put(struct proxy *p, struct h2_stream *st)
 	unsigned cap_fields = st->cap_fields;
 	struct hbuf fields = st->fields;
 
+	if (!memc_available() || p->n_free_h2s >= H2_STREAM_POOL_MAX) {
+		stream_destroy(st);
+		return;
+	}
+	if (cap_fields > H2_FIELDS_SMALL) {
+		free(at);
+		at = NULL;
+		cap_fields = 0;
+	}
+	if (fields.cap > H2_FIELDS_KEEP_BYTES)
+		hbuf_free(&fields);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	evbuffer_drain(out, evbuffer_get_length(out));
 	fields.len = 0;
