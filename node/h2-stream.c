@@ -141,7 +141,10 @@ void h2_stream_free(struct h2_stream *st)
 	h2->n_streams--;
 	/* Its last stream: idle, for the memory janitor (h2_mem_park). */
 	if (h2->n_streams == 0 && !h2->dead && h2->c->state == CS_H2) {
-		h2->c->idle_since_ms = clock_now_ms();
+		/* The idle timeout counts from the end of the last stream,
+		 * not from the last bytes read (a long download reads none). */
+		h2->last_active_ms = clock_now_ms();
+		h2->c->idle_since_ms = h2->last_active_ms;
 		client_mem_idle(h2->c);
 	}
 	if (st->pending)

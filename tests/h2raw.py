@@ -41,8 +41,9 @@ Subcommands (h2raw.py --help-cases lists the downgrade cases):
                         the slow one until stdin ends
     drain N PATH        N streams in flight, "inflight N", then waits for
                         them and the GOAWAYs (the test sends the SIGTERM)
-    idle WAIT           one request, then waits for GOAWAY and the close;
-                        at_ms= is the wall clock of the close, in ms
+    idle WAIT [PATH]    one request (of PATH, default /echo), then waits for
+                        GOAWAY and the close; after= is the seconds from the
+                        answer to the close, at_ms= its wall clock in ms
     ws PATH             extended CONNECT (:protocol websocket); stdin lines
                         go out as DATA, what comes back is printed
     keepalive STOPFILE  a request every 50 ms (every 10th on a new
@@ -633,10 +634,10 @@ def drain(a, n, path):
         c.outcome(after) if after else "none", c.closed or "open"))
 
 
-def idle(a, wait):
+def idle(a, wait, path="/echo?h2idle=1"):
     c = Conn(a)
     c.wait_settings()
-    st = c.request(b"/echo?h2idle=1")
+    st = c.request(path.encode())
     c.wait(st.done, a.timeout)
     print("%s ready" % c.outcome(st), flush=True)
     t0 = time.monotonic()
@@ -758,7 +759,7 @@ def main():
     elif a.cmd == "drain":
         drain(a, int(x[0]), x[1])
     elif a.cmd == "idle":
-        idle(a, float(x[0]))
+        idle(a, float(x[0]), *x[1:2])
     elif a.cmd == "ws":
         ws(a, x[0])
     elif a.cmd == "keepalive":
