@@ -30,6 +30,22 @@ static void stream_destroy(struct h2_stream *st);
 /* The most streams a worker keeps for reuse. */
 #define H2_STREAM_POOL_MAX 1024
 
+/* The head's fields go (written for the backend, or the stream ended),
+ * but storage the size of a common head stays for the pool's next
+ * stream. */
+static void head_storage_trim(struct h2_stream *st)
+{
+	st->n_fields = 0;
+	st->fields.len = 0;
+	if (st->fields.cap > H2_FIELDS_KEEP_BYTES)
+		hbuf_free(&st->fields);
+	if (st->cap_fields > H2_FIELDS_SMALL) {
+		free(st->at);
+		st->at = NULL;
+		st->cap_fields = 0;
+	}
+}
+
 /* A stream freed goes to its worker's pool with its two buffers (empty)
  * and its field storage, for the next one: a stream costs no allocation
  * of its own while the worker is busy. The memory janitor frees those the
@@ -75,24 +91,20 @@ static void stream_destroy(struct h2_stream *st)
 static void stream_put(struct proxy *p, struct h2_stream *st)
 {
 	struct evbuffer *in = st->in, *out = st->out;
-	struct h2_field_at *at = st->at;
-	unsigned cap_fields = st->cap_fields;
-	struct hbuf fields = st->fields;
+	struct h2_field_at *at;
+	unsigned cap_fields;
+	struct hbuf fields;
 
 	if (!memc_available() || p->n_free_h2s >= H2_STREAM_POOL_MAX) {
 		stream_destroy(st);
 		return;
 	}
-	if (cap_fields > H2_FIELDS_SMALL) {
-		free(at);
-		at = NULL;
-		cap_fields = 0;
-	}
-	if (fields.cap > H2_FIELDS_KEEP_BYTES)
-		hbuf_free(&fields);
+	head_storage_trim(st);
+	at = st->at;
+	cap_fields = st->cap_fields;
+	fields = st->fields;
 	evbuffer_drain(in, evbuffer_get_length(in));
 	evbuffer_drain(out, evbuffer_get_length(out));
-	fields.len = 0;
 	memset(st, 0, sizeof(*st));
 	st->in = in;
 	st->out = out;
@@ -434,18 +446,7 @@ void h2_stream_start(struct h2_stream *st)
 done:
 	if (f != f_small)
 		free(f);
-	/* The head is written for the backend (or answered): its fields go,
-	 * but storage the size of a common head stays for the pool's next
-	 * stream. */
-	st->n_fields = 0;
-	st->fields.len = 0;
-	if (st->fields.cap > H2_FIELDS_KEEP_BYTES)
-		hbuf_free(&st->fields);
-	if (st->cap_fields > H2_FIELDS_SMALL) {
-		free(st->at);
-		st->at = NULL;
-		st->cap_fields = 0;
-	}
+	head_storage_trim(st);
 }
 
 /* ---- the request body -------------------------------------------------- */
